@@ -1,0 +1,26 @@
+"""minigan: a deep-learning framework written from scratch to show how a DCGAN works.
+
+Start reading at ``minigan/ops/conv2d.py`` (a kernel), ``minigan/nn/layers.py`` (the layers that
+hold parameters) and ``minigan/gan/trainer.py`` (one training step).
+"""
+
+from minigan.backend import (
+    BackendError,
+    array_module,
+    backend_name,
+    get_array_module,
+    to_device,
+    to_numpy,
+    use_backend,
+)
+
+__all__ = [
+    "BackendError",
+    "array_module",
+    "backend_name",
+    "get_array_module",
+    "to_device",
+    "to_numpy",
+    "use_backend",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,145 @@
+"""The array backend: the one module that knows whether arrays live in NumPy (CPU) or CuPy (GPU).
+
+Everything else follows two rules:
+
+* kernels in ``minigan.ops`` start with ``xp = get_array_module(x)`` and then call only functions
+  that NumPy and CuPy both provide, so the same line of code runs on either device;
+* new arrays (weights, noise, batches) are made by ``to_device`` / the random helpers below, which
+  put them on the backend chosen with ``use_backend`` or the ``MINIGAN_BACKEND`` variable.
+
+Random numbers are always drawn on the host with a ``numpy.random.Generator`` and then moved to the
+device. That costs a small copy on the GPU, and buys two things a learner wants: the same seed
+gives the same numbers on NumPy and CuPy, and a generator's state is a small dict that a
+checkpoint can store, so a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from types import ModuleType
+from typing import Any
+
+import numpy
+
+BACKENDS = ("numpy", "cupy")
+DEFAULT_DTYPE = numpy.float32
+
+_CUPY_HELP = (
+    "install CuPy for your CUDA version: `pip install 'minigan[cuda]'` (CUDA 12) or "
+    "`pip install cupy-cuda13x` (CUDA 13); or use the NumPy backend (--backend numpy)"
+)
+
+
+class BackendError(RuntimeError):
+    """Raised when the requested backend cannot be used (for example CuPy without a GPU)."""
+
+
+def _check_name(name: str) -> str:
+    name = str(name).strip().lower()
+    if name not in BACKENDS:
+        raise BackendError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
+    return name
+
+
+_active = _check_name(os.environ.get("MINIGAN_BACKEND", "numpy") or "numpy")
+_default_dtype = numpy.dtype(DEFAULT_DTYPE)
+
+
+def _import_cupy() -> ModuleType:
+    """Import CuPy and make sure a GPU is visible, or raise one clear BackendError."""
+    try:
+        import cupy
+    except ImportError:
+        raise BackendError(f"the cupy backend needs CuPy, which is not installed: {_CUPY_HELP}") from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:  # CUDA driver missing or broken: CuPy raises its own error types
+        raise BackendError(f"CuPy is installed but cannot reach a GPU ({error}); {_CUPY_HELP}") from None
+    if count == 0:
+        raise BackendError(f"CuPy is installed but no GPU is visible; {_CUPY_HELP}")
+    return cupy
+
+
+def use_backend(name: str) -> None:
+    """Choose where new arrays are created: ``"numpy"`` (CPU) or ``"cupy"`` (NVIDIA GPU)."""
+    global _active
+    name = _check_name(name)
+    if name == "cupy":
+        _import_cupy()  # fail now, with a clear message, rather than at the first array
+    _active = name
+
+
+def backend_name() -> str:
+    """The name of the active backend: ``"numpy"`` or ``"cupy"``."""
+    return _active
+
+
+def array_module() -> ModuleType:
+    """The module (``numpy`` or ``cupy``) that new arrays are created with."""
+    return _import_cupy() if _active == "cupy" else numpy
+
+
+def get_array_module(*arrays: Any) -> ModuleType:
+    """The module that owns ``arrays``: ``cupy`` if any of them is a CuPy array, else ``numpy``.
+
+    Kernels call this on their inputs, so they run wherever their inputs live.
+    """
+    cupy = sys.modules.get("cupy")  # only loaded if someone asked for it
+    if cupy is not None and any(isinstance(a, cupy.ndarray) for a in arrays):
+        return cupy
+    return numpy
+
+
+def is_cupy_array(a: Any) -> bool:
+    cupy = sys.modules.get("cupy")
+    return cupy is not None and isinstance(a, cupy.ndarray)
+
+
+def to_numpy(a: Any) -> numpy.ndarray:
+    """Copy an array to the host as a NumPy array (a no-op for NumPy arrays)."""
+    if is_cupy_array(a):
+        return a.get()
+    return numpy.asarray(a)
+
+
+def to_device(a: Any, dtype: Any = None) -> Any:
+    """Put ``a`` on the active backend (optionally converting the dtype)."""
+    xp = array_module()
+    if xp is numpy:
+        a = to_numpy(a)
+    return xp.asarray(a, dtype=dtype)
+
+
+def default_dtype() -> numpy.dtype:
+    """The dtype of new parameters and batches: float32 unless changed."""
+    return _default_dtype
+
+
+def set_default_dtype(dtype: Any) -> None:
+    """Change the dtype of new parameters and batches (float64 is useful for gradient checks)."""
+    global _default_dtype
+    dtype = numpy.dtype(dtype)
+    if dtype.kind != "f":
+        raise BackendError(f"the default dtype must be a floating type, got {dtype}")
+    _default_dtype = dtype
+
+
+def make_rng(seed: int | None = None) -> numpy.random.Generator:
+    """A seeded NumPy generator: the one source of randomness for every backend."""
+    return numpy.random.default_rng(seed)
+
+
+def randn(rng: numpy.random.Generator, shape: tuple[int, ...], dtype: Any = None) -> Any:
+    """Standard-normal samples of ``shape`` on the active backend, drawn on the host by ``rng``."""
+    dtype = numpy.dtype(dtype or _default_dtype)
+    return to_device(rng.standard_normal(shape).astype(dtype))
+
+
+def uniform(
+    rng: numpy.random.Generator, shape: tuple[int, ...], low: float = 0.0, high: float = 1.0,
+    dtype: Any = None,
+) -> Any:
+    """Uniform samples in ``[low, high)`` on the active backend, drawn on the host by ``rng``."""
+    dtype = numpy.dtype(dtype or _default_dtype)
+    return to_device(rng.uniform(low, high, size=shape).astype(dtype))
