@@ -51,11 +51,13 @@ def _import_cupy() -> ModuleType:
     try:
         import cupy
     except ImportError:
-        raise BackendError(f"the cupy backend needs CuPy, which is not installed: {_CUPY_HELP}") from None
+        raise BackendError(f"the cupy backend needs CuPy, which is not installed: {_CUPY_HELP}") \
+            from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:  # CUDA driver missing or broken: CuPy raises its own error types
-        raise BackendError(f"CuPy is installed but cannot reach a GPU ({error}); {_CUPY_HELP}") from None
+        raise BackendError(f"CuPy is installed but cannot reach a GPU ({error}); {_CUPY_HELP}") \
+            from None
     if count == 0:
         raise BackendError(f"CuPy is installed but no GPU is visible; {_CUPY_HELP}")
     return cupy

@@ -95,10 +95,10 @@ def gradcheck(
     directions: int = 4,
     seed: int = 0,
 ) -> float:
-    """Compare ``backward`` with finite differences of ``forward``; return the largest relative error.
+    """Compare ``backward`` with finite differences of ``forward``; return the worst relative error.
 
     forward:  () -> y. Reads the arrays in ``inputs``, which are perturbed in place while checking.
-    backward: dy -> one gradient per entry of ``inputs`` (same shapes), for the *unperturbed* inputs.
+    backward: dy -> one gradient per entry of ``inputs`` (same shapes), at the unperturbed inputs.
     inputs:   float64 arrays (NumPy or CuPy).
     mode:     "elementwise", "directional", or "auto" (element-wise up to 4096 elements in all).
     """
