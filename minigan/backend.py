@@ -145,3 +145,19 @@ def uniform(
     """Uniform samples in ``[low, high)`` on the active backend, drawn on the host by ``rng``."""
     dtype = numpy.dtype(dtype or _default_dtype)
     return to_device(rng.uniform(low, high, size=shape).astype(dtype))
+
+
+# The generator that layers use for their initial weights when they are not given one, so that
+# ``manual_seed(0)`` followed by building a model always gives the same weights (as in PyTorch).
+_global_rng = numpy.random.default_rng(0)
+
+
+def manual_seed(seed: int) -> None:
+    """Reseed the generator used for default weight initialisation."""
+    global _global_rng
+    _global_rng = numpy.random.default_rng(seed)
+
+
+def global_rng() -> numpy.random.Generator:
+    """The generator behind default weight initialisation (see ``manual_seed``)."""
+    return _global_rng

@@ -1,0 +1,145 @@
+"""The command line behind ``examples/train_svhn.py`` and ``examples/train_cifar10.py``.
+
+Read ``train`` from top to bottom: it is the whole recipe of a run (pick the backend, load the
+data, build G and D, hand them to the trainer, report where the results are). Everything else
+here is argument parsing and turning errors into one readable line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy
+
+from minigan.backend import BackendError, backend_name, manual_seed, use_backend
+from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
+from minigan.gan.trainer import GANTrainer, TrainConfig, TrainingDiverged
+from minigan.nn import ShapeError
+
+DATASETS = ("svhn", "cifar10", "mnist", "synthetic")
+
+
+def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
+                   help="numpy runs on the CPU, cupy on an NVIDIA GPU")
+    p.add_argument("--dataset", choices=DATASETS, default=dataset,
+                   help="synthetic needs no download: digits rendered on the fly")
+    p.add_argument("--data-dir", default=None,
+                   help="where datasets are cached (default: $MINIGAN_DATA or ~/.cache/minigan)")
+    p.add_argument("--out", default=None, help="run folder (default: runs/<dataset>)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="stop after this many training steps in total (quick trials)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint in the run folder")
+    g = p.add_argument_group("model")
+    g.add_argument("--conv-dim", type=int, default=32, help="channels of D's first conv")
+    g.add_argument("--z-size", type=int, default=100, help="length of the latent vector z")
+    g.add_argument("--z-distribution", choices=("uniform", "normal"), default="uniform",
+                   help="uniform in [-1, 1] as in the course, or standard normal")
+    g.add_argument("--dropout", type=float, default=0.0,
+                   help="dropout probability after each LeakyReLU of D (0 = none)")
+    t = p.add_argument_group("training tricks")
+    t.add_argument("--lr-d", type=float, default=2e-4, help="discriminator learning rate")
+    t.add_argument("--lr-g", type=float, default=2e-4, help="generator learning rate")
+    t.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (DCGAN uses 0.5)")
+    t.add_argument("--d-steps", type=int, default=1,
+                   help="discriminator updates per generator update (TTUR)")
+    t.add_argument("--label-smoothing", type=float, default=1.0, metavar="REAL_LABEL",
+                   help="target for real images: 1.0 = none, 0.9 = one-sided smoothing")
+    t.add_argument("--num-train", type=int, default=None,
+                   help="use only the first N training images (quick trials)")
+    return p
+
+
+def load_training_images(args: argparse.Namespace) -> numpy.ndarray:
+    """(N, C, 32, 32) uint8 images of the chosen dataset (MNIST is padded from 28 to 32)."""
+    from minigan.data import load_dataset
+
+    images, _ = load_dataset(args.dataset, "train", data_dir=args.data_dir)
+    if args.num_train is not None:
+        images = images[:args.num_train]
+    if images.shape[-1] == 28:  # MNIST: pad 2 black pixels each side; G and D need 4 * 2**k
+        images = numpy.pad(images, ((0, 0), (0, 0), (2, 2), (2, 2)))
+    return images
+
+
+def train(args: argparse.Namespace) -> GANTrainer:
+    from minigan.data import DataLoader
+
+    use_backend(args.backend)
+    manual_seed(args.seed)
+    out = Path(args.out or f"runs/{args.dataset}")
+    if args.resume and not (out / "checkpoint.npz").is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint in {out}; start without --resume")
+
+    images = load_training_images(args)
+    loader = DataLoader(images, batch_size=args.batch_size, shuffle=True, drop_last=True,
+                        seed=args.seed)
+    if len(loader) == 0:
+        raise ValueError(f"--batch-size {args.batch_size} is larger than the dataset "
+                         f"({len(images)} images)")
+    channels = images.shape[1]
+    G = dcgan_init(Generator(args.z_size, args.conv_dim, image_size=32, channels=channels))
+    D = dcgan_init(Discriminator(args.conv_dim, image_size=32, channels=channels,
+                                 dropout=args.dropout))
+    config = TrainConfig(epochs=args.epochs, lr_d=args.lr_d, lr_g=args.lr_g, beta1=args.beta1,
+                         d_steps=args.d_steps, real_label=args.label_smoothing,
+                         z_size=args.z_size, z_distribution=args.z_distribution,
+                         seed=args.seed, max_steps=args.max_steps)
+    trainer = GANTrainer(G, D, loader, config, out)
+    if args.resume:
+        trainer.load_checkpoint()
+        print(f"resumed from {trainer.checkpoint_path} at epoch {trainer.epoch + 1}, "
+              f"step {trainer.step}")
+    print(f"training a DCGAN on {len(images)} {args.dataset} images, {len(loader)} batches of "
+          f"{args.batch_size} per epoch, backend {backend_name()}; run folder {out}")
+    started = time.perf_counter()
+    steps_before = trainer.step
+    trainer.fit()
+    seconds = time.perf_counter() - started
+    steps = trainer.step - steps_before
+    if steps:
+        print(f"{steps} steps in {seconds:.1f} s ({1000 * seconds / steps:.0f} ms/step)")
+    report(trainer)
+    return trainer
+
+
+def report(trainer: GANTrainer) -> None:
+    out = trainer.out_dir
+    print("results:")
+    for name, what in (("samples", "sample grids, one per epoch"),
+                       ("samples.gif", "the grids animated"),
+                       ("losses.png", "loss curves and D's outputs"),
+                       ("losses.csv", "per-step losses"),
+                       ("metrics.csv", "FID and IS per evaluation"),
+                       ("checkpoint.npz", "G, D, optimizers, RNG state (for --resume)")):
+        if (out / name).exists():
+            print(f"  {out / name}  ({what})")
+
+
+def main(argv: list[str] | None = None, dataset: str = "svhn",
+         description: str = "Train a DCGAN.") -> int:
+    args = build_parser(dataset, description).parse_args(argv)
+    try:
+        for name in ("epochs", "batch_size", "conv_dim", "z_size", "d_steps"):
+            if getattr(args, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        train(args)
+    except (BackendError, ShapeError, ValueError, FileNotFoundError, TrainingDiverged,
+            OSError) as error:
+        print(f"error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _one_line(error: Any) -> str:
+    return " ".join(str(error).split())

@@ -1,0 +1,307 @@
+"""The GAN training loop: one ``train_step`` that reads like the math, and the bookkeeping around
+it (sample grids, loss history, checkpoints, resume, metrics) as options rather than copies.
+
+One step, with BCE(logit, label) the binary cross-entropy on a raw logit:
+
+    D step (repeated d_steps times):
+        real batch x:     loss_real = BCE(D(x), real_label)        real_label = 1, or 0.9 smoothed
+        fake batch G(z):  loss_fake = BCE(D(G(z)), 0)      G is not updated here ("detached")
+        d_loss = loss_real + loss_fake;  gradients of both added into D's .grad;  step D's Adam
+    G step:
+        g_loss = BCE(D(G(z)), 1)          "flipped labels": G wants D to call its images real
+        D.backward gives d g_loss / d image;  G.backward carries it to G's weights;  step G's Adam
+
+Why "detached" needs no special code here: gradients only flow where we call ``backward``. In the
+D step we call ``D.backward`` but never ``G.backward``, so G is left alone. In the G step, D's own
+weight gradients would be thrown away, so we switch them off (``D.requires_grad_(False)``) and
+only ask D for the gradient at its input.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy
+
+from minigan.backend import make_rng, randn, to_numpy, uniform
+from minigan.checkpoint import (
+    from_text_array,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    text_array,
+)
+from minigan.nn import BCEWithLogitsLoss, Dropout, Module
+from minigan.optim import Adam
+from minigan.viz import plot_losses, save_gif, save_image_grid
+
+HISTORY_COLUMNS = ("step", "epoch", "d_loss", "g_loss", "d_real", "d_fake")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainConfig:
+    """Every choice of a training run. Defaults are the course's DCGAN settings."""
+
+    epochs: int = 10
+    lr_d: float = 2e-4            # Adam learning rates; TTUR: give D a larger one (e.g. 4e-4)
+    lr_g: float = 2e-4
+    beta1: float = 0.5            # DCGAN's Adam beta1 (PyTorch's default is 0.9)
+    beta2: float = 0.999
+    d_steps: int = 1              # TTUR-style: discriminator updates per generator update
+    real_label: float = 1.0       # 0.9 = one-sided label smoothing (fake labels stay 0)
+    z_size: int = 100
+    z_distribution: str = "uniform"  # "uniform" in [-1, 1] (the course) or "normal"
+    num_samples: int = 64         # images in the fixed-z sample grid
+    seed: int = 0
+    max_steps: int | None = None  # stop after this many steps in total (for quick trials)
+    metrics_every: int = 0        # compute FID/IS every K epochs (0 = never)
+
+    def __post_init__(self) -> None:
+        if self.z_distribution not in ("uniform", "normal"):
+            raise ValueError(f"z_distribution must be 'uniform' or 'normal', "
+                             f"not {self.z_distribution!r}")
+        if self.d_steps < 1:
+            raise ValueError(f"d_steps must be at least 1, got {self.d_steps}")
+        if not 0.0 < self.real_label <= 1.0:
+            raise ValueError(f"real_label must be in (0, 1], got {self.real_label}")
+
+
+@dataclass
+class StepResult:
+    d_loss: float
+    g_loss: float
+    d_real: float   # mean D(x): D's probability that real images are real
+    d_fake: float   # mean D(G(z)) during the D step: its probability that fakes are real
+
+
+@dataclass
+class History:
+    """Per-step records, kept in memory and in the checkpoint (so resume keeps them)."""
+
+    columns: dict[str, list[float]] = field(
+        default_factory=lambda: {c: [] for c in HISTORY_COLUMNS})
+
+    def append(self, step: int, epoch: int, result: StepResult) -> None:
+        row = {"step": step, "epoch": epoch, **asdict(result)}
+        for key in HISTORY_COLUMNS:
+            self.columns[key].append(float(row[key]))
+
+    def __len__(self) -> int:
+        return len(self.columns["step"])
+
+
+def _sigmoid_mean(logits: Any) -> float:
+    x = to_numpy(logits).astype(numpy.float64)
+    return float(numpy.mean(0.5 * (1 + numpy.tanh(0.5 * x))))  # sigmoid without overflow
+
+
+class GANTrainer:
+    """Trains a generator G against a discriminator D.
+
+    G: z (N, z_size) -> images (N, C, H, W) in [-1, 1];  D: images -> logits (N, 1).
+    ``loader`` yields ``(images, labels)`` batches (``minigan.data.DataLoader``); its
+    ``epoch(e, start_batch)`` method lets a resumed run continue exactly where it stopped.
+    ``out_dir`` receives samples/, losses.csv, losses.png, checkpoint.npz and config.json.
+    ``evaluate`` (optional) maps G to a dict such as ``{"fid": ..., "inception_score": ...}``.
+    """
+
+    def __init__(self, G: Module, D: Module, loader: Any, config: TrainConfig,
+                 out_dir: str | Path, evaluate: Callable[[Module], dict[str, float]] | None = None):
+        self.G, self.D, self.loader, self.config = G, D, loader, config
+        self.out_dir = Path(out_dir)
+        self.evaluate = evaluate
+        self.criterion = BCEWithLogitsLoss()
+        self.opt_d = Adam(D.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
+        self.opt_g = Adam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
+        self.z_rng = make_rng([config.seed, 1])  # the latent vectors of training steps
+        # A fixed set of latent vectors: the same points in latent space every epoch, so the
+        # sample grids show how G's picture of each point develops.
+        self.fixed_z = self.sample_z(config.num_samples, make_rng([config.seed, 2]))
+        self.history = History()
+        self.metrics: dict[str, list[float]] = {}
+        self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
+        self.sample_frames: list[str] = []
+
+    # ------------------------------------------------------------------ the math
+    def sample_z(self, n: int, rng: numpy.random.Generator | None = None) -> Any:
+        rng = rng or self.z_rng
+        shape = (n, self.config.z_size)
+        if self.config.z_distribution == "uniform":
+            return uniform(rng, shape, -1.0, 1.0)
+        return randn(rng, shape)
+
+    def d_step(self, real: Any) -> tuple[float, float, float]:
+        """One discriminator update on a real batch and a fake batch. Returns
+        (d_loss, mean D(x), mean D(G(z)))."""
+        self.opt_d.zero_grad()
+        logits_real = self.D(real)
+        loss_real = self.criterion(logits_real, self.config.real_label)
+        self.D.backward(self.criterion.backward())
+
+        fake = self.G(self.sample_z(len(real)))   # no G.backward below: G is "detached"
+        logits_fake = self.D(fake)
+        loss_fake = self.criterion(logits_fake, 0.0)
+        self.D.backward(self.criterion.backward())  # adds to the real batch's gradients
+        self.opt_d.step()
+        return loss_real + loss_fake, _sigmoid_mean(logits_real), _sigmoid_mean(logits_fake)
+
+    def g_step(self, batch_size: int) -> float:
+        """One generator update: make D call G's images real."""
+        self.opt_g.zero_grad()
+        fake = self.G(self.sample_z(batch_size))
+        g_loss = self.criterion(self.D(fake), 1.0)   # flipped label
+        self.D.requires_grad_(False)                 # only d loss / d image is needed from D
+        try:
+            d_image = self.D.backward(self.criterion.backward())
+        finally:
+            self.D.requires_grad_(True)
+        self.G.backward(d_image)
+        self.opt_g.step()
+        return g_loss
+
+    def train_step(self, real: Any) -> StepResult:
+        for _ in range(self.config.d_steps):
+            d_loss, d_real, d_fake = self.d_step(real)
+        g_loss = self.g_step(len(real))
+        result = StepResult(d_loss, g_loss, d_real, d_fake)
+        if not all(numpy.isfinite([d_loss, g_loss])):
+            raise TrainingDiverged(
+                f"training diverged at step {self.step + 1}: d_loss={d_loss}, g_loss={g_loss}; "
+                f"the last good checkpoint is {self.checkpoint_path} (try a lower learning "
+                f"rate or label smoothing)")
+        return result
+
+    # ------------------------------------------------------------------ the loop
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.npz"
+
+    def fit(self, progress: bool = True) -> History:
+        """Train until ``config.epochs`` (or ``config.max_steps``). Ctrl-C saves a checkpoint."""
+        from tqdm.auto import tqdm
+
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "config.json").write_text(json.dumps(asdict(self.config), indent=2))
+        self.G.train()
+        self.D.train()
+        try:
+            while self.epoch < self.config.epochs and not self._reached_max_steps():
+                bar = tqdm(total=len(self.loader), initial=self.batch_in_epoch,
+                           desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
+                           disable=not progress, unit="batch", dynamic_ncols=True)
+                started, images = time.perf_counter(), 0
+                for real, _ in self.loader.epoch(self.epoch, start_batch=self.batch_in_epoch):
+                    result = self.train_step(real)
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    self.history.append(self.step, self.epoch + 1, result)
+                    images += len(real)
+                    bar.update(1)
+                    bar.set_postfix(d_loss=f"{result.d_loss:.3f}", g_loss=f"{result.g_loss:.3f}",
+                                    img_s=f"{images / (time.perf_counter() - started):.0f}")
+                    if self._reached_max_steps():
+                        break
+                bar.close()
+                if self.batch_in_epoch >= len(self.loader):  # a whole epoch is done
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+                    self.end_of_epoch()
+            if self.batch_in_epoch:  # stopped inside an epoch by max_steps
+                self.save_samples(f"step_{self.step:06d}")
+                self.save_checkpoint()
+        except KeyboardInterrupt:
+            self.save_checkpoint()
+            print(f"\ninterrupted: saved a checkpoint at step {self.step} to "
+                  f"{self.checkpoint_path}; continue with --resume")
+        return self.history
+
+    def _reached_max_steps(self) -> bool:
+        return self.config.max_steps is not None and self.step >= self.config.max_steps
+
+    def end_of_epoch(self) -> None:
+        """Samples, the GIF, metrics every K epochs, the loss plot and a checkpoint."""
+        self.save_samples(f"epoch_{self.epoch:03d}")
+        every = self.config.metrics_every
+        if self.evaluate is not None and every and self.epoch % every == 0:
+            scores = self.evaluate(self.G)
+            self.metrics.setdefault("epoch", []).append(float(self.epoch))
+            for key, value in scores.items():
+                self.metrics.setdefault(key, []).append(float(value))
+        self.save_checkpoint()
+
+    def save_samples(self, name: str) -> Path:
+        """A grid of G(fixed_z) in eval mode (batch norm uses its running statistics)."""
+        self.G.eval()
+        try:
+            images = self.G(self.fixed_z)
+        finally:
+            self.G.train()
+        path = save_image_grid(images, self.out_dir / "samples" / f"{name}.png")
+        self.sample_frames.append(f"samples/{name}.png")  # relative: the run folder can move
+        save_gif([self.out_dir / f for f in self.sample_frames], self.out_dir / "samples.gif")
+        return path
+
+    # ------------------------------------------------------------------ files
+    def write_logs(self) -> None:
+        """losses.csv, metrics.csv and losses.png from the in-memory history."""
+        with open(self.out_dir / "losses.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(HISTORY_COLUMNS)
+            writer.writerows(zip(*(self.history.columns[c] for c in HISTORY_COLUMNS)))
+        if self.metrics:
+            keys = list(self.metrics)
+            with open(self.out_dir / "metrics.csv", "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(keys)
+                writer.writerows(zip(*(self.metrics[k] for k in keys)))
+        if len(self.history):
+            plot_losses(self.history.columns, self.out_dir / "losses.png", self.metrics)
+
+    def _dropout_layers(self) -> list[Dropout]:
+        return [m for net in (self.G, self.D) for m in net.modules() if isinstance(m, Dropout)]
+
+    def save_checkpoint(self) -> Path:
+        self.write_logs()
+        rngs = {"z": rng_state(self.z_rng)}
+        rngs.update({f"dropout{i}": rng_state(m.rng) for i, m in enumerate(self._dropout_layers())})
+        sections = {
+            "G": self.G.state_dict(), "D": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "rng": rngs,
+            "progress": {"epoch": numpy.asarray(self.epoch), "step": numpy.asarray(self.step),
+                         "batch_in_epoch": numpy.asarray(self.batch_in_epoch),
+                         "sample_frames": text_array(self.sample_frames)},
+            "history": {k: numpy.asarray(v) for k, v in self.history.columns.items()},
+            "metrics": {k: numpy.asarray(v) for k, v in self.metrics.items()},
+            "config": {"json": text_array(asdict(self.config))},
+        }
+        return save_checkpoint(self.checkpoint_path, sections)
+
+    def load_checkpoint(self, path: str | Path | None = None) -> None:
+        """Restore everything ``save_checkpoint`` wrote, so that training continues exactly."""
+        sections = load_checkpoint(path or self.checkpoint_path)
+        self.G.load_state_dict(sections["G"])
+        self.D.load_state_dict(sections["D"])
+        self.opt_g.load_state_dict(sections["opt_g"])
+        self.opt_d.load_state_dict(sections["opt_d"])
+        set_rng_state(self.z_rng, sections["rng"]["z"])
+        for i, m in enumerate(self._dropout_layers()):
+            set_rng_state(m.rng, sections["rng"][f"dropout{i}"])
+        progress = sections["progress"]
+        self.epoch, self.step = int(progress["epoch"]), int(progress["step"])
+        self.batch_in_epoch = int(progress["batch_in_epoch"])
+        self.sample_frames = from_text_array(progress["sample_frames"])
+        self.history.columns = {k: [float(v) for v in sections["history"][k]]
+                                for k in HISTORY_COLUMNS}
+        self.metrics = {k: [float(v) for v in a] for k, a in sections.get("metrics", {}).items()}

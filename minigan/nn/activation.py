@@ -1,0 +1,68 @@
+"""Activation layers: no parameters, just the element-wise kernels of ``minigan.ops``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minigan.nn.module import Module
+from minigan.ops.activations import (
+    leaky_relu_backward,
+    leaky_relu_forward,
+    relu_backward,
+    relu_forward,
+    sigmoid_backward,
+    sigmoid_forward,
+    tanh_backward,
+    tanh_forward,
+)
+
+
+class ReLU(Module):
+    """y = max(x, 0)."""
+
+    def forward(self, x: Any) -> Any:
+        y, self._cache = relu_forward(x)
+        return y
+
+    def backward(self, dy: Any) -> Any:
+        return relu_backward(dy, self._saved_cache())
+
+
+class LeakyReLU(Module):
+    """y = x for x > 0, negative_slope * x otherwise (DCGAN's discriminator uses 0.2)."""
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x: Any) -> Any:
+        y, self._cache = leaky_relu_forward(x, self.negative_slope)
+        return y
+
+    def backward(self, dy: Any) -> Any:
+        return leaky_relu_backward(dy, self._saved_cache())
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class Tanh(Module):
+    """y = tanh(x), in (-1, 1): the generator's output, matching images scaled to [-1, 1]."""
+
+    def forward(self, x: Any) -> Any:
+        y, self._cache = tanh_forward(x)
+        return y
+
+    def backward(self, dy: Any) -> Any:
+        return tanh_backward(dy, self._saved_cache())
+
+
+class Sigmoid(Module):
+    """y = 1 / (1 + exp(-x)), in (0, 1)."""
+
+    def forward(self, x: Any) -> Any:
+        y, self._cache = sigmoid_forward(x)
+        return y
+
+    def backward(self, dy: Any) -> Any:
+        return sigmoid_backward(dy, self._saved_cache())

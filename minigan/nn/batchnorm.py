@@ -1,0 +1,74 @@
+"""Batch normalization layers: learnable gamma (``weight``) and beta (``bias``), plus running
+statistics kept as buffers.
+
+Training mode normalises with the batch's own mean and (biased) variance and then updates the
+running statistics; evaluation mode normalises with the running statistics, so that one image's
+output does not depend on the rest of its batch. PyTorch's conventions: momentum 0.1, eps 1e-5,
+``running_var`` holds the *unbiased* batch variance, and ``num_batches_tracked`` counts updates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minigan.nn import init
+from minigan.nn.module import Module, Parameter
+from minigan.ops.batchnorm import (
+    batch_norm_backward,
+    batch_norm_eval_forward,
+    batch_norm_forward,
+    update_running_stats,
+)
+
+
+class _BatchNorm(Module):
+    expected_shape: tuple[str, ...] = ()  # set by the subclasses below
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = Parameter(init.ones((num_features,)))   # gamma
+        self.bias = Parameter(init.zeros((num_features,)))    # beta
+        self.register_buffer("running_mean", init.zeros((num_features,)))
+        self.register_buffer("running_var", init.ones((num_features,)))
+        self.register_buffer("num_batches_tracked", init.zeros((), dtype="int64"))
+
+    def forward(self, x: Any) -> Any:
+        shape = list(self.expected_shape)
+        shape[1] = self.num_features
+        self.check_input(x, tuple(shape), self.weight.dtype)
+        gamma, beta = self.weight.data, self.bias.data
+        if self.training:
+            if x.size == x.shape[1]:
+                raise ValueError(f"{self._describe()}: training mode needs more than one value "
+                                 f"per channel to compute a variance, got input {tuple(x.shape)}")
+            y, self._cache = batch_norm_forward(x, gamma, beta, self.eps)
+            self.running_mean, self.running_var = update_running_stats(
+                self.running_mean, self.running_var, self._cache, self.momentum)
+            self.num_batches_tracked = self.num_batches_tracked + 1
+        else:
+            y, self._cache = batch_norm_eval_forward(x, gamma, beta, self.running_mean,
+                                                     self.running_var, self.eps)
+        return y
+
+    def backward(self, dy: Any) -> Any:
+        dx, dgamma, dbeta = batch_norm_backward(dy, self._saved_cache())
+        if self.weight.requires_grad:
+            self.weight.accumulate(dgamma)
+            self.bias.accumulate(dbeta)
+        return dx
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm over (N, C) input: statistics per feature C across the batch N."""
+
+    expected_shape = ("N", "C")
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm over (N, C, H, W) input: statistics per channel C across N, H and W."""
+
+    expected_shape = ("N", "C", "H", "W")

@@ -1,0 +1,91 @@
+"""Conv2d and ConvTranspose2d layers: Parameters around the kernels of ``minigan.ops``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+
+from minigan.nn import init
+from minigan.nn.module import Module, Parameter, ShapeError
+from minigan.ops.conv2d import conv2d_backward, conv2d_forward
+from minigan.ops.conv_transpose2d import conv_transpose2d_backward, conv_transpose2d_forward
+
+
+class Conv2d(Module):
+    """2-D convolution, as ``torch.nn.Conv2d`` (square kernel, same stride and padding on H and W).
+
+    x: (N, in_channels, H, W) -> y: (N, out_channels, H_out, W_out),
+    H_out = (H + 2 * padding - kernel_size) // stride + 1.
+    weight: (out_channels, in_channels, K, K); bias: (out_channels,) unless ``bias=False``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, bias: bool = True, rng: numpy.random.Generator | None = None):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        shape = (out_channels, in_channels, kernel_size, kernel_size)
+        self.weight = Parameter(init.pytorch_default(shape, shape, rng))
+        self.bias = Parameter(init.pytorch_default((out_channels,), shape, rng)) if bias else None
+
+    def forward(self, x: Any) -> Any:
+        self.check_input(x, ("N", self.in_channels, "H", "W"), self.weight.dtype)
+        if min(x.shape[2:]) + 2 * self.padding < self.kernel_size:
+            raise ShapeError(f"{self._describe()}: input of size {tuple(x.shape[2:])} is smaller "
+                             f"than the kernel ({self.kernel_size}) even after padding")
+        bias = self.bias.data if self.bias is not None else None
+        y, self._cache = conv2d_forward(x, self.weight.data, bias, self.stride, self.padding)
+        return y
+
+    def backward(self, dy: Any) -> Any:
+        dx, dw, db = conv2d_backward(dy, self._saved_cache(), self.weight.requires_grad)
+        self.weight.accumulate(dw)
+        if self.bias is not None:
+            self.bias.accumulate(db)
+        return dx
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
+
+
+class ConvTranspose2d(Module):
+    """2-D transposed convolution, as ``torch.nn.ConvTranspose2d``: the adjoint of Conv2d.
+
+    x: (N, in_channels, H, W) -> y: (N, out_channels, H_out, W_out),
+    H_out = (H - 1) * stride - 2 * padding + kernel_size + output_padding.
+    weight: (in_channels, out_channels, K, K) (PyTorch's layout); bias: (out_channels,).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, output_padding: int = 0, bias: bool = True,
+                 rng: numpy.random.Generator | None = None):
+        super().__init__()
+        if not 0 <= output_padding < max(stride, 1):
+            raise ValueError(f"output_padding must be smaller than stride, got {output_padding}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride = kernel_size, stride
+        self.padding, self.output_padding = padding, output_padding
+        shape = (in_channels, out_channels, kernel_size, kernel_size)
+        self.weight = Parameter(init.pytorch_default(shape, shape, rng))
+        self.bias = Parameter(init.pytorch_default((out_channels,), shape, rng)) if bias else None
+
+    def forward(self, x: Any) -> Any:
+        self.check_input(x, ("N", self.in_channels, "H", "W"), self.weight.dtype)
+        bias = self.bias.data if self.bias is not None else None
+        y, self._cache = conv_transpose2d_forward(x, self.weight.data, bias, self.stride,
+                                                  self.padding, self.output_padding)
+        return y
+
+    def backward(self, dy: Any) -> Any:
+        dx, dw, db = conv_transpose2d_backward(dy, self._saved_cache(), self.weight.requires_grad)
+        self.weight.accumulate(dw)
+        if self.bias is not None:
+            self.bias.accumulate(db)
+        return dx
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, "
+                f"output_padding={self.output_padding}, bias={self.bias is not None}")

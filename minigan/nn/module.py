@@ -1,0 +1,283 @@
+"""Parameter, Module and Sequential: the bookkeeping around the kernels in ``minigan.ops``.
+
+A Module does three things a bare kernel cannot:
+
+* it *owns* its learnable arrays (``Parameter``: a ``data`` array and a ``grad`` array of the same
+  shape) and its non-learnable state (*buffers*, such as batch norm's running statistics);
+* it remembers the cache of its last forward pass, so that ``dx = m.backward(dy)`` needs only the
+  upstream gradient;
+* it walks its children, so that a whole network answers ``parameters()``, ``zero_grad()``,
+  ``train()``/``eval()``, ``state_dict()`` and ``to(...)`` like a single layer.
+
+The contract, as in PyTorch but with an explicit backward pass:
+
+    y = m(x)             # forward; caches what backward needs
+    dx = m.backward(dy)  # returns dL/dx and ADDS dL/dparam into each Parameter.grad
+
+Gradients accumulate, so call ``zero_grad()`` (or ``optimizer.zero_grad()``) before each step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy
+
+from minigan.backend import array_module, get_array_module, to_device, to_numpy, use_backend
+
+
+class ShapeError(ValueError):
+    """A layer was given an input of the wrong shape or dtype."""
+
+
+class Parameter:
+    """A learnable array and its gradient.
+
+    data: the values, updated by an optimizer;  grad: dL/d data, same shape, summed over backward
+    passes until ``zero_grad``.  ``requires_grad = False`` asks layers to skip computing it (the
+    generator step does this for the discriminator, whose weight gradients it would throw away).
+    """
+
+    def __init__(self, data: Any):
+        self.data = data
+        self.grad = get_array_module(data).zeros_like(data)
+        self.requires_grad = True
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> Any:
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return int(self.data.size)
+
+    def accumulate(self, grad: Any) -> None:
+        """Add a gradient computed by a backward pass (skipped when it was not computed)."""
+        if grad is not None:
+            self.grad += grad
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.shape}, dtype={self.dtype})"
+
+
+class Module:
+    """Base class of every layer and network. Subclasses define ``forward`` and ``backward``."""
+
+    training: bool = True
+
+    def __init__(self) -> None:
+        # Buffers are state that is saved and moved with the module but not learned.
+        object.__setattr__(self, "_buffer_names", [])
+        self._cache: Any = None
+
+    # ------------------------------------------------------------------ the forward/backward API
+    def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(x, *args, **kwargs)
+
+    def forward(self, x: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not define forward")
+
+    def backward(self, dy: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not define backward")
+
+    def check_input(self, x: Any, expected: tuple[int | str, ...], dtype: Any = None) -> None:
+        """Raise a ShapeError naming this layer unless ``x`` matches ``expected``.
+
+        ``expected`` lists each dimension as a size (must match) or a letter (any size), e.g.
+        ``("N", 3, "H", "W")``. Checking here, at the layer, turns what would be a broadcasting
+        error deep inside a kernel into a message a learner can act on.
+        """
+        shape_text = "(" + ", ".join(str(d) for d in expected) + ")"
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            raise ShapeError(f"{self._describe()}: expected an array of shape {shape_text}, "
+                             f"got {type(x).__name__}")
+        actual = tuple(x.shape)
+        fits = len(actual) == len(expected) and all(
+            isinstance(e, str) or a == e for a, e in zip(actual, expected))
+        if not fits:
+            raise ShapeError(f"{self._describe()}: expected input of shape {shape_text}, "
+                             f"got {actual}")
+        if dtype is not None and x.dtype != dtype:
+            raise ShapeError(f"{self._describe()}: expected input of dtype {dtype} (the dtype of "
+                             f"its parameters), got {x.dtype}; convert one with .astype() or "
+                             f"module.to(dtype=...)")
+
+    def _saved_cache(self) -> Any:
+        """The cache of the last forward pass, or a clear error if there was none."""
+        if self._cache is None:
+            raise RuntimeError(f"{self._describe()}.backward() was called before forward()")
+        return self._cache
+
+    # ------------------------------------------------------------------ walking the tree
+    def register_buffer(self, name: str, value: Any) -> None:
+        self._buffer_names.append(name)
+        setattr(self, name, value)
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+
+    def children(self) -> Iterator[Module]:
+        for _, child in self.named_children():
+            yield child
+
+    def modules(self) -> Iterator[Module]:
+        """This module and every module below it, depth first."""
+        yield self
+        for child in self.children():
+            yield from child.modules()
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        for name, value in vars(self).items():
+            if isinstance(value, Parameter):
+                yield prefix + name, value
+        for name, child in self.named_children():
+            yield from child.named_parameters(prefix + name + ".")
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
+        for name in self._buffer_names:
+            yield prefix + name, getattr(self, name)
+        for name, child in self.named_children():
+            yield from child.named_buffers(prefix + name + ".")
+
+    # ------------------------------------------------------------------ training helpers
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad[...] = 0
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Switch the computation of parameter gradients on or off for every parameter."""
+        for p in self.parameters():
+            p.requires_grad = requires_grad
+        return self
+
+    def train(self, mode: bool = True) -> Module:
+        """Training mode: batch norm uses batch statistics, dropout drops."""
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode: batch norm uses its running statistics, dropout is the identity."""
+        return self.train(False)
+
+    # ------------------------------------------------------------------ state and devices
+    def state_dict(self) -> dict[str, numpy.ndarray]:
+        """Every parameter and buffer by dotted name, copied to the host as NumPy arrays."""
+        state = {name: to_numpy(p.data).copy() for name, p in self.named_parameters()}
+        state.update({name: to_numpy(b).copy() for name, b in self.named_buffers()})
+        return state
+
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
+        """Copy values into this module's parameters and buffers (on this module's backend)."""
+        params = dict(self.named_parameters())
+        buffers = {name for name, _ in self.named_buffers()}
+        expected = set(params) | buffers
+        if strict:
+            missing, unexpected = expected - set(state), set(state) - expected
+            if missing or unexpected:
+                raise KeyError(f"state_dict does not match {type(self).__name__}: missing "
+                               f"{sorted(missing)}, unexpected {sorted(unexpected)}")
+        for name, value in state.items():
+            if name in params:
+                p = params[name]
+                if tuple(value.shape) != p.shape:
+                    raise ShapeError(f"{name}: saved shape {tuple(value.shape)} does not match "
+                                     f"the model's {p.shape}")
+                p.data = get_array_module(p.data).asarray(to_numpy(value), dtype=p.dtype)
+            elif name in buffers:
+                owner, attr = self._owner_of(name)
+                old = getattr(owner, attr)
+                setattr(owner, attr, get_array_module(old).asarray(to_numpy(value),
+                                                                   dtype=old.dtype))
+
+    def _owner_of(self, dotted: str) -> tuple[Module, str]:
+        *path, attr = dotted.split(".")
+        owner: Module = self
+        for part in path:
+            owner = getattr(owner, part)
+        return owner, attr
+
+    def to(self, dtype: Any = None, backend: str | None = None) -> Module:
+        """Convert every parameter and buffer to ``dtype`` and/or move it to ``backend``.
+
+        ``backend`` switches the active backend too (``minigan.use_backend``), so that batches
+        made afterwards land on the same device as the model.
+        """
+        if backend is not None:
+            use_backend(backend)
+        for m in self.modules():
+            for value in vars(m).values():
+                if isinstance(value, Parameter):
+                    data = value.data if backend is None else to_device(value.data)
+                    value.data = data.astype(dtype) if dtype is not None else data
+                    value.grad = get_array_module(value.data).zeros_like(value.data)
+            for name in m._buffer_names:
+                buf = getattr(m, name)
+                if backend is not None:
+                    buf = array_module().asarray(to_numpy(buf))
+                # Integer buffers (such as a step counter) keep their dtype.
+                if dtype is not None and buf.dtype.kind == "f":
+                    buf = buf.astype(dtype)
+                setattr(m, name, buf)
+            m._cache = None
+        return self
+
+    # ------------------------------------------------------------------ printing
+    def extra_repr(self) -> str:
+        """The arguments shown in ``print(module)``, e.g. ``3, 32, kernel_size=4``."""
+        return ""
+
+    def _describe(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def __repr__(self) -> str:
+        children = list(self.named_children())
+        if not children:
+            return self._describe()
+        lines = [f"{type(self).__name__}("]
+        for name, child in children:
+            child_text = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child_text}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+class Sequential(Module):
+    """Layers applied one after another; backward visits them in reverse order."""
+
+    def __init__(self, *layers: Module):
+        super().__init__()
+        for index, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential takes Modules, got {type(layer).__name__}")
+            setattr(self, str(index), layer)
+
+    @property
+    def layers(self) -> list[Module]:
+        return list(self.children())
+
+    def __getitem__(self, index: int) -> Module:
+        return self.layers[index]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def forward(self, x: Any) -> Any:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def backward(self, dy: Any) -> Any:
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy

@@ -1,0 +1,36 @@
+"""Layers that only change an array's shape: Flatten and Reshape. Backward undoes the reshape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minigan.nn.module import Module
+
+
+class Flatten(Module):
+    """(N, d1, d2, ...) -> (N, d1 * d2 * ...)."""
+
+    def forward(self, x: Any) -> Any:
+        self._cache = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy: Any) -> Any:
+        return dy.reshape(self._saved_cache())
+
+
+class Reshape(Module):
+    """(N, ...) -> (N, *shape), e.g. the generator's (N, 512) -> (N, 128, 2, 2)."""
+
+    def __init__(self, *shape: int):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: Any) -> Any:
+        self._cache = x.shape
+        return x.reshape(x.shape[0], *self.shape)
+
+    def backward(self, dy: Any) -> Any:
+        return dy.reshape(self._saved_cache())
+
+    def extra_repr(self) -> str:
+        return ", ".join(str(d) for d in self.shape)

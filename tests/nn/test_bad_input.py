@@ -1,0 +1,71 @@
+"""Mistakes a learner will make, and the messages they get.
+
+A wrong input shape should fail at the layer, with the layer's name and the expected versus the
+actual shape, rather than as an IndexError or a broadcasting error from deep inside a kernel.
+"""
+
+import numpy as np
+import pytest
+
+from minigan import nn
+from minigan.backend import to_device
+
+
+def batch(*shape, dtype=np.float32):
+    return to_device(np.zeros(shape, dtype=dtype))
+
+
+def test_conv2d_given_the_wrong_number_of_channels():
+    with pytest.raises(nn.ShapeError) as error:
+        nn.Conv2d(3, 32, 4)(batch(16, 1, 32, 32))
+    message = str(error.value)
+    assert "Conv2d(3, 32, kernel_size=4" in message
+    assert "(N, 3, H, W)" in message and "(16, 1, 32, 32)" in message
+
+
+def test_conv2d_given_a_3d_array():
+    with pytest.raises(nn.ShapeError, match=r"expected input of shape \(N, 3, H, W\), "
+                                            r"got \(3, 32, 32\)"):
+        nn.Conv2d(3, 32, 4)(batch(3, 32, 32))
+
+
+def test_conv2d_input_smaller_than_kernel():
+    with pytest.raises(nn.ShapeError, match="smaller than the kernel"):
+        nn.Conv2d(1, 1, 5)(batch(1, 1, 3, 3))
+
+
+def test_linear_given_an_image_batch():
+    with pytest.raises(nn.ShapeError, match=r"Linear\(in_features=2048.*got \(8, 128, 4, 4\)"):
+        nn.Linear(2048, 1)(batch(8, 128, 4, 4))
+
+
+def test_batchnorm_channel_mismatch_and_wrong_rank():
+    with pytest.raises(nn.ShapeError, match=r"BatchNorm2d\(64.*\(N, 64, H, W\).*\(8, 32, 4, 4\)"):
+        nn.BatchNorm2d(64)(batch(8, 32, 4, 4))
+    with pytest.raises(nn.ShapeError, match=r"\(N, 10\)"):
+        nn.BatchNorm1d(10)(batch(8, 10, 1, 1))
+
+
+def test_batchnorm_training_on_a_single_value_per_channel():
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        nn.BatchNorm1d(4)(batch(1, 4))
+
+
+def test_dtype_mismatch_is_named():
+    with pytest.raises(nn.ShapeError, match="dtype float32.*got float64"):
+        nn.Linear(3, 2)(batch(4, 3, dtype=np.float64))
+
+
+def test_a_list_instead_of_an_array():
+    with pytest.raises(nn.ShapeError, match="expected an array"):
+        nn.Linear(3, 2)([[1.0, 2.0, 3.0]])
+
+
+def test_loss_target_shape_mismatch():
+    with pytest.raises(ValueError, match=r"target shape \(4,\) does not match logits shape"):
+        nn.BCEWithLogitsLoss()(batch(4, 1), batch(4))
+
+
+def test_output_padding_must_be_smaller_than_stride():
+    with pytest.raises(ValueError, match="output_padding"):
+        nn.ConvTranspose2d(3, 3, 4, stride=1, output_padding=1)
