@@ -128,14 +128,16 @@ def report(trainer: GANTrainer) -> None:
 
 def main(argv: list[str] | None = None, dataset: str = "svhn",
          description: str = "Train a DCGAN.") -> int:
+    from minigan.data import DataError
+
     args = build_parser(dataset, description).parse_args(argv)
     try:
         for name in ("epochs", "batch_size", "conv_dim", "z_size", "d_steps"):
             if getattr(args, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         train(args)
-    except (BackendError, ShapeError, ValueError, FileNotFoundError, TrainingDiverged,
-            OSError) as error:
+    except (BackendError, DataError, ShapeError, ValueError, FileNotFoundError,
+            TrainingDiverged, OSError) as error:
         print(f"error: {_one_line(error)}", file=sys.stderr)
         return 2
     return 0

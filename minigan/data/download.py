@@ -1,0 +1,200 @@
+"""Checked downloads: fetch a file once, verify its MD5, and never use a broken copy.
+
+The rules every dataset in minigan follows:
+
+* files are cached in ``default_data_dir()`` (``$MINIGAN_DATA``, else ``~/.cache/minigan``);
+* a download streams into ``<file>.part`` and is renamed into place only after its MD5 matches
+  the published sum, so a file with the final name is always complete;
+* re-running an interrupted download resumes it (an HTTP ``Range`` request) or, if the server
+  cannot resume, starts it again from the beginning;
+* offline, the error says which file to fetch by hand and where to put it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import tarfile
+import urllib.error
+import urllib.request
+import warnings
+from pathlib import Path
+
+from tqdm import tqdm
+
+CHUNK = 1 << 20  # read and hash 1 MiB at a time: large files never sit in memory
+TIMEOUT = 30  # seconds to wait for the server before calling it unreachable
+
+
+class DataError(RuntimeError):
+    """A dataset could not be fetched, checked or read; the one-line message says what to do."""
+
+
+def default_data_dir() -> Path:
+    """Where datasets are cached: ``$MINIGAN_DATA`` if set, else ``~/.cache/minigan``."""
+    env = os.environ.get("MINIGAN_DATA")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "minigan"
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
+    """``data_dir`` as a Path, with ``None`` meaning ``default_data_dir()``."""
+    return default_data_dir() if data_dir is None else Path(data_dir).expanduser()
+
+
+def md5_of(path: str | os.PathLike) -> str:
+    """The MD5 hex digest of a file, read in chunks."""
+    # MD5 here detects truncated or corrupted files; it is not a security check.
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(getattr(error, "reason", None) or error) or type(error).__name__
+    return " ".join(text.split())
+
+
+def _by_hand(path: Path, md5: str) -> str:
+    return (f"put {path.name} (md5 {md5}) in {path.parent} by hand, "
+            "or use `--dataset synthetic`")
+
+
+def download(url: str, path: str | os.PathLike, md5: str, *, progress: bool = True) -> Path:
+    """Download ``url`` to ``path`` and check it against ``md5``; return ``path``.
+
+    * ``path`` already there with the right MD5: nothing is downloaded.
+    * ``path`` there with a wrong MD5: it is not used; the file is downloaded again (a warning
+      says so) and replaces it only once the new copy checks out.
+    * ``path + ".part"`` there (an earlier run was interrupted): ask the server for the rest
+      (``Range``); a server that answers with the whole file (200) makes us start again.
+    * the complete file has the wrong MD5: the ``.part`` is deleted and ``DataError`` raised.
+    * the server cannot be reached: ``DataError`` saying where to put the file by hand.
+    """
+    path = Path(path)
+    if path.exists():
+        got = md5_of(path)
+        if got == md5:
+            return path
+        warnings.warn(f"{path} has md5 {got}, expected {md5}: downloading it again",
+                      stacklevel=2)
+    part = path.with_suffix(path.suffix + ".part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"cannot create {path.parent} ({_one_line(error)}): "
+                        f"{_by_hand(path, md5)}") from None
+
+    _fetch_to_part(url, part, md5, progress)
+    got = md5_of(part)
+    if got != md5:
+        part.unlink()
+        raise DataError(f"checksum mismatch for {url}: got md5 {got}, expected {md5}; the "
+                        f"download was deleted, run again or put {path.name} in {path.parent} "
+                        "by hand")
+    os.replace(part, path)  # atomic: the final name only ever holds a checked file
+    return path
+
+
+def _fetch_to_part(url: str, part: Path, md5: str, progress: bool) -> None:
+    """Stream ``url`` into ``part``, resuming from what ``part`` already holds."""
+    final = part.with_suffix("")  # the name the user will see in messages
+    offset = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url)
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=TIMEOUT)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and offset:
+            # "Range not satisfiable": the .part is already whole (or longer than the file).
+            # download() checks its MD5; a bad one is deleted, so the next run starts afresh.
+            return
+        raise DataError(f"could not download {url} (HTTP {error.code} {_one_line(error)}): "
+                        f"{_by_hand(final, md5)}") from None
+    except (OSError, http.client.HTTPException) as error:  # URLError, refused, timeout, ...
+        raise DataError(f"could not reach {url} ({_one_line(error)}): "
+                        f"{_by_hand(final, md5)}") from None
+
+    with response:
+        if response.status != 206:  # the server sent the whole file: start again cleanly
+            offset = 0
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length is not None else None
+        received = offset
+        try:
+            out = open(part, "ab" if offset else "wb")
+        except OSError as error:
+            raise DataError(f"cannot write {part} ({_one_line(error)}): choose a writable "
+                            "data folder ($MINIGAN_DATA or --data-dir)") from None
+        with out, tqdm(
+            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=final.name, disable=not progress, leave=False,
+        ) as bar:
+            try:
+                for chunk in iter(lambda: response.read(CHUNK), b""):
+                    out.write(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+            except (OSError, http.client.HTTPException) as error:
+                raise DataError(f"download of {url} was interrupted after {received} bytes "
+                                f"({_one_line(error)}): run again to resume it") from None
+    if total is not None and received < total:
+        raise DataError(f"download of {url} was interrupted after {received} of {total} bytes: "
+                        "run again to resume it")
+
+
+def find_or_download(filename: str, base_url: str, md5: str, data_dir: str | os.PathLike | None,
+                     subdir: str, download_missing: bool = True) -> Path:
+    """Return a checked copy of ``filename``, downloading it into ``data_dir/subdir`` if needed.
+
+    A file already in ``data_dir`` itself or in ``data_dir/subdir`` is used when its MD5 is
+    right, so ``data_dir`` may point straight at a folder that holds the files.
+    """
+    root = resolve_data_dir(data_dir)
+    candidates = [root / filename, root / subdir / filename]
+    found = next((p for p in candidates if p.exists()), None)
+    if download_missing:
+        url = base_url.rstrip("/") + "/" + filename
+        return download(url, found or candidates[1], md5)
+    if found is None:
+        raise DataError(f"{filename} not found in {root} or {root / subdir}: put it there "
+                        f"(md5 {md5}) by hand or allow downloading (download=True)")
+    got = md5_of(found)
+    if got != md5:
+        raise DataError(f"{found} has md5 {got}, expected {md5} (incomplete or corrupted): "
+                        "delete it and download it again")
+    return found
+
+
+def _is_within(root: Path, target: Path) -> bool:
+    root, target = root.resolve(), target.resolve()
+    return target == root or root in target.parents
+
+
+def extract_tar(archive: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Extract a tar archive into ``dest``, refusing anything that could land outside it.
+
+    A hostile archive can name members ``/etc/x`` or ``../x``, or hold a link that points out of
+    the folder and then a file written "through" it. Dataset archives hold only plain files and
+    folders, so we accept only those, check every path ourselves (this works on any Python), and
+    also pass ``filter="data"`` where tarfile has it (Python >= 3.10.12 / 3.11.4).
+    """
+    dest = Path(dest)
+    with tarfile.open(archive) as tar:
+        members = tar.getmembers()
+        for m in members:
+            if not (m.isfile() or m.isdir()):
+                raise DataError(f"refusing to extract {archive}: member {m.name!r} is a link or "
+                                "special file; delete the archive and download it again")
+            name = Path(m.name)
+            if name.is_absolute() or ".." in name.parts or not _is_within(dest, dest / name):
+                raise DataError(f"refusing to extract {archive}: member {m.name!r} would land "
+                                f"outside {dest}; delete the archive and download it again")
+        dest.mkdir(parents=True, exist_ok=True)
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, members=members, filter="data")
+        else:  # older Python: our own checks above are the protection
+            tar.extractall(dest, members=members)

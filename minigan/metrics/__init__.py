@@ -1,0 +1,33 @@
+"""Scores for generated images: Fréchet distance (FID) and Inception Score.
+
+Both start from the outputs of a fixed classifier run on images:
+
+* FID compares the *features* of real and generated images. ``feature_statistics`` fits a
+  Gaussian (mean, covariance) to each set, ``frechet_distance`` measures how far apart the two
+  Gaussians are (lower is better). The real-data statistics are saved once with
+  ``save_statistics`` and reused with ``load_statistics``.
+* The Inception Score looks only at the classifier's *probabilities* on generated images:
+  ``inception_score`` is high when each image gets a confident label and the labels vary
+  (higher is better).
+
+This package holds the math only, on NumPy arrays on the host (CuPy inputs are copied over).
+"""
+
+from minigan.metrics.frechet import SingularCovarianceWarning, frechet_distance
+from minigan.metrics.inception_score import inception_score
+from minigan.metrics.statistics import (
+    feature_statistics,
+    load_statistics,
+    load_statistics_meta,
+    save_statistics,
+)
+
+__all__ = [
+    "SingularCovarianceWarning",
+    "feature_statistics",
+    "frechet_distance",
+    "inception_score",
+    "load_statistics",
+    "load_statistics_meta",
+    "save_statistics",
+]
