@@ -8,6 +8,7 @@ here is argument parsing and turning errors into one readable line.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,21 +24,31 @@ from minigan.nn import ShapeError
 DATASETS = ("svhn", "cifar10", "mnist", "synthetic")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none (None) or the text gives it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
-                   help="numpy runs on the CPU, cupy on an NVIDIA GPU")
+    p = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
+    p.add_argument("--backend", choices=("numpy", "cupy"),
+                   default=os.environ.get("MINIGAN_BACKEND", "numpy"),
+                   help="numpy runs on the CPU, cupy on an NVIDIA GPU ($MINIGAN_BACKEND)")
     p.add_argument("--dataset", choices=DATASETS, default=dataset,
                    help="synthetic needs no download: digits rendered on the fly")
     p.add_argument("--data-dir", default=None,
                    help="where datasets are cached (default: $MINIGAN_DATA or ~/.cache/minigan)")
     p.add_argument("--out", default=None, help="run folder (default: runs/<dataset>)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=10, help="passes over the training set")
+    p.add_argument("--batch-size", type=int, default=128, help="images per training step")
     p.add_argument("--max-steps", type=int, default=None,
                    help="stop after this many training steps in total (quick trials)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds weights, shuffling, latent vectors and dropout")
     p.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint in the run folder")
     g = p.add_argument_group("model")

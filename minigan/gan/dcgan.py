@@ -129,3 +129,28 @@ def dcgan_init(model: Module, rng: numpy.random.Generator | None = None) -> Modu
             m.weight.data = init.normal(m.weight.shape, 1.0, 0.02, rng, m.weight.dtype)
             m.bias.data = init.zeros(m.bias.shape, m.bias.dtype)
     return model
+
+
+def generator_from_checkpoint(path: str) -> Generator:
+    """Rebuild the generator saved in a trainer checkpoint (``checkpoint.npz``), in eval mode.
+
+    z_size comes from the run's config; conv_dim and the number of channels are read off the
+    saved weight shapes (the first Linear is (4*4*top, z_size); the last transposed conv is
+    (conv_dim, channels, 4, 4)).
+    """
+    from minigan.checkpoint import from_text_array, load_checkpoint
+
+    sections = load_checkpoint(path)
+    if "G" not in sections:
+        raise ValueError(f"{path} holds no generator (is it a GAN trainer checkpoint?)")
+    state = sections["G"]
+    config = from_text_array(sections["config"]["json"]) if "config" in sections else {}
+    z_size = int(state["0.weight"].shape[1])
+    last = max((k for k in state if k.endswith(".weight") and state[k].ndim == 4),
+               key=lambda k: int(k.split(".")[0]))
+    conv_dim, channels = int(state[last].shape[0]), int(state[last].shape[1])
+    n_up = sum(1 for k in state if k.endswith(".weight") and state[k].ndim == 4)
+    G = Generator(config.get("z_size", z_size), conv_dim, image_size=4 * 2 ** n_up,
+                  channels=channels)
+    G.load_state_dict(state)
+    return G.eval()

@@ -83,7 +83,7 @@ def test_checkpoint_holds_everything_needed_without_pickles(tmp_path):
     trainer.fit(progress=False)
     sections = load_checkpoint(tmp_path / "checkpoint.npz")   # allow_pickle=False inside
     assert {"G", "D", "opt_g", "opt_d", "rng", "progress", "history", "config"} <= set(sections)
-    assert "2.running_mean" in sections["G"]           # batch-norm buffers are saved
+    assert "3.running_mean" in sections["G"]           # batch-norm buffers are saved
     assert int(sections["progress"]["epoch"]) == 1
     assert not list(tmp_path.glob("*.tmp"))            # atomic write left nothing behind
 

@@ -1,0 +1,116 @@
+"""Element-wise activations: ReLU, leaky ReLU, tanh and sigmoid.
+
+Each one acts on every entry independently, so its backward pass is the upstream gradient
+times the local derivative, entry by entry: ``dx = dy * f'(x)``. The forward pass saves whatever
+makes ``f'(x)`` cheapest to get back:
+
+* ReLU and leaky ReLU save ``f'(x)`` itself, an array holding 1 or the slope;
+* tanh and sigmoid save their output ``y``, because their derivatives are simple in terms of it:
+  ``tanh' = 1 - y**2`` and ``sigmoid' = y * (1 - y)``.
+
+All functions accept any shape and keep the input's dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from minigan.backend import get_array_module
+
+Array = Any
+
+
+class ReluCache(NamedTuple):
+    mask: Array  # d relu / dx: 1.0 where x > 0, 0.0 elsewhere (x's dtype and shape)
+
+
+class LeakyReluCache(NamedTuple):
+    slope: Array  # d leaky_relu / dx: 1.0 where x > 0, negative_slope elsewhere
+
+
+class TanhCache(NamedTuple):
+    y: Array  # tanh(x)
+
+
+class SigmoidCache(NamedTuple):
+    y: Array  # sigmoid(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# ReLU and leaky ReLU. The local derivative is stored as a float array and *multiplied*, rather
+# than chosen with xp.where: one multiplication is the cheapest element-wise pass there is, and
+# forward and backward become the same one-line operation.
+# ---------------------------------------------------------------------------------------------
+
+
+def relu_forward(x: Array) -> tuple[Array, ReluCache]:
+    """y = max(x, 0), element-wise.  x: any shape -> y: same shape."""
+    mask = (x > 0).astype(x.dtype)  # 1.0 where the unit is active, 0.0 where it is off
+    return x * mask, ReluCache(mask=mask)
+
+
+def relu_backward(dy: Array, cache: ReluCache) -> Array:
+    """dx = dy where x > 0, 0 elsewhere (the kink at 0 gets derivative 0, as in PyTorch)."""
+    return dy * cache.mask
+
+
+def leaky_relu_forward(x: Array, negative_slope: float = 0.01) -> tuple[Array, LeakyReluCache]:
+    """y = x where x > 0, negative_slope * x elsewhere.  x: any shape -> y: same shape.
+
+    DCGAN's discriminator uses negative_slope = 0.2, so that negative inputs still pass a
+    (smaller) gradient back instead of none at all.
+    """
+    positive = (x > 0).astype(x.dtype)
+    # A Python float would be fine with NumPy's rules, but a float64 NumPy scalar (say, a slope
+    # read from a config array) would promote float32 to float64: convert it to x's dtype first.
+    alpha = x.dtype.type(negative_slope)
+    slope = positive + alpha * (1 - positive)  # 1 where x > 0, alpha elsewhere
+    return x * slope, LeakyReluCache(slope=slope)
+
+
+def leaky_relu_backward(dy: Array, cache: LeakyReluCache) -> Array:
+    """dx = dy * (1 where x > 0, negative_slope elsewhere)."""
+    return dy * cache.slope
+
+
+# ---------------------------------------------------------------------------------------------
+# tanh and sigmoid: the derivative is written in terms of the output.
+# ---------------------------------------------------------------------------------------------
+
+
+def tanh_forward(x: Array) -> tuple[Array, TanhCache]:
+    """y = tanh(x), in (-1, 1).  x: any shape -> y: same shape."""
+    xp = get_array_module(x)
+    y = xp.tanh(x)
+    return y, TanhCache(y=y)
+
+
+def tanh_backward(dy: Array, cache: TanhCache) -> Array:
+    """dx = dy * (1 - y**2), since d tanh(x)/dx = 1 - tanh(x)**2."""
+    y = cache.y
+    return dy * (1 - y * y)
+
+
+def sigmoid(x: Array) -> Array:
+    """sigmoid(x) = 1 / (1 + exp(-x)), computed without overflow for any x.
+
+    The textbook formula overflows in exp(-x) for x below about -88 (float32) or -709 (float64).
+    Both branches below only ever take exp of a non-positive number, so exp(-|x|) is in (0, 1]:
+        x >= 0:  1 / (1 + exp(-|x|))
+        x <  0:  exp(-|x|) / (1 + exp(-|x|))     (the same value, multiplied through by exp(x))
+    """
+    xp = get_array_module(x)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid_forward(x: Array) -> tuple[Array, SigmoidCache]:
+    """y = 1 / (1 + exp(-x)), in (0, 1), stable for large |x|.  x: any shape -> y: same shape."""
+    y = sigmoid(x)
+    return y, SigmoidCache(y=y)
+
+
+def sigmoid_backward(dy: Array, cache: SigmoidCache) -> Array:
+    """dx = dy * y * (1 - y), since d sigmoid(x)/dx = sigmoid(x) * (1 - sigmoid(x))."""
+    y = cache.y
+    return dy * y * (1 - y)

@@ -1,0 +1,103 @@
+"""Losses on raw scores (logits): binary cross-entropy and softmax cross-entropy.
+
+Both take logits rather than probabilities because the combined formula can be evaluated
+without ever forming log(0) or exp(large): the sigmoid or softmax and the log are folded into
+one expression that is exact and finite for logits of any size.
+
+Each loss is a 0-d array in the logits' dtype, averaged as PyTorch does ('mean' reduction).
+Its backward pass takes ``dloss``, the gradient of the final objective with respect to this
+scalar loss (1.0 when the loss *is* the objective), and returns d objective / d logits.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from minigan.backend import get_array_module
+from minigan.ops.activations import sigmoid
+
+Array = Any
+
+
+class BCEWithLogitsCache(NamedTuple):
+    logits: Array   # any shape
+    targets: Array  # same shape, values in [0, 1]
+
+
+class SoftmaxCrossEntropyCache(NamedTuple):
+    probs: Array    # (N, K) softmax of the logits
+    labels: Array   # (N,) integer class of each row
+
+
+def bce_with_logits_forward(logits: Array, targets: Array) -> tuple[Array, BCEWithLogitsCache]:
+    """Binary cross-entropy of sigmoid(logits) against targets, mean over all elements.
+
+    logits: any shape; targets: same shape, in [0, 1]  ->  loss: 0-d array
+    loss = mean(-t * log(s) - (1 - t) * log(1 - s)),  s = sigmoid(x)
+    """
+    xp = get_array_module(logits)
+    if targets.shape != logits.shape:
+        raise ValueError(f"bce_with_logits: targets of shape {tuple(targets.shape)} do not match "
+                         f"logits of shape {tuple(logits.shape)}")
+    # Targets of another dtype (float64 labels, say) must not promote float32 logits.
+    x, t = logits, targets.astype(logits.dtype, copy=False)
+    # Using log(s) = -log(1 + exp(-x)) and log(1 - s) = -x - log(1 + exp(-x)), each element is
+    #     x - x*t + log(1 + exp(-x)),
+    # which overflows for x << 0. Adding and removing max(x, 0) gives the same value as
+    #     max(x, 0) - x*t + log(1 + exp(-|x|)),
+    # where exp only ever sees a non-positive number, and log1p keeps precision when the
+    # exponential is tiny. Logit 1000 with target 0 costs 1000 + log1p(exp(-1000)) = 1000.
+    per_element = xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-xp.abs(x)))
+    loss = xp.asarray(per_element.mean())  # asarray: NumPy's mean returns a scalar, not an array
+    return loss, BCEWithLogitsCache(logits=x, targets=t)
+
+
+def bce_with_logits_backward(dloss: Any, cache: BCEWithLogitsCache) -> Array:
+    """Gradient of the mean binary cross-entropy.
+
+    dloss: a number or 0-d array  ->  dlogits: shaped like the logits
+    dlogits = dloss * (sigmoid(x) - t) / n,  n = number of elements
+    """
+    xp = get_array_module(cache.logits)
+    x, t = cache.logits, cache.targets
+    # dloss is often the Python float 1.0, sometimes a float64 array: either way, use x's dtype.
+    scale = xp.asarray(dloss, dtype=x.dtype) / x.size
+    return (sigmoid(x) - t) * scale
+
+
+def softmax_cross_entropy_forward(
+    logits: Array, labels: Array,
+) -> tuple[Array, SoftmaxCrossEntropyCache]:
+    """Softmax cross-entropy (negative log-likelihood of the true class), mean over the batch.
+
+    logits: (N, K); labels: (N,) integers in [0, K)  ->  loss: 0-d array
+    loss = -(1/N) sum_n log softmax(logits[n])[labels[n]]
+    """
+    xp = get_array_module(logits)
+    n, k = logits.shape
+    if labels.shape != (n,) or labels.dtype.kind not in "iu":
+        raise ValueError(f"softmax_cross_entropy: expected ({n},) integer labels, got "
+                         f"{labels.dtype} labels of shape {tuple(labels.shape)}")
+    if n > 0 and (int(labels.min()) < 0 or int(labels.max()) >= k):
+        raise ValueError(f"softmax_cross_entropy: labels must lie in [0, {k})")
+    # Softmax does not change when a constant is subtracted from a row. Subtracting the row's
+    # maximum makes every exponent <= 0 (no overflow) and the largest term exactly 1 (so the sum
+    # is >= 1 and its log is finite).
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -xp.asarray(log_probs[xp.arange(n), labels].mean())
+    return loss, SoftmaxCrossEntropyCache(probs=xp.exp(log_probs), labels=labels)
+
+
+def softmax_cross_entropy_backward(dloss: Any, cache: SoftmaxCrossEntropyCache) -> Array:
+    """Gradient of the mean softmax cross-entropy.
+
+    dloss: a number or 0-d array  ->  dlogits: (N, K)
+    dlogits = dloss * (softmax(logits) - one_hot(labels)) / N
+    """
+    xp = get_array_module(cache.probs)
+    probs, labels = cache.probs, cache.labels
+    n, k = probs.shape
+    one_hot = (labels[:, None] == xp.arange(k)).astype(probs.dtype)  # (N, K): 1 at the true class
+    scale = xp.asarray(dloss, dtype=probs.dtype) / n
+    return (probs - one_hot) * scale

@@ -1,0 +1,95 @@
+"""The command-line scripts as a new user runs them: a short real run, and one-line errors.
+
+Each test starts the example script in a fresh Python process, as a user's shell would, so
+argument parsing, the exit code and what is printed are all checked together.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(script, *args, cwd=None):
+    return subprocess.run([sys.executable, str(REPO / "examples" / script), *args],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_train_svhn_on_synthetic_data_for_a_few_steps(tmp_path):
+    out = tmp_path / "run"
+    result = run("train_svhn.py", "--dataset", "synthetic", "--max-steps", "3",
+                 "--batch-size", "16", "--conv-dim", "8", "--num-train", "64",
+                 "--out", str(out), "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    assert "3 steps in" in result.stdout
+    for name in ("checkpoint.npz", "losses.csv", "losses.png", "samples.gif"):
+        assert (out / name).is_file(), name
+        assert str(out / name) in result.stdout   # the script says where everything is
+
+    resumed = run("train_svhn.py", "--dataset", "synthetic", "--max-steps", "5",
+                  "--batch-size", "16", "--conv-dim", "8", "--num-train", "64",
+                  "--out", str(out), "--seed", "1", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stdout and "at epoch 1, step 3" in resumed.stdout
+    assert "2 steps in" in resumed.stdout
+
+    generated = run("generate.py", "--checkpoint", str(out / "checkpoint.npz"),
+                    "--num-samples", "9", "--rows", "2", "--steps", "4")
+    assert generated.returncode == 0, generated.stderr
+    assert (out / "samples.png").is_file() and (out / "interpolation.png").is_file()
+
+
+def test_help_shows_defaults():
+    result = run("train_svhn.py", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())   # undo argparse's line wrapping
+    assert "--backend {numpy,cupy}" in text
+    assert "images per training step (default: 128)" in text
+    assert "Adam beta1 (DCGAN uses 0.5) (default: 0.5)" in text
+    assert "--label-smoothing" in text and "--d-steps" in text
+    assert "(default: None)" not in text
+
+
+def one_line_error(result):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    return lines[0]
+
+
+def test_bad_arguments_give_one_line(tmp_path):
+    line = one_line_error(run("train_svhn.py", "--dataset", "synthetic", "--epochs", "0",
+                              "--out", str(tmp_path)))
+    assert "--epochs must be at least 1" in line
+
+
+def test_resume_without_a_checkpoint_gives_one_line(tmp_path):
+    line = one_line_error(run("train_svhn.py", "--dataset", "synthetic", "--resume",
+                              "--out", str(tmp_path / "nothing")))
+    assert "no checkpoint" in line
+
+
+def test_missing_data_offline_gives_one_line(tmp_path):
+    # An empty cache and an address where nothing listens: the download must fail cleanly.
+    env_args = ["--dataset", "svhn", "--data-dir", str(tmp_path / "empty"),
+                "--out", str(tmp_path / "run")]
+    result = subprocess.run(
+        [sys.executable, "-c",
+         "import sys, minigan.data.svhn as s; s.BASE_URL = 'http://127.0.0.1:9/'; "
+         "from minigan.gan.cli import main; sys.exit(main(sys.argv[1:]))", *env_args],
+        capture_output=True, text=True, timeout=120)
+    line = one_line_error(result)
+    assert "train_32x32.mat" in line and "synthetic" in line
+
+
+def test_cupy_backend_without_a_gpu_gives_one_line(tmp_path):
+    try:
+        import cupy  # noqa: F401
+        return  # with CuPy installed this machine may well have a GPU
+    except ImportError:
+        pass
+    line = one_line_error(run("train_svhn.py", "--backend", "cupy", "--dataset", "synthetic",
+                              "--out", str(tmp_path)))
+    assert "pip install" in line
