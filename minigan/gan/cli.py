@@ -68,6 +68,16 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
                    help="target for real images: 1.0 = none, 0.9 = one-sided smoothing")
     t.add_argument("--num-train", type=int, default=None,
                    help="use only the first N training images (quick trials)")
+    m = p.add_argument_group("scores during training")
+    m.add_argument("--features", default=None, metavar="PATH",
+                   help="a feature network from examples/train_classifier.py: compute FID and IS "
+                        "with it every --metrics-every epochs")
+    m.add_argument("--metrics-every", type=int, default=1, help="epochs between scores")
+    m.add_argument("--metrics-samples", type=int, default=10000,
+                   help="generated images per score (below 2048 FID is biased)")
+    t.add_argument("--split", choices=("train", "test"), default="train",
+                   help="which split to train on (test: e.g. when only MNIST's test files are "
+                        "at hand)")
     return p
 
 
@@ -75,7 +85,7 @@ def load_training_images(args: argparse.Namespace) -> numpy.ndarray:
     """(N, C, 32, 32) uint8 images of the chosen dataset (MNIST is padded from 28 to 32)."""
     from minigan.data import load_dataset
 
-    images, _ = load_dataset(args.dataset, "train", data_dir=args.data_dir)
+    images, _ = load_dataset(args.dataset, args.split, data_dir=args.data_dir)
     if args.num_train is not None:
         images = images[:args.num_train]
     if images.shape[-1] == 28:  # MNIST: pad 2 black pixels each side; G and D need 4 * 2**k
@@ -105,8 +115,14 @@ def train(args: argparse.Namespace) -> GANTrainer:
     config = TrainConfig(epochs=args.epochs, lr_d=args.lr_d, lr_g=args.lr_g, beta1=args.beta1,
                          d_steps=args.d_steps, real_label=args.label_smoothing,
                          z_size=args.z_size, z_distribution=args.z_distribution,
-                         seed=args.seed, max_steps=args.max_steps)
-    trainer = GANTrainer(G, D, loader, config, out)
+                         seed=args.seed, max_steps=args.max_steps,
+                         metrics_every=args.metrics_every if args.features else 0)
+    evaluate = None
+    if args.features:
+        from minigan.metrics import GANEvaluator
+        evaluate = GANEvaluator(args.features, num_samples=args.metrics_samples,
+                                z_distribution=args.z_distribution)
+    trainer = GANTrainer(G, D, loader, config, out, evaluate=evaluate)
     if args.resume:
         trainer.load_checkpoint()
         print(f"resumed from {trainer.checkpoint_path} at epoch {trainer.epoch + 1}, "
@@ -143,7 +159,8 @@ def main(argv: list[str] | None = None, dataset: str = "svhn",
 
     args = build_parser(dataset, description).parse_args(argv)
     try:
-        for name in ("epochs", "batch_size", "conv_dim", "z_size", "d_steps"):
+        for name in ("epochs", "batch_size", "conv_dim", "z_size", "d_steps", "metrics_every",
+                     "metrics_samples"):
             if getattr(args, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         train(args)

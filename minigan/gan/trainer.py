@@ -235,6 +235,7 @@ class GANTrainer:
         every = self.config.metrics_every
         if self.evaluate is not None and every and self.epoch % every == 0:
             scores = self.evaluate(self.G)
+            print(f"epoch {self.epoch}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
             self.metrics.setdefault("epoch", []).append(float(self.epoch))
             for key, value in scores.items():
                 self.metrics.setdefault(key, []).append(float(value))

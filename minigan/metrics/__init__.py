@@ -10,10 +10,20 @@ Both start from the outputs of a fixed classifier run on images:
   ``inception_score`` is high when each image gets a confident label and the labels vary
   (higher is better).
 
-This package holds the math only, on NumPy arrays on the host (CuPy inputs are copied over).
+The math (``frechet``, ``inception_score``, ``statistics``) works on NumPy arrays on the host
+(CuPy inputs are copied over). ``features`` is the classifier, built from minigan's own layers,
+whose features and probabilities feed the math, and ``gan_eval`` scores a generator with it.
 """
 
+from minigan.metrics.features import FeatureNet, accuracy, train_classifier
 from minigan.metrics.frechet import SingularCovarianceWarning, frechet_distance
+from minigan.metrics.gan_eval import (
+    GANEvaluator,
+    SmallSampleWarning,
+    real_statistics,
+    save_real_statistics,
+    statistics_path,
+)
 from minigan.metrics.inception_score import inception_score
 from minigan.metrics.statistics import (
     feature_statistics,
@@ -23,7 +33,15 @@ from minigan.metrics.statistics import (
 )
 
 __all__ = [
+    "FeatureNet",
+    "GANEvaluator",
     "SingularCovarianceWarning",
+    "SmallSampleWarning",
+    "accuracy",
+    "real_statistics",
+    "save_real_statistics",
+    "statistics_path",
+    "train_classifier",
     "feature_statistics",
     "frechet_distance",
     "inception_score",

@@ -122,11 +122,12 @@ class GANEvaluator:
                              f"but the network has {self.net.feature_dim} features")
         self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
         if num_samples < MIN_RELIABLE_SAMPLES:
+            d = self.net.feature_dim
             warnings.warn(
-                f"FID from {num_samples} samples (< {MIN_RELIABLE_SAMPLES}): the covariance of "
-                f"{self.net.feature_dim}-d features is poorly estimated (rank-deficient below "
-                f"{self.net.feature_dim + 1} samples) and FID is biased upwards; use at least "
-                f"{MIN_RELIABLE_SAMPLES}, or 10000 for numbers to report",
+                f"FID from {num_samples} samples (< {MIN_RELIABLE_SAMPLES}) is biased upwards "
+                f"and noisy: few samples estimate the {d}x{d} feature covariance poorly (it is "
+                f"singular with {d} samples or fewer); use at least {MIN_RELIABLE_SAMPLES}, "
+                f"or 10000 for numbers to report",
                 SmallSampleWarning, stacklevel=2)
 
     def generate(self, G: Module) -> Any:

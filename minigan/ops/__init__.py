@@ -1,0 +1,48 @@
+"""The hand-written kernels: pure functions, no classes holding state, no NumPy import.
+
+Each op is a pair::
+
+    y, cache = <op>_forward(x, ...)        # cache: a small NamedTuple of what backward needs
+    grads = <op>_backward(dy, cache)       # dx (and dw, db for ops with weights)
+
+and runs on NumPy or CuPy, whichever its inputs live on (``get_array_module``).
+"""
+
+from minigan.ops.activations import (
+    leaky_relu_backward,
+    leaky_relu_forward,
+    relu_backward,
+    relu_forward,
+    sigmoid,
+    sigmoid_backward,
+    sigmoid_forward,
+    tanh_backward,
+    tanh_forward,
+)
+from minigan.ops.batchnorm import (
+    batch_norm_backward,
+    batch_norm_eval_forward,
+    batch_norm_forward,
+    update_running_stats,
+)
+from minigan.ops.conv2d import conv2d_backward, conv2d_forward
+from minigan.ops.conv_transpose2d import conv_transpose2d_backward, conv_transpose2d_forward
+from minigan.ops.dropout import dropout_backward, dropout_forward
+from minigan.ops.im2col import col2im, conv_output_size, im2col
+from minigan.ops.linear import linear_backward, linear_forward
+from minigan.ops.losses import (
+    bce_with_logits_backward,
+    bce_with_logits_forward,
+    softmax_cross_entropy_backward,
+    softmax_cross_entropy_forward,
+)
+
+__all__ = [
+    "bce_with_logits_backward", "bce_with_logits_forward", "batch_norm_backward",
+    "batch_norm_eval_forward", "batch_norm_forward", "col2im", "conv2d_backward",
+    "conv2d_forward", "conv_output_size", "conv_transpose2d_backward", "conv_transpose2d_forward",
+    "dropout_backward", "dropout_forward", "im2col", "leaky_relu_backward", "leaky_relu_forward",
+    "linear_backward", "linear_forward", "relu_backward", "relu_forward", "sigmoid",
+    "sigmoid_backward", "sigmoid_forward", "softmax_cross_entropy_backward",
+    "softmax_cross_entropy_forward", "tanh_backward", "tanh_forward", "update_running_stats",
+]

@@ -1,0 +1,62 @@
+"""The DCGAN of ``minigan.gan.dcgan`` and the step of ``GANTrainer.train_step``, in PyTorch.
+
+Used only by bench_step.py to time the same work in PyTorch's eager mode. PyTorch is never a
+dependency of minigan: this file is imported only when PyTorch is installed.
+"""
+
+import torch
+from torch import nn
+
+
+def generator(z_size: int, conv_dim: int) -> nn.Module:
+    top = conv_dim * 4
+    return nn.Sequential(
+        nn.Linear(z_size, top * 4 * 4), nn.Unflatten(1, (top, 4, 4)),
+        nn.ConvTranspose2d(top, top // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(top // 2), nn.ReLU(),
+        nn.ConvTranspose2d(top // 2, top // 4, 4, 2, 1, bias=False), nn.BatchNorm2d(top // 4),
+        nn.ReLU(),
+        nn.ConvTranspose2d(top // 4, 3, 4, 2, 1), nn.Tanh(),
+    )
+
+
+def discriminator(conv_dim: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, conv_dim, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Conv2d(conv_dim, conv_dim * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(conv_dim * 2),
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(conv_dim * 2, conv_dim * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(conv_dim * 4),
+        nn.LeakyReLU(0.2),
+        nn.Flatten(), nn.Linear(conv_dim * 4 * 4 * 4, 1),
+    )
+
+
+def make_torch_step(conv_dim: int, z_size: int, batch: int, device: str):
+    torch.manual_seed(0)
+    G, D = generator(z_size, conv_dim).to(device), discriminator(conv_dim).to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    bce = nn.BCEWithLogitsLoss()
+    real = torch.rand(batch, 3, 32, 32, device=device) * 2 - 1
+    ones = torch.ones(batch, 1, device=device)
+    zeros = torch.zeros(batch, 1, device=device)
+
+    def step():
+        opt_d.zero_grad()
+        loss_real = bce(D(real), ones)
+        loss_real.backward()
+        fake = G(torch.rand(batch, z_size, device=device) * 2 - 1).detach()
+        loss_fake = bce(D(fake), zeros)
+        loss_fake.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        for p in D.parameters():          # as minigan: no D weight gradients in the G step
+            p.requires_grad_(False)
+        g_loss = bce(D(G(torch.rand(batch, z_size, device=device) * 2 - 1)), ones)
+        g_loss.backward()
+        for p in D.parameters():
+            p.requires_grad_(True)
+        opt_g.step()
+        # minigan turns each loss into a Python float every step; do the same here.
+        return loss_real.item() + loss_fake.item(), g_loss.item()
+
+    return step

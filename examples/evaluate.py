@@ -1,0 +1,163 @@
+"""Score a trained DCGAN generator with FID and IS, using a feature network trained by minigan.
+
+    python examples/train_classifier.py --dataset svhn          # once per dataset
+    python examples/evaluate.py --checkpoint runs/svhn/checkpoint.npz \\
+        --features runs/features_svhn.npz --num-samples 10000
+
+The generator is rebuilt from the trainer's checkpoint (its sizes are read from the saved
+weights), draws --num-samples images from fixed latent vectors (--seed), and
+``minigan.metrics.gan_eval.GANEvaluator`` compares them with the real images' cached feature
+statistics (FID, lower is better) and scores their class probabilities (IS, higher is better).
+
+These are domain-specific FID and IS: comparable between runs scored with the same feature
+network file, not with published Inception-v3 numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from minigan.backend import BackendError, backend_name, use_backend
+from minigan.checkpoint import from_text_array, load_checkpoint
+from minigan.gan.dcgan import Generator
+from minigan.metrics.features import FeatureNet
+from minigan.metrics.gan_eval import MIN_RELIABLE_SAMPLES, GANEvaluator, statistics_path
+from minigan.metrics.statistics import load_statistics_meta
+from minigan.nn import ShapeError
+
+CHANNELS = {"svhn": 3, "cifar10": 3, "mnist": 1, "synthetic": 3}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", required=True,
+                   help="a trainer checkpoint, e.g. runs/svhn/checkpoint.npz")
+    p.add_argument("--features", default=None,
+                   help="the feature network from train_classifier.py "
+                        "(default: runs/features_<dataset>.npz)")
+    p.add_argument("--dataset", choices=sorted(CHANNELS), default=None,
+                   help="the dataset G was trained on, to check it against the feature network")
+    p.add_argument("--num-samples", type=int, default=10000,
+                   help=f"images to generate (fewer than {MIN_RELIABLE_SAMPLES} bias FID)")
+    p.add_argument("--batch-size", type=int, default=500, help="images generated at a time")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent vectors")
+    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
+                   help="numpy runs on the CPU, cupy on an NVIDIA GPU")
+    return p
+
+
+def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any], dict[str, Any]]:
+    """Rebuild G from a trainer checkpoint; returns (G in eval mode, its sizes, training config).
+
+    The sizes are not stored separately, but the weights pin them down: G's first layer is a
+    Linear (top * 4 * 4, z_size) and each ConvTranspose2d weight is (in, out, 4, 4), the last
+    one's ``out`` being the image channels; with k of them the image is 4 * 2**k pixels wide.
+    """
+    sections = load_checkpoint(path)
+    if "G" not in sections:
+        raise ValueError(f"{path} has no generator (section G): is it a trainer checkpoint?")
+    state = sections["G"]
+    config = from_text_array(sections["config"]["json"]) if "config" in sections else {}
+    try:
+        linear = state["0.weight"]
+        convs = [state[k] for k in sorted((k for k in state if state[k].ndim == 4),
+                                          key=lambda k: int(k.split(".")[0]))]
+        top, z_size = linear.shape[0] // 16, linear.shape[1]
+        sizes = {"z_size": int(z_size), "conv_dim": int(top // 2 ** (len(convs) - 1)),
+                 "image_size": 4 * 2 ** len(convs), "channels": int(convs[-1].shape[1])}
+        G = Generator(**sizes)
+        G.load_state_dict(state)
+    except (KeyError, IndexError, ValueError, ShapeError) as error:
+        raise ValueError(f"{path}: the G weights are not those of a minigan DCGAN generator "
+                         f"({error})") from None
+    if config.get("z_size", sizes["z_size"]) != sizes["z_size"]:
+        raise ValueError(f"{path}: config says z_size {config['z_size']}, weights say "
+                         f"{sizes['z_size']}")
+    progress = sections.get("progress", {})
+    if "epoch" in progress:
+        config["_epoch"], config["_step"] = int(progress["epoch"]), int(progress["step"])
+    return G.eval(), sizes, config
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    use_backend(args.backend)
+    if args.features is None and args.dataset is None:
+        raise ValueError("give --features (the file from train_classifier.py) or --dataset")
+    features = Path(args.features or f"runs/features_{args.dataset}.npz")
+    G, sizes, config = load_generator(args.checkpoint)
+    info = FeatureNet.load_info(features)
+
+    trained_on = info.get("dataset")
+    if args.dataset and trained_on and trained_on != args.dataset:
+        raise ValueError(f"{features} was trained on {trained_on}, not {args.dataset}: train "
+                         f"one with examples/train_classifier.py --dataset {args.dataset}")
+    if args.dataset and CHANNELS[args.dataset] != sizes["channels"]:
+        raise ValueError(f"{args.dataset} images have {CHANNELS[args.dataset]} channel(s) but "
+                         f"this G makes {sizes['channels']}: was it trained on another dataset?")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        evaluate = GANEvaluator(features, num_samples=args.num_samples,
+                                batch_size=args.batch_size, seed=args.seed,
+                                z_distribution=config.get("z_distribution", "uniform"))
+        if evaluate.net.channels != sizes["channels"] or \
+                evaluate.net.image_size != sizes["image_size"]:
+            raise ValueError(
+                f"G makes {sizes['channels']}x{sizes['image_size']}x{sizes['image_size']} images "
+                f"but {features} scores {evaluate.net.channels}x{evaluate.net.image_size}x"
+                f"{evaluate.net.image_size} ones ({trained_on or 'another dataset'})")
+
+        where = (f" (epoch {config['_epoch']}, step {config['_step']})"
+                 if "_epoch" in config else "")
+        print(f"generator: {args.checkpoint}{where}: z_size {sizes['z_size']}, conv_dim "
+              f"{sizes['conv_dim']}, {sizes['channels']}x{sizes['image_size']}x"
+              f"{sizes['image_size']} images, z ~ {evaluate.z_distribution}")
+        accuracy = info.get("accuracy")
+        acc_text = f", held-out accuracy {accuracy:.4f}" if accuracy is not None else ""
+        count = load_statistics_meta(evaluate.stats_path).get("count", "?")
+        print(f"feature network: {features} (trained on {trained_on or '?'}{acc_text}); real "
+              f"statistics: {statistics_path(features)} ({count} images)")
+        _print_warnings(caught)
+        print(f"generating and scoring {args.num_samples} samples (seed {args.seed}, backend "
+              f"{backend_name()})")
+        scores = evaluate(G)
+        _print_warnings(caught)
+
+    print(f"FID {scores['fid']:.3f}")
+    print(f"IS  {scores['inception_score']:.3f} ± {scores['inception_score_std']:.3f} "
+          f"(10 splits)")
+    print(f"settings: feature network {features}, {args.num_samples} samples, seed {args.seed}. "
+          f"Domain-specific scores: compare only with scores from this same feature network, "
+          f"not with published Inception-v3 FID/IS.")
+    return scores
+
+
+def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Show the warnings recorded so far as one line each, and forget them."""
+    for w in caught:
+        print(f"warning: {' '.join(str(w.message).split())}", file=sys.stderr, flush=True)
+    caught.clear()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.num_samples < 20:
+            raise ValueError(f"--num-samples must be at least 20 (IS uses 10 splits), got "
+                             f"{args.num_samples}")
+        if args.batch_size < 1:
+            raise ValueError("--batch-size must be at least 1")
+        run(args)
+    except (BackendError, ShapeError, ValueError, OSError, RuntimeError) as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

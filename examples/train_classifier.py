@@ -1,0 +1,158 @@
+"""Train the feature network that scores GANs (FID and IS) on one dataset.
+
+    python examples/train_classifier.py --dataset svhn
+    python examples/train_classifier.py --dataset mnist --data-dir ../data/mnist --epochs 3
+    python examples/evaluate.py --checkpoint runs/svhn/checkpoint.npz \\
+        --features runs/features_svhn.npz
+
+It trains a small classifier (``minigan.metrics.features.FeatureNet``) on the training split,
+reports its accuracy on a held-out part, and saves two files:
+
+* ``--out`` (default ``runs/features_<dataset>.npz``): the network;
+* ``<out>_stats.npz``: the mean and covariance of its features over the real images, so that
+  FID against the dataset never has to look at the real images again.
+
+The FID and IS computed with this network are domain-specific versions of the published,
+Inception-v3-based scores: compare them only with scores from the same network file.
+MNIST's 28x28 digits are padded to 32x32, the size of the DCGAN's samples. When only MNIST's
+test files are at hand (no network), the test split is used instead: training on part of it,
+holding out the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy
+
+from minigan.backend import BackendError, backend_name, use_backend
+from minigan.data import DATASETS, DataError, load_dataset
+from minigan.metrics.features import accuracy, pad_to, train_classifier
+from minigan.metrics.gan_eval import save_real_statistics, statistics_path
+from minigan.nn import ShapeError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", choices=DATASETS, default="svhn",
+                   help="synthetic needs no download: digits rendered on the fly")
+    p.add_argument("--data-dir", default=None,
+                   help="where datasets are cached (default: $MINIGAN_DATA or ~/.cache/minigan)")
+    p.add_argument("--no-download", action="store_true",
+                   help="use only files already on disk, never download")
+    p.add_argument("--epochs", type=int, default=5, help="passes over the training images")
+    p.add_argument("--batch-size", type=int, default=64, help="images per training step")
+    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
+    p.add_argument("--seed", type=int, default=0,
+                   help="fixes the initial weights, batch order, shifts and held-out images")
+    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
+                   help="numpy runs on the CPU, cupy on an NVIDIA GPU")
+    p.add_argument("--out", default=None,
+                   help="network file (default: runs/features_<dataset>.npz); the real-data "
+                        "statistics go beside it as <name>_stats.npz")
+    p.add_argument("--holdout", type=float, default=0.1,
+                   help="fraction of the images held out (randomly, by --seed) to measure "
+                        "accuracy")
+    p.add_argument("--num-train", type=int, default=None,
+                   help="use only the first N images of the split (quick trials)")
+    p.add_argument("--shift", type=int, default=1,
+                   help="augmentation: move training images by up to this many pixels")
+    p.add_argument("--width", type=int, default=16, help="channels of the first convolution")
+    p.add_argument("--feature-dim", type=int, default=128, help="length of the feature vector")
+    return p
+
+
+def load_images(args: argparse.Namespace) -> tuple[numpy.ndarray, numpy.ndarray, str]:
+    """The images and labels to train on, and the split they come from.
+
+    MNIST offline with only the test files (t10k-*) at hand: use the test split.
+    """
+    try:
+        images, labels = load_dataset(args.dataset, "train", data_dir=args.data_dir,
+                                      download=not args.no_download)
+        split = "train"
+    except DataError as error:
+        if args.dataset != "mnist":
+            raise
+        try:
+            images, labels = load_dataset("mnist", "test", data_dir=args.data_dir,
+                                          download=False)
+        except DataError:
+            raise error from None
+        split = "test"
+        where = args.data_dir or "the data folder"
+        how = "" if args.no_download else " and could not be downloaded"
+        print(f"note: MNIST's training files are not in {where}{how}, so the {len(images)} "
+              f"test images are used instead: {1 - args.holdout:.0%} to train, "
+              f"{args.holdout:.0%} held out")
+    if args.num_train is not None:
+        images, labels = images[:args.num_train], labels[:args.num_train]
+    if images.shape[-1] == 28:  # MNIST: pad to 32x32, the size the DCGAN generates
+        images = pad_to(images, 32)
+    return images, labels, split
+
+
+def run(args: argparse.Namespace) -> None:
+    use_backend(args.backend)
+    out = Path(args.out or f"runs/features_{args.dataset}.npz")
+    if out.suffix != ".npz":
+        raise ValueError(f"--out must end in .npz, got {out}")
+    images, labels, split = load_images(args)
+
+    order = numpy.random.default_rng([args.seed, 7]).permutation(len(images))
+    n_held = int(round(args.holdout * len(images)))
+    held, train = order[:n_held], numpy.sort(order[n_held:])
+    if n_held < 1 or len(train) < args.batch_size:
+        raise ValueError(f"--holdout {args.holdout} leaves {len(train)} training and {n_held} "
+                         f"held-out images out of {len(images)}: need at least one batch "
+                         f"({args.batch_size}) to train and one image to test")
+    print(f"training a feature network on {len(train)} {args.dataset}/{split} images "
+          f"{tuple(images.shape[1:])}, {n_held} held out; backend {backend_name()}")
+
+    started = time.perf_counter()
+    net = train_classifier(images[train], labels[train], epochs=args.epochs,
+                           batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                           width=args.width, feature_dim=args.feature_dim, shift=args.shift)
+    seconds = time.perf_counter() - started
+    acc = accuracy(net, images[held], labels[held])
+    print(f"held-out accuracy {acc:.4f} on {n_held} images (trained in {seconds:.0f} s)")
+
+    net.save(out, dataset=args.dataset, split=split, accuracy=acc, held_out=n_held,
+             epochs=args.epochs, seed=args.seed)
+    # The reference statistics use every image of the split, held-out ones included: they
+    # describe the dataset the GAN learns from, not the classifier's training set.
+    print(f"computing the feature statistics of all {len(images)} real images")
+    stats = save_real_statistics(net, images, statistics_path(out), progress=True,
+                                 dataset=f"{args.dataset}/{split}")
+    print(f"saved the feature network to {out}\nsaved the real-data statistics to {stats}")
+    print(f"score a GAN with: python examples/evaluate.py --checkpoint runs/{args.dataset}/"
+          f"checkpoint.npz --features {out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.shift < 0:
+            raise ValueError("--shift must be 0 or more")
+        for name in ("epochs", "batch_size", "width", "feature_dim"):
+            if getattr(args, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if not 0.0 < args.holdout < 1.0:
+            raise ValueError(f"--holdout must be a fraction between 0 and 1, got {args.holdout}")
+        if args.lr <= 0:
+            raise ValueError(f"--lr must be positive, got {args.lr}")
+        if args.num_train is not None and args.num_train < 2:
+            raise ValueError("--num-train must be at least 2")
+        run(args)
+    except (BackendError, DataError, ShapeError, ValueError, OSError, RuntimeError) as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""Scoring a generator end to end: GANEvaluator and the evaluate / train_classifier scripts.
+
+The idea: FID and IS are computed by pushing G's samples through a *fixed* feature network and
+comparing with statistics of real images that were computed once and cached. Here everything is
+miniature -- a generator trained for one step, a feature network trained for one epoch on a few
+rendered digits -- because the point is the plumbing (files, fixed seeds, eval mode, warnings,
+errors), not the quality of the numbers.
+"""
+
+import csv
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from minigan.backend import make_rng, manual_seed
+from minigan.data import DataLoader, make_synthetic_digits
+from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
+from minigan.gan.trainer import GANTrainer, TrainConfig
+from minigan.metrics.features import FeatureNet, train_classifier
+from minigan.metrics.gan_eval import (
+    GANEvaluator,
+    SmallSampleWarning,
+    save_real_statistics,
+    statistics_path,
+)
+from tests.helpers import REPO_ROOT, shared_data
+
+Z_SIZE = 8
+
+
+def tiny_trainer(out_dir, channels=3, **config):
+    """A 32x32 DCGAN with 4 channels in D's first layer, on 16 rendered digits."""
+    manual_seed(0)
+    G = dcgan_init(Generator(z_size=Z_SIZE, conv_dim=4, image_size=32, channels=channels))
+    D = dcgan_init(Discriminator(conv_dim=4, image_size=32, channels=channels))
+    images, _ = make_synthetic_digits(16, seed=0, size=32, channels=channels)
+    loader = DataLoader(images, batch_size=8, seed=0)
+    settings = dict(epochs=1, z_size=Z_SIZE, num_samples=4, seed=0)
+    settings.update(config)
+    return GANTrainer(G, D, loader, TrainConfig(**settings), out_dir)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A generator checkpoint after one training step, and a small feature network trained
+    for a few epochs on rendered digits, saved with its real-data statistics."""
+    root = tmp_path_factory.mktemp("evaluate")
+    trainer = tiny_trainer(root / "run", max_steps=1)
+    trainer.fit(progress=False)
+
+    images, labels = make_synthetic_digits(128, seed=1, size=32, channels=3)
+    net = train_classifier(images, labels, epochs=3, batch_size=16, seed=0, progress=False,
+                           width=4, feature_dim=16)
+    features = net.save(root / "features.npz", dataset="synthetic", accuracy=0.5)
+    save_real_statistics(net, images, statistics_path(features), dataset="synthetic/train")
+    return {"checkpoint": trainer.checkpoint_path, "features": features, "G": trainer.G,
+            "root": root}
+
+
+def run_script(name, *args):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, str(REPO_ROOT / "examples" / name), *map(str, args)],
+                          capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300)
+
+
+def assert_one_line_error(result):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+
+
+# ---------------------------------------------------------------------- GANEvaluator
+def test_evaluator_returns_the_scores_and_is_repeatable(files):
+    G = files["G"].train()
+    with pytest.warns(SmallSampleWarning, match="biased"):
+        evaluate = GANEvaluator(files["features"], num_samples=200, batch_size=64)
+    first, second = evaluate(G), evaluate(G)
+    assert set(first) == {"fid", "inception_score", "inception_score_std"}
+    assert first == second          # a fixed seed: the same z, so the same images and scores
+    assert first["fid"] > 0
+    assert 1.0 <= first["inception_score"] <= 10.0   # 10 classes: IS lies in [1, 10]
+    assert first["inception_score_std"] >= 0
+    assert G.training                # G's mode is put back after sampling in eval mode
+
+
+def test_evaluator_scores_real_images_better_than_noise(files):
+    """The cached statistics were computed on these very images: FID of the same set is ~0."""
+    images, _ = make_synthetic_digits(128, seed=1, size=32, channels=3)
+    noise = np.random.default_rng(0).integers(0, 256, images.shape, dtype=np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        evaluate = GANEvaluator(files["features"], num_samples=128)
+    real, fake = evaluate.score_images(images), evaluate.score_images(noise)
+    assert abs(real["fid"]) < 1e-9
+    assert fake["fid"] > 1e-3
+
+
+def test_no_warning_with_enough_samples(files):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SmallSampleWarning)
+        GANEvaluator(files["features"], num_samples=2048)
+
+
+def test_statistics_of_another_network_are_refused(files, tmp_path):
+    images, _ = make_synthetic_digits(32, seed=2, size=32, channels=3)
+    other = FeatureNet(3, width=4, feature_dim=16, rng=make_rng(5))
+    save_real_statistics(other, images, tmp_path / "other_stats.npz")
+    with pytest.raises(ValueError, match="different feature network"):
+        GANEvaluator(files["features"], num_samples=2048, stats_path=tmp_path / "other_stats.npz")
+
+
+def test_trainer_records_the_scores_every_epoch(files, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        evaluate = GANEvaluator(files["features"], num_samples=40, batch_size=20)
+    trainer = tiny_trainer(tmp_path, epochs=2, metrics_every=1)
+    trainer.evaluate = evaluate
+    trainer.fit(progress=False)
+    with open(tmp_path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["epoch"]) for r in rows] == [1.0, 2.0]
+    assert all(float(r["fid"]) > 0 and float(r["inception_score"]) >= 1 for r in rows)
+
+
+# ---------------------------------------------------------------------- examples/evaluate.py
+def test_evaluate_prints_fid_and_is_and_the_small_sample_warning(files):
+    result = run_script("evaluate.py", "--checkpoint", files["checkpoint"], "--features",
+                        files["features"], "--num-samples", 256, "--backend", "numpy")
+    assert result.returncode == 0, result.stderr
+    fid = re.search(r"^FID\s+([0-9.]+)$", result.stdout, re.M)
+    score = re.search(r"^IS\s+([0-9.]+) ± ([0-9.]+)", result.stdout, re.M)
+    assert fid and score, result.stdout
+    assert float(fid.group(1)) > 0
+    assert 1.0 <= float(score.group(1)) <= 10.0
+    assert "256 samples" in result.stdout and str(files["features"]) in result.stdout
+    assert re.search(r"^warning: FID from 256 samples", result.stderr, re.M), result.stderr
+
+
+def test_evaluate_rebuilds_the_generator_that_was_saved(files):
+    """conv_dim, z_size and channels come from the saved weights' shapes."""
+    spec = importlib.util.spec_from_file_location("evaluate_script",
+                                                  REPO_ROOT / "examples" / "evaluate.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    G, sizes, config = script.load_generator(files["checkpoint"])
+    assert sizes == {"z_size": Z_SIZE, "conv_dim": 4, "image_size": 32, "channels": 3}
+    assert config["z_size"] == Z_SIZE and not G.training
+    for name, value in files["G"].state_dict().items():
+        np.testing.assert_array_equal(G.state_dict()[name], value)
+
+
+@pytest.mark.parametrize("bad", ["missing", "features", "garbage"])
+def test_evaluate_bad_checkpoint_is_a_one_line_error(files, tmp_path, bad):
+    path = {"missing": tmp_path / "nothing.npz", "features": files["features"],
+            "garbage": tmp_path / "garbage.npz"}[bad]
+    if bad == "garbage":
+        path.write_bytes(b"not a zip file")
+    result = run_script("evaluate.py", "--checkpoint", path, "--features", files["features"],
+                        "--num-samples", 256)
+    assert_one_line_error(result)
+
+
+def test_evaluate_refuses_a_dataset_with_other_channels(files):
+    result = run_script("evaluate.py", "--checkpoint", files["checkpoint"], "--features",
+                        files["features"], "--dataset", "mnist")
+    assert_one_line_error(result)
+    assert "synthetic" in result.stderr   # the network says what it was trained on
+
+
+# ---------------------------------------------------------------------- train_classifier.py
+def test_train_classifier_bad_holdout_is_a_one_line_error(tmp_path):
+    result = run_script("train_classifier.py", "--dataset", "synthetic", "--holdout", "1.5",
+                        "--out", tmp_path / "f.npz")
+    assert_one_line_error(result)
+    assert not (tmp_path / "f.npz").exists()
+
+
+def test_train_classifier_on_mnist_test_files_only(tmp_path):
+    """Offline with only MNIST's t10k files: train on part of the test split, say so, and
+    write the network and its statistics, which evaluate.py can then use."""
+    data_dir = shared_data("mnist", "t10k-images-idx3-ubyte.gz").parent
+    out = tmp_path / "features_mnist.npz"
+    result = run_script("train_classifier.py", "--dataset", "mnist", "--data-dir", data_dir,
+                        "--no-download", "--num-train", 600, "--epochs", 1, "--width", 4,
+                        "--feature-dim", 16, "--batch-size", 50, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "test images are used instead" in result.stdout
+    accuracy = float(re.search(r"held-out accuracy ([0-9.]+)", result.stdout).group(1))
+    assert 0.0 <= accuracy <= 1.0
+    net = FeatureNet.load(out)
+    assert (net.channels, net.image_size) == (1, 32)   # 28x28 digits padded to 32x32
+    assert FeatureNet.load_info(out)["split"] == "test"
+    assert statistics_path(out).is_file()
