@@ -22,7 +22,6 @@ from minigan.data.cifar10 import load_cifar10
 from minigan.data.download import (
     DataError,
     default_data_dir,
-    download,
     extract_tar,
     find_or_download,
     md5_of,
@@ -68,7 +67,6 @@ __all__ = [
     "DataError",
     "DataLoader",
     "default_data_dir",
-    "download",
     "extract_tar",
     "find_or_download",
     "load_cifar10",

@@ -5,7 +5,9 @@ Each op is a pair::
     y, cache = <op>_forward(x, ...)        # cache: a small NamedTuple of what backward needs
     grads = <op>_backward(dy, cache)       # dx (and dw, db for ops with weights)
 
-and runs on NumPy or CuPy, whichever its inputs live on (``get_array_module``).
+and runs on NumPy or CuPy, whichever its inputs live on (``get_array_module``). The pairs are
+re-exported here; helpers such as ``im2col`` stay in their modules (``minigan.ops.im2col``), so
+that a module's name never means a function.
 """
 
 from minigan.ops.activations import (
@@ -28,7 +30,6 @@ from minigan.ops.batchnorm import (
 from minigan.ops.conv2d import conv2d_backward, conv2d_forward
 from minigan.ops.conv_transpose2d import conv_transpose2d_backward, conv_transpose2d_forward
 from minigan.ops.dropout import dropout_backward, dropout_forward
-from minigan.ops.im2col import col2im, conv_output_size, im2col
 from minigan.ops.linear import linear_backward, linear_forward
 from minigan.ops.losses import (
     bce_with_logits_backward,
@@ -39,9 +40,9 @@ from minigan.ops.losses import (
 
 __all__ = [
     "bce_with_logits_backward", "bce_with_logits_forward", "batch_norm_backward",
-    "batch_norm_eval_forward", "batch_norm_forward", "col2im", "conv2d_backward",
-    "conv2d_forward", "conv_output_size", "conv_transpose2d_backward", "conv_transpose2d_forward",
-    "dropout_backward", "dropout_forward", "im2col", "leaky_relu_backward", "leaky_relu_forward",
+    "batch_norm_eval_forward", "batch_norm_forward", "conv2d_backward",
+    "conv2d_forward", "conv_transpose2d_backward", "conv_transpose2d_forward",
+    "dropout_backward", "dropout_forward", "leaky_relu_backward", "leaky_relu_forward",
     "linear_backward", "linear_forward", "relu_backward", "relu_forward", "sigmoid",
     "sigmoid_backward", "sigmoid_forward", "softmax_cross_entropy_backward",
     "softmax_cross_entropy_forward", "tanh_backward", "tanh_forward", "update_running_stats",

@@ -58,7 +58,9 @@ def test_conv_transpose2d(n, c_in, c_out, k, stride, padding, output_padding, si
     assert check_module(layer, away_from_zero((n, c_in, size, size), seed)) < TOLERANCE
 
 
-@given(n=st.integers(2, 5), c=small, seed=st.integers(0, 2**16), training=st.booleans())
+# In training mode batch norm needs at least 3 values per channel for a meaningful check: with
+# two, x_hat is +-1 whatever x is, so dL/dx is ~0 and the check would compare rounding noise.
+@given(n=st.integers(3, 5), c=small, seed=st.integers(0, 2**16), training=st.booleans())
 def test_batchnorm1d(n, c, seed, training):
     layer = nn.BatchNorm1d(c).train(training)
     layer.weight.data = random_array(np.random.default_rng(seed + 1), (c,))
@@ -69,8 +71,8 @@ def test_batchnorm1d(n, c, seed, training):
 @given(n=st.integers(1, 3), c=small, h=st.integers(1, 4), seed=st.integers(0, 2**16),
        training=st.booleans())
 def test_batchnorm2d(n, c, h, seed, training):
-    if training and n * h * h < 2:
-        return  # a variance needs two values per channel
+    if training and n * h * (h + 1) < 3:
+        return  # see test_batchnorm1d: too few values per channel to check
     layer = nn.BatchNorm2d(c).train(training)
     layer.weight.data = random_array(np.random.default_rng(seed + 1), (c,))
     assert check_module(layer, away_from_zero((n, c, h, h + 1), seed)) < TOLERANCE

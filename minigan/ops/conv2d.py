@@ -1,0 +1,135 @@
+"""2-D convolution (cross-correlation, as in PyTorch), forward and backward.
+
+    y[n, f, ho, wo] = b[f] + sum_{c, i, j} w[f, c, i, j] * x_pad[n, c, S*ho + i, S*wo + j]
+
+With ``cols = im2col(x)`` (one row per output pixel, one column per (i, j, c)) and the weights
+flattened to a matrix ``w_mat`` (K*K*C, F) in the same (i, j, c) order, the whole layer is one
+matrix product, and so is each gradient::
+
+    forward:   y_rows  = cols @ w_mat + b             (N*H_out*W_out, F)
+    backward:  dw_mat  = cols.T @ dy_rows             (K*K*C, F)
+               dcols   = dy_rows @ w_mat.T            (N*H_out*W_out, K*K*C)
+               dx      = col2im(dcols)                (N, C, H, W)
+               db      = dy summed over n, ho, wo     (F,)
+
+The input gradient ``col2im(dy_rows @ w_mat.T)`` is, by definition, a *transposed convolution*
+of dy with the same weights. So the two ops share their code: ``conv_transpose2d_forward`` is
+``conv2d_input_grad`` below, and the input gradient of a transposed convolution is
+``conv2d_forward``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from minigan.backend import get_array_module
+from minigan.ops.im2col import col2im, conv_output_size, from_rows, im2col, to_rows
+
+Array = Any
+
+
+class Conv2dCache(NamedTuple):
+    """What ``conv2d_backward`` needs from the forward pass."""
+
+    cols: Array                   # im2col(x): (N*H_out*W_out, K*K*C)
+    w: Array                      # the weights, (F, C, K, K)
+    x_shape: tuple[int, ...]      # (N, C, H, W)
+    stride: int
+    padding: int
+    has_bias: bool                # was there a bias (so backward returns db, not None)?
+
+
+def conv2d_forward(x: Array, w: Array, b: Array | None = None, stride: int = 1,
+                   padding: int = 0) -> tuple[Array, Conv2dCache]:
+    """Forward pass of a 2-D convolution.
+
+    x: (N, C, H, W), w: (F, C, K, K), b: (F,) or None
+    y: (N, F, H_out, W_out), H_out = (H + 2P - K) // S + 1, W_out likewise
+    y[n, f, ho, wo] = b[f] + sum_{c, i, j} w[f, c, i, j] * x_pad[n, c, S*ho + i, S*wo + j]
+    """
+    xp = get_array_module(x)
+    _check_conv_args(x, w, b)
+    N, _, H, W = x.shape
+    F, _, K, _ = w.shape
+    H_out, W_out = conv_output_size(H, K, stride, padding), conv_output_size(W, K, stride, padding)
+
+    cols = im2col(x, K, stride, padding)                  # (N*H_out*W_out, K*K*C)
+    y_rows = xp.matmul(cols, weight_matrix(w))            # (N*H_out*W_out, F)
+    if b is not None:
+        y_rows += b                                       # in place: no extra array
+    y = from_rows(y_rows, (N, F, H_out, W_out))
+    return y, Conv2dCache(cols, w, tuple(x.shape), stride, padding, b is not None)
+
+
+def conv2d_backward(dy: Array, cache: Conv2dCache,
+                    need_weight_grad: bool = True) -> tuple[Array, Array | None, Array | None]:
+    """Backward pass of a 2-D convolution.
+
+    dy: (N, F, H_out, W_out) -> dx: (N, C, H, W), dw: (F, C, K, K), db: (F,) or None
+        dx = col2im(dy_rows @ w_mat.T)     (a transposed convolution of dy)
+        dw = cols.T @ dy_rows              (reshaped to (F, C, K, K))
+        db = sum of dy over n, ho, wo
+    db is None when the forward pass had no bias; dw and db are both None when
+    ``need_weight_grad`` is False (the generator step only needs the gradient at the image).
+    """
+    xp = get_array_module(dy)
+    dy_rows = to_rows(dy)                                 # (N*H_out*W_out, F), used twice
+    dx = conv2d_input_grad(dy_rows, cache.w, cache.x_shape, cache.stride, cache.padding)
+    if not need_weight_grad:
+        return dx, None, None
+    dw = conv2d_weight_grad(cache.cols, dy_rows, cache.w.shape)
+    db = xp.sum(dy_rows, axis=0) if cache.has_bias else None
+    return dx, dw, db
+
+
+# Building blocks, shared with conv_transpose2d.py (which is this file run backwards).
+
+def weight_matrix(w: Array) -> Array:
+    """(F, C, K, K) -> w_mat (K*K*C, F), rows in the (i, j, c) order of ``im2col``'s columns."""
+    xp = get_array_module(w)
+    F, C, K, _ = w.shape
+    return xp.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(K * K * C, F)
+
+
+def weight_from_matrix(w_mat: Array, w_shape: tuple[int, ...]) -> Array:
+    """The inverse of ``weight_matrix``: (K*K*C, F) -> (F, C, K, K)."""
+    xp = get_array_module(w_mat)
+    F, C, K, _ = w_shape
+    return xp.ascontiguousarray(w_mat.reshape(K, K, C, F).transpose(3, 2, 0, 1))
+
+
+def conv2d_input_grad(dy_rows: Array, w: Array, x_shape: tuple[int, ...], stride: int,
+                      padding: int) -> Array:
+    """dL/dx of a convolution: dx = col2im(dy_rows @ w_mat.T), i.e. a transposed convolution.
+
+    dy_rows: (N*H_out*W_out, F) = to_rows(dy), w: (F, C, K, K) -> dx: x_shape = (N, C, H, W).
+    Each output pixel sends its gradient back, through the filter weights, to the K*K input
+    pixels of its window; col2im adds up what lands on the same pixel.
+    """
+    xp = get_array_module(dy_rows)
+    dcols = xp.matmul(dy_rows, weight_matrix(w).T)       # (N*H_out*W_out, K*K*C)
+    return col2im(dcols, x_shape, w.shape[2], stride, padding)
+
+
+def conv2d_weight_grad(cols: Array, dy_rows: Array, w_shape: tuple[int, ...]) -> Array:
+    """dL/dw of a convolution: dw_mat = cols.T @ dy_rows.
+
+    cols: (N*H_out*W_out, K*K*C), dy_rows: (N*H_out*W_out, F) -> dw: w_shape = (F, C, K, K).
+    Each filter's gradient is the sum, over output pixels, of (gradient at the pixel) times
+    (the window that pixel saw).
+    """
+    xp = get_array_module(cols)
+    return weight_from_matrix(xp.matmul(cols.T, dy_rows), w_shape)
+
+
+def _check_conv_args(x: Array, w: Array, b: Array | None) -> None:
+    if x.ndim != 4 or w.ndim != 4:
+        raise ValueError(f"conv2d expects x (N, C, H, W) and w (F, C, K, K), got x of shape "
+                         f"{tuple(x.shape)} and w of shape {tuple(w.shape)}")
+    if w.shape[2] != w.shape[3]:
+        raise ValueError(f"only square kernels are supported, got w of shape {tuple(w.shape)}")
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"x has {x.shape[1]} channels but w (F, C, K, K) = {tuple(w.shape)} "
+                         f"expects {w.shape[1]}")
+    if b is not None and tuple(b.shape) != (w.shape[0],):
+        raise ValueError(f"b must have shape ({w.shape[0]},), got {tuple(b.shape)}")
