@@ -21,20 +21,21 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from minigan.backend import BackendError, backend_name, use_backend
+from minigan.backend import backend_name, use_backend
 from minigan.checkpoint import from_text_array, load_checkpoint
 from minigan.gan.dcgan import Generator
 from minigan.metrics.features import FeatureNet
 from minigan.metrics.gan_eval import MIN_RELIABLE_SAMPLES, GANEvaluator, statistics_path
 from minigan.metrics.statistics import load_statistics_meta
 from minigan.nn import ShapeError
+from minigan.scripts import USER_ERRORS, HelpFormatter, print_error
 
 CHANNELS = {"svhn": 3, "cifar10": 3, "mnist": 1, "synthetic": 3}
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", required=True,
                    help="a trainer checkpoint, e.g. runs/svhn/checkpoint.npz")
     p.add_argument("--features", default=None,
@@ -153,9 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.batch_size < 1:
             raise ValueError("--batch-size must be at least 1")
         run(args)
-    except (BackendError, ShapeError, ValueError, OSError, RuntimeError) as error:
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as error:
+        return print_error(error)
     return 0
 
 

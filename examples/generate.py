@@ -15,14 +15,15 @@ from pathlib import Path
 
 import numpy
 
-from minigan.backend import BackendError, to_device, use_backend
+from minigan.backend import to_device, use_backend
 from minigan.gan.dcgan import generator_from_checkpoint
+from minigan.scripts import USER_ERRORS, HelpFormatter, print_error
 from minigan.viz import save_image_grid
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", required=True, help="checkpoint.npz written by training")
     p.add_argument("--num-samples", type=int, default=64, help="images in samples.png")
     p.add_argument("--rows", type=int, default=8, help="interpolation rows (pairs of z)")
@@ -40,9 +41,8 @@ def main(argv=None) -> int:
             raise ValueError("--num-samples and --rows must be >= 1, --steps >= 2")
         use_backend(args.backend)
         G = generator_from_checkpoint(args.checkpoint)
-    except (BackendError, ValueError, FileNotFoundError, KeyError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as error:
+        return print_error(error)
     out = Path(args.out or Path(args.checkpoint).parent)
     rng = numpy.random.default_rng(args.seed)
     z = rng.uniform(-1, 1, (args.num_samples, G.z_size)).astype(numpy.float32)

@@ -28,16 +28,16 @@ from pathlib import Path
 
 import numpy
 
-from minigan.backend import BackendError, backend_name, use_backend
+from minigan.backend import backend_name, use_backend
 from minigan.data import DATASETS, DataError, load_dataset
 from minigan.metrics.features import accuracy, pad_to, train_classifier
 from minigan.metrics.gan_eval import save_real_statistics, statistics_path
-from minigan.nn import ShapeError
+from minigan.scripts import USER_ERRORS, HelpFormatter, print_error
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--dataset", choices=DATASETS, default="svhn",
                    help="synthetic needs no download: digits rendered on the fly")
     p.add_argument("--data-dir", default=None,
@@ -148,9 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.num_train is not None and args.num_train < 2:
             raise ValueError("--num-train must be at least 2")
         run(args)
-    except (BackendError, DataError, ShapeError, ValueError, OSError, RuntimeError) as error:
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as error:
+        return print_error(error)
     return 0
 
 

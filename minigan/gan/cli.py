@@ -9,28 +9,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy
 
-from minigan.backend import BackendError, backend_name, manual_seed, use_backend
+from minigan.backend import backend_name, manual_seed, use_backend
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
-from minigan.gan.trainer import GANTrainer, TrainConfig, TrainingDiverged
-from minigan.nn import ShapeError
+from minigan.gan.trainer import GANTrainer, TrainConfig
+from minigan.scripts import USER_ERRORS, HelpFormatter, print_error
 
 DATASETS = ("svhn", "cifar10", "mnist", "synthetic")
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default, except where there is none (None) or the text gives it."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default is None or "default" in (action.help or ""):
-            return action.help or ""
-        return super()._get_help_string(action)
 
 
 def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
@@ -155,7 +144,6 @@ def report(trainer: GANTrainer) -> None:
 
 def main(argv: list[str] | None = None, dataset: str = "svhn",
          description: str = "Train a DCGAN.") -> int:
-    from minigan.data import DataError
 
     args = build_parser(dataset, description).parse_args(argv)
     try:
@@ -164,12 +152,6 @@ def main(argv: list[str] | None = None, dataset: str = "svhn",
             if getattr(args, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         train(args)
-    except (BackendError, DataError, ShapeError, ValueError, FileNotFoundError,
-            TrainingDiverged, OSError) as error:
-        print(f"error: {_one_line(error)}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as error:   # DataError, BackendError, TrainingDiverged, ShapeError...
+        return print_error(error)
     return 0
-
-
-def _one_line(error: Any) -> str:
-    return " ".join(str(error).split())
