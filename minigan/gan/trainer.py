@@ -147,12 +147,12 @@ class GANTrainer:
         self.opt_d.zero_grad()
         logits_real = self.D(real)
         loss_real = self.criterion(logits_real, self.config.real_label)
-        self.D.backward(self.criterion.backward())
+        self.D.backward_params(self.criterion.backward())   # no gradient at the data is needed
 
         fake = self.G(self.sample_z(len(real)))   # no G.backward below: G is "detached"
         logits_fake = self.D(fake)
         loss_fake = self.criterion(logits_fake, 0.0)
-        self.D.backward(self.criterion.backward())  # adds to the real batch's gradients
+        self.D.backward_params(self.criterion.backward())  # adds to the real batch's gradients
         self.opt_d.step()
         return loss_real + loss_fake, _sigmoid_mean(logits_real), _sigmoid_mean(logits_fake)
 

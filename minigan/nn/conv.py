@@ -39,7 +39,14 @@ class Conv2d(Module):
         return y
 
     def backward(self, dy: Any) -> Any:
-        dx, dw, db = conv2d_backward(dy, self._saved_cache(), self.weight.requires_grad)
+        return self._backward(dy, need_input_grad=True)
+
+    def backward_params(self, dy: Any) -> None:
+        self._backward(dy, need_input_grad=False)   # the input is data: skip dx
+
+    def _backward(self, dy: Any, need_input_grad: bool) -> Any:
+        dx, dw, db = conv2d_backward(dy, self._saved_cache(), self.weight.requires_grad,
+                          need_input_grad)
         self.weight.accumulate(dw)
         if self.bias is not None:
             self.bias.accumulate(db)
@@ -79,7 +86,14 @@ class ConvTranspose2d(Module):
         return y
 
     def backward(self, dy: Any) -> Any:
-        dx, dw, db = conv_transpose2d_backward(dy, self._saved_cache(), self.weight.requires_grad)
+        return self._backward(dy, need_input_grad=True)
+
+    def backward_params(self, dy: Any) -> None:
+        self._backward(dy, need_input_grad=False)   # the input is data: skip dx
+
+    def _backward(self, dy: Any, need_input_grad: bool) -> Any:
+        dx, dw, db = conv_transpose2d_backward(dy, self._saved_cache(), self.weight.requires_grad,
+                          need_input_grad)
         self.weight.accumulate(dw)
         if self.bias is not None:
             self.bias.accumulate(db)

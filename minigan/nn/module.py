@@ -85,6 +85,14 @@ class Module:
     def backward(self, dy: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
 
+    def backward_params(self, dy: Any) -> None:
+        """Like ``backward``, for when no one needs the gradient at the input (it is data).
+
+        Only the parameter gradients are added into ``.grad``. This default runs ``backward`` and
+        drops dx; layers that can skip computing it (Conv2d, ConvTranspose2d) override it.
+        """
+        self.backward(dy)
+
     def check_input(self, x: Any, expected: tuple[int | str, ...], dtype: Any = None) -> None:
         """Raise a ShapeError naming this layer unless ``x`` matches ``expected``.
 
@@ -281,3 +289,10 @@ class Sequential(Module):
         for layer in reversed(self.layers):
             dy = layer.backward(dy)
         return dy
+
+    def backward_params(self, dy: Any) -> None:
+        """``backward`` without the input gradient: the first layer skips it."""
+        first, *rest = self.layers
+        for layer in reversed(rest):
+            dy = layer.backward(dy)
+        first.backward_params(dy)

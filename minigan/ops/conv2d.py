@@ -15,7 +15,11 @@ matrix product, and so is each gradient::
 The input gradient ``col2im(dy_rows @ w_mat.T)`` is, by definition, a *transposed convolution*
 of dy with the same weights. So the two ops share their code: ``conv_transpose2d_forward`` is
 ``conv2d_input_grad`` below, and the input gradient of a transposed convolution is
-``conv2d_forward``.
+``conv2d_forward``. (``conv2d_input_grad`` computes those same sums without col2im's
+scatter-add, as one more matrix product: ``subpixel.py`` shows how.)
+
+Outputs have channels-last memory: ``y_rows`` is already one row per pixel, so ``y`` is just a
+(N, F, H_out, W_out) view of it (``channels_last_view``), and the next layer reads it in place.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from minigan.backend import get_array_module
-from minigan.ops.im2col import col2im, conv_output_size, from_rows, im2col, to_rows
+from minigan.ops.im2col import channels_last_view, conv_output_size, im2col, to_rows
+from minigan.ops.subpixel import conv2d_input_grad_subpixel
 
 Array = Any
 
@@ -57,26 +62,30 @@ def conv2d_forward(x: Array, w: Array, b: Array | None = None, stride: int = 1,
     y_rows = xp.matmul(cols, weight_matrix(w))            # (N*H_out*W_out, F)
     if b is not None:
         y_rows += b                                       # in place: no extra array
-    y = from_rows(y_rows, (N, F, H_out, W_out))
+    y = channels_last_view(y_rows, (N, F, H_out, W_out))  # a view: no copy
     return y, Conv2dCache(cols, w, tuple(x.shape), stride, padding, b is not None)
 
 
-def conv2d_backward(dy: Array, cache: Conv2dCache,
-                    need_weight_grad: bool = True) -> tuple[Array, Array | None, Array | None]:
+def conv2d_backward(dy: Array, cache: Conv2dCache, need_weight_grad: bool = True,
+                    need_input_grad: bool = True) -> tuple[Array | None, Array | None, Array | None]:
     """Backward pass of a 2-D convolution.
 
     dy: (N, F, H_out, W_out) -> dx: (N, C, H, W), dw: (F, C, K, K), db: (F,) or None
         dx = col2im(dy_rows @ w_mat.T)     (a transposed convolution of dy)
         dw = cols.T @ dy_rows              (reshaped to (F, C, K, K))
         db = sum of dy over n, ho, wo
-    db is None when the forward pass had no bias; dw and db are both None when
-    ``need_weight_grad`` is False (the generator step only needs the gradient at the image).
+    db is None when the forward pass had no bias. Either half can be skipped, as PyTorch skips
+    what no one asked for: ``need_weight_grad=False`` gives dw = db = None (the generator step
+    needs only the gradient at the image), ``need_input_grad=False`` gives dx = None (the first
+    layer of the discriminator step, whose input is data).
     """
     xp = get_array_module(dy)
-    dy_rows = to_rows(dy)                                 # (N*H_out*W_out, F), used twice
-    dx = conv2d_input_grad(dy_rows, cache.w, cache.x_shape, cache.stride, cache.padding)
+    dx = None
+    if need_input_grad:
+        dx = conv2d_input_grad(dy, cache.w, cache.x_shape, cache.stride, cache.padding)
     if not need_weight_grad:
         return dx, None, None
+    dy_rows = to_rows(dy)                                 # (N*H_out*W_out, F), used twice
     dw = conv2d_weight_grad(cache.cols, dy_rows, cache.w.shape)
     db = xp.sum(dy_rows, axis=0) if cache.has_bias else None
     return dx, dw, db
@@ -98,17 +107,21 @@ def weight_from_matrix(w_mat: Array, w_shape: tuple[int, ...]) -> Array:
     return xp.ascontiguousarray(w_mat.reshape(K, K, C, F).transpose(3, 2, 0, 1))
 
 
-def conv2d_input_grad(dy_rows: Array, w: Array, x_shape: tuple[int, ...], stride: int,
+def conv2d_input_grad(dy: Array, w: Array, x_shape: tuple[int, ...], stride: int,
                       padding: int) -> Array:
-    """dL/dx of a convolution: dx = col2im(dy_rows @ w_mat.T), i.e. a transposed convolution.
+    """dL/dx of a convolution: dx = col2im(to_rows(dy) @ w_mat.T), i.e. a transposed convolution.
 
-    dy_rows: (N*H_out*W_out, F) = to_rows(dy), w: (F, C, K, K) -> dx: x_shape = (N, C, H, W).
+    dy: (N, F, H_out, W_out), w: (F, C, K, K) -> dx: x_shape = (N, C, H, W).
     Each output pixel sends its gradient back, through the filter weights, to the K*K input
-    pixels of its window; col2im adds up what lands on the same pixel.
+    pixels of its window; col2im adds up what lands on the same pixel. The plain version is
+
+        dcols = to_rows(dy) @ weight_matrix(w).T          # (N*H_out*W_out, K*K*C)
+        dx    = col2im(dcols, x_shape, K, stride, padding)
+
+    and the tests hold this function to it. It is computed here without col2im's overlapping
+    adds, as S*S stride-1 convolutions in one matrix product plus a copy (``subpixel.py``).
     """
-    xp = get_array_module(dy_rows)
-    dcols = xp.matmul(dy_rows, weight_matrix(w).T)       # (N*H_out*W_out, K*K*C)
-    return col2im(dcols, x_shape, w.shape[2], stride, padding)
+    return conv2d_input_grad_subpixel(dy, w, x_shape, stride, padding)
 
 
 def conv2d_weight_grad(cols: Array, dy_rows: Array, w_shape: tuple[int, ...]) -> Array:

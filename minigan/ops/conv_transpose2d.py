@@ -11,7 +11,7 @@ That is exactly what the *input gradient* of a convolution computes (each output
 convolution sends its gradient back to its window), with the weights read as (F, C, K, K) =
 (C_in, C_out, K, K), PyTorch's layout for transposed convolutions. So this file reuses conv2d:
 
-    forward:   y  = conv2d_input_grad(x)          = col2im(x_rows @ w_mat.T)
+    forward:   y  = conv2d_input_grad(x)          = col2im(to_rows(x) @ w_mat.T)
     backward:  dx = conv2d_forward(dy, w)         = im2col(dy) @ w_mat
                dw = conv2d_weight_grad(im2col(dy), x_rows)
                db = dy summed over n, h, w
@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 from minigan.backend import get_array_module
 from minigan.ops.conv2d import conv2d_forward, conv2d_input_grad, conv2d_weight_grad
-from minigan.ops.im2col import to_rows
+from minigan.ops.im2col import im2col, to_rows
 
 Array = Any
 
@@ -71,17 +71,17 @@ def conv_transpose2d_forward(x: Array, w: Array, b: Array | None = None, stride:
         raise ValueError(f"padding {padding} is too large: the output would be "
                          f"{H_out} x {W_out}")
 
-    x_rows = to_rows(x)                                   # (N*H*W, C_in)
+    x_rows = to_rows(x)                                   # (N*H*W, C_in), kept for dw
     # The adjoint at work: a conv2d from (N, C_out, H_out, W_out) to x's shape, run backwards.
-    y = conv2d_input_grad(x_rows, w, (N, C_out, H_out, W_out), stride, padding)
+    y = conv2d_input_grad(x, w, (N, C_out, H_out, W_out), stride, padding)
     if b is not None:
         y += b.reshape(1, C_out, 1, 1)                    # in place: no extra array
     return y, ConvTranspose2dCache(x_rows, w, stride, padding, b is not None)
 
 
 def conv_transpose2d_backward(dy: Array, cache: ConvTranspose2dCache,
-                              need_weight_grad: bool = True,
-                              ) -> tuple[Array, Array | None, Array | None]:
+                              need_weight_grad: bool = True, need_input_grad: bool = True,
+                              ) -> tuple[Array | None, Array | None, Array | None]:
     """Backward pass of a 2-D transposed convolution.
 
     dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W), dw: (C_in, C_out, K, K),
@@ -90,16 +90,20 @@ def conv_transpose2d_backward(dy: Array, cache: ConvTranspose2dCache,
         dw = im2col(dy).T @ x_rows                       (reshaped to (C_in, C_out, K, K))
         db = sum of dy over n, h, w
     db is None when the forward pass had no bias; dw and db are both None when
-    ``need_weight_grad`` is False.
+    ``need_weight_grad`` is False, and dx is None when ``need_input_grad`` is False.
     """
     xp = get_array_module(dy)
     # The adjoint the other way round: the input gradient of a transposed convolution is the
     # convolution of dy with the same weights. Its cache holds im2col(dy), reused for dw.
-    dx, conv_cache = conv2d_forward(dy, cache.w, None, cache.stride, cache.padding)
+    if need_input_grad:
+        dx, conv_cache = conv2d_forward(dy, cache.w, None, cache.stride, cache.padding)
+        cols = conv_cache.cols
+    else:
+        dx, cols = None, im2col(dy, cache.w.shape[2], cache.stride, cache.padding)
     if not need_weight_grad:
         return dx, None, None
     # In conv2d terms, dy plays the input and x the gradient at the output.
-    dw = conv2d_weight_grad(conv_cache.cols, cache.x_rows, cache.w.shape)
+    dw = conv2d_weight_grad(cols, cache.x_rows, cache.w.shape)
     db = xp.sum(dy, axis=(0, 2, 3)) if cache.has_bias else None
     return dx, dw, db
 

@@ -19,8 +19,9 @@ The layout of ``cols`` (the one convention the conv kernels share)::
 One row per output pixel (n, ho, wo), in row-major order; one column per kernel offset (i, j)
 and input channel c, with c varying fastest. Channels come last ("channels-last", like NHWC)
 because then a window row (j, c) is one contiguous run of memory, which makes both the copy into
-``cols`` and the matrix product fast. The public arrays stay NCHW; ``to_rows`` / ``from_rows``
-convert an NCHW array to and from the matching channels-last rows (N*H*W, C).
+``cols`` and the matrix product fast. The public arrays stay NCHW; ``to_rows`` /
+``channels_last_view`` convert an NCHW array to and from the matching channels-last rows
+(N*H*W, C).
 
 Output size: H_out = (H + 2P - K) // S + 1 (and the same for W).
 """
@@ -141,15 +142,21 @@ def _window_view(x_pad: Array, k_h: int, k_w: int, stride: int, H_out: int, W_ou
 def to_rows(a: Array) -> Array:
     """(N, C, H, W) -> (N*H*W, C): one row per pixel, the row layout of ``im2col``'s output.
 
-    With it, the output of a convolution is ``from_rows(im2col(x) @ w_mat, ...)``.
+    With it, the output of a convolution is ``channels_last_view(im2col(x) @ w_mat, ...)``.
+    Free (a view) when ``a`` has channels-last memory, as every convolution's output does.
     """
     xp = get_array_module(a)
     N, C, H, W = a.shape
     return xp.ascontiguousarray(a.transpose(0, 2, 3, 1)).reshape(N * H * W, C)
 
 
-def from_rows(rows: Array, shape: tuple[int, ...]) -> Array:
-    """(N*H*W, C) -> (N, C, H, W): the inverse of ``to_rows`` (a contiguous NCHW copy)."""
-    xp = get_array_module(rows)
+def channels_last_view(rows: Array, shape: tuple[int, ...]) -> Array:
+    """(N*H*W, C) -> (N, C, H, W), the inverse of ``to_rows``, as a view: nothing is copied.
+
+    The result is an ordinary (N, C, H, W) array whose numbers stay in channels-last order in
+    memory (its strides say so; PyTorch calls this the channels_last memory format). Every
+    elementwise op keeps that order, and the next convolution's ``to_rows`` or ``im2col`` then
+    finds its rows already in place, so no layer pays for a layout copy.
+    """
     N, C, H, W = shape
-    return xp.ascontiguousarray(rows.reshape(N, H, W, C).transpose(0, 3, 1, 2))
+    return rows.reshape(N, H, W, C).transpose(0, 3, 1, 2)

@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minigan.backend import to_device, to_numpy
-from minigan.ops.im2col import col2im, conv_output_size, from_rows, im2col, to_rows
+from minigan.ops.im2col import channels_last_view, col2im, conv_output_size, im2col, to_rows
 from tests.helpers import random_array
 
 
@@ -102,7 +102,7 @@ def test_rows_layout_round_trips():
     rows = to_rows(x)
     assert rows.shape == (2 * 4 * 5, 3)
     np.testing.assert_array_equal(to_numpy(rows[7]), to_numpy(x[0, :, 1, 2]))   # pixel (0, 1, 2)
-    np.testing.assert_array_equal(to_numpy(from_rows(rows, x.shape)), to_numpy(x))
+    np.testing.assert_array_equal(to_numpy(channels_last_view(rows, x.shape)), to_numpy(x))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

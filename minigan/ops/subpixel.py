@@ -1,0 +1,91 @@
+"""A transposed convolution without a scatter-add: S*S small convolutions, then a pixel shuffle.
+
+This file holds the one speed trick of the convolution kernels. The plain version, which
+``col2im`` in ``im2col.py`` implements and the tests keep as the oracle, is
+
+    dcols = dy_rows @ w_mat.T              (N*H_out*W_out, K*K*C): every window's contribution
+    dx    = col2im(dcols)                  add each window back where it came from
+
+It is slow for a reason that has nothing to do with arithmetic: windows overlap, so the adds
+of col2im go through short strided runs of memory, pixel by pixel. Here the overlap is turned
+into a matrix product instead.
+
+Look at one input pixel h (in padded coordinates) of a stride-S convolution. It is covered by
+the windows ho with h = S*ho + i for some kernel tap i < K. Write h = S*q + a with its *phase*
+a = h mod S; then i = a + S*t and ho = q - t, for t = 0, 1, ..., T - 1 with T = ceil(K / S).
+So every pixel of phase a receives the taps a, a + S, a + 2S, ... of the kernel, from the T
+output pixels q, q - 1, ..., q - T + 1 above it. In 2-D, with phases (a, b) and taps (t, u):
+
+    dx_pad[n, S*q + a, S*r + b, c] = sum_{t, u, f} dy[n, q - t, r - u, f] * w[f, c, a + S*t, b + S*u]
+
+For a fixed phase (a, b) that is an ordinary stride-1 convolution of dy with a T x T kernel
+(the taps of w that belong to that phase, flipped). All S*S phases read the same T x T windows
+of dy, so they are one matrix product:
+
+    cols   = im2col(dy, T, stride=1, padding=T - 1)     (N*Q*R, T*T*F),  Q = H_out + T - 1
+    blocks = cols @ phase_weight_matrix(w, S)           (N*Q*R, S*S*C),  columns (a, b, c)
+
+and the pixel shuffle puts block (q, r), phase (a, b) at pixel (S*q + a, S*r + b). No two
+blocks share a pixel, so that is a plain copy. The arithmetic is the same as the plain version
+(up to the T - 1 border blocks, and taps past K that are zero when S does not divide K).
+This is also why a transposed convolution is called "sub-pixel convolution" in the literature.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minigan.backend import get_array_module
+from minigan.ops.im2col import channels_last_view, conv_output_size, im2col
+
+Array = Any
+
+
+def phase_weight_matrix(w: Array, stride: int) -> Array:
+    """The kernel split by phase: (F, C, K, K) -> (T*T*F, S*S*C), T = ceil(K / S).
+
+    w_phase[(t', u', f), (a, b, c)] = w[f, c, a + S*(T-1-t'), b + S*(T-1-u')], or 0 where that
+    tap is past K. The reversal t' = T-1-t turns "output pixel q - t" into "window row t'" of a
+    stride-1 window that starts T - 1 pixels above q, as im2col lays it out.
+    """
+    xp = get_array_module(w)
+    F, C, K, _ = w.shape
+    S = stride
+    T = -(-K // S)                                        # ceil(K / S)
+    w_taps = xp.zeros((F, C, S * T, S * T), dtype=w.dtype)
+    w_taps[:, :, :K, :K] = w                              # zero taps past K, so S divides the size
+    # tap i = S*t + a  ->  axes (t, a); then reverse t so that t' = T - 1 - t
+    w_taps = w_taps.reshape(F, C, T, S, T, S)[:, :, ::-1, :, ::-1, :]   # (f, c, t', a, u', b)
+    return xp.ascontiguousarray(w_taps.transpose(2, 4, 0, 3, 5, 1)).reshape(T * T * F, S * S * C)
+
+
+def conv2d_input_grad_subpixel(dy: Array, w: Array, x_shape: tuple[int, ...], stride: int,
+                               padding: int) -> Array:
+    """The input gradient of a convolution, dx = col2im(to_rows(dy) @ w_mat.T), computed as
+    S*S stride-1 convolutions (one matrix product) followed by a pixel shuffle.
+
+    dy: (N, F, H_out, W_out), w: (F, C, K, K) -> dx: x_shape = (N, C, H, W), with channels-last
+    memory (see ``channels_last_view``).
+    """
+    xp = get_array_module(dy)
+    N, C, H, W = x_shape
+    F, _, K, _ = w.shape
+    S, P = stride, padding
+    H_out, W_out = conv_output_size(H, K, S, P), conv_output_size(W, K, S, P)
+    if tuple(dy.shape) != (N, F, H_out, W_out):
+        raise ValueError(f"dy has shape {tuple(dy.shape)}, but x of shape {tuple(x_shape)} with "
+                         f"K={K}, S={S}, P={P} gives {(N, F, H_out, W_out)}")
+    T = -(-K // S)
+    Q, R = H_out + T - 1, W_out + T - 1                   # blocks per column and per row
+
+    cols = im2col(dy, T, stride=1, padding=T - 1)         # (N*Q*R, T*T*F)
+    blocks = xp.matmul(cols, phase_weight_matrix(w, S))   # (N*Q*R, S*S*C), columns (a, b, c)
+
+    # Pixel shuffle: block (q, r), phase (a, b) -> padded pixel (S*q + a, S*r + b); one copy.
+    blocks = blocks.reshape(N, Q, R, S, S, C).transpose(0, 1, 3, 2, 4, 5)   # (n, q, a, r, b, c)
+    dx_pad = blocks.reshape(N, Q * S, R * S, C)
+    # Crop the padding. Pixels past the last window (when (H + 2P - K) % S > 0) get no gradient.
+    dx = xp.zeros((N, H, W, C), dtype=dy.dtype)
+    h_kept, w_kept = min(H, Q * S - P), min(W, R * S - P)
+    dx[:, :h_kept, :w_kept, :] = dx_pad[:, P:P + h_kept, P:P + w_kept, :]
+    return channels_last_view(dx.reshape(N * H * W, C), x_shape)
