@@ -55,11 +55,11 @@ def forward_pass(conv: Conv2d, bn: BatchNorm2d, act: LeakyReLU, x: Any) -> Any:
     show("  im2col(x)", cols, "(N*H_out*W_out, K*K*C): one row per output pixel")
     z = bn(h)
     cache = bn._cache  # a BatchNormCache: a breakpoint here lets you look at every field
-    show("  mu_B", cache.mean, "per-channel batch mean, kept broadcastable")
-    show("  sigma2_B", cache.var, "per-channel biased batch variance")
-    show("  x_hat", cache.x_hat, "(h - mu_B) / sqrt(sigma2_B + eps)")
-    mean = cache.x_hat.mean(axis=(0, 2, 3))
-    var = cache.x_hat.var(axis=(0, 2, 3))
+    show("  mu_B", cache.mean, "batch mean of each channel")
+    show("  sigma2_B", cache.var, "biased batch variance of each channel")
+    show("  x_hat", cache.x_hat, "(h - mu_B) / sqrt(sigma2_B + eps), rows (N*H*W, C)")
+    mean = cache.x_hat.mean(axis=0)  # one row per pixel, one column per channel
+    var = cache.x_hat.var(axis=0)
     print(f"  {'':<22} x_hat per channel: mean {numpy.abs(mean).max():.1e} (max |.|), "
           f"variance {var.min():.6f}..{var.max():.6f}")
     show("z = bn(h)", z, "gamma * x_hat + beta")

@@ -60,11 +60,12 @@ def leaky_relu_forward(x: Array, negative_slope: float = 0.01) -> tuple[Array, L
     DCGAN's discriminator uses negative_slope = 0.2, so that negative inputs still pass a
     (smaller) gradient back instead of none at all.
     """
-    positive = (x > 0).astype(x.dtype)
     # A Python float would be fine with NumPy's rules, but a float64 NumPy scalar (say, a slope
     # read from a config array) would promote float32 to float64: convert it to x's dtype first.
     alpha = x.dtype.type(negative_slope)
-    slope = positive + alpha * (1 - positive)  # 1 where x > 0, alpha elsewhere
+    slope = (x > 0).astype(x.dtype)   # 1 where x > 0, 0 elsewhere
+    slope *= 1 - alpha                # in place (no new arrays): 1 - alpha where x > 0, else 0
+    slope += alpha                    # 1 where x > 0, alpha elsewhere
     return x * slope, LeakyReluCache(slope=slope)
 
 

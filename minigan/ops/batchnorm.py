@@ -20,8 +20,10 @@ example no longer depends on the rest of its batch; it is then just an affine ma
 The running statistics follow PyTorch (see ``update_running_stats``): momentum 0.1, and the
 *unbiased* batch variance m / (m - 1) * sigma2_B goes into ``running_var``.
 
-Per-channel arrays (mean, variance, gamma, ...) are kept shaped (1, C) or (1, C, 1, 1) inside the
-kernels, so that they broadcast against x without any index juggling.
+The kernels work on *rows*: an (N, C) input already is one row per example and one column per
+channel; an (N, C, H, W) input becomes (N*H*W, C), one row per pixel (``to_rows``, free for the
+channels-last arrays that convolutions produce). Every per-channel quantity is then a (C,)
+vector that broadcasts along the rows, and every per-channel sum is a column sum.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from minigan.backend import get_array_module
+from minigan.ops.layout import channels_last_view, column_sums, to_rows
 
 Array = Any
 
@@ -36,26 +39,32 @@ Array = Any
 class BatchNormCache(NamedTuple):
     """What the backward pass and the running-statistics update need.
 
-    Per-channel arrays are shaped to broadcast against x: (1, C) or (1, C, 1, 1).
+    Per-channel arrays are (C,) vectors; x_hat is kept as rows (m, C), the layout the backward
+    pass computes in.
     """
 
-    x_hat: Array     # normalised input, shaped like x
-    gamma: Array     # the scale, broadcastable
-    inv_std: Array   # 1 / sqrt(var + eps), broadcastable
-    mean: Array      # training: the batch mean mu_B; eval: the running mean
+    x_hat: Array     # normalised input as rows, (m, C)
+    gamma: Array     # the scale, (C,)
+    inv_std: Array   # 1 / sqrt(var + eps), (C,)
+    mean: Array      # training: the batch mean mu_B; eval: the running mean; (C,)
     var: Array       # training: the biased batch variance sigma2_B; eval: the running variance
     m: int           # number of values per channel: N, or N * H * W
     training: bool   # which formula produced y (and so which backward applies)
 
 
-def _channel_layout(x: Array) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The axes to reduce over and the broadcastable shape of a per-channel array."""
-    if x.ndim == 2:                                   # (N, C)
-        return (0,), (1, x.shape[1])
-    if x.ndim == 4:                                   # (N, C, H, W)
-        return (0, 2, 3), (1, x.shape[1], 1, 1)
+def as_rows(x: Array) -> Array:
+    """(N, C) -> itself; (N, C, H, W) -> (N*H*W, C): one row per value a channel takes."""
+    if x.ndim == 2:
+        return x
+    if x.ndim == 4:
+        return to_rows(x)
     raise ValueError(f"batch norm expects input of shape (N, C) or (N, C, H, W), "
                      f"got {tuple(x.shape)}")
+
+
+def from_rows(rows: Array, shape: tuple[int, ...]) -> Array:
+    """The inverse of ``as_rows``: back to ``shape``, (N, C) or (N, C, H, W), without a copy."""
+    return rows if len(shape) == 2 else channels_last_view(rows, shape)
 
 
 def batch_norm_forward(
@@ -68,19 +77,20 @@ def batch_norm_forward(
     per channel over N (and H, W).
     """
     xp = get_array_module(x)
-    axes, shape = _channel_layout(x)
-    m = x.size // x.shape[1]
+    rows = as_rows(x)                                     # (m, C)
+    m = rows.shape[0]
     eps = x.dtype.type(eps)  # a float64 eps must not turn a float32 batch into float64
 
-    mean = x.mean(axis=axes, keepdims=True)
-    centered = x - mean
-    var = (centered * centered).mean(axis=axes, keepdims=True)  # divide by m: the biased variance
+    mean = column_sums(rows) / m                          # mu_B, (C,)
+    centered = rows - mean
+    # sigma2_B = (1/m) sum_i (x_i - mu_B)**2 per channel, divided by m: the biased variance.
+    # einsum multiplies and sums in one pass, without a temporary (m, C) array of squares.
+    var = xp.einsum("mc,mc->c", centered, centered) / m
     inv_std = 1 / xp.sqrt(var + eps)
     x_hat = centered * inv_std
-    gamma = gamma.reshape(shape)
-    y = gamma * x_hat + beta.reshape(shape)
-    return y, BatchNormCache(x_hat=x_hat, gamma=gamma, inv_std=inv_std, mean=mean, var=var,
-                             m=m, training=True)
+    y = x_hat * gamma + beta
+    return from_rows(y, x.shape), BatchNormCache(x_hat=x_hat, gamma=gamma, inv_std=inv_std,
+                                                  mean=mean, var=var, m=m, training=True)
 
 
 def batch_norm_eval_forward(
@@ -95,17 +105,15 @@ def batch_norm_eval_forward(
     y = scale * x + shift, with scale = gamma / sqrt(running_var + eps).
     """
     xp = get_array_module(x)
-    _, shape = _channel_layout(x)
+    rows = as_rows(x)
     eps = x.dtype.type(eps)
 
-    mean = running_mean.reshape(shape)
-    var = running_var.reshape(shape)
-    inv_std = 1 / xp.sqrt(var + eps)
-    x_hat = (x - mean) * inv_std
-    gamma = gamma.reshape(shape)
-    y = gamma * x_hat + beta.reshape(shape)
-    return y, BatchNormCache(x_hat=x_hat, gamma=gamma, inv_std=inv_std, mean=mean, var=var,
-                             m=x.size // x.shape[1], training=False)
+    inv_std = 1 / xp.sqrt(running_var + eps)
+    x_hat = (rows - running_mean) * inv_std
+    y = x_hat * gamma + beta
+    return from_rows(y, x.shape), BatchNormCache(
+        x_hat=x_hat, gamma=gamma, inv_std=inv_std, mean=running_mean, var=running_var,
+        m=rows.shape[0], training=False)
 
 
 def batch_norm_backward(dy: Array, cache: BatchNormCache) -> tuple[Array, Array, Array]:
@@ -117,13 +125,15 @@ def batch_norm_backward(dy: Array, cache: BatchNormCache) -> tuple[Array, Array,
     dx     = eval mode:     gamma * inv_std * dy
              training mode: (gamma * inv_std / m) * (m * dy - sum(dy) - x_hat * sum(dy * x_hat))
     """
-    axes, shape = _channel_layout(dy)
-    dbeta = dy.sum(axis=axes)
-    dgamma = (dy * cache.x_hat).sum(axis=axes)
+    xp = get_array_module(dy)
+    dy_rows = as_rows(dy)                                 # (m, C)
+    x_hat = cache.x_hat
+    dbeta = column_sums(dy_rows)
+    dgamma = xp.einsum("mc,mc->c", dy_rows, x_hat)        # sum of dy * x_hat, in one pass
 
     if not cache.training:
         # The running statistics are constants, so x -> y is a per-channel affine map.
-        return cache.gamma * cache.inv_std * dy, dgamma, dbeta
+        return from_rows(dy_rows * (cache.gamma * cache.inv_std), dy.shape), dgamma, dbeta
 
     # Training mode: mu_B and sigma2_B are themselves functions of every x in the channel, so
     # each x_i reaches the loss along three paths: directly, through mu_B and through sigma2_B.
@@ -134,12 +144,14 @@ def batch_norm_backward(dy: Array, cache: BatchNormCache) -> tuple[Array, Array,
     #   dx_i     = dx_hat_i * s + dsigma2 * 2 (x_i - mu_B) / m + dmu / m
     # and substituting x_i - mu_B = x_hat_i / s collapses the three terms into one line:
     #   dx_i     = (gamma * s / m) * (m * dy_i - sum_j dy_j - x_hat_i * sum_j dy_j * x_hat_j)
-    # where the two sums are exactly dbeta and dgamma, reshaped to broadcast.
-    m = cache.m
-    sum_dy = dbeta.reshape(shape)
-    sum_dy_xhat = dgamma.reshape(shape)
-    dx = (cache.gamma * cache.inv_std / m) * (m * dy - sum_dy - cache.x_hat * sum_dy_xhat)
-    return dx, dgamma, dbeta
+    # where the two sums are exactly dbeta and dgamma. Multiplied out, with k = gamma * s / m
+    # per channel, that is  dx = (m k) dy - (k dgamma) x_hat - k dbeta : three passes over
+    # the (m, C) arrays instead of five.
+    k = cache.gamma * cache.inv_std / cache.m             # (C,)
+    dx = dy_rows * (cache.m * k)
+    dx -= x_hat * (k * dgamma)
+    dx -= k * dbeta
+    return from_rows(dx, dy.shape), dgamma, dbeta
 
 
 def update_running_stats(
@@ -162,8 +174,8 @@ def update_running_stats(
     dtype = running_mean.dtype
     momentum = dtype.type(momentum)  # keep the buffers' dtype, whatever type momentum comes in
     keep = 1 - momentum
-    batch_mean = cache.mean.reshape(running_mean.shape).astype(dtype)
-    unbiased_var = (cache.var.reshape(running_var.shape) * (cache.m / (cache.m - 1))).astype(dtype)
+    batch_mean = cache.mean.astype(dtype)
+    unbiased_var = (cache.var * (cache.m / (cache.m - 1))).astype(dtype)
     new_mean = keep * running_mean + momentum * batch_mean
     new_var = keep * running_var + momentum * unbiased_var
     return new_mean, new_var

@@ -27,7 +27,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from minigan.backend import get_array_module
-from minigan.ops.im2col import channels_last_view, conv_output_size, im2col, to_rows
+from minigan.ops.im2col import conv_output_size, im2col
+from minigan.ops.layout import channels_last_view, to_rows
 from minigan.ops.subpixel import conv2d_input_grad_subpixel
 
 Array = Any

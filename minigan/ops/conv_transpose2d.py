@@ -30,7 +30,8 @@ from typing import Any, NamedTuple
 
 from minigan.backend import get_array_module
 from minigan.ops.conv2d import conv2d_forward, conv2d_input_grad, conv2d_weight_grad
-from minigan.ops.im2col import im2col, to_rows
+from minigan.ops.im2col import im2col
+from minigan.ops.layout import to_rows
 
 Array = Any
 

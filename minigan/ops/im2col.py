@@ -20,8 +20,8 @@ One row per output pixel (n, ho, wo), in row-major order; one column per kernel 
 and input channel c, with c varying fastest. Channels come last ("channels-last", like NHWC)
 because then a window row (j, c) is one contiguous run of memory, which makes both the copy into
 ``cols`` and the matrix product fast. The public arrays stay NCHW; ``to_rows`` /
-``channels_last_view`` convert an NCHW array to and from the matching channels-last rows
-(N*H*W, C).
+``channels_last_view`` (in ``layout.py``) convert an NCHW array to and from the matching
+channels-last rows (N*H*W, C).
 
 Output size: H_out = (H + 2P - K) // S + 1 (and the same for W).
 """
@@ -137,26 +137,3 @@ def _window_view(x_pad: Array, k_h: int, k_w: int, stride: int, H_out: int, W_ou
     return xp.lib.stride_tricks.as_strided(
         x_pad, shape=(N, H_out, W_out, k_h, k_w, C),
         strides=(s_n, S * s_h, S * s_w, s_h, s_w, s_c))
-
-
-def to_rows(a: Array) -> Array:
-    """(N, C, H, W) -> (N*H*W, C): one row per pixel, the row layout of ``im2col``'s output.
-
-    With it, the output of a convolution is ``channels_last_view(im2col(x) @ w_mat, ...)``.
-    Free (a view) when ``a`` has channels-last memory, as every convolution's output does.
-    """
-    xp = get_array_module(a)
-    N, C, H, W = a.shape
-    return xp.ascontiguousarray(a.transpose(0, 2, 3, 1)).reshape(N * H * W, C)
-
-
-def channels_last_view(rows: Array, shape: tuple[int, ...]) -> Array:
-    """(N*H*W, C) -> (N, C, H, W), the inverse of ``to_rows``, as a view: nothing is copied.
-
-    The result is an ordinary (N, C, H, W) array whose numbers stay in channels-last order in
-    memory (its strides say so; PyTorch calls this the channels_last memory format). Every
-    elementwise op keeps that order, and the next convolution's ``to_rows`` or ``im2col`` then
-    finds its rows already in place, so no layer pays for a layout copy.
-    """
-    N, C, H, W = shape
-    return rows.reshape(N, H, W, C).transpose(0, 3, 1, 2)

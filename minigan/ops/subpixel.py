@@ -36,7 +36,8 @@ from __future__ import annotations
 from typing import Any
 
 from minigan.backend import get_array_module
-from minigan.ops.im2col import channels_last_view, conv_output_size, im2col
+from minigan.ops.im2col import conv_output_size, im2col
+from minigan.ops.layout import channels_last_view
 
 Array = Any
 

@@ -20,7 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minigan.backend import to_device, to_numpy
-from minigan.ops.im2col import channels_last_view, col2im, conv_output_size, im2col, to_rows
+from minigan.ops.im2col import col2im, conv_output_size, im2col
+from minigan.ops.layout import channels_last_view, to_rows
 from tests.helpers import random_array
 
 
