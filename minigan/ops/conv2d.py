@@ -67,8 +67,9 @@ def conv2d_forward(x: Array, w: Array, b: Array | None = None, stride: int = 1,
     return y, Conv2dCache(cols, w, tuple(x.shape), stride, padding, b is not None)
 
 
-def conv2d_backward(dy: Array, cache: Conv2dCache, need_weight_grad: bool = True,
-                    need_input_grad: bool = True) -> tuple[Array | None, Array | None, Array | None]:
+def conv2d_backward(
+    dy: Array, cache: Conv2dCache, need_weight_grad: bool = True, need_input_grad: bool = True,
+) -> tuple[Array | None, Array | None, Array | None]:
     """Backward pass of a 2-D convolution.
 
     dy: (N, F, H_out, W_out) -> dx: (N, C, H, W), dw: (F, C, K, K), db: (F,) or None

@@ -16,7 +16,7 @@ a = h mod S; then i = a + S*t and ho = q - t, for t = 0, 1, ..., T - 1 with T = 
 So every pixel of phase a receives the taps a, a + S, a + 2S, ... of the kernel, from the T
 output pixels q, q - 1, ..., q - T + 1 above it. In 2-D, with phases (a, b) and taps (t, u):
 
-    dx_pad[n, S*q + a, S*r + b, c] = sum_{t, u, f} dy[n, q - t, r - u, f] * w[f, c, a + S*t, b + S*u]
+    dx_pad[n, S*q + a, S*r + b, c] = sum_{t,u,f} dy[n, q - t, r - u, f] * w[f, c, a + S*t, b + S*u]
 
 For a fixed phase (a, b) that is an ordinary stride-1 convolution of dy with a T x T kernel
 (the taps of w that belong to that phase, flipped). All S*S phases read the same T x T windows
