@@ -8,7 +8,9 @@ A step is exactly ``GANTrainer.train_step``: D on a real and a fake batch, one A
 then G through D with flipped labels and one Adam step for G. For each model size it prints the
 median milliseconds per step, the share of each kind of op, the achieved GFLOP/s of the matrix
 work, and the peak memory. If PyTorch happens to be importable (it is never a dependency), the
-same model and step are timed in PyTorch in the same run and the ratio is printed.
+same model and step are timed in PyTorch in the same run, in turns with minigan's (so both see
+the same noise), and the ratio is printed. Both run in one process, so PyTorch also gets the
+host-memory setting that minigan's NumPy backend turns on (``minigan.backend.cache_host_memory``).
 Speed is measured here, never asserted in tests: shared machines are noisy.
 """
 
@@ -54,6 +56,7 @@ import minigan.nn.linear  # noqa: E402
 import minigan.nn.loss  # noqa: E402
 import minigan.ops.conv2d  # noqa: E402
 import minigan.ops.conv_transpose2d  # noqa: E402
+import minigan.ops.subpixel  # noqa: E402
 from minigan.backend import array_module, manual_seed, to_device, use_backend  # noqa: E402
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init  # noqa: E402
 from minigan.gan.trainer import GANTrainer, TrainConfig  # noqa: E402
@@ -76,9 +79,12 @@ INSTRUMENTED = [
     ("loss", minigan.nn.loss, "bce_with_logits_backward"),
 ] + [("activations", minigan.nn.activation, f"{name}_{d}")
      for name in ("relu", "leaky_relu", "tanh") for d in ("forward", "backward")]
-# Patch copies happen inside the conv kernels: timed separately, reported as part of conv time.
-PATCH_COPIES = [(module, name) for module in (minigan.ops.conv2d, minigan.ops.conv_transpose2d)
-                for name in ("im2col", "col2im", "to_rows", "from_rows")
+# Patch copies (im2col's windows, layout changes) happen inside the conv kernels: timed
+# separately, reported as part of the conv times.
+PATCH_COPIES = [(module, name)
+                for module in (minigan.ops.conv2d, minigan.ops.conv_transpose2d,
+                               minigan.ops.subpixel)
+                for name in ("im2col", "col2im", "to_rows")
                 if hasattr(module, name)]
 
 times: dict[str, float] = defaultdict(float)
@@ -140,23 +146,27 @@ def step_flops(G, D, batch: int, z_size: int) -> float:
 
 
 # ---------------------------------------------------------------- the runs
-def median_ms(step, repeats: int, warmup: int) -> float:
-    """Median milliseconds of ``repeats`` calls after ``warmup`` untimed ones. The per-op
-    times collected during the timed calls are left in ``times``."""
-    for _ in range(warmup):
-        step()
+def interleaved_median_ms(steps: dict, repeats: int, warmup: int) -> dict[str, float]:
+    """Median milliseconds per call of each function in ``steps``, timed in turns (a, b, a, b,
+    ...) so that both see the same noise from the rest of the machine. The per-op times of the
+    minigan calls are left in ``times``."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
     times.clear()
-    samples = []
+    samples: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
-        synchronize()
-        start = time.perf_counter()
-        step()
-        synchronize()
-        samples.append(time.perf_counter() - start)
-    return 1000 * statistics.median(samples)
+        for name, step in steps.items():
+            synchronize()
+            start = time.perf_counter()
+            step()
+            synchronize()
+            samples[name].append(time.perf_counter() - start)
+    return {name: 1000 * statistics.median(s) for name, s in samples.items()}
 
 
-def bench_minigan(conv_dim: int) -> dict:
+def minigan_step(conv_dim: int):
+    """The minigan training step of the SVHN DCGAN, and the trainer that runs it."""
     manual_seed(0)
     G = dcgan_init(Generator(ARGS.z_size, conv_dim))
     D = dcgan_init(Discriminator(conv_dim))
@@ -164,23 +174,23 @@ def bench_minigan(conv_dim: int) -> dict:
         trainer = GANTrainer(G, D, None, TrainConfig(z_size=ARGS.z_size), tmp)
     rng = numpy.random.default_rng(0)
     real = to_device(rng.uniform(-1, 1, (ARGS.batch_size, 3, 32, 32)).astype(numpy.float32))
+    return (lambda: trainer.train_step(real)), G, D
 
-    ms = median_ms(lambda: trainer.train_step(real), ARGS.repeats, ARGS.warmup)
-    breakdown = {k: 1000 * v / ARGS.repeats for k, v in times.items()}
 
+def peak_memory_mb(step) -> float:
+    """Peak memory of one more step: NumPy reports its allocations to tracemalloc; CuPy's memory
+    pool holds what the step needed."""
     if ARGS.backend == "numpy":
-        tracemalloc.start()           # NumPy reports its allocations to tracemalloc
-        trainer.train_step(real)
+        tracemalloc.start()
+        step()
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     else:
-        pool = array_module().get_default_memory_pool()
-        peak = pool.total_bytes()
-    gflop = step_flops(G, D, ARGS.batch_size, ARGS.z_size) / 1e9
-    return {"ms": ms, "breakdown": breakdown, "gflop": gflop, "peak_mb": peak / 2**20}
+        peak = array_module().get_default_memory_pool().total_bytes()
+    return peak / 2**20
 
 
-def bench_torch(conv_dim: int) -> float | None:
+def torch_step(conv_dim: int):
     """The same model and step in PyTorch eager mode, or None if PyTorch is not importable."""
     try:
         import torch
@@ -199,7 +209,20 @@ def bench_torch(conv_dim: int) -> float | None:
         if device == "cuda":
             torch.cuda.synchronize()
 
-    return median_ms(timed_step, ARGS.repeats, ARGS.warmup)
+    return timed_step
+
+
+def bench(conv_dim: int) -> dict:
+    step, G, D = minigan_step(conv_dim)
+    steps = {"minigan": step}
+    other = None if ARGS.no_torch else torch_step(conv_dim)
+    if other is not None:
+        steps["torch"] = other
+    ms = interleaved_median_ms(steps, ARGS.repeats, ARGS.warmup)
+    breakdown = {k: 1000 * v / ARGS.repeats for k, v in times.items()}
+    return {"ms": ms["minigan"], "torch_ms": ms.get("torch"), "breakdown": breakdown,
+            "gflop": step_flops(G, D, ARGS.batch_size, ARGS.z_size) / 1e9,
+            "peak_mb": peak_memory_mb(step)}
 
 
 def main() -> None:
@@ -212,8 +235,8 @@ def main() -> None:
     kinds = ["conv", "patch copies", "transposed conv", "batch norm", "activations", "linear",
              "loss", "Adam"]
     for conv_dim in ARGS.conv_dim:
-        result = bench_minigan(conv_dim)
-        torch_ms = None if ARGS.no_torch else bench_torch(conv_dim)
+        result = bench(conv_dim)
+        torch_ms = result["torch_ms"]
         print(f"\nconv_dim {conv_dim}: minigan {result['ms']:.1f} ms/step, "
               f"{result['gflop']:.2f} GFLOP/step -> {result['gflop'] / result['ms'] * 1e3:.0f} "
               f"GFLOP/s, peak memory {result['peak_mb']:.0f} MiB")
