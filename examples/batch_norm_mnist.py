@@ -34,16 +34,15 @@ from minigan.data.download import resolve_data_dir
 from minigan.data.mnist import FILES
 from minigan.nn import BatchNorm1d, CrossEntropyLoss, Flatten, Linear, Module, ReLU, Sequential
 from minigan.optim import SGD, Adam
-from minigan.scripts import USER_ERRORS, HelpFormatter, print_error
+from minigan.scripts import (
+    USER_ERRORS,
+    HelpFormatter,
+    OneLineParser,
+    add_backend_argument,
+    print_error,
+)
 
 TEST_ONLY_SPLIT = 8000  # test-files-only mode: train on the first 8000, hold out the rest
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad argument is reported on one line (no usage block)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> OneLineParser:
@@ -68,8 +67,7 @@ def build_parser() -> OneLineParser:
                         "(default: 0)")
     p.add_argument("--out", default="runs/batch_norm_mnist",
                    help="run folder: the plot, the curves as CSV, the summary")
-    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
-                   help="numpy runs on the CPU, cupy on an NVIDIA GPU")
+    add_backend_argument(p)
     return p
 
 

@@ -28,13 +28,19 @@ from minigan.metrics.features import FeatureNet
 from minigan.metrics.gan_eval import MIN_RELIABLE_SAMPLES, GANEvaluator, statistics_path
 from minigan.metrics.statistics import load_statistics_meta
 from minigan.nn import ShapeError
-from minigan.scripts import USER_ERRORS, HelpFormatter, print_error
+from minigan.scripts import (
+    USER_ERRORS,
+    HelpFormatter,
+    OneLineParser,
+    add_backend_argument,
+    print_error,
+)
 
 CHANNELS = {"svhn": 3, "cifar10": 3, "mnist": 1, "synthetic": 3}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = OneLineParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", required=True,
                    help="a trainer checkpoint, e.g. runs/svhn/checkpoint.npz")
@@ -47,8 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"images to generate (fewer than {MIN_RELIABLE_SAMPLES} bias FID)")
     p.add_argument("--batch-size", type=int, default=500, help="images generated at a time")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent vectors")
-    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
-                   help="numpy runs on the CPU, cupy on an NVIDIA GPU")
+    add_backend_argument(p)
     return p
 
 

@@ -17,19 +17,25 @@ import numpy
 
 from minigan.backend import to_device, use_backend
 from minigan.gan.dcgan import generator_from_checkpoint
-from minigan.scripts import USER_ERRORS, HelpFormatter, print_error
+from minigan.scripts import (
+    USER_ERRORS,
+    HelpFormatter,
+    OneLineParser,
+    add_backend_argument,
+    print_error,
+)
 from minigan.viz import save_image_grid
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = OneLineParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", required=True, help="checkpoint.npz written by training")
     p.add_argument("--num-samples", type=int, default=64, help="images in samples.png")
     p.add_argument("--rows", type=int, default=8, help="interpolation rows (pairs of z)")
     p.add_argument("--steps", type=int, default=10, help="images per interpolation row")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent vectors")
+    add_backend_argument(p)
     p.add_argument("--out", default=None, help="output folder (default: the checkpoint's)")
     return p.parse_args(argv)
 
@@ -45,16 +51,23 @@ def main(argv=None) -> int:
         return print_error(error)
     out = Path(args.out or Path(args.checkpoint).parent)
     rng = numpy.random.default_rng(args.seed)
-    z = rng.uniform(-1, 1, (args.num_samples, G.z_size)).astype(numpy.float32)
+
+    def draw_z(*shape: int) -> numpy.ndarray:
+        """Latent vectors from the distribution G was trained with."""
+        if G.z_distribution == "normal":
+            return rng.standard_normal(shape)
+        return rng.uniform(-1, 1, shape)
+
+    z = draw_z(args.num_samples, G.z_size).astype(numpy.float32)
     samples = save_image_grid(G(to_device(z)), out / "samples.png")
 
     # Row r goes from z_start[r] (t = 0) to z_end[r] (t = 1) in equal steps.
-    z_start = rng.uniform(-1, 1, (args.rows, 1, G.z_size))
-    z_end = rng.uniform(-1, 1, (args.rows, 1, G.z_size))
+    z_start = draw_z(args.rows, 1, G.z_size)
+    z_end = draw_z(args.rows, 1, G.z_size)
     t = numpy.linspace(0, 1, args.steps).reshape(1, -1, 1)
     path = ((1 - t) * z_start + t * z_end).reshape(-1, G.z_size).astype(numpy.float32)
     walk = save_image_grid(G(to_device(path)), out / "interpolation.png", nrow=args.steps)
-    print(f"wrote {samples} and {walk}")
+    print(f"wrote {samples} and {walk} (z ~ {G.z_distribution})")
     return 0
 
 

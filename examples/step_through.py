@@ -16,16 +16,21 @@ finite-difference signal); training itself runs in float32.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
 import numpy
 
-from minigan.backend import to_device
+from minigan.backend import to_device, use_backend
 from minigan.gradcheck import check_module
 from minigan.nn import BatchNorm2d, Conv2d, LeakyReLU, Module
-from minigan.scripts import HelpFormatter
+from minigan.scripts import (
+    USER_ERRORS,
+    HelpFormatter,
+    OneLineParser,
+    add_backend_argument,
+    print_error,
+)
 
 TOLERANCE = 1e-6  # a right backward pass gives ~1e-9 in float64; a wrong one ~1e-2 or more
 
@@ -98,11 +103,16 @@ def gradient_checks(layers: dict[str, Module], inputs: dict[str, Any]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = OneLineParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=HelpFormatter)
     parser.add_argument("--seed", type=int, default=0,
                         help="seeds the input and the weights (default: 0)")
+    add_backend_argument(parser)
     args = parser.parse_args(argv)
+    try:
+        use_backend(args.backend)
+    except USER_ERRORS as error:
+        return print_error(error)
 
     rng = numpy.random.default_rng(args.seed)
     conv, bn, act = build_layers(rng)

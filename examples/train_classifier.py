@@ -32,11 +32,17 @@ from minigan.backend import backend_name, use_backend
 from minigan.data import DATASETS, DataError, load_dataset
 from minigan.metrics.features import accuracy, pad_to, train_classifier
 from minigan.metrics.gan_eval import save_real_statistics, statistics_path
-from minigan.scripts import USER_ERRORS, HelpFormatter, print_error
+from minigan.scripts import (
+    USER_ERRORS,
+    HelpFormatter,
+    OneLineParser,
+    add_backend_argument,
+    print_error,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = OneLineParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=HelpFormatter)
     p.add_argument("--dataset", choices=DATASETS, default="svhn",
                    help="synthetic needs no download: digits rendered on the fly")
@@ -49,8 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
     p.add_argument("--seed", type=int, default=0,
                    help="fixes the initial weights, batch order, shifts and held-out images")
-    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
-                   help="numpy runs on the CPU, cupy on an NVIDIA GPU")
+    add_backend_argument(p)
     p.add_argument("--out", default=None,
                    help="network file (default: runs/features_<dataset>.npz); the real-data "
                         "statistics go beside it as <name>_stats.npz")

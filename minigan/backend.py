@@ -26,8 +26,9 @@ BACKENDS = ("numpy", "cupy")
 DEFAULT_DTYPE = numpy.float32
 
 _CUPY_HELP = (
-    "install CuPy for your CUDA version: `pip install 'minigan[cuda]'` (CUDA 12) or "
-    "`pip install cupy-cuda13x` (CUDA 13); or use the NumPy backend (--backend numpy)"
+    "install CuPy for your CUDA version: `pip install -e \".[cuda]\"` in the minigan folder "
+    "(CUDA 12) or `pip install cupy-cuda13x` (CUDA 13); or use the NumPy backend "
+    "(--backend numpy)"
 )
 
 
@@ -42,7 +43,9 @@ def _check_name(name: str) -> str:
     return name
 
 
-_active = _check_name(os.environ.get("MINIGAN_BACKEND", "numpy") or "numpy")
+# Checked on first use, not here: a typo in the variable must give one clear line from the
+# script that uses the backend, not a traceback from ``import minigan``.
+_active = (os.environ.get("MINIGAN_BACKEND") or "numpy").strip().lower()
 _default_dtype = numpy.dtype(DEFAULT_DTYPE)
 
 
@@ -114,12 +117,12 @@ def cache_host_memory() -> bool:
 
 def backend_name() -> str:
     """The name of the active backend: ``"numpy"`` or ``"cupy"``."""
-    return _active
+    return _check_name(_active)
 
 
 def array_module() -> ModuleType:
     """The module (``numpy`` or ``cupy``) that new arrays are created with."""
-    return _import_cupy() if _active == "cupy" else numpy
+    return _import_cupy() if backend_name() == "cupy" else numpy
 
 
 def get_array_module(*arrays: Any) -> ModuleType:

@@ -1,10 +1,12 @@
 """What every command-line script of minigan shares: ``--help`` that shows defaults, and errors
-printed as one line (no traceback) with a non-zero exit code."""
+and warnings printed as one line (no traceback, no usage block) with a non-zero exit code."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 
 # The errors a user can cause (bad arguments, missing files, no GPU, bad data) and should see as
 # one readable line. Anything else is a bug in minigan and keeps its traceback.
@@ -26,3 +28,33 @@ def print_error(error: BaseException) -> int:
     message = " ".join(str(error).split()) or type(error).__name__
     print(f"error: {message}", file=sys.stderr)
     return 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is reported on one line (no usage block), exit code 2."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def one_line_warnings() -> None:
+    """Show Python warnings (e.g. "FID is biased below 2048 samples") as ``warning: <message>``
+    on one line of stderr, instead of a file name, a line number and a line of source code."""
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
+        text = " ".join(str(message).split())
+        print(f"warning: {text}", file=file or sys.stderr)
+
+    warnings.showwarning = show
+
+
+def add_backend_argument(parser: argparse.ArgumentParser) -> None:
+    """``--backend numpy|cupy``, defaulting to $MINIGAN_BACKEND (else numpy). A bad value in the
+    variable is reported by ``use_backend`` as one line, like any other bad argument."""
+    parser.add_argument("--backend", choices=("numpy", "cupy"),
+                        default=os.environ.get("MINIGAN_BACKEND") or "numpy",
+                        help="numpy runs on the CPU, cupy on an NVIDIA GPU ($MINIGAN_BACKEND)")

@@ -66,28 +66,35 @@ def download(url: str, path: str | os.PathLike, md5: str, *, progress: bool = Tr
     """Download ``url`` to ``path`` and check it against ``md5``; return ``path``.
 
     * ``path`` already there with the right MD5: nothing is downloaded.
-    * ``path`` there with a wrong MD5: it is not used; the file is downloaded again (a warning
-      says so) and replaces it only once the new copy checks out.
+    * ``path`` there with a wrong MD5: it is not used; the file is downloaded again and replaces
+      it only once the new copy checks out (a warning says so). If the download fails, the
+      error says that the copy there is bad.
     * ``path + ".part"`` there (an earlier run was interrupted): ask the server for the rest
       (``Range``); a server that answers with the whole file (200) makes us start again.
     * the complete file has the wrong MD5: the ``.part`` is deleted and ``DataError`` raised.
     * the server cannot be reached: ``DataError`` saying where to put the file by hand.
     """
     path = Path(path)
+    bad_copy = ""   # what is wrong with a copy already there, to say so if we cannot replace it
     if path.exists():
         got = md5_of(path)
         if got == md5:
             return path
-        warnings.warn(f"{path} has md5 {got}, expected {md5}: downloading it again",
-                      stacklevel=2)
+        bad_copy = f"{path} is damaged or a different file (md5 {got}, expected {md5})"
     part = path.with_suffix(path.suffix + ".part")
+    created_folder = not path.parent.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise DataError(f"cannot create {path.parent} ({_one_line(error)}): "
                         f"{_by_hand(path, md5)}") from None
 
-    _fetch_to_part(url, part, md5, progress)
+    try:
+        _fetch_to_part(url, part, md5, progress)
+    except DataError as error:
+        if created_folder and not any(path.parent.iterdir()):
+            path.parent.rmdir()   # leave no empty folder behind an offline attempt
+        raise DataError(f"{bad_copy}; {error}" if bad_copy else str(error)) from None
     got = md5_of(part)
     if got != md5:
         part.unlink()
@@ -95,6 +102,8 @@ def download(url: str, path: str | os.PathLike, md5: str, *, progress: bool = Tr
                         f"download was deleted, run again or put {path.name} in {path.parent} "
                         "by hand")
     os.replace(part, path)  # atomic: the final name only ever holds a checked file
+    if bad_copy:
+        warnings.warn(f"{bad_copy}: replaced it with a fresh, checked download", stacklevel=2)
     return path
 
 

@@ -8,7 +8,6 @@ here is argument parsing and turning errors into one readable line.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -17,16 +16,21 @@ import numpy
 from minigan.backend import backend_name, manual_seed, use_backend
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.gan.trainer import GANTrainer, TrainConfig
-from minigan.scripts import USER_ERRORS, HelpFormatter, print_error
+from minigan.scripts import (
+    USER_ERRORS,
+    HelpFormatter,
+    OneLineParser,
+    add_backend_argument,
+    one_line_warnings,
+    print_error,
+)
 
 DATASETS = ("svhn", "cifar10", "mnist", "synthetic")
 
 
 def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
-    p.add_argument("--backend", choices=("numpy", "cupy"),
-                   default=os.environ.get("MINIGAN_BACKEND", "numpy"),
-                   help="numpy runs on the CPU, cupy on an NVIDIA GPU ($MINIGAN_BACKEND)")
+    p = OneLineParser(description=description, formatter_class=HelpFormatter)
+    add_backend_argument(p)
     p.add_argument("--dataset", choices=DATASETS, default=dataset,
                    help="synthetic needs no download: digits rendered on the fly")
     p.add_argument("--data-dir", default=None,
@@ -70,11 +74,30 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
     return p
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse values that would train nothing or train nonsense, with a one-line reason."""
+    for name in ("epochs", "batch_size", "conv_dim", "z_size", "d_steps", "metrics_every",
+                 "metrics_samples", "max_steps", "num_train"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.lr_d <= 0 or args.lr_g <= 0:
+        raise ValueError(f"learning rates must be positive, got --lr-d {args.lr_d} "
+                         f"--lr-g {args.lr_g}")
+    if not 0 <= args.beta1 < 1:
+        raise ValueError(f"--beta1 must be in [0, 1), got {args.beta1}")
+    if not 0 <= args.dropout < 1:
+        raise ValueError(f"--dropout must be in [0, 1), got {args.dropout}")
+
+
 def load_training_images(args: argparse.Namespace) -> numpy.ndarray:
     """(N, C, 32, 32) uint8 images of the chosen dataset (MNIST is padded from 28 to 32)."""
     from minigan.data import load_dataset
 
-    images, _ = load_dataset(args.dataset, args.split, data_dir=args.data_dir)
+    extra = {}
+    if args.dataset == "synthetic" and args.num_train is not None:
+        extra["n"] = args.num_train        # render only the images that will be used
+    images, _ = load_dataset(args.dataset, args.split, data_dir=args.data_dir, **extra)
     if args.num_train is not None:
         images = images[:args.num_train]
     if images.shape[-1] == 28:  # MNIST: pad 2 black pixels each side; G and D need 4 * 2**k
@@ -146,11 +169,9 @@ def main(argv: list[str] | None = None, dataset: str = "svhn",
          description: str = "Train a DCGAN.") -> int:
 
     args = build_parser(dataset, description).parse_args(argv)
+    one_line_warnings()
     try:
-        for name in ("epochs", "batch_size", "conv_dim", "z_size", "d_steps", "metrics_every",
-                     "metrics_samples"):
-            if getattr(args, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        check_arguments(args)
         train(args)
     except USER_ERRORS as error:   # DataError, BackendError, TrainingDiverged, ShapeError...
         return print_error(error)

@@ -132,7 +132,8 @@ def dcgan_init(model: Module, rng: numpy.random.Generator | None = None) -> Modu
 
 
 def generator_from_checkpoint(path: str) -> Generator:
-    """Rebuild the generator saved in a trainer checkpoint (``checkpoint.npz``), in eval mode.
+    """Rebuild the generator saved in a trainer checkpoint (``checkpoint.npz``), in eval mode,
+    with ``G.z_distribution`` ("uniform" or "normal") set to what the run trained with.
 
     z_size comes from the run's config; conv_dim and the number of channels are read off the
     saved weight shapes (the first Linear is (4*4*top, z_size); the last transposed conv is
@@ -153,4 +154,6 @@ def generator_from_checkpoint(path: str) -> Generator:
     G = Generator(config.get("z_size", z_size), conv_dim, image_size=4 * 2 ** n_up,
                   channels=channels)
     G.load_state_dict(state)
+    # How the run drew its latent vectors: samples from another distribution would be garbage.
+    G.z_distribution = config.get("z_distribution", "uniform")
     return G.eval()

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -106,6 +108,37 @@ def _sigmoid_mean(logits: Any) -> float:
     return float(numpy.mean(0.5 * (1 + numpy.tanh(0.5 * x))))  # sigmoid without overflow
 
 
+class _StopRequested(Exception):
+    """Ctrl-C was pressed and the step in progress has finished."""
+
+
+class _FinishStepOnCtrlC:
+    """While active, the first Ctrl-C (SIGINT) only sets ``requested``; the training loop checks
+    it between steps. Stopping in the middle of a step would leave D updated and G not, and a
+    checkpoint of that state would not resume exactly. A second Ctrl-C stops at once.
+    Signal handlers can only be set from the main thread; elsewhere Ctrl-C acts as usual."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _FinishStepOnCtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: finishing this step, then saving a checkpoint (Ctrl-C again: stop now, "
+              "without saving)")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 class GANTrainer:
     """Trains a generator G against a discriminator D.
 
@@ -178,8 +211,8 @@ class GANTrainer:
         if not all(numpy.isfinite([d_loss, g_loss])):
             raise TrainingDiverged(
                 f"training diverged at step {self.step + 1}: d_loss={d_loss}, g_loss={g_loss}; "
-                f"the last good checkpoint is {self.checkpoint_path} (try a lower learning "
-                f"rate or label smoothing)")
+                f"{self._last_checkpoint_text()} (try a lower learning rate or label "
+                f"smoothing)")
         return result
 
     # ------------------------------------------------------------------ the loop
@@ -188,43 +221,64 @@ class GANTrainer:
         return self.out_dir / "checkpoint.npz"
 
     def fit(self, progress: bool = True) -> History:
-        """Train until ``config.epochs`` (or ``config.max_steps``). Ctrl-C saves a checkpoint."""
-        from tqdm.auto import tqdm
+        """Train until ``config.epochs`` (or ``config.max_steps``).
 
+        Ctrl-C lets the current step finish, then saves a checkpoint and returns, so that
+        ``--resume`` continues exactly. A second Ctrl-C stops at once, without saving (the step
+        was cut in half), keeping the last checkpoint.
+        """
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / "config.json").write_text(json.dumps(asdict(self.config), indent=2))
         self.G.train()
         self.D.train()
+        ctrl_c = _FinishStepOnCtrlC()
         try:
-            while self.epoch < self.config.epochs and not self._reached_max_steps():
-                bar = tqdm(total=len(self.loader), initial=self.batch_in_epoch,
-                           desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
-                           disable=not progress, unit="batch", dynamic_ncols=True)
-                started, images = time.perf_counter(), 0
-                for real, _ in self.loader.epoch(self.epoch, start_batch=self.batch_in_epoch):
-                    result = self.train_step(real)
-                    self.step += 1
-                    self.batch_in_epoch += 1
-                    self.history.append(self.step, self.epoch + 1, result)
-                    images += len(real)
-                    bar.update(1)
-                    bar.set_postfix(d_loss=f"{result.d_loss:.3f}", g_loss=f"{result.g_loss:.3f}",
-                                    img_s=f"{images / (time.perf_counter() - started):.0f}")
-                    if self._reached_max_steps():
-                        break
-                bar.close()
-                if self.batch_in_epoch >= len(self.loader):  # a whole epoch is done
-                    self.epoch += 1
-                    self.batch_in_epoch = 0
-                    self.end_of_epoch()
-            if self.batch_in_epoch:  # stopped inside an epoch by max_steps
-                self.save_samples(f"step_{self.step:06d}")
-                self.save_checkpoint()
-        except KeyboardInterrupt:
+            with ctrl_c:
+                self._train_epochs(progress, ctrl_c)
+        except _StopRequested:
             self.save_checkpoint()
             print(f"\ninterrupted: saved a checkpoint at step {self.step} to "
                   f"{self.checkpoint_path}; continue with --resume")
+        except KeyboardInterrupt:
+            print(f"\nstopped in the middle of step {self.step + 1}: not saved; "
+                  f"{self._last_checkpoint_text()}")
         return self.history
+
+    def _last_checkpoint_text(self) -> str:
+        if self.checkpoint_path.is_file():
+            return f"the last good checkpoint, {self.checkpoint_path}, is kept"
+        return "no checkpoint was written yet"
+
+    def _train_epochs(self, progress: bool, ctrl_c: _FinishStepOnCtrlC) -> None:
+        from tqdm.auto import tqdm
+
+        while self.epoch < self.config.epochs and not self._reached_max_steps():
+            bar = tqdm(total=len(self.loader), initial=self.batch_in_epoch,
+                       desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
+                       disable=not progress, unit="batch", dynamic_ncols=True)
+            started, images = time.perf_counter(), 0
+            for real, _ in self.loader.epoch(self.epoch, start_batch=self.batch_in_epoch):
+                result = self.train_step(real)
+                self.step += 1
+                self.batch_in_epoch += 1
+                self.history.append(self.step, self.epoch + 1, result)
+                images += len(real)
+                bar.update(1)
+                bar.set_postfix(d_loss=f"{result.d_loss:.3f}", g_loss=f"{result.g_loss:.3f}",
+                                img_s=f"{images / (time.perf_counter() - started):.0f}")
+                if ctrl_c.requested:
+                    bar.close()
+                    raise _StopRequested
+                if self._reached_max_steps():
+                    break
+            bar.close()
+            if self.batch_in_epoch >= len(self.loader):  # a whole epoch is done
+                self.epoch += 1
+                self.batch_in_epoch = 0
+                self.end_of_epoch()
+        if self.batch_in_epoch:  # stopped inside an epoch by max_steps
+            self.save_samples(f"step_{self.step:06d}")
+            self.save_checkpoint()
 
     def _reached_max_steps(self) -> bool:
         return self.config.max_steps is not None and self.step >= self.config.max_steps
@@ -259,13 +313,16 @@ class GANTrainer:
         with open(self.out_dir / "losses.csv", "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(HISTORY_COLUMNS)
-            writer.writerows(zip(*(self.history.columns[c] for c in HISTORY_COLUMNS)))
+            columns = self.history.columns
+            writer.writerows((int(step), int(epoch), *losses) for step, epoch, *losses in zip(
+                *(columns[c] for c in HISTORY_COLUMNS)))
         if self.metrics:
             keys = list(self.metrics)
             with open(self.out_dir / "metrics.csv", "w", newline="") as f:
                 writer = csv.writer(f)
                 writer.writerow(keys)
-                writer.writerows(zip(*(self.metrics[k] for k in keys)))
+                for row in zip(*(self.metrics[k] for k in keys)):
+                    writer.writerow([int(v) if k == "epoch" else v for k, v in zip(keys, row)])
         if len(self.history):
             plot_losses(self.history.columns, self.out_dir / "losses.png", self.metrics)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from minigan.nn.module import Module
+from minigan.nn.module import Module, ShapeError
 
 
 class Flatten(Module):
@@ -26,6 +27,11 @@ class Reshape(Module):
         self.shape = tuple(shape)
 
     def forward(self, x: Any) -> Any:
+        per_example = math.prod(self.shape)
+        if x.ndim < 2 or math.prod(x.shape[1:]) != per_example:
+            raise ShapeError(f"{self._describe()}: expected input of shape (N, {per_example}) "
+                             f"(or any (N, ...) with {per_example} values per example), "
+                             f"got {tuple(x.shape)}")
         self._cache = x.shape
         return x.reshape(x.shape[0], *self.shape)
 

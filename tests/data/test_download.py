@@ -88,7 +88,7 @@ def test_a_checked_file_is_not_downloaded_again(server, tmp_path):
 def test_a_file_with_the_wrong_md5_is_replaced_not_used(server, tmp_path):
     server.files["/f.bin"] = PAYLOAD
     (tmp_path / "f.bin").write_bytes(b"corrupted")
-    with pytest.warns(UserWarning, match="downloading it again"):
+    with pytest.warns(UserWarning, match="replaced it with a fresh, checked download"):
         download(server.url + "f.bin", tmp_path / "f.bin", PAYLOAD_MD5, progress=False)
     assert (tmp_path / "f.bin").read_bytes() == PAYLOAD
 
@@ -150,6 +150,31 @@ def test_offline_error_says_where_to_put_the_file(tmp_path):
     assert "could not reach" in message and f"put f.bin (md5 {PAYLOAD_MD5}) in {tmp_path}" \
         in message and "--dataset synthetic" in message
     assert list(tmp_path.iterdir()) == []
+
+
+def test_offline_with_a_bad_copy_says_the_copy_is_bad_in_one_line(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "f.bin").write_bytes(b"corrupted")
+    with pytest.raises(DataError) as info:
+        download(f"http://127.0.0.1:{port}/f.bin", tmp_path / "f.bin", PAYLOAD_MD5,
+                 progress=False)
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"{tmp_path / 'f.bin'} is damaged" in message and f"expected {PAYLOAD_MD5}" in message
+    assert "could not reach" in message
+    assert (tmp_path / "f.bin").read_bytes() == b"corrupted"   # never used, never deleted
+
+
+def test_an_offline_attempt_leaves_no_empty_folder(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(DataError):
+        download(f"http://127.0.0.1:{port}/f.bin", tmp_path / "svhn" / "f.bin", PAYLOAD_MD5,
+                 progress=False)
+    assert not (tmp_path / "svhn").exists()
 
 
 def test_missing_file_on_the_server_is_a_one_line_error(server, tmp_path):

@@ -4,9 +4,12 @@ Each test starts the example script in a fresh Python process, as a user's shell
 argument parsing, the exit code and what is printed are all checked together.
 """
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,7 +23,7 @@ def test_train_svhn_on_synthetic_data_for_a_few_steps(tmp_path):
     out = tmp_path / "run"
     result = run("train_svhn.py", "--dataset", "synthetic", "--max-steps", "3",
                  "--batch-size", "16", "--conv-dim", "8", "--num-train", "64",
-                 "--out", str(out), "--seed", "1")
+                 "--out", str(out), "--seed", "1", "--z-distribution", "normal")
     assert result.returncode == 0, result.stderr
     assert "3 steps in" in result.stdout
     for name in ("checkpoint.npz", "losses.csv", "losses.png", "samples.gif"):
@@ -29,7 +32,7 @@ def test_train_svhn_on_synthetic_data_for_a_few_steps(tmp_path):
 
     resumed = run("train_svhn.py", "--dataset", "synthetic", "--max-steps", "5",
                   "--batch-size", "16", "--conv-dim", "8", "--num-train", "64",
-                  "--out", str(out), "--seed", "1", "--resume")
+                  "--out", str(out), "--seed", "1", "--z-distribution", "normal", "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from" in resumed.stdout and "at epoch 1, step 3" in resumed.stdout
     assert "2 steps in" in resumed.stdout
@@ -38,6 +41,7 @@ def test_train_svhn_on_synthetic_data_for_a_few_steps(tmp_path):
                     "--num-samples", "9", "--rows", "2", "--steps", "4")
     assert generated.returncode == 0, generated.stderr
     assert (out / "samples.png").is_file() and (out / "interpolation.png").is_file()
+    assert "z ~ normal" in generated.stdout   # drawn as the run drew them, read off its config
 
 
 def test_help_shows_defaults():
@@ -55,7 +59,7 @@ def one_line_error(result):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert len(lines) == 1 and "error:" in lines[0], result.stderr   # no usage block either
     return lines[0]
 
 
@@ -63,6 +67,40 @@ def test_bad_arguments_give_one_line(tmp_path):
     line = one_line_error(run("train_svhn.py", "--dataset", "synthetic", "--epochs", "0",
                               "--out", str(tmp_path)))
     assert "--epochs must be at least 1" in line
+
+
+@pytest.mark.parametrize("script, args", [
+    ("train_svhn.py", ["--batch-size", "abc"]),
+    ("train_cifar10.py", ["--epochs", "1.5"]),
+    ("generate.py", ["--checkpoint", "x.npz", "--num-samples", "abc"]),
+    ("evaluate.py", ["--num-samples", "abc"]),
+    ("train_classifier.py", ["--epochs", "abc"]),
+    ("batch_norm_mnist.py", ["--epochs", "abc"]),
+    ("step_through.py", ["--seed", "abc"]),
+])
+def test_a_malformed_argument_gives_one_line_in_every_script(script, args):
+    line = one_line_error(run(script, *args))
+    assert "invalid" in line and "--help" in line
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--max-steps", "0"], "--max-steps must be at least 1"),
+    (["--beta1", "2"], "--beta1 must be in [0, 1)"),
+    (["--lr-d", "-1"], "learning rates must be positive"),
+    (["--dropout", "1"], "--dropout must be in [0, 1)"),
+])
+def test_values_that_would_train_nothing_or_nonsense_are_refused(tmp_path, args, message):
+    line = one_line_error(run("train_svhn.py", "--dataset", "synthetic", *args,
+                              "--out", str(tmp_path)))
+    assert message in line
+
+
+def test_a_misspelt_backend_variable_gives_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "train_svhn.py"), "--dataset", "synthetic",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "MINIGAN_BACKEND": "gpu"})
+    assert "unknown backend 'gpu'" in one_line_error(result)
 
 
 def test_resume_without_a_checkpoint_gives_one_line(tmp_path):

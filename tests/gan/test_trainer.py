@@ -5,6 +5,8 @@ rendered digits, so a few training steps take well under a second.
 """
 
 import csv
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -43,7 +45,7 @@ def test_a_few_steps_give_finite_losses_and_every_output_file(tmp_path):
         assert (tmp_path / name).is_file(), name
     with open(tmp_path / "losses.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 12 and float(rows[-1]["step"]) == 12
+    assert len(rows) == 12 and rows[-1]["step"] == "12" and rows[-1]["epoch"] == "2"
 
 
 def test_training_changes_both_networks(tmp_path):
@@ -100,21 +102,49 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_p
     assert (tmp_path / "checkpoint.npz").read_bytes() == good
 
 
-def test_ctrl_c_saves_a_checkpoint(tmp_path, capsys):
-    trainer = make_trainer(tmp_path, epochs=1)
-    original = trainer.train_step
-    calls = []
+def ctrl_c_during_generator_step(trainer, on_call, times=1):
+    """Make ``trainer.g_step`` send this process a real SIGINT (what Ctrl-C does) in the middle of
+    its ``on_call``-th call, after the discriminator has already been updated in that step."""
+    original, calls = trainer.g_step, []
 
-    def interrupt_on_third(real):
+    def g_step(batch_size):
         calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return original(real)
+        if len(calls) == on_call:
+            for _ in range(times):
+                os.kill(os.getpid(), signal.SIGINT)
+        return original(batch_size)
 
-    trainer.train_step = interrupt_on_third
-    trainer.fit(progress=False)
-    assert int(load_checkpoint(tmp_path / "checkpoint.npz")["progress"]["step"]) == 2
+    trainer.g_step = g_step
+
+
+def test_ctrl_c_finishes_the_step_then_saves_and_resume_is_exact(tmp_path, capsys):
+    """Ctrl-C half-way through step 3 (D updated, G not yet): step 3 still completes, the
+    checkpoint holds 3 whole steps, and resuming from it gives the losses of an unbroken run."""
+    unbroken = make_trainer(tmp_path / "a")
+    unbroken.fit(progress=False)
+
+    first = make_trainer(tmp_path / "b")
+    ctrl_c_during_generator_step(first, on_call=3)
+    first.fit(progress=False)
+    assert int(load_checkpoint(tmp_path / "b" / "checkpoint.npz")["progress"]["step"]) == 3
     assert "--resume" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler put back
+
+    second = make_trainer(tmp_path / "b")
+    second.load_checkpoint()
+    second.fit(progress=False)
+    for key in ("d_loss", "g_loss", "d_real", "d_fake"):
+        np.testing.assert_array_equal(second.history.columns[key], unbroken.history.columns[key])
+
+
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, capsys):
+    """Two Ctrl-C in a row stop in the middle of the step; that half step is not saved."""
+    trainer = make_trainer(tmp_path, epochs=2)
+    ctrl_c_during_generator_step(trainer, on_call=8, times=2)   # step 8: in the second epoch
+    trainer.fit(progress=False)
+    saved = load_checkpoint(tmp_path / "checkpoint.npz")
+    assert int(saved["progress"]["step"]) == 6      # the end of epoch 1, not the half step 8
+    assert "not saved" in capsys.readouterr().out
 
 
 def test_generator_step_leaves_discriminator_gradients_alone(tmp_path):

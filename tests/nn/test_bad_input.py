@@ -69,3 +69,10 @@ def test_loss_target_shape_mismatch():
 def test_output_padding_must_be_smaller_than_stride():
     with pytest.raises(ValueError, match="output_padding"):
         nn.ConvTranspose2d(3, 3, 4, stride=1, output_padding=1)
+
+
+def test_reshape_given_the_wrong_number_of_values():
+    """The generator's Reshape after a Linear with the wrong out_features."""
+    with pytest.raises(nn.ShapeError, match=r"Reshape\(128, 4, 4\): expected input of shape "
+                                            r"\(N, 2048\).*got \(2, 100\)"):
+        nn.Reshape(128, 4, 4)(batch(2, 100))
