@@ -110,7 +110,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         warnings.simplefilter("always")
         evaluate = GANEvaluator(features, num_samples=args.num_samples,
                                 batch_size=args.batch_size, seed=args.seed,
-                                z_distribution=config.get("z_distribution", "uniform"))
+                                z_distribution=config.get("z_distribution", "uniform"),
+                                progress=True)
         if evaluate.net.channels != sizes["channels"] or \
                 evaluate.net.image_size != sizes["image_size"]:
             raise ValueError(

@@ -68,9 +68,9 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
     m.add_argument("--metrics-every", type=int, default=1, help="epochs between scores")
     m.add_argument("--metrics-samples", type=int, default=10000,
                    help="generated images per score (below 2048 FID is biased)")
-    t.add_argument("--split", choices=("train", "test"), default="train",
+    t.add_argument("--split", choices=("train", "test", "extra"), default="train",
                    help="which split to train on (test: e.g. when only MNIST's test files are "
-                        "at hand)")
+                        "at hand; extra: SVHN's 531,131 extra images)")
     return p
 
 
@@ -134,6 +134,12 @@ def train(args: argparse.Namespace) -> GANTrainer:
         from minigan.metrics import GANEvaluator
         evaluate = GANEvaluator(args.features, num_samples=args.metrics_samples,
                                 z_distribution=args.z_distribution)
+        scored = (evaluate.net.channels, evaluate.net.image_size)
+        if scored != (channels, 32):   # say so now, not after the first epoch
+            raise ValueError(f"--features {args.features} scores {scored[0]}-channel "
+                             f"{scored[1]}x{scored[1]} images, but {args.dataset} images are "
+                             f"{channels}-channel 32x32: train a feature network on "
+                             f"{args.dataset} with examples/train_classifier.py")
     trainer = GANTrainer(G, D, loader, config, out, evaluate=evaluate)
     if args.resume:
         trainer.load_checkpoint()

@@ -96,7 +96,8 @@ class GANEvaluator:
 
     def __init__(self, features_path: str | Path, num_samples: int = 10000,
                  batch_size: int = 500, seed: int = 0, stats_path: str | Path | None = None,
-                 z_distribution: str = "uniform"):
+                 z_distribution: str = "uniform", progress: bool = False):
+        self.progress = progress   # tqdm bars while generating and extracting features
         if z_distribution not in ("uniform", "normal"):
             raise ValueError(f"z_distribution must be 'uniform' or 'normal', "
                              f"not {z_distribution!r}")
@@ -138,8 +139,12 @@ class GANEvaluator:
         was_training = G.training
         G.eval()
         try:
+            from tqdm.auto import tqdm
+
             batches = []
-            for start in range(0, self.num_samples, self.batch_size):
+            starts = range(0, self.num_samples, self.batch_size)
+            for start in tqdm(starts, desc="generating", unit="batch", disable=not self.progress,
+                              leave=False):
                 n = min(self.batch_size, self.num_samples - start)
                 if self.z_distribution == "uniform":
                     z = uniform(rng, (n, z_size), -1.0, 1.0, dtype=dtype)
@@ -158,7 +163,8 @@ class GANEvaluator:
             raise ValueError(f"the feature network scores images of shape {expected} (C, H, W),"
                              f" got {tuple(images.shape[1:])}: was it trained on another "
                              f"dataset than the generator?")
-        mu, sigma = feature_statistics(self.net.features(images, self.batch_size))
+        mu, sigma = feature_statistics(self.net.features(images, self.batch_size,
+                                                         progress=self.progress))
         fid = frechet_distance(mu, sigma, self.mu_real, self.sigma_real)
         splits = min(10, len(images))
         is_mean, is_std = inception_score(self.net.probabilities(images, self.batch_size),

@@ -175,6 +175,18 @@ def test_evaluate_refuses_a_dataset_with_other_channels(files):
     assert "synthetic" in result.stderr   # the network says what it was trained on
 
 
+def test_training_refuses_a_feature_network_for_other_images_before_it_starts(files, tmp_path):
+    """A 3-channel feature network cannot score a 1-channel (MNIST-shaped) generator: say so
+    before the first step, not after the first epoch."""
+    data_dir = shared_data("mnist", "t10k-images-idx3-ubyte.gz").parent
+    result = run_script("train_svhn.py", "--dataset", "mnist",
+                        "--split", "test", "--data-dir", data_dir, "--features",
+                        files["features"], "--out", tmp_path / "run")
+    assert_one_line_error(result)
+    assert "3-channel" in result.stderr and "1-channel" in result.stderr
+    assert not (tmp_path / "run" / "losses.csv").exists()
+
+
 # ---------------------------------------------------------------------- train_classifier.py
 def test_train_classifier_bad_holdout_is_a_one_line_error(tmp_path):
     result = run_script("train_classifier.py", "--dataset", "synthetic", "--holdout", "1.5",
