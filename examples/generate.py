@@ -27,7 +27,7 @@ from minigan.scripts import (
 from minigan.viz import save_image_grid
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", required=True, help="checkpoint.npz written by training")
@@ -37,11 +37,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the latent vectors")
     add_backend_argument(p)
     p.add_argument("--out", default=None, help="output folder (default: the checkpoint's)")
-    return p.parse_args(argv)
+    return p
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         if args.num_samples < 1 or args.rows < 1 or args.steps < 2:
             raise ValueError("--num-samples and --rows must be >= 1, --steps >= 2")

@@ -102,13 +102,16 @@ def gradient_checks(layers: dict[str, Module], inputs: dict[str, Any]) -> bool:
     return all_pass
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=HelpFormatter)
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     parser.add_argument("--seed", type=int, default=0,
                         help="seeds the input and the weights (default: 0)")
     add_backend_argument(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         use_backend(args.backend)
     except USER_ERRORS as error:

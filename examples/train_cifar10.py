@@ -8,7 +8,15 @@ Same options and outputs as examples/train_svhn.py (see --help).
 
 import sys
 
-from minigan.gan.cli import main
+from minigan.gan import cli
+
+DESCRIPTION = __doc__.split("\n\n")[0]
+
+
+def build_parser():
+    """The command line of this script (``--help`` shows it)."""
+    return cli.build_parser("cifar10", DESCRIPTION)
+
 
 if __name__ == "__main__":
-    sys.exit(main(dataset="cifar10", description=__doc__.split("\n\n")[0]))
+    sys.exit(cli.main(dataset="cifar10", description=DESCRIPTION))

@@ -13,7 +13,15 @@ The recipe itself is ``minigan.gan.cli.train``; the training step is
 
 import sys
 
-from minigan.gan.cli import main
+from minigan.gan import cli
+
+DESCRIPTION = __doc__.split("\n\n")[0]
+
+
+def build_parser():
+    """The command line of this script (``--help`` shows it)."""
+    return cli.build_parser("svhn", DESCRIPTION)
+
 
 if __name__ == "__main__":
-    sys.exit(main(dataset="svhn", description=__doc__.split("\n\n")[0]))
+    sys.exit(cli.main(dataset="svhn", description=DESCRIPTION))
