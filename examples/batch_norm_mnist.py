@@ -36,7 +36,6 @@ from minigan.nn import BatchNorm1d, CrossEntropyLoss, Flatten, Linear, Module, R
 from minigan.optim import SGD, Adam
 from minigan.scripts import (
     USER_ERRORS,
-    HelpFormatter,
     OneLineParser,
     add_backend_argument,
     print_error,
@@ -46,8 +45,7 @@ TEST_ONLY_SPLIT = 8000  # test-files-only mode: train on the first 8000, hold ou
 
 
 def build_parser() -> OneLineParser:
-    p = OneLineParser(description=__doc__.split("\n\n")[0],
-                      formatter_class=HelpFormatter)
+    p = OneLineParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default=None,
                    help="folder with the MNIST .gz files, or where to download them "
                         "(default: $MINIGAN_DATA or ~/.cache/minigan)")

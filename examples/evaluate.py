@@ -30,7 +30,6 @@ from minigan.metrics.statistics import load_statistics_meta
 from minigan.nn import ShapeError
 from minigan.scripts import (
     USER_ERRORS,
-    HelpFormatter,
     OneLineParser,
     add_backend_argument,
     print_error,
@@ -40,8 +39,7 @@ CHANNELS = {"svhn": 3, "cifar10": 3, "mnist": 1, "synthetic": 3}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
+    p = OneLineParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True,
                    help="a trainer checkpoint, e.g. runs/svhn/checkpoint.npz")
     p.add_argument("--features", default=None,

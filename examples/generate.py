@@ -19,7 +19,6 @@ from minigan.backend import to_device, use_backend
 from minigan.gan.dcgan import generator_from_checkpoint
 from minigan.scripts import (
     USER_ERRORS,
-    HelpFormatter,
     OneLineParser,
     add_backend_argument,
     print_error,
@@ -28,8 +27,7 @@ from minigan.viz import save_image_grid
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
+    p = OneLineParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="checkpoint.npz written by training")
     p.add_argument("--num-samples", type=int, default=64, help="images in samples.png")
     p.add_argument("--rows", type=int, default=8, help="interpolation rows (pairs of z)")

@@ -26,7 +26,6 @@ from minigan.gradcheck import check_module
 from minigan.nn import BatchNorm2d, Conv2d, LeakyReLU, Module
 from minigan.scripts import (
     USER_ERRORS,
-    HelpFormatter,
     OneLineParser,
     add_backend_argument,
     print_error,
@@ -103,7 +102,7 @@ def gradient_checks(layers: dict[str, Module], inputs: dict[str, Any]) -> bool:
 
 
 def build_parser() -> OneLineParser:
-    parser = OneLineParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0,
                         help="seeds the input and the weights (default: 0)")
     add_backend_argument(parser)

@@ -34,7 +34,6 @@ from minigan.metrics.features import accuracy, pad_to, train_classifier
 from minigan.metrics.gan_eval import save_real_statistics, statistics_path
 from minigan.scripts import (
     USER_ERRORS,
-    HelpFormatter,
     OneLineParser,
     add_backend_argument,
     print_error,
@@ -42,8 +41,7 @@ from minigan.scripts import (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
+    p = OneLineParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", choices=DATASETS, default="svhn",
                    help="synthetic needs no download: digits rendered on the fly")
     p.add_argument("--data-dir", default=None,

@@ -18,7 +18,6 @@ from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.gan.trainer import GANTrainer, TrainConfig
 from minigan.scripts import (
     USER_ERRORS,
-    HelpFormatter,
     OneLineParser,
     add_backend_argument,
     one_line_warnings,
@@ -29,7 +28,7 @@ DATASETS = ("svhn", "cifar10", "mnist", "synthetic")
 
 
 def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
-    p = OneLineParser(description=description, formatter_class=HelpFormatter)
+    p = OneLineParser(description=description)
     add_backend_argument(p)
     p.add_argument("--dataset", choices=DATASETS, default=dataset,
                    help="synthetic needs no download: digits rendered on the fly")

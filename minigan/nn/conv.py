@@ -12,13 +12,44 @@ from minigan.ops.conv2d import conv2d_backward, conv2d_forward
 from minigan.ops.conv_transpose2d import conv_transpose2d_backward, conv_transpose2d_forward
 
 
-class Conv2d(Module):
+class _ConvLayer(Module):
+    """What Conv2d and ConvTranspose2d share: a backward pass through their kernel's backward,
+    which can skip the weight gradients (``requires_grad`` off) or the input gradient."""
+
+    weight: Parameter
+    bias: Parameter | None
+
+    def kernel_backward(self, dy: Any, cache: Any, need_weight_grad: bool,
+                        need_input_grad: bool) -> tuple[Any, Any, Any]:
+        """The op's backward function (``conv2d_backward`` or ``conv_transpose2d_backward``)."""
+        raise NotImplementedError
+
+    def backward(self, dy: Any) -> Any:
+        return self._backward(dy, need_input_grad=True)
+
+    def backward_params(self, dy: Any) -> None:
+        self._backward(dy, need_input_grad=False)   # the input is data: skip dx
+
+    def _backward(self, dy: Any, need_input_grad: bool) -> Any:
+        dx, dw, db = self.kernel_backward(dy, self._saved_cache(), self.weight.requires_grad,
+                                          need_input_grad)
+        self.weight.accumulate(dw)
+        if self.bias is not None:
+            self.bias.accumulate(db)
+        return dx
+
+
+class Conv2d(_ConvLayer):
     """2-D convolution, as ``torch.nn.Conv2d`` (square kernel, same stride and padding on H and W).
 
     x: (N, in_channels, H, W) -> y: (N, out_channels, H_out, W_out),
     H_out = (H + 2 * padding - kernel_size) // stride + 1.
     weight: (out_channels, in_channels, K, K); bias: (out_channels,) unless ``bias=False``.
     """
+
+    def kernel_backward(self, dy: Any, cache: Any, need_weight_grad: bool,
+                        need_input_grad: bool) -> tuple[Any, Any, Any]:
+        return conv2d_backward(dy, cache, need_weight_grad, need_input_grad)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, bias: bool = True, rng: numpy.random.Generator | None = None):
@@ -38,32 +69,23 @@ class Conv2d(Module):
         y, self._cache = conv2d_forward(x, self.weight.data, bias, self.stride, self.padding)
         return y
 
-    def backward(self, dy: Any) -> Any:
-        return self._backward(dy, need_input_grad=True)
-
-    def backward_params(self, dy: Any) -> None:
-        self._backward(dy, need_input_grad=False)   # the input is data: skip dx
-
-    def _backward(self, dy: Any, need_input_grad: bool) -> Any:
-        dx, dw, db = conv2d_backward(dy, self._saved_cache(), self.weight.requires_grad,
-                          need_input_grad)
-        self.weight.accumulate(dw)
-        if self.bias is not None:
-            self.bias.accumulate(db)
-        return dx
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
 
 
-class ConvTranspose2d(Module):
+class ConvTranspose2d(_ConvLayer):
     """2-D transposed convolution, as ``torch.nn.ConvTranspose2d``: the adjoint of Conv2d.
 
     x: (N, in_channels, H, W) -> y: (N, out_channels, H_out, W_out),
     H_out = (H - 1) * stride - 2 * padding + kernel_size + output_padding.
     weight: (in_channels, out_channels, K, K) (PyTorch's layout); bias: (out_channels,).
     """
+
+    def kernel_backward(self, dy: Any, cache: Any, need_weight_grad: bool,
+                        need_input_grad: bool) -> tuple[Any, Any, Any]:
+        return conv_transpose2d_backward(dy, cache, need_weight_grad, need_input_grad)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, output_padding: int = 0, bias: bool = True,
@@ -85,19 +107,6 @@ class ConvTranspose2d(Module):
                                                   self.padding, self.output_padding)
         return y
 
-    def backward(self, dy: Any) -> Any:
-        return self._backward(dy, need_input_grad=True)
-
-    def backward_params(self, dy: Any) -> None:
-        self._backward(dy, need_input_grad=False)   # the input is data: skip dx
-
-    def _backward(self, dy: Any, need_input_grad: bool) -> Any:
-        dx, dw, db = conv_transpose2d_backward(dy, self._saved_cache(), self.weight.requires_grad,
-                          need_input_grad)
-        self.weight.accumulate(dw)
-        if self.bias is not None:
-            self.bias.accumulate(db)
-        return dx
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
