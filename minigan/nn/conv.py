@@ -47,10 +47,6 @@ class Conv2d(_ConvLayer):
     weight: (out_channels, in_channels, K, K); bias: (out_channels,) unless ``bias=False``.
     """
 
-    def kernel_backward(self, dy: Any, cache: Any, need_weight_grad: bool,
-                        need_input_grad: bool) -> tuple[Any, Any, Any]:
-        return conv2d_backward(dy, cache, need_weight_grad, need_input_grad)
-
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, bias: bool = True, rng: numpy.random.Generator | None = None):
         super().__init__()
@@ -69,6 +65,9 @@ class Conv2d(_ConvLayer):
         y, self._cache = conv2d_forward(x, self.weight.data, bias, self.stride, self.padding)
         return y
 
+    def kernel_backward(self, dy: Any, cache: Any, need_weight_grad: bool,
+                        need_input_grad: bool) -> tuple[Any, Any, Any]:
+        return conv2d_backward(dy, cache, need_weight_grad, need_input_grad)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -82,10 +81,6 @@ class ConvTranspose2d(_ConvLayer):
     H_out = (H - 1) * stride - 2 * padding + kernel_size + output_padding.
     weight: (in_channels, out_channels, K, K) (PyTorch's layout); bias: (out_channels,).
     """
-
-    def kernel_backward(self, dy: Any, cache: Any, need_weight_grad: bool,
-                        need_input_grad: bool) -> tuple[Any, Any, Any]:
-        return conv_transpose2d_backward(dy, cache, need_weight_grad, need_input_grad)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, output_padding: int = 0, bias: bool = True,
@@ -107,6 +102,9 @@ class ConvTranspose2d(_ConvLayer):
                                                   self.padding, self.output_padding)
         return y
 
+    def kernel_backward(self, dy: Any, cache: Any, need_weight_grad: bool,
+                        need_input_grad: bool) -> tuple[Any, Any, Any]:
+        return conv_transpose2d_backward(dy, cache, need_weight_grad, need_input_grad)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
