@@ -1,6 +1,6 @@
 """A transposed convolution without a scatter-add: S*S small convolutions, then a pixel shuffle.
 
-This file holds the one speed trick of the convolution kernels. The plain version, which
+This file holds the one arithmetic trick of the convolution kernels. The plain version, which
 ``col2im`` in ``im2col.py`` implements and the tests keep as the oracle, is
 
     dcols = dy_rows @ w_mat.T              (N*H_out*W_out, K*K*C): every window's contribution
