@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from minigan.scripts import (
     USER_ERRORS,
     OneLineParser,
     add_backend_argument,
+    one_line_warnings,
     print_error,
 )
 
@@ -104,34 +104,30 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         raise ValueError(f"{args.dataset} images have {CHANNELS[args.dataset]} channel(s) but "
                          f"this G makes {sizes['channels']}: was it trained on another dataset?")
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        evaluate = GANEvaluator(features, num_samples=args.num_samples,
-                                batch_size=args.batch_size, seed=args.seed,
-                                z_distribution=config.get("z_distribution", "uniform"),
-                                progress=True)
-        if evaluate.net.channels != sizes["channels"] or \
-                evaluate.net.image_size != sizes["image_size"]:
-            raise ValueError(
-                f"G makes {sizes['channels']}x{sizes['image_size']}x{sizes['image_size']} images "
-                f"but {features} scores {evaluate.net.channels}x{evaluate.net.image_size}x"
-                f"{evaluate.net.image_size} ones ({trained_on or 'another dataset'})")
+    evaluate = GANEvaluator(features, num_samples=args.num_samples,
+                            batch_size=args.batch_size, seed=args.seed,
+                            z_distribution=config.get("z_distribution", "uniform"),
+                            progress=True)
+    if evaluate.net.channels != sizes["channels"] or \
+            evaluate.net.image_size != sizes["image_size"]:
+        raise ValueError(
+            f"G makes {sizes['channels']}x{sizes['image_size']}x{sizes['image_size']} images "
+            f"but {features} scores {evaluate.net.channels}x{evaluate.net.image_size}x"
+            f"{evaluate.net.image_size} ones ({trained_on or 'another dataset'})")
 
-        where = (f" (epoch {config['_epoch']}, step {config['_step']})"
-                 if "_epoch" in config else "")
-        print(f"generator: {args.checkpoint}{where}: z_size {sizes['z_size']}, conv_dim "
-              f"{sizes['conv_dim']}, {sizes['channels']}x{sizes['image_size']}x"
-              f"{sizes['image_size']} images, z ~ {evaluate.z_distribution}")
-        accuracy = info.get("accuracy")
-        acc_text = f", held-out accuracy {accuracy:.4f}" if accuracy is not None else ""
-        count = load_statistics_meta(evaluate.stats_path).get("count", "?")
-        print(f"feature network: {features} (trained on {trained_on or '?'}{acc_text}); real "
-              f"statistics: {statistics_path(features)} ({count} images)")
-        _print_warnings(caught)
-        print(f"generating and scoring {args.num_samples} samples (seed {args.seed}, backend "
-              f"{backend_name()})")
-        scores = evaluate(G)
-        _print_warnings(caught)
+    where = (f" (epoch {config['_epoch']}, step {config['_step']})"
+             if "_epoch" in config else "")
+    print(f"generator: {args.checkpoint}{where}: z_size {sizes['z_size']}, conv_dim "
+          f"{sizes['conv_dim']}, {sizes['channels']}x{sizes['image_size']}x"
+          f"{sizes['image_size']} images, z ~ {evaluate.z_distribution}")
+    accuracy = info.get("accuracy")
+    acc_text = f", held-out accuracy {accuracy:.4f}" if accuracy is not None else ""
+    count = load_statistics_meta(evaluate.stats_path).get("count", "?")
+    print(f"feature network: {features} (trained on {trained_on or '?'}{acc_text}); real "
+          f"statistics: {statistics_path(features)} ({count} images)")
+    print(f"generating and scoring {args.num_samples} samples (seed {args.seed}, backend "
+          f"{backend_name()})")
+    scores = evaluate(G)
 
     print(f"FID {scores['fid']:.3f}")
     print(f"IS  {scores['inception_score']:.3f} ± {scores['inception_score_std']:.3f} "
@@ -142,15 +138,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     return scores
 
 
-def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
-    """Show the warnings recorded so far as one line each, and forget them."""
-    for w in caught:
-        print(f"warning: {' '.join(str(w.message).split())}", file=sys.stderr, flush=True)
-    caught.clear()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    one_line_warnings()   # e.g. the small-sample FID warning, as one "warning:" line
     try:
         if args.num_samples < 20:
             raise ValueError(f"--num-samples must be at least 20 (IS uses 10 splits), got "
