@@ -15,8 +15,10 @@ checkpoint can store, so a resumed run continues exactly.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -139,6 +141,43 @@ def get_array_module(*arrays: Any) -> ModuleType:
 def is_cupy_array(a: Any) -> bool:
     cupy = sys.modules.get("cupy")
     return cupy is not None and isinstance(a, cupy.ndarray)
+
+
+# Every function decorated with ``fuse``, so that a test can check each one (tests/test_fuse.py).
+FUSED_FUNCTIONS: list[Callable[..., Any]] = []
+
+
+def fuse(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``function`` as one GPU kernel when it gets CuPy arrays; as itself when it gets NumPy's.
+
+    On a GPU each array operation is a kernel launch that reads its inputs from GPU memory and
+    writes a new array back: ``y = x_hat * gamma + beta`` is two launches and one temporary. The
+    arrays of a DCGAN step are small enough that the launches, not the arithmetic, take the time.
+    ``cupy.fuse`` traces the Python function once per argument dtype and emits a single kernel
+    that evaluates the whole expression for each element in registers. With NumPy arrays (or
+    when CuPy is not installed) the function just runs as written: the CPU, the tests and a
+    debugger all see plain Python. ``fused.__wrapped__`` is the undecorated function.
+
+    What ``cupy.fuse`` can trace sets the rules for a fused function's body:
+    * arguments are arrays, or scalars already converted to the arrays' dtype;
+    * only arithmetic, comparison and in-place operators (``+ - * / ** > +=`` ...) and
+      ``.astype``: no ``xp.`` functions, no ``.shape``, no arithmetic between two scalars;
+    * it returns an array, a tuple of arrays, or None when it updates its arguments in place.
+    tests/test_fuse.py runs every fused function on arguments that allow exactly this much.
+    """
+    compiled = None
+
+    @functools.wraps(function)
+    def run(*args: Any) -> Any:
+        nonlocal compiled
+        if not any(is_cupy_array(a) for a in args):
+            return function(*args)
+        if compiled is None:  # compiled on the first call with CuPy arrays, then reused
+            compiled = sys.modules["cupy"].fuse(kernel_name=function.__name__)(function)
+        return compiled(*args)
+
+    FUSED_FUNCTIONS.append(run)
+    return run
 
 
 def to_numpy(a: Any) -> numpy.ndarray:

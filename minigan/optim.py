@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy
 
-from minigan.backend import get_array_module, to_numpy
+from minigan.backend import fuse, get_array_module, to_numpy
 from minigan.nn.module import Parameter
 
 
@@ -123,11 +123,27 @@ class Adam(Optimizer):
         bias1, bias2 = 1 - self.beta1 ** t, 1 - self.beta2 ** t
         for p, m, v in zip(self.params, self.state["m"], self.state["v"]):
             g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
-            # In-place updates (m *= ..., m += ...) avoid allocating new arrays every step.
-            m *= self.beta1
-            m += (1 - self.beta1) * g
-            v *= self.beta2
-            v += (1 - self.beta2) * (g * g)
-            # lr * m_hat / (sqrt(v_hat) + eps), written as PyTorch does to save a division.
-            denominator = get_array_module(v).sqrt(v) / bias2 ** 0.5 + self.eps
-            p.data -= (self.lr / bias1) * m / denominator
+            # The scalars are converted to the parameter's dtype here, once, so that nothing in
+            # the update promotes float32 to float64 (and so that cupy.fuse can compile it).
+            s = p.data.dtype.type
+            adam_update(p.data, g, m, v, s(self.beta1), s(1 - self.beta1), s(self.beta2),
+                        s(1 - self.beta2), s(self.lr / bias1), s(bias2 ** 0.5), s(self.eps))
+
+
+@fuse
+def adam_update(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                step_size, sqrt_bias2, eps):
+    """One Adam update of one parameter, in place: the formulas of the ``Adam`` docstring.
+
+    With bias1 = 1 - beta1**t and bias2 = 1 - beta2**t, the caller passes
+    step_size = lr / bias1 and sqrt_bias2 = sqrt(bias2), so that
+        param -= lr * m_hat / (sqrt(v_hat) + eps)
+    is written as PyTorch writes it, as step_size * m / (sqrt(v) / sqrt_bias2 + eps): one
+    division by an array fewer. In-place operators (m *= ..., m += ...) allocate no new arrays.
+    On a GPU, ``fuse`` makes these five lines one kernel instead of about ten.
+    """
+    m *= beta1
+    m += one_minus_beta1 * grad
+    v *= beta2
+    v += one_minus_beta2 * (grad * grad)
+    param -= step_size * m / (v ** 0.5 / sqrt_bias2 + eps)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from minigan.backend import get_array_module
+from minigan.backend import fuse, get_array_module
 
 Array = Any
 
@@ -45,8 +45,15 @@ class SigmoidCache(NamedTuple):
 
 def relu_forward(x: Array) -> tuple[Array, ReluCache]:
     """y = max(x, 0), element-wise.  x: any shape -> y: same shape."""
-    mask = (x > 0).astype(x.dtype)  # 1.0 where the unit is active, 0.0 where it is off
-    return x * mask, ReluCache(mask=mask)
+    y, mask = relu_and_mask(x)
+    return y, ReluCache(mask=mask)
+
+
+@fuse  # one GPU kernel for the two passes (see minigan/backend.py)
+def relu_and_mask(x):
+    """mask = 1 where x > 0, 0 elsewhere (the unit is on or off); y = x * mask."""
+    mask = (x > 0).astype(x.dtype)
+    return x * mask, mask
 
 
 def relu_backward(dy: Array, cache: ReluCache) -> Array:
@@ -63,10 +70,17 @@ def leaky_relu_forward(x: Array, negative_slope: float = 0.01) -> tuple[Array, L
     # A Python float would be fine with NumPy's rules, but a float64 NumPy scalar (say, a slope
     # read from a config array) would promote float32 to float64: convert it to x's dtype first.
     alpha = x.dtype.type(negative_slope)
+    y, slope = leaky_relu_and_slope(x, alpha, 1 - alpha)
+    return y, LeakyReluCache(slope=slope)
+
+
+@fuse  # one GPU kernel for the three passes (see minigan/backend.py)
+def leaky_relu_and_slope(x, alpha, one_minus_alpha):
+    """slope = 1 where x > 0, alpha elsewhere; y = x * slope."""
     slope = (x > 0).astype(x.dtype)   # 1 where x > 0, 0 elsewhere
-    slope *= 1 - alpha                # in place (no new arrays): 1 - alpha where x > 0, else 0
+    slope *= one_minus_alpha          # in place (no new arrays): 1 - alpha where x > 0, else 0
     slope += alpha                    # 1 where x > 0, alpha elsewhere
-    return x * slope, LeakyReluCache(slope=slope)
+    return x * slope, slope
 
 
 def leaky_relu_backward(dy: Array, cache: LeakyReluCache) -> Array:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from minigan.backend import get_array_module
+from minigan.backend import fuse, get_array_module
 from minigan.ops.layout import channels_last_view, column_sums, to_rows
 
 Array = Any
@@ -87,8 +87,7 @@ def batch_norm_forward(
     # einsum multiplies and sums in one pass, without a temporary (m, C) array of squares.
     var = xp.einsum("mc,mc->c", centered, centered) / m
     inv_std = 1 / xp.sqrt(var + eps)
-    x_hat = centered * inv_std
-    y = x_hat * gamma + beta
+    x_hat, y = normalize_scale_shift(centered, inv_std, gamma, beta)
     return from_rows(y, x.shape), BatchNormCache(x_hat=x_hat, gamma=gamma, inv_std=inv_std,
                                                   mean=mean, var=var, m=m, training=True)
 
@@ -109,8 +108,7 @@ def batch_norm_eval_forward(
     eps = x.dtype.type(eps)
 
     inv_std = 1 / xp.sqrt(running_var + eps)
-    x_hat = (rows - running_mean) * inv_std
-    y = x_hat * gamma + beta
+    x_hat, y = normalize_scale_shift(rows - running_mean, inv_std, gamma, beta)
     return from_rows(y, x.shape), BatchNormCache(
         x_hat=x_hat, gamma=gamma, inv_std=inv_std, mean=running_mean, var=running_var,
         m=rows.shape[0], training=False)
@@ -148,10 +146,27 @@ def batch_norm_backward(dy: Array, cache: BatchNormCache) -> tuple[Array, Array,
     # per channel, that is  dx = (m k) dy - (k dgamma) x_hat - k dbeta : three passes over
     # the (m, C) arrays instead of five.
     k = cache.gamma * cache.inv_std / cache.m             # (C,)
-    dx = dy_rows * (cache.m * k)
-    dx -= x_hat * (k * dgamma)
-    dx -= k * dbeta
+    dx = input_grad_from_sums(dy_rows, x_hat, cache.m * k, k * dgamma, k * dbeta)
     return from_rows(dx, dy.shape), dgamma, dbeta
+
+
+# The element-wise passes over the (m, C) rows, each one GPU kernel through ``fuse`` (see
+# minigan/backend.py); the per-channel (C,) vectors broadcast along the rows.
+
+@fuse
+def normalize_scale_shift(centered, inv_std, gamma, beta):
+    """x_hat = (x - mean) * inv_std and y = gamma * x_hat + beta, from centered = x - mean."""
+    x_hat = centered * inv_std
+    return x_hat, x_hat * gamma + beta
+
+
+@fuse
+def input_grad_from_sums(dy, x_hat, a, b, c):
+    """Training-mode dx = a * dy - b * x_hat - c, with a = m k, b = k dgamma, c = k dbeta."""
+    dx = dy * a
+    dx -= x_hat * b          # in place: no new (m, C) array for the result
+    dx -= c
+    return dx
 
 
 def update_running_stats(
