@@ -25,7 +25,7 @@ class ReLU(Module):
         return y
 
     def backward(self, dy: Any) -> Any:
-        return relu_backward(dy, self._saved_cache())
+        return relu_backward(dy, self._saved_cache(dy))
 
 
 class LeakyReLU(Module):
@@ -40,7 +40,7 @@ class LeakyReLU(Module):
         return y
 
     def backward(self, dy: Any) -> Any:
-        return leaky_relu_backward(dy, self._saved_cache())
+        return leaky_relu_backward(dy, self._saved_cache(dy))
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
@@ -54,7 +54,7 @@ class Tanh(Module):
         return y
 
     def backward(self, dy: Any) -> Any:
-        return tanh_backward(dy, self._saved_cache())
+        return tanh_backward(dy, self._saved_cache(dy))
 
 
 class Sigmoid(Module):
@@ -65,4 +65,4 @@ class Sigmoid(Module):
         return y
 
     def backward(self, dy: Any) -> Any:
-        return sigmoid_backward(dy, self._saved_cache())
+        return sigmoid_backward(dy, self._saved_cache(dy))

@@ -52,7 +52,7 @@ class _BatchNorm(Module):
         return y
 
     def backward(self, dy: Any) -> Any:
-        dx, dgamma, dbeta = batch_norm_backward(dy, self._saved_cache())
+        dx, dgamma, dbeta = batch_norm_backward(dy, self._saved_cache(dy))
         if self.weight.requires_grad:
             self.weight.accumulate(dgamma)
             self.bias.accumulate(dbeta)

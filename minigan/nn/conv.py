@@ -31,7 +31,7 @@ class _ConvLayer(Module):
         self._backward(dy, need_input_grad=False)   # the input is data: skip dx
 
     def _backward(self, dy: Any, need_input_grad: bool) -> Any:
-        dx, dw, db = self.kernel_backward(dy, self._saved_cache(), self.weight.requires_grad,
+        dx, dw, db = self.kernel_backward(dy, self._saved_cache(dy), self.weight.requires_grad,
                                           need_input_grad)
         self.weight.accumulate(dw)
         if self.bias is not None:

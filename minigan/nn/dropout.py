@@ -27,7 +27,7 @@ class Dropout(Module):
         return y
 
     def backward(self, dy: Any) -> Any:
-        return dropout_backward(dy, self._saved_cache())
+        return dropout_backward(dy, self._saved_cache(dy))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -32,7 +32,7 @@ class Linear(Module):
         return y
 
     def backward(self, dy: Any) -> Any:
-        dx, dw, db = linear_backward(dy, self._saved_cache(), self.weight.requires_grad)
+        dx, dw, db = linear_backward(dy, self._saved_cache(dy), self.weight.requires_grad)
         self.weight.accumulate(dw)
         if self.bias is not None:
             self.bias.accumulate(db)

@@ -32,7 +32,7 @@ class BCEWithLogitsLoss(Module):
         return float(loss)
 
     def backward(self, dloss: float = 1.0) -> Any:
-        return bce_with_logits_backward(dloss, self._saved_cache())
+        return bce_with_logits_backward(dloss, self._saved_cache(dloss))
 
 
 class CrossEntropyLoss(Module):
@@ -47,4 +47,4 @@ class CrossEntropyLoss(Module):
         return float(loss)
 
     def backward(self, dloss: float = 1.0) -> Any:
-        return softmax_cross_entropy_backward(dloss, self._saved_cache())
+        return softmax_cross_entropy_backward(dloss, self._saved_cache(dloss))

@@ -69,6 +69,7 @@ class Module:
     """Base class of every layer and network. Subclasses define ``forward`` and ``backward``."""
 
     training: bool = True
+    _output_shape: tuple[int, ...] | None = None  # the shape of the last forward's output
 
     def __init__(self) -> None:
         # Buffers are state that is saved and moved with the module but not learned.
@@ -77,7 +78,10 @@ class Module:
 
     # ------------------------------------------------------------------ the forward/backward API
     def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(x, *args, **kwargs)
+        y = self.forward(x, *args, **kwargs)
+        shape = getattr(y, "shape", None)
+        self._output_shape = None if shape is None else tuple(shape)  # checked by backward
+        return y
 
     def forward(self, x: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not define forward")
@@ -115,10 +119,21 @@ class Module:
                              f"its parameters), got {x.dtype}; convert one with .astype() or "
                              f"module.to(dtype=...)")
 
-    def _saved_cache(self) -> Any:
-        """The cache of the last forward pass, or a clear error if there was none."""
+    def _saved_cache(self, dy: Any = None) -> Any:
+        """The cache of the last forward pass, once ``dy`` is known to fit it; else a clear error.
+
+        Give it the backward pass's ``dy``: dy must have the shape of the output it is the
+        gradient of, and a mismatch found here names the layer, where the kernel would only say
+        that two shapes do not broadcast (checked when the forward pass went through ``__call__``).
+        """
         if self._cache is None:
             raise RuntimeError(f"{self._describe()}.backward() was called before forward()")
+        dy_shape = getattr(dy, "shape", None)
+        if self._output_shape is not None and dy_shape is not None \
+                and tuple(dy_shape) != self._output_shape:
+            raise ShapeError(f"{self._describe()}.backward(): the gradient has shape "
+                             f"{tuple(dy_shape)}, but the output of the last forward pass had "
+                             f"shape {self._output_shape}")
         return self._cache
 
     # ------------------------------------------------------------------ walking the tree

@@ -16,7 +16,7 @@ class Flatten(Module):
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dy: Any) -> Any:
-        return dy.reshape(self._saved_cache())
+        return dy.reshape(self._saved_cache(dy))
 
 
 class Reshape(Module):
@@ -36,7 +36,7 @@ class Reshape(Module):
         return x.reshape(x.shape[0], *self.shape)
 
     def backward(self, dy: Any) -> Any:
-        return dy.reshape(self._saved_cache())
+        return dy.reshape(self._saved_cache(dy))
 
     def extra_repr(self) -> str:
         return ", ".join(str(d) for d in self.shape)

@@ -76,3 +76,28 @@ def test_reshape_given_the_wrong_number_of_values():
     with pytest.raises(nn.ShapeError, match=r"Reshape\(128, 4, 4\): expected input of shape "
                                             r"\(N, 2048\).*got \(2, 100\)"):
         nn.Reshape(128, 4, 4)(batch(2, 100))
+
+
+@pytest.mark.parametrize("layer, x", [
+    (nn.Conv2d(3, 8, 4, stride=2, padding=1), batch(2, 3, 8, 8)),
+    (nn.BatchNorm2d(3), batch(2, 3, 4, 4)),
+    (nn.LeakyReLU(0.2), batch(2, 3, 4, 4)),
+    (nn.Linear(6, 2), batch(2, 6)),
+])
+def test_backward_given_a_gradient_of_the_wrong_shape(layer, x):
+    """dy must be shaped like the forward output; the error names the layer and both shapes."""
+    y = layer(x)
+    wrong = batch(*y.shape[:-1], y.shape[-1] + 1)
+    with pytest.raises(nn.ShapeError) as error:
+        layer.backward(wrong)
+    message = str(error.value)
+    assert repr(layer).split("(")[0] + "(" in message
+    assert f"gradient has shape {tuple(wrong.shape)}" in message
+    assert f"output of the last forward pass had shape {tuple(y.shape)}" in message
+
+
+def test_backward_of_a_sequential_names_the_inner_layer():
+    net = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 2))
+    net(batch(3, 6))
+    with pytest.raises(nn.ShapeError, match=r"Linear\(in_features=4, out_features=2.*\(3, 5\)"):
+        net.backward(batch(3, 5))
