@@ -22,6 +22,7 @@ from typing import Any
 
 from minigan.backend import backend_name, use_backend
 from minigan.checkpoint import from_text_array, load_checkpoint
+from minigan.data import dataset_label, is_npz_path
 from minigan.gan.dcgan import Generator
 from minigan.metrics.features import FeatureNet
 from minigan.metrics.gan_eval import MIN_RELIABLE_SAMPLES, GANEvaluator, statistics_path
@@ -31,6 +32,7 @@ from minigan.scripts import (
     USER_ERRORS,
     OneLineParser,
     add_backend_argument,
+    dataset_argument,
     one_line_warnings,
     print_error,
 )
@@ -44,9 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a trainer checkpoint, e.g. runs/svhn/checkpoint.npz")
     p.add_argument("--features", default=None,
                    help="the feature network from train_classifier.py "
-                        "(default: runs/features_<dataset>.npz)")
-    p.add_argument("--dataset", choices=sorted(CHANNELS), default=None,
-                   help="the dataset G was trained on, to check it against the feature network")
+                        "(default: runs/features_<dataset>.npz; for my_images.npz, "
+                        "runs/features_my_images.npz)")
+    p.add_argument("--dataset", type=dataset_argument, default=None, metavar="NAME|FILE.npz",
+                   help="the dataset G was trained on (svhn, cifar10, mnist, synthetic or an "
+                        ".npz file), to check it against the feature network")
     p.add_argument("--num-samples", type=int, default=10000,
                    help=f"images to generate (fewer than {MIN_RELIABLE_SAMPLES} bias FID)")
     p.add_argument("--batch-size", type=int, default=500, help="images generated at a time")
@@ -92,15 +96,20 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     use_backend(args.backend)
     if args.features is None and args.dataset is None:
         raise ValueError("give --features (the file from train_classifier.py) or --dataset")
-    features = Path(args.features or f"runs/features_{args.dataset}.npz")
+    features = Path(args.features or f"runs/features_{dataset_label(args.dataset)}.npz")
     G, sizes, config = load_generator(args.checkpoint)
     info = FeatureNet.load_info(features)
 
     trained_on = info.get("dataset")
-    if args.dataset and trained_on and trained_on != args.dataset:
+    # An .npz file is compared by its name without folder or suffix: the same file may be
+    # given by another path here than it was to train_classifier.py.
+    if args.dataset and trained_on and dataset_label(trained_on) != dataset_label(args.dataset):
         raise ValueError(f"{features} was trained on {trained_on}, not {args.dataset}: train "
                          f"one with examples/train_classifier.py --dataset {args.dataset}")
-    if args.dataset and CHANNELS[args.dataset] != sizes["channels"]:
+    # The channels of a file of one's own are not known without reading it; the check of G
+    # against the feature network below still catches a mismatch.
+    if args.dataset and not is_npz_path(args.dataset) and \
+            CHANNELS[args.dataset] != sizes["channels"]:
         raise ValueError(f"{args.dataset} images have {CHANNELS[args.dataset]} channel(s) but "
                          f"this G makes {sizes['channels']}: was it trained on another dataset?")
 

@@ -8,7 +8,8 @@
 It trains a small classifier (``minigan.metrics.features.FeatureNet``) on the training split,
 reports its accuracy on a held-out part, and saves two files:
 
-* ``--out`` (default ``runs/features_<dataset>.npz``): the network;
+* ``--out`` (default ``runs/features_<dataset>.npz``; ``runs/features_my_images.npz`` for
+  ``--dataset my_images.npz``): the network;
 * ``<out>_stats.npz``: the mean and covariance of its features over the real images, so that
   FID against the dataset never has to look at the real images again.
 
@@ -16,7 +17,8 @@ The FID and IS computed with this network are domain-specific versions of the pu
 Inception-v3-based scores: compare them only with scores from the same network file.
 MNIST's 28x28 digits are padded to 32x32, the size of the DCGAN's samples. When only MNIST's
 test files are at hand (no network), the test split is used instead: training on part of it,
-holding out the rest.
+holding out the rest. An .npz file of your own (see ``minigan.data.npz``) needs ``labels``,
+one per image, in 0..9.
 """
 
 from __future__ import annotations
@@ -29,21 +31,24 @@ from pathlib import Path
 import numpy
 
 from minigan.backend import backend_name, use_backend
-from minigan.data import DATASETS, DataError, load_dataset
+from minigan.data import DataError, dataset_label, load_dataset
 from minigan.metrics.features import accuracy, pad_to, train_classifier
 from minigan.metrics.gan_eval import save_real_statistics, statistics_path
 from minigan.scripts import (
+    DATASET_HELP,
     USER_ERRORS,
     OneLineParser,
     add_backend_argument,
+    dataset_argument,
+    one_line_warnings,
     print_error,
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", choices=DATASETS, default="svhn",
-                   help="synthetic needs no download: digits rendered on the fly")
+    p.add_argument("--dataset", type=dataset_argument, default="svhn",
+                   metavar="NAME|FILE.npz", help=DATASET_HELP + " (here the labels are needed)")
     p.add_argument("--data-dir", default=None,
                    help="where datasets are cached (default: $MINIGAN_DATA or ~/.cache/minigan)")
     p.add_argument("--no-download", action="store_true",
@@ -92,6 +97,10 @@ def load_images(args: argparse.Namespace) -> tuple[numpy.ndarray, numpy.ndarray,
         print(f"note: MNIST's training files are not in {where}{how}, so the {len(images)} "
               f"test images are used instead: {1 - args.holdout:.0%} to train, "
               f"{args.holdout:.0%} held out")
+    if labels is None:
+        raise DataError(f"{args.dataset} has no labels that match its images: a feature network "
+                        f"learns from labels, so save them beside the images with "
+                        f"numpy.savez(file, images=..., labels=...)")
     if args.num_train is not None:
         images, labels = images[:args.num_train], labels[:args.num_train]
     if images.shape[-1] == 28:  # MNIST: pad to 32x32, the size the DCGAN generates
@@ -101,7 +110,8 @@ def load_images(args: argparse.Namespace) -> tuple[numpy.ndarray, numpy.ndarray,
 
 def run(args: argparse.Namespace) -> None:
     use_backend(args.backend)
-    out = Path(args.out or f"runs/features_{args.dataset}.npz")
+    label = dataset_label(args.dataset)
+    out = Path(args.out or f"runs/features_{label}.npz")
     if out.suffix != ".npz":
         raise ValueError(f"--out must end in .npz, got {out}")
     images, labels, split = load_images(args)
@@ -132,12 +142,13 @@ def run(args: argparse.Namespace) -> None:
     stats = save_real_statistics(net, images, statistics_path(out), progress=True,
                                  dataset=f"{args.dataset}/{split}")
     print(f"saved the feature network to {out}\nsaved the real-data statistics to {stats}")
-    print(f"score a GAN with: python examples/evaluate.py --checkpoint runs/{args.dataset}/"
+    print(f"score a GAN with: python examples/evaluate.py --checkpoint runs/{label}/"
           f"checkpoint.npz --features {out}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    one_line_warnings()   # e.g. an .npz file whose labels do not match its images
     try:
         if args.shift < 0:
             raise ValueError("--shift must be 0 or more")

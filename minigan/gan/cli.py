@@ -14,27 +14,29 @@ from pathlib import Path
 import numpy
 
 from minigan.backend import backend_name, manual_seed, use_backend
+from minigan.data import dataset_label
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.gan.trainer import GANTrainer, TrainConfig
 from minigan.scripts import (
+    DATASET_HELP,
     USER_ERRORS,
     OneLineParser,
     add_backend_argument,
+    dataset_argument,
     one_line_warnings,
     print_error,
 )
-
-DATASETS = ("svhn", "cifar10", "mnist", "synthetic")
 
 
 def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
     p = OneLineParser(description=description)
     add_backend_argument(p)
-    p.add_argument("--dataset", choices=DATASETS, default=dataset,
-                   help="synthetic needs no download: digits rendered on the fly")
+    p.add_argument("--dataset", type=dataset_argument, default=dataset,
+                   metavar="NAME|FILE.npz", help=DATASET_HELP)
     p.add_argument("--data-dir", default=None,
                    help="where datasets are cached (default: $MINIGAN_DATA or ~/.cache/minigan)")
-    p.add_argument("--out", default=None, help="run folder (default: runs/<dataset>)")
+    p.add_argument("--out", default=None,
+                   help="run folder (default: runs/<dataset>; for my_images.npz, runs/my_images)")
     p.add_argument("--epochs", type=int, default=10, help="passes over the training set")
     p.add_argument("--batch-size", type=int, default=128, help="images per training step")
     p.add_argument("--max-steps", type=int, default=None,
@@ -69,7 +71,8 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
                    help="generated images per score (below 2048 FID is biased)")
     t.add_argument("--split", choices=("train", "test", "extra"), default="train",
                    help="which split to train on (test: e.g. when only MNIST's test files are "
-                        "at hand; extra: SVHN's 531,131 extra images)")
+                        "at hand; extra: SVHN's 531,131 extra images; an .npz file has only "
+                        "train)")
     return p
 
 
@@ -90,7 +93,8 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def load_training_images(args: argparse.Namespace) -> numpy.ndarray:
-    """(N, C, 32, 32) uint8 images of the chosen dataset (MNIST is padded from 28 to 32)."""
+    """(N, C, 32, 32) uint8 images of the chosen dataset (28x28 ones, like MNIST's, are padded
+    to 32x32; other sizes are refused)."""
     from minigan.data import load_dataset
 
     extra = {}
@@ -99,8 +103,12 @@ def load_training_images(args: argparse.Namespace) -> numpy.ndarray:
     images, _ = load_dataset(args.dataset, args.split, data_dir=args.data_dir, **extra)
     if args.num_train is not None:
         images = images[:args.num_train]
-    if images.shape[-1] == 28:  # MNIST: pad 2 black pixels each side; G and D need 4 * 2**k
+    if images.shape[-2:] == (28, 28):  # MNIST: pad 2 black pixels each side; G and D need 4 * 2**k
         images = numpy.pad(images, ((0, 0), (0, 0), (2, 2), (2, 2)))
+    if images.shape[-2:] != (32, 32):
+        height, width = images.shape[-2:]
+        raise ValueError(f"{args.dataset} images are {height}x{width}, but the DCGAN here makes "
+                         f"32x32 images: resize them to 32x32 (28x28 ones are padded)")
     return images
 
 
@@ -109,7 +117,7 @@ def train(args: argparse.Namespace) -> GANTrainer:
 
     use_backend(args.backend)
     manual_seed(args.seed)
-    out = Path(args.out or f"runs/{args.dataset}")
+    out = Path(args.out or f"runs/{dataset_label(args.dataset)}")
     if args.resume and not (out / "checkpoint.npz").is_file():
         raise FileNotFoundError(f"--resume: no checkpoint in {out}; start without --resume")
 

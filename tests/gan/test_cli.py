@@ -131,3 +131,53 @@ def test_cupy_backend_without_a_gpu_gives_one_line(tmp_path):
     line = one_line_error(run("train_svhn.py", "--backend", "cupy", "--dataset", "synthetic",
                               "--out", str(tmp_path)))
     assert "pip install" in line
+
+
+def tiny_npz(path, size=32, labels=False):
+    """16 random colour images saved as most image libraries hold them, (N, H, W, C)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    arrays = {"images": rng.integers(0, 256, (16, size, size, 3), dtype=np.uint8)}
+    if labels:
+        arrays["labels"] = rng.integers(0, 10, 16)
+    np.savez(path, **arrays)
+    return path
+
+
+def test_train_on_an_npz_file_of_ones_own(tmp_path):
+    data = tiny_npz(tmp_path / "my_photos.npz")
+    result = run("train_svhn.py", "--dataset", str(data), "--max-steps", "2",
+                 "--batch-size", "8", "--conv-dim", "4", "--z-size", "8", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "training a DCGAN on 16" in result.stdout and "2 steps in" in result.stdout
+    out = tmp_path / "runs" / "my_photos"           # the default run folder: the file's stem
+    assert (out / "checkpoint.npz").is_file()
+    assert str(Path("runs") / "my_photos" / "checkpoint.npz") in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--split", "test"], "no 'test' split"),
+    (["--dataset", "svhm"], "unknown dataset 'svhm': choose svhn, cifar10, mnist, synthetic or "
+                            "the path of an .npz file"),
+], ids=["split", "name"])
+def test_an_npz_file_has_no_test_split_and_a_misspelt_name_is_refused(tmp_path, args, message):
+    data = tiny_npz(tmp_path / "mine.npz")
+    line = one_line_error(run("train_svhn.py", "--dataset", str(data), *args,
+                              "--out", str(tmp_path / "run")))
+    assert message in line
+
+
+def test_images_of_another_size_than_32_are_refused(tmp_path):
+    data = tiny_npz(tmp_path / "big.npz", size=64)
+    line = one_line_error(run("train_svhn.py", "--dataset", str(data),
+                              "--out", str(tmp_path / "run")))
+    assert "are 64x64, but the DCGAN here makes 32x32 images" in line
+
+
+def test_the_feature_network_needs_labels(tmp_path):
+    data = tiny_npz(tmp_path / "unlabelled.npz")
+    line = one_line_error(run("train_classifier.py", "--dataset", str(data),
+                              "--out", str(tmp_path / "features.npz")))
+    assert "unlabelled.npz has no labels that match its images" in line
+    assert not (tmp_path / "features.npz").exists()

@@ -175,6 +175,27 @@ def test_evaluate_refuses_a_dataset_with_other_channels(files):
     assert "synthetic" in result.stderr   # the network says what it was trained on
 
 
+def test_evaluate_checks_an_npz_dataset_by_its_file_name(files, tmp_path):
+    """A feature network trained on an .npz file records the path it was given; evaluate.py
+    matches it by file name (the same file may be reached by another path) and refuses another
+    dataset. A file's channels are not known without reading it, so G is checked against the
+    network only."""
+    net = FeatureNet.load(files["features"])
+    features = net.save(tmp_path / "features_mine.npz", dataset="photos/mine.npz")
+    statistics_path(features).write_bytes(statistics_path(files["features"]).read_bytes())
+
+    other = run_script("evaluate.py", "--checkpoint", files["checkpoint"], "--features",
+                       features, "--dataset", "theirs.npz")
+    assert_one_line_error(other)
+    assert "was trained on photos/mine.npz, not theirs.npz" in other.stderr
+
+    same = run_script("evaluate.py", "--checkpoint", files["checkpoint"], "--features",
+                      features, "--dataset", tmp_path / "elsewhere" / "mine.npz",
+                      "--num-samples", 20, "--batch-size", 20)
+    assert same.returncode == 0, same.stderr
+    assert "trained on photos/mine.npz" in same.stdout and "FID" in same.stdout
+
+
 def test_training_refuses_a_feature_network_for_other_images_before_it_starts(files, tmp_path):
     """A 3-channel feature network cannot score a 1-channel (MNIST-shaped) generator: say so
     before the first step, not after the first epoch."""
