@@ -1,4 +1,5 @@
-"""Small helpers shared by the tests: real-data paths and random inputs on the active backend."""
+"""Small helpers shared by the tests: real-data paths, random inputs on the active backend, and
+the convolution geometries that hypothesis draws."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import strategies as st
 
 import minigan.backend as backend
 
@@ -28,3 +30,18 @@ def random_array(rng: np.random.Generator, shape, dtype=np.float64, low=None):
     if low is not None:
         a = np.where(np.abs(a) < low, np.sign(a + 1e-300) * low, a)
     return backend.to_device(a)
+
+
+@st.composite
+def conv_geometries(draw, max_kernel: int = 4, max_size: int = 7):
+    """x (N, C, H, W), w (F, C, K, K), a stride and a padding with at least one output pixel.
+
+    Small by default, so that a finite-difference gradient check of each example stays quick.
+    ``seed`` is for the random values of x and w.
+    """
+    N, C, F = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    K, S, P = draw(st.integers(1, max_kernel)), draw(st.integers(1, 3)), draw(st.integers(0, 2))
+    H = draw(st.integers(max(1, K - 2 * P), max_size))
+    W = draw(st.integers(max(1, K - 2 * P), max_size))
+    return dict(x=(N, C, H, W), w=(F, C, K, K), stride=S, padding=P,
+                seed=draw(st.integers(0, 2**32 - 1)))

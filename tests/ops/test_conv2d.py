@@ -18,18 +18,7 @@ from minigan.backend import to_device, to_numpy
 from minigan.gradcheck import check_op
 from minigan.ops.conv2d import Conv2dCache, conv2d_backward, conv2d_forward
 from minigan.ops.reference import conv2d_reference
-from tests.helpers import random_array
-
-
-@st.composite
-def conv_cases(draw):
-    """Shapes (N, C, H, W) and (F, C, K, K), a stride and a padding, small enough for gradcheck."""
-    N, C, F = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    K, S, P = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(0, 2))
-    H = draw(st.integers(max(1, K - 2 * P), 7))
-    W = draw(st.integers(max(1, K - 2 * P), 7))
-    return dict(x=(N, C, H, W), w=(F, C, K, K), stride=S, padding=P,
-                seed=draw(st.integers(0, 2**32 - 1)))
+from tests.helpers import conv_geometries, random_array
 
 
 def make_inputs(case, bias=True, dtype=np.float64):
@@ -40,7 +29,7 @@ def make_inputs(case, bias=True, dtype=np.float64):
     return x, w, b
 
 
-@given(conv_cases())
+@given(conv_geometries())
 def test_forward_matches_the_loop_definition(case):
     x, w, b = make_inputs(case)
     S, P = case["stride"], case["padding"]
@@ -53,7 +42,7 @@ def test_forward_matches_the_loop_definition(case):
                                rtol=1e-12, atol=1e-12)
 
 
-@given(conv_cases(), st.booleans())
+@given(conv_geometries(), st.booleans())
 def test_backward_matches_finite_differences(case, bias):
     """dx, dw and (when there is a bias) db, each element against a central difference."""
     x, w, b = make_inputs(case, bias=bias)
@@ -62,7 +51,7 @@ def test_backward_matches_finite_differences(case, bias):
     assert err < 1e-6
 
 
-@given(conv_cases())
+@given(conv_geometries())
 def test_skipping_the_weight_gradient_gives_the_same_input_gradient(case):
     """The generator step only needs dL/dx through the discriminator: need_weight_grad=False."""
     x, w, b = make_inputs(case)

@@ -30,18 +30,7 @@ from minigan.ops.conv2d import weight_matrix
 from minigan.ops.im2col import col2im, conv_output_size
 from minigan.ops.layout import channels_last_view, to_rows
 from minigan.ops.subpixel import conv2d_input_grad_subpixel, phase_weight_matrix
-from tests.helpers import random_array
-
-
-@st.composite
-def geometries(draw):
-    """x (N, C, H, W), w (F, C, K, K), a stride and a padding with at least one output pixel."""
-    N, C, F = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    K, S, P = draw(st.integers(1, 5)), draw(st.integers(1, 3)), draw(st.integers(0, 2))
-    H = draw(st.integers(max(1, K - 2 * P), 9))
-    W = draw(st.integers(max(1, K - 2 * P), 9))
-    return dict(x=(N, C, H, W), w=(F, C, K, K), stride=S, padding=P,
-                seed=draw(st.integers(0, 2**32 - 1)))
+from tests.helpers import conv_geometries, random_array
 
 
 def case(x, w, stride, padding, seed=0):
@@ -74,7 +63,7 @@ def make_dy_and_w(geometry, dtype=np.float64, channels_last=False):
 @example(case((2, 3, 8, 8), (3, 3, 4, 4), 2, 1), True)    # the DCGAN layer: K = 4, S = 2, P = 1
 @example(case((1, 1, 3, 4), (2, 1, 5, 5), 3, 2), False)   # K = 5, S = 3: T = 2, a tap past K
 @example(case((1, 2, 1, 1), (1, 2, 1, 1), 1, 2), False)   # P >= K: windows of padding only
-@given(geometries(), st.booleans())
+@given(conv_geometries(max_kernel=5, max_size=9), st.booleans())
 def test_subpixel_equals_the_col2im_definition(geometry, channels_last):
     dy, w = make_dy_and_w(geometry, channels_last=channels_last)
     S, P = geometry["stride"], geometry["padding"]
