@@ -76,6 +76,8 @@ def _in_place(op):
     return lambda self, other: self._apply_in_place(other, op)
 
 
+# The operators a fused body may use, each one defined through _apply: a loop instead of twenty
+# methods that differ only in the operator (Traced.__add__ = _binary(operator.add), ...).
 for _name, _op in [("add", operator.add), ("sub", operator.sub), ("mul", operator.mul),
                    ("truediv", operator.truediv), ("pow", operator.pow)]:
     setattr(Traced, f"__{_name}__", _binary(_op))
