@@ -8,6 +8,8 @@ here is argument parsing and turning errors into one readable line.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +17,13 @@ import numpy
 
 from minigan.backend import backend_name, manual_seed, use_backend
 from minigan.data import dataset_label
+from minigan.distributed import (
+    SINGLE_PROCESS,
+    ShardedLoader,
+    abort_other_ranks,
+    convert_sync_batch_norm,
+    join_mpi_world,
+)
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.gan.trainer import GANTrainer, TrainConfig
 from minigan.scripts import (
@@ -73,6 +82,13 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
                    help="which split to train on (test: e.g. when only MNIST's test files are "
                         "at hand; extra: SVHN's 531,131 extra images; an .npz file has only "
                         "train)")
+    d = p.add_argument_group("several processes (start them with mpiexec -n N)")
+    d.add_argument("--distributed", action="store_true",
+                   help="data-parallel training over MPI: each of the N processes takes "
+                        "--batch-size / N images of every batch (needs the mpi extra)")
+    d.add_argument("--sync-batch-norm", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --distributed: batch norm takes its statistics over the whole "
+                        "batch, all processes together, as one process would")
     return p
 
 
@@ -121,9 +137,18 @@ def train(args: argparse.Namespace) -> GANTrainer:
     if args.resume and not (out / "checkpoint.npz").is_file():
         raise FileNotFoundError(f"--resume: no checkpoint in {out}; start without --resume")
 
+    # Several processes (minigan/distributed.py): each rank trains on its share of each batch.
+    world = join_mpi_world() if args.distributed else SINGLE_PROCESS
+    if not world.is_root:
+        sys.stdout = open(os.devnull, "w")   # rank 0 alone prints (errors still show)
+    if args.backend == "cupy" and world.size > 1:
+        world.use_nccl()   # one GPU per rank, summed by NCCL (untested: see the docs)
+
     images = load_training_images(args)
     loader = DataLoader(images, batch_size=args.batch_size, shuffle=True, drop_last=True,
                         seed=args.seed)
+    if args.distributed:
+        loader = ShardedLoader(images, batch_size=args.batch_size, world=world, seed=args.seed)
     if len(loader) == 0:
         raise ValueError(f"--batch-size {args.batch_size} is larger than the dataset "
                          f"({len(images)} images)")
@@ -131,6 +156,8 @@ def train(args: argparse.Namespace) -> GANTrainer:
     G = dcgan_init(Generator(args.z_size, args.conv_dim, image_size=32, channels=channels))
     D = dcgan_init(Discriminator(args.conv_dim, image_size=32, channels=channels,
                                  dropout=args.dropout))
+    if args.distributed and args.sync_batch_norm:
+        G, D = convert_sync_batch_norm(G, world), convert_sync_batch_norm(D, world)
     config = TrainConfig(epochs=args.epochs, lr_d=args.lr_d, lr_g=args.lr_g, beta1=args.beta1,
                          d_steps=args.d_steps, real_label=args.label_smoothing,
                          z_size=args.z_size, z_distribution=args.z_distribution,
@@ -147,16 +174,20 @@ def train(args: argparse.Namespace) -> GANTrainer:
                              f"{scored[1]}x{scored[1]} images, but {args.dataset} images are "
                              f"{channels}-channel 32x32: train a feature network on "
                              f"{args.dataset} with examples/train_classifier.py")
-    trainer = GANTrainer(G, D, loader, config, out, evaluate=evaluate)
+    trainer = GANTrainer(G, D, loader, config, out, evaluate=evaluate, world=world)
     if args.resume:
         trainer.load_checkpoint()
         print(f"resumed from {trainer.checkpoint_path} at epoch {trainer.epoch + 1}, "
               f"step {trainer.step}")
     print(f"training a DCGAN on {len(images)} {args.dataset} images, {len(loader)} batches of "
           f"{args.batch_size} per epoch, backend {backend_name()}; run folder {out}")
+    if args.distributed:
+        norm = "synchronized" if args.sync_batch_norm else "per process"
+        print(f"{world.size} processes, {args.batch_size // world.size} images of each batch "
+              f"per process, batch norm {norm}")
     started = time.perf_counter()
     steps_before = trainer.step
-    trainer.fit()
+    trainer.fit(progress=world.is_root)
     seconds = time.perf_counter() - started
     steps = trainer.step - steps_before
     if steps:
@@ -187,5 +218,8 @@ def main(argv: list[str] | None = None, dataset: str = "svhn",
         check_arguments(args)
         train(args)
     except USER_ERRORS as error:   # DataError, BackendError, TrainingDiverged, ShapeError...
-        return print_error(error)
+        code = print_error(error)
+        if args.distributed:
+            abort_other_ranks(code)   # the other ranks would wait for this one forever
+        return code
     return 0

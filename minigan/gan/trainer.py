@@ -40,6 +40,7 @@ from minigan.checkpoint import (
     set_rng_state,
     text_array,
 )
+from minigan.distributed import SINGLE_PROCESS, World
 from minigan.nn import BCEWithLogitsLoss, Dropout, Module
 from minigan.optim import Adam
 from minigan.viz import plot_losses, save_gif, save_image_grid
@@ -147,11 +148,19 @@ class GANTrainer:
     ``epoch(e, start_batch)`` method lets a resumed run continue exactly where it stopped.
     ``out_dir`` receives samples/, losses.csv, losses.png, checkpoint.npz and config.json.
     ``evaluate`` (optional) maps G to a dict such as ``{"fid": ..., "inception_score": ...}``.
+    ``world`` (optional): the ranks of a data-parallel run (``minigan/distributed.py``); each
+    rank gets its own share of every batch from ``loader`` (a ``ShardedLoader``).
     """
 
     def __init__(self, G: Module, D: Module, loader: Any, config: TrainConfig,
-                 out_dir: str | Path, evaluate: Callable[[Module], dict[str, float]] | None = None):
+                 out_dir: str | Path, evaluate: Callable[[Module], dict[str, float]] | None = None,
+                 world: World = SINGLE_PROCESS):
         self.G, self.D, self.loader, self.config = G, D, loader, config
+        # Data parallelism: every rank starts from rank 0's weights (a no-op in one process).
+        self.world = world
+        world.broadcast_module(G)
+        world.broadcast_module(D)
+        world.own_dropout_streams(self._dropout_layers())
         self.out_dir = Path(out_dir)
         self.evaluate = evaluate
         self.criterion = BCEWithLogitsLoss()
@@ -174,6 +183,12 @@ class GANTrainer:
             return uniform(rng, shape, -1.0, 1.0)
         return randn(rng, shape)
 
+    def training_z(self, n: int) -> Any:
+        """z for the n images of this rank's batch. Every rank draws the whole step's z (for
+        n * ranks images) with the same generator and keeps its own slice: N ranks then see
+        the z that one process would, and their generators stay in step."""
+        return self.world.shard(self.sample_z(n * self.world.size))
+
     def d_step(self, real: Any) -> tuple[float, float, float]:
         """One discriminator update on a real batch and a fake batch. Returns
         (d_loss, mean D(x), mean D(G(z)))."""
@@ -182,17 +197,18 @@ class GANTrainer:
         loss_real = self.criterion(logits_real, self.config.real_label)
         self.D.backward_params(self.criterion.backward())   # no gradient at the data is needed
 
-        fake = self.G(self.sample_z(len(real)))   # no G.backward below: G is "detached"
+        fake = self.G(self.training_z(len(real)))  # no G.backward below: G is "detached"
         logits_fake = self.D(fake)
         loss_fake = self.criterion(logits_fake, 0.0)
         self.D.backward_params(self.criterion.backward())  # adds to the real batch's gradients
+        self.world.average_gradients(self.opt_d.params)    # data parallel: mean over the ranks
         self.opt_d.step()
         return loss_real + loss_fake, _sigmoid_mean(logits_real), _sigmoid_mean(logits_fake)
 
     def g_step(self, batch_size: int) -> float:
         """One generator update: make D call G's images real."""
         self.opt_g.zero_grad()
-        fake = self.G(self.sample_z(batch_size))
+        fake = self.G(self.training_z(batch_size))
         g_loss = self.criterion(self.D(fake), 1.0)   # flipped label
         self.D.requires_grad_(False)                 # only d loss / d image is needed from D
         try:
@@ -200,6 +216,7 @@ class GANTrainer:
         finally:
             self.D.requires_grad_(True)
         self.G.backward(d_image)
+        self.world.average_gradients(self.opt_g.params)    # data parallel: mean over the ranks
         self.opt_g.step()
         return g_loss
 
@@ -207,7 +224,9 @@ class GANTrainer:
         for _ in range(self.config.d_steps):
             d_loss, d_real, d_fake = self.d_step(real)
         g_loss = self.g_step(len(real))
-        result = StepResult(d_loss, g_loss, d_real, d_fake)
+        # The whole batch's losses: the mean over the ranks' shares (the same on every rank).
+        result = StepResult(*self.world.mean([d_loss, g_loss, d_real, d_fake]))
+        d_loss, g_loss = result.d_loss, result.g_loss
         if not all(numpy.isfinite([d_loss, g_loss])):
             raise TrainingDiverged(
                 f"training diverged at step {self.step + 1}: d_loss={d_loss}, g_loss={g_loss}; "
@@ -228,7 +247,8 @@ class GANTrainer:
         was cut in half), keeping the last checkpoint.
         """
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "config.json").write_text(json.dumps(asdict(self.config), indent=2))
+        if self.world.is_root:   # rank 0 alone writes files
+            (self.out_dir / "config.json").write_text(json.dumps(asdict(self.config), indent=2))
         self.G.train()
         self.D.train()
         ctrl_c = _FinishStepOnCtrlC()
@@ -262,11 +282,11 @@ class GANTrainer:
                 self.step += 1
                 self.batch_in_epoch += 1
                 self.history.append(self.step, self.epoch + 1, result)
-                images += len(real)
+                images += len(real) * self.world.size   # all ranks together
                 bar.update(1)
                 bar.set_postfix(d_loss=f"{result.d_loss:.3f}", g_loss=f"{result.g_loss:.3f}",
                                 img_s=f"{images / (time.perf_counter() - started):.0f}")
-                if ctrl_c.requested:
+                if self.world.any(ctrl_c.requested):  # all ranks stop after the same step
                     bar.close()
                     raise _StopRequested
                 if self._reached_max_steps():
@@ -287,7 +307,8 @@ class GANTrainer:
         """Samples, the GIF, metrics every K epochs, the loss plot and a checkpoint."""
         self.save_samples(f"epoch_{self.epoch:03d}")
         every = self.config.metrics_every
-        if self.evaluate is not None and every and self.epoch % every == 0:
+        if self.evaluate is not None and every and self.epoch % every == 0 \
+                and self.world.is_root:   # scores are written by rank 0 alone
             scores = self.evaluate(self.G)
             print(f"epoch {self.epoch}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
             self.metrics.setdefault("epoch", []).append(float(self.epoch))
@@ -297,6 +318,8 @@ class GANTrainer:
 
     def save_samples(self, name: str) -> Path:
         """A grid of G(fixed_z) in eval mode (batch norm uses its running statistics)."""
+        if not self.world.is_root:   # rank 0 alone writes files
+            return self.out_dir / "samples" / f"{name}.png"
         self.G.eval()
         try:
             images = self.G(self.fixed_z)
@@ -330,6 +353,8 @@ class GANTrainer:
         return [m for net in (self.G, self.D) for m in net.modules() if isinstance(m, Dropout)]
 
     def save_checkpoint(self) -> Path:
+        if not self.world.is_root:   # rank 0 alone writes files
+            return self.checkpoint_path
         self.write_logs()
         rngs = {"z": rng_state(self.z_rng)}
         rngs.update({f"dropout{i}": rng_state(m.rng) for i, m in enumerate(self._dropout_layers())})
@@ -363,3 +388,4 @@ class GANTrainer:
         self.history.columns = {k: [float(v) for v in sections["history"][k]]
                                 for k in HISTORY_COLUMNS}
         self.metrics = {k: [float(v) for v in a] for k, a in sections.get("metrics", {}).items()}
+        self.world.own_dropout_streams(self._dropout_layers())  # rank 0's state was saved

@@ -1,0 +1,239 @@
+"""The pieces of data parallelism, in one process: how a batch is shared out, and why the
+ranks' sums give what one process computes on the whole batch.
+
+``ThreadWorld`` plays N ranks with N threads and a shared list instead of MPI, so these tests
+run everywhere (no mpi4py needed) and a debugger can step through every rank's arithmetic;
+``test_mpi.py`` repeats the key claim with real processes.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from minigan.backend import manual_seed, to_device, to_numpy
+from minigan.data import DataLoader, make_synthetic_digits
+from minigan.distributed import (
+    SINGLE_PROCESS,
+    DistributedError,
+    ShardedLoader,
+    SyncBatchNorm2d,
+    World,
+    convert_sync_batch_norm,
+    join_mpi_world,
+)
+from minigan.gan.dcgan import Discriminator, Generator
+from minigan.gradcheck import check_module
+from minigan.nn import BatchNorm2d, Dropout, Parameter
+
+
+class ThreadWorld(World):
+    """Rank ``rank`` of ``size`` threads whose ``allreduce_sum`` adds up every thread's array
+    (in rank order, as the sum of one process would run). Every other World method is the real
+    one, built on ``allreduce_sum``."""
+
+    def __init__(self, rank: int, size: int, shared: dict):
+        super().__init__()
+        self.rank, self.size, self.shared = rank, size, shared
+
+    def allreduce_sum(self, a):
+        box, barrier = self.shared.setdefault("box", [None] * self.size), self.shared["barrier"]
+        box[self.rank] = a.copy()
+        barrier.wait()                     # every rank has put its array in
+        total = box[0].copy()
+        for other in box[1:]:
+            total += other
+        barrier.wait()                     # every rank has read them all
+        a[...] = total
+        return a
+
+
+def run_ranks(size: int, work):
+    """Run ``work(world)`` on ``size`` ThreadWorld ranks at once; their results, by rank."""
+    shared = {"barrier": threading.Barrier(size, timeout=30)}
+    results, errors = [None] * size, []
+
+    def rank_main(rank):
+        try:
+            results[rank] = work(ThreadWorld(rank, size, shared))
+        except BaseException as error:  # noqa: B036 - reported by the test below
+            errors.append(error)
+            shared["barrier"].abort()
+
+    threads = [threading.Thread(target=rank_main, args=(r,)) for r in range(size)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+# ---------------------------------------------------------------------- sharing out the data
+@pytest.mark.parametrize("ranks", [1, 2, 3])
+def test_the_shards_cover_each_epoch_once_as_one_process_would_batch_it(ranks):
+    images, _ = make_synthetic_digits(50, seed=0, size=8, channels=1)
+    whole = DataLoader(images, batch_size=12, seed=3)          # 4 batches; 2 images left over
+    shards = [ShardedLoader(images, batch_size=12, world=ThreadWorld(r, ranks, {}), seed=3)
+              for r in range(ranks)]
+    for epoch in (0, 1):
+        seen = np.concatenate([shard.indices(epoch, b) for shard in shards
+                               for b in range(len(shard))])
+        assert len(seen) == len(set(seen)) == 48                 # every image at most once
+        assert set(seen) == set(whole.order(epoch)[:48])         # ... and all the full batches
+        for b, (x, _) in enumerate(whole.epoch(epoch)):          # step b: the same images
+            parts = [list(shard.epoch(epoch, start_batch=b))[0][0] for shard in shards]
+            assert all(len(p) == 12 // ranks for p in parts)
+            np.testing.assert_array_equal(to_numpy(np.concatenate(parts)), to_numpy(x))
+    assert {len(shard) for shard in shards} == {4}               # the same number of steps
+
+
+def test_a_batch_that_does_not_split_evenly_is_refused():
+    images, _ = make_synthetic_digits(20, seed=0, size=8, channels=1)
+    with pytest.raises(DistributedError, match="multiple of the number of ranks, 3"):
+        ShardedLoader(images, batch_size=8, world=ThreadWorld(0, 3, {}))
+
+
+def test_one_process_is_a_world_of_one_that_changes_nothing():
+    assert (SINGLE_PROCESS.rank, SINGLE_PROCESS.size, SINGLE_PROCESS.is_root) == (0, 1, True)
+    a = np.arange(6.0)
+    assert SINGLE_PROCESS.allreduce_sum(a) is a and SINGLE_PROCESS.shard(a) is a
+    assert SINGLE_PROCESS.mean([1.0, 2.5]) == [1.0, 2.5]
+    assert SINGLE_PROCESS.any(True) and not SINGLE_PROCESS.any(False)
+
+
+# ---------------------------------------------------------------------- collectives
+def test_gradients_are_averaged_over_the_ranks_in_one_message():
+    calls = []
+
+    def work(world):
+        p = Parameter(np.zeros((2, 3)))
+        q = Parameter(np.zeros(4))
+        p.grad[...] = world.rank + 1              # rank 0: 1, rank 1: 2, rank 2: 3
+        q.grad[...] = 10.0 * (world.rank + 1)
+        original = world.allreduce_sum
+        world.allreduce_sum = lambda a: (calls.append(a.shape), original(a))[1]
+        world.average_gradients([p, q])
+        return p.grad.copy(), q.grad.copy()
+
+    results = run_ranks(3, work)
+    for p_grad, q_grad in results:
+        np.testing.assert_array_equal(p_grad, np.full((2, 3), 2.0))    # (1 + 2 + 3) / 3
+        np.testing.assert_array_equal(q_grad, np.full(4, 20.0))
+    assert calls == [(10,)] * 3                   # one flat buffer of 6 + 4 numbers per rank
+
+
+def test_every_rank_starts_from_rank_0s_weights_and_agrees_on_stopping():
+    def work(world):
+        manual_seed(world.rank)                    # each rank draws different weights...
+        D = Discriminator(conv_dim=4, image_size=8, channels=1)
+        comm = FakeBcastComm(world)
+        world.comm = comm
+        world.broadcast_module(D)                  # ...then takes rank 0's
+        return D.state_dict(), world.any(world.rank == 2), world.mean([world.rank, 1.0])
+
+    results = run_ranks(3, work)
+    for state, stop, mean in results:
+        for name, value in results[0][0].items():
+            np.testing.assert_array_equal(state[name], value)
+        assert stop is True and mean == [1.0, 1.0]
+
+
+class FakeBcastComm:
+    """What ``broadcast_module`` needs of an mpi4py communicator: ``Bcast(array, root=0)``,
+    played with the ThreadWorld's sum (rank 0 adds its array, the others zeros)."""
+
+    def __init__(self, world):
+        self.world = world
+
+    def Bcast(self, a, root=0):  # noqa: N802 - mpi4py's name
+        contribution = a if self.world.rank == root else np.zeros_like(a)
+        a[...] = self.world.allreduce_sum(contribution.copy())
+
+
+# ---------------------------------------------------------------------- synchronized batch norm
+def test_sync_batch_norm_over_ranks_equals_batch_norm_over_the_whole_batch():
+    """3 ranks with 2 images each normalise, and back-propagate, exactly as one BatchNorm2d
+    with all 6 images: the same y, dx, dgamma, dbeta and running statistics."""
+    rng = np.random.default_rng(0)
+    x = to_device(rng.standard_normal((6, 4, 3, 3)) * 2 + 1)
+    dy = to_device(rng.standard_normal((6, 4, 3, 3)))
+    bn = BatchNorm2d(4).to(dtype="float64")
+    bn.weight.data = to_device(rng.uniform(0.5, 1.5, 4))
+    y = bn(x)
+    dx = bn.backward(dy / 6)              # the gradient of a mean over 6 images
+
+    def work(world):
+        sync = SyncBatchNorm2d(4, world=world).to(dtype="float64")
+        sync.weight.data = bn.weight.data.copy()
+        mine = slice(2 * world.rank, 2 * world.rank + 2)
+        y_r = sync(x[mine])
+        dx_r = sync.backward(dy[mine] / 2)    # each rank: the mean over its own 2 images
+        world.average_gradients(sync.parameters())
+        return y_r, dx_r, sync
+
+    results = run_ranks(3, work)
+    np.testing.assert_allclose(np.concatenate([r[0] for r in results]), y, atol=1e-12)
+    # Each rank's loss is a mean over 2 images, 3 times the weight of the whole batch's mean:
+    # dx comes out 3 times larger, and the averaging of the parameter gradients undoes it.
+    np.testing.assert_allclose(np.concatenate([r[1] for r in results]) / 3, dx, atol=1e-12)
+    for _, _, sync in results:
+        np.testing.assert_allclose(sync.weight.grad, bn.weight.grad, atol=1e-12)
+        np.testing.assert_allclose(sync.bias.grad, bn.bias.grad, atol=1e-12)
+        np.testing.assert_allclose(sync.running_mean, bn.running_mean, atol=1e-12)
+        np.testing.assert_allclose(sync.running_var, bn.running_var, atol=1e-12)
+
+
+def test_sync_batch_norm_in_one_process_passes_a_gradient_check():
+    rng = np.random.default_rng(1)
+    sync = SyncBatchNorm2d(3).to(dtype="float64")
+    sync.weight.data = to_device(rng.uniform(0.5, 1.5, 3))
+    x = to_device(rng.standard_normal((4, 3, 2, 2)))
+    assert check_module(sync, x) < 1e-6
+    sync.eval()                              # running statistics: BatchNorm2d's own path
+    assert check_module(sync, x) < 1e-6
+
+
+def test_convert_sync_batch_norm_keeps_the_parameters_the_optimizer_holds():
+    G = Generator(z_size=4, conv_dim=4, image_size=16)
+    before = G.parameters()
+    norms = [m for m in G.modules() if isinstance(m, BatchNorm2d)]
+    world = ThreadWorld(0, 2, {})
+    convert_sync_batch_norm(G, world)
+    synced = [m for m in G.modules() if isinstance(m, BatchNorm2d)]
+    assert len(synced) == len(norms) == 1 and isinstance(synced[0], SyncBatchNorm2d)
+    assert synced[0].world is world
+    assert all(a is b for a, b in zip(G.parameters(), before))    # the same Parameter objects
+    assert list(G.state_dict()) == list(Generator(4, 4, 16).state_dict())   # checkpoints fit
+
+
+# ---------------------------------------------------------------------- dropout, MPI missing
+def test_each_rank_drops_its_own_units_and_rank_0s_state_recovers_them_all():
+    layers = [Dropout(0.5, rng=np.random.default_rng(7)) for _ in range(3)]
+    ThreadWorld(0, 3, {}).own_dropout_streams(layers[:1])
+    ThreadWorld(1, 3, {}).own_dropout_streams(layers[1:2])
+    ThreadWorld(2, 3, {}).own_dropout_streams(layers[2:])
+    draws = [layer.rng.random(1000) for layer in layers]   # one "step" of masks each
+    assert not np.array_equal(draws[0], draws[1]) and not np.array_equal(draws[1], draws[2])
+    # A checkpoint keeps rank 0's generator; after loading it, rank 2 jumps it twice and is
+    # exactly where its own generator is now.
+    saved = np.random.default_rng(7)
+    saved.bit_generator.state = layers[0].rng.bit_generator.state
+    resumed = Dropout(0.5, rng=saved)
+    ThreadWorld(2, 3, {}).own_dropout_streams([resumed])
+    np.testing.assert_array_equal(resumed.rng.random(5), layers[2].rng.random(5))
+
+
+def test_without_mpi4py_distributed_says_what_to_install(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(__import__("sys").modules, "mpi4py", None)   # import mpi4py fails
+    with pytest.raises(DistributedError, match=r'pip install -e "\.\[mpi\]"'):
+        join_mpi_world()
+    from minigan.gan import cli
+
+    code = cli.main(["--distributed", "--dataset", "synthetic", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: --distributed needs mpi4py") and err.count("\n") == 1
