@@ -4,6 +4,7 @@
     python examples/train_svhn.py --backend cupy            # NVIDIA GPU
     python examples/train_svhn.py --dataset synthetic       # offline: rendered digits
     python examples/train_svhn.py --dataset my_images.npz   # your own images (minigan/data/npz.py)
+    mpiexec -n 2 python examples/train_svhn.py --distributed   # 2 processes (docs/distributed.md)
 
 The first run downloads SVHN's training set (182 MB, checked against its MD5 sum) into
 ~/.cache/minigan. Each epoch writes a grid of samples from fixed latent vectors, the loss curves
