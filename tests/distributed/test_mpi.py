@@ -95,13 +95,22 @@ def test_without_sync_batch_norm_the_ranks_train_a_different_model(tmp_path, one
 
 def test_rank_0_writes_the_checkpoint_and_a_resumed_run_continues_exactly(tmp_path,
                                                                           one_process):
-    tiny_run(tmp_path, "--max-steps", "4")             # stops inside epoch 2
-    assert (tmp_path / "checkpoint.npz").is_file()
-    assert not list(tmp_path.glob("*.tmp"))
-    tiny_run(tmp_path, "--resume")                     # steps 5 and 6
-    resumed = dict(np.load(tmp_path / "final.npz"))
+    run = tmp_path / "run"
+    tiny_run(run, "--max-steps", "4")                  # stops inside epoch 2
+    assert (run / "checkpoint.npz").is_file()
+    assert not list(run.glob("*.tmp"))
+    alone = shutil.copytree(run, tmp_path / "resumed_by_one_process")
+
+    tiny_run(run, "--resume")                          # steps 5 and 6
+    resumed = dict(np.load(run / "final.npz"))
     assert list(resumed["history/step"]) == [1, 2, 3, 4, 5, 6]
     assert largest_difference(resumed, one_process) < 1e-10
+
+    # The checkpoint holds nothing that belongs to one rank: one process can continue it too.
+    trainer = make_trainer(alone, batch_size=16)
+    trainer.load_checkpoint()
+    trainer.fit(progress=False)
+    assert largest_difference(final_state(trainer), one_process) < 1e-10
 
 
 def test_a_killed_rank_stops_the_run_instead_of_hanging(tmp_path):
