@@ -11,6 +11,9 @@ for all processes together (each takes batch-size / N), exactly as
 ``examples/train_svhn.py --distributed`` runs it. The script prints, on rank 0:
 
 * the median milliseconds per step and the images per second of all processes together;
+* the CPU time all processes together spent per step (``time.process_time``, BLAS threads and
+  MPI's busy waiting included): on a machine shared with other work, wall time says mostly how
+  much of the CPU the run was given, and CPU time per image how efficiently it used it;
 * the time of ``World.average_gradients`` alone for G and for D (the one allreduce per
   optimizer step) and its size in MB;
 * the latency (a 1-number allreduce) and bandwidth (a 64 MB allreduce) that MPI achieves here,
@@ -45,6 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 ARGS = parse_args()
+LOAD_BEFORE = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
 try:   # mpi4py does not import NumPy, so the number of processes is known before BLAS starts
     from mpi4py import MPI
     RANKS = MPI.COMM_WORLD.Get_size()
@@ -74,17 +78,22 @@ from minigan.gan.dcgan import Discriminator, Generator, dcgan_init  # noqa: E402
 from minigan.gan.trainer import GANTrainer, TrainConfig  # noqa: E402
 
 
-def median_ms(world: World, work, repeats: int, warmup: int, desc: str = "") -> float:
-    """Median wall time of ``work()`` in ms, every rank starting together (a barrier first)."""
-    times = []
+def median_ms(world: World, work, repeats: int, warmup: int, desc: str = "",
+              cpu: list | None = None) -> float:
+    """Median wall time of ``work()`` in ms, every rank starting together (a barrier first).
+    ``cpu`` (optional) receives the median CPU ms per call of all ranks together."""
+    times, cpu_times = [], []
     for i in tqdm(range(warmup + repeats), desc=desc, disable=not (desc and world.is_root),
                   leave=False):
         world.barrier()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         work()
         world.barrier()          # a step is over when the slowest rank is done
         if i >= warmup:
             times.append(1000 * (time.perf_counter() - started))
+            cpu_times.append(1000 * (time.process_time() - cpu_started))
+    if cpu is not None:
+        cpu.append(statistics.median(world.mean(cpu_times)) * world.size)   # all ranks' sum
     return statistics.median(times)
 
 
@@ -113,8 +122,10 @@ def main() -> None:
         share = ARGS.batch_size // world.size
         pixels = make_rng([ARGS.seed, world.rank]).uniform(-1, 1, (share, 3, 32, 32))
         real = to_device(pixels.astype(numpy.float32))
+        cpu_ms: list[float] = []
         step_ms = median_ms(world, lambda: trainer.train_step(real), ARGS.repeats, ARGS.warmup,
-                            desc=f"{world.size} process(es), {THREADS} thread(s) each")
+                            desc=f"{world.size} process(es), {THREADS} thread(s) each",
+                            cpu=cpu_ms)
     allreduce_ms = {name: median_ms(world, lambda net=net: world.average_gradients(
         net.parameters()), 20, 3) for name, net in (("G", G), ("D", D))}
     sizes = {name: sum(p.size for p in net.parameters()) for name, net in (("G", G), ("D", D))}
@@ -128,7 +139,9 @@ def main() -> None:
           f"({share} per process), conv_dim {ARGS.conv_dim}, sync batch norm "
           f"{'on' if ARGS.sync_batch_norm else 'off'}")
     print(f"step: {step_ms:.0f} ms median of {ARGS.repeats} -> "
-          f"{ARGS.batch_size / step_ms * 1000:.0f} images/s")
+          f"{ARGS.batch_size / step_ms * 1000:.0f} images/s; CPU {cpu_ms[0]:.0f} ms per step, "
+          f"{cpu_ms[0] / ARGS.batch_size:.2f} ms per image (all processes)")
+    print(f"load average before this run: {LOAD_BEFORE}")
     for name in ("G", "D") if world.size > 1 else ():
         print(f"gradient allreduce of {name}: {sizes[name] / 1e6:.2f} M parameters, "
               f"{sizes[name] * 4 / 2**20:.2f} MiB float32, {allreduce_ms[name]:.2f} ms")

@@ -152,11 +152,14 @@ class World:
             self.comm.Bcast(state[name], root=0)
         module.load_state_dict(state)
 
-    def mean(self, values: list[float]) -> list[float]:
-        """The mean of each value over the ranks (for losses: the whole batch's mean loss)."""
+    def mean(self, values: list[Any]) -> list[Any]:
+        """The mean of each number over the ranks (for losses: the whole batch's mean loss).
+
+        One process gets its values back untouched (0-d device arrays stay on the device);
+        several ranks read them to the host and get Python floats."""
         if self.size == 1:
-            return [float(v) for v in values]
-        totals = self.allreduce_sum(numpy.asarray(values, dtype=numpy.float64))
+            return list(values)
+        totals = self.allreduce_sum(numpy.asarray([float(v) for v in values]))
         return [float(v) for v in totals / self.size]
 
     def any(self, flag: bool) -> bool:
