@@ -379,10 +379,9 @@ class SyncBatchNorm2d(BatchNorm2d):
         k = cache.gamma * cache.inv_std / cache.m
         dx = input_grad_from_sums(dy_rows, cache.x_hat, cache.m * k, k * all_dgamma,
                                   k * all_dbeta)
-        if self.weight.requires_grad:
-            # This rank's share only: ``average_gradients`` adds the shares up later.
-            self.weight.accumulate(dgamma)
-            self.bias.accumulate(dbeta)
+        # This rank's share only: ``average_gradients`` adds the shares up later.
+        self.weight.accumulate(dgamma)
+        self.bias.accumulate(dbeta)
         return from_rows(dx, dy.shape)
 
 
