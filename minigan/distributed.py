@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy
@@ -170,8 +170,19 @@ class World:
         return bool(self.allreduce_sum(numpy.asarray([int(bool(flag))]))[0])
 
     def barrier(self) -> None:
+        """Wait until every rank has got here."""
         if self.size > 1:
             self.comm.Barrier()
+
+    def root_first(self, work: Callable[[], Any]) -> Any:
+        """``work()`` on rank 0, then on the other ranks: a dataset is downloaded once, by rank
+        0, and the others find it in the cache. Returns what ``work`` returns on this rank."""
+        if self.is_root:
+            result = work()
+        self.barrier()
+        if not self.is_root:
+            result = work()
+        return result
 
     def abort(self, code: int = 1) -> None:
         """Stop every rank now. A rank that stops alone would leave the others waiting forever

@@ -144,7 +144,7 @@ def train(args: argparse.Namespace) -> GANTrainer:
     if args.backend == "cupy" and world.size > 1:
         world.use_nccl()   # one GPU per rank, summed by NCCL (untested: see the docs)
 
-    images = load_training_images(args)
+    images = world.root_first(lambda: load_training_images(args))  # rank 0 downloads
     loader = DataLoader(images, batch_size=args.batch_size, shuffle=True, drop_last=True,
                         seed=args.seed)
     if args.distributed:

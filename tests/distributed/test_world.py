@@ -9,6 +9,7 @@ run everywhere (no mpi4py needed) and a debugger can step through every rank's a
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -48,6 +49,9 @@ class ThreadWorld(World):
         barrier.wait()                     # every rank has read them all
         a[...] = total
         return a
+
+    def barrier(self):
+        self.shared["barrier"].wait()
 
 
 def run_ranks(size: int, work):
@@ -89,6 +93,21 @@ def test_the_shards_cover_each_epoch_once_as_one_process_would_batch_it(ranks):
             assert all(len(p) == 12 // ranks for p in parts)
             np.testing.assert_array_equal(to_numpy(np.concatenate(parts)), to_numpy(x))
     assert {len(shard) for shard in shards} == {4}               # the same number of steps
+
+
+def test_rank_0_loads_the_data_first_so_a_download_happens_once():
+    order = []
+
+    def work(world):
+        def load():
+            if world.rank == 0:
+                time.sleep(0.2)      # a slow download: the others must still wait for it
+            order.append(world.rank)
+            return f"images of rank {world.rank}"
+        return world.root_first(load)
+
+    assert run_ranks(3, work) == ["images of rank 0", "images of rank 1", "images of rank 2"]
+    assert order[0] == 0 and sorted(order) == [0, 1, 2]
 
 
 def test_a_batch_that_does_not_split_evenly_is_refused():
