@@ -113,6 +113,18 @@ def check_arrays(arrays: dict[str, numpy.ndarray], path: str | Path, what: str,
             raise DamagedFileError(path, f"{what} {name} holds NaN or infinite values")
 
 
+def load_module_state(module: Any, state: dict[str, numpy.ndarray], path: str | Path,
+                      what: str) -> None:
+    """``module.load_state_dict(state)``, with numbers checked and any mismatch (a missing or
+    unexpected name, a wrong shape) reported as a ``DamagedFileError`` naming the file."""
+    check_arrays(state, path, what)
+    try:
+        module.load_state_dict(state)
+    except (KeyError, ValueError) as error:
+        raise DamagedFileError(path, f"the saved {what} does not fit ({_reason(error)})") \
+            from None
+
+
 def remove_orphaned_temporaries(path: str | Path) -> list[Path]:
     """Delete the temporary files a killed ``atomic_savez`` of ``path`` left behind (they are
     never a complete file: the rename that would finish them did not happen). Returns them."""
@@ -140,6 +152,20 @@ def atomic_savez(path: str | Path, arrays: dict[str, Any]) -> Path:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
