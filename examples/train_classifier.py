@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy
 
 from minigan.backend import backend_name, use_backend
+from minigan.classifier import train_classifier
 from minigan.data import DataError, dataset_label, load_dataset
-from minigan.metrics.features import accuracy, pad_to, train_classifier
+from minigan.metrics.features import accuracy, pad_to
 from minigan.metrics.gan_eval import save_real_statistics, statistics_path
 from minigan.scripts import (
     DATASET_HELP,

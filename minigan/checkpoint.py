@@ -78,13 +78,16 @@ def read_npz(path: str | Path, what: str = "file") -> dict[str, numpy.ndarray]:
 
 
 def require(arrays: dict[str, Any], path: str | Path, names: Iterable[str],
-            what: str = "") -> None:
-    """Raise ``DamagedFileError`` unless every one of ``names`` is a key of ``arrays``."""
+            what: str = "", file_kind: str = "") -> None:
+    """Raise ``DamagedFileError`` unless every one of ``names`` is a key of ``arrays``.
+    ``what`` names the parts ("section"), ``file_kind`` the file ("feature network file")."""
     missing = [n for n in names if n not in arrays]
     if missing:
         kind = f"{what} " if what else ""
+        file = f"not a {file_kind}, or a damaged one" if file_kind else \
+            "a damaged file, or another kind of file"
         raise DamagedFileError(path, f"{kind}{', '.join(repr(m) for m in missing)} missing "
-                                     f"(a damaged file, or another kind of file)")
+                                     f"({file})")
 
 
 def read_json(array: Any, path: str | Path, name: str, kind: type = dict) -> Any:
@@ -190,7 +193,7 @@ def load_checkpoint(path: str | Path, sections: Iterable[str] = (),
     for key, value in read_npz(path, what).items():
         section, _, name = key.partition("/")
         result.setdefault(section, {})[name] = value
-    require(result, path, sections, what="section")
+    require(result, path, sections, what="section", file_kind=what)
     return result
 
 
