@@ -240,6 +240,7 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
     check_sizes(args)
     manual_seed(args.seed)
 
+    print(f"preparing the {args.split} images of {args.dataset}", flush=True)
     images = load_training_images(args)
     loader = DataLoader(images, batch_size=args.batch_size, shuffle=True, drop_last=True,
                         seed=args.seed)

@@ -201,7 +201,7 @@ def load_generator(path: str | Path) -> Generator:
     """
     sections = load_checkpoint(path, sections=["G"], what="trainer checkpoint")
     state = sections["G"]
-    check_arrays(state, path, "G weight")
+    check_arrays(state, path, "G")
     if "generator" in sections:
         require(sections["generator"], path, ["json"], what="generator setting")
         config = read_json(sections["generator"]["json"], path, "the generator's settings")
