@@ -59,7 +59,11 @@ def one_line_warnings() -> None:
 
     def show(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
         text = " ".join(str(message).split())
-        print(f"warning: {text}", file=file or sys.stderr)
+        # tqdm.write moves an open progress bar out of the way, so the warning gets a line of
+        # its own instead of being glued to the bar's end.
+        from tqdm.auto import tqdm
+
+        tqdm.write(f"warning: {text}", file=file or sys.stderr)
 
     warnings.showwarning = show
 

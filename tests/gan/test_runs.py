@@ -275,3 +275,13 @@ def test_ctrl_c_while_preparing_the_data_is_one_line_and_exit_130(tmp_path):
     assert process.returncode == 130, stderr
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("interrupted"), stderr
+
+
+def test_errors_and_warnings_start_on_a_line_of_their_own_after_the_progress_bar(tmp_path):
+    # Issue 13's case: the divergence message was glued to the end of the progress bar.
+    result = run("train_svhn.py", *TINY, "--lr-d", "1e30", "--lr-g", "1e30", "--max-steps",
+                 "5", "--out", tmp_path / "run")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.replace("\r", "\n").splitlines()
+    assert any(ln.startswith("error: training diverged at step") for ln in lines), result.stderr
+    assert all(ln.startswith("warning:") for ln in lines if "warning:" in ln), result.stderr
