@@ -45,8 +45,8 @@ from minigan.scripts import (
 # --max-steps is a limit of one invocation (a quick trial), never carried over.
 MUST_MATCH = ("dataset", "split", "num_train", "batch_size", "conv_dim", "z_size",
               "z_distribution", "dropout", "beta1", "seed")
-MAY_CHANGE = ("epochs", "lr_d", "lr_g", "d_steps", "label_smoothing", "features",
-              "metrics_every", "metrics_samples")
+MAY_CHANGE = ("epochs", "save_every", "keep_snapshots", "lr_d", "lr_g", "d_steps",
+              "label_smoothing", "features", "metrics_every", "metrics_samples")
 NOT_RECORDED = ("resume", "overwrite", "out", "data_dir", "backend")
 
 
@@ -72,6 +72,11 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
                         "are the checkpoint's")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh in a run folder that holds a checkpoint, replacing it")
+    p.add_argument("--save-every", type=int_argument, default=0, metavar="N",
+                   help="also save the checkpoint every N steps (0: after each epoch only)")
+    p.add_argument("--keep-snapshots", type=snapshots_argument, default=0, metavar="K|all",
+                   help="keep a copy of each epoch's checkpoint as checkpoint_epoch_NNN.npz: "
+                        "the last K of them, or all (0: none)")
     g = p.add_argument_group("model")
     g.add_argument("--conv-dim", type=int_argument, default=32, help="channels of D's first conv")
     g.add_argument("--z-size", type=int_argument, default=100,
@@ -107,6 +112,16 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
     return p
 
 
+def snapshots_argument(value: str) -> int | None:
+    """``--keep-snapshots``: a count, or ``all`` (None: keep every epoch's copy)."""
+    if value.lower() == "all":
+        return None
+    count = int_argument(value)
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, or all; got {count}")
+    return count
+
+
 def given_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
     """The destinations of the options written on the command line (not left at a default):
     on --resume, only those are compared with the checkpoint's settings. ``parser`` is a fresh
@@ -123,6 +138,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.save_every < 0:
+        raise ValueError(f"--save-every must be 0 or more, got {args.save_every}")
     if args.lr_d <= 0 or args.lr_g <= 0:
         raise ValueError(f"learning rates must be positive, got --lr-d {args.lr_d} "
                          f"--lr-g {args.lr_g}")
@@ -256,7 +273,8 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
                          d_steps=args.d_steps, real_label=1.0 - args.label_smoothing,
                          z_size=args.z_size, z_distribution=args.z_distribution,
                          seed=args.seed, max_steps=args.max_steps,
-                         metrics_every=args.metrics_every if args.features else 0)
+                         metrics_every=args.metrics_every if args.features else 0,
+                         save_every=args.save_every, keep_snapshots=args.keep_snapshots)
     evaluate = None
     if args.features:
         from minigan.metrics import GANEvaluator
@@ -298,6 +316,7 @@ def report(trainer: GANTrainer) -> None:
                        ("losses.png", "loss curves and D's outputs"),
                        ("losses.csv", "per-step losses"),
                        ("metrics.csv", "FID and IS per evaluation"),
+                       ("real_samples.png", "real training images, for comparison"),
                        ("config.json", "every setting of the run"),
                        ("checkpoint.npz", "G, D, optimizers, RNG state (for --resume)")):
         if (out / name).exists():

@@ -22,6 +22,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import shutil
 import signal
 import threading
 import time
@@ -75,6 +77,9 @@ class TrainConfig:
     seed: int = 0
     max_steps: int | None = None  # stop after this many steps in total (for quick trials)
     metrics_every: int = 0        # compute FID/IS every K epochs (0 = never)
+    save_every: int = 0           # also save the checkpoint every N steps (0 = only per epoch)
+    keep_snapshots: int | None = 0  # checkpoint_epoch_NNN.npz copies: 0 none, K the last K,
+                                    # None every epoch (to go back before a late mode collapse)
 
     def __post_init__(self) -> None:
         if self.z_distribution not in ("uniform", "normal"):
@@ -82,6 +87,9 @@ class TrainConfig:
                              f"not {self.z_distribution!r}")
         if self.d_steps < 1:
             raise ValueError(f"d_steps must be at least 1, got {self.d_steps}")
+        if self.save_every < 0 or (self.keep_snapshots is not None and self.keep_snapshots < 0):
+            raise ValueError(f"save_every and keep_snapshots must be 0 or more, got "
+                             f"{self.save_every} and {self.keep_snapshots}")
         # The fake target is 0: a real target at or below 0.5 would teach D to call fakes
         # more real than real images, which silently inverts training.
         if not 0.5 < self.real_label <= 1.0:
@@ -250,6 +258,8 @@ class GANTrainer:
         """
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.write_config()
+        if self.step == 0:
+            self.save_real_samples()
         self.G.train()
         self.D.train()
         ctrl_c = _FinishStepOnCtrlC()
@@ -321,6 +331,8 @@ class GANTrainer:
                             img_s=f"{images / (time.perf_counter() - started):.0f}")
             if ctrl_c.requested or self._reached_max_steps():
                 return
+            if self.config.save_every and self.step % self.config.save_every == 0:
+                self.save_checkpoint()
 
     def _reached_max_steps(self) -> bool:
         return self.config.max_steps is not None and self.step >= self.config.max_steps
@@ -336,6 +348,29 @@ class GANTrainer:
             for key, value in scores.items():
                 self.metrics.setdefault(key, []).append(float(value))
         self.save_checkpoint()
+        self.save_snapshot()
+
+    def save_snapshot(self) -> Path | None:
+        """Copy the checkpoint to ``checkpoint_epoch_NNN.npz`` (if ``keep_snapshots``) and
+        delete the oldest copies beyond the last ``keep_snapshots``. A late mode collapse can
+        then be undone: generate from, or resume (copied to checkpoint.npz), an earlier epoch."""
+        keep = self.config.keep_snapshots
+        if keep == 0:
+            return None
+        path = self.out_dir / f"checkpoint_epoch_{self.epoch:03d}.npz"
+        tmp = path.with_name(path.name + ".copy.tmp")
+        shutil.copyfile(self.checkpoint_path, tmp)
+        os.replace(tmp, path)         # atomic, like the checkpoint itself
+        if keep is not None:
+            for old in sorted(self.out_dir.glob("checkpoint_epoch_*.npz"))[:-keep]:
+                old.unlink()
+        return path
+
+    def save_real_samples(self, name: str = "real_samples.png") -> Path:
+        """A grid of real training images, as PyTorch's DCGAN example saves at the start: what
+        the generator's grids should come to look like."""
+        real, _ = next(iter(self.loader.epoch(0)))
+        return save_image_grid(real[:self.config.num_samples], self.out_dir / name)
 
     def save_samples(self, name: str) -> Path:
         """A grid of G(fixed_z) in eval mode (batch norm uses its running statistics)."""

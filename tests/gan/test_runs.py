@@ -165,6 +165,7 @@ def test_resume_needs_only_the_checkpoint(run_copy, tmp_path):
     (["--lr-g", "nan"], "argument --lr-g: must be a finite number"),
     (["--lr-d", "inf"], "argument --lr-d: must be a finite number"),
     (["--seed", "-1"], "argument --seed: must be 0 or more"),
+    (["--keep-snapshots", "-2"], "argument --keep-snapshots: must be 0 or more, or all"),
     (["--conv-dim", "1000000"], "--conv-dim 1000000 (about"),
     (["--num-train", "1e12"], "--num-train 1000000000000 synthetic images would need about"),
 ])
