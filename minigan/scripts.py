@@ -79,21 +79,24 @@ def add_backend_argument(parser: argparse.ArgumentParser) -> None:
 # What --dataset accepts, for the help text of every script that has the option.
 DATASET_HELP = ("svhn, cifar10, mnist, synthetic (no download: digits rendered on the fly), or "
                 "the path of an .npz file of your own holding an 'images' array of uint8 "
-                "pixels, (N, C, H, W) or (N, H, W, C) with C 1 or 3, and optionally N 'labels'")
+                "pixels, (N, C, H, W) or (N, H, W, C) with C 1 or 3, and optionally N 'labels'; "
+                "or a folder of PNG/JPEG pictures (resized and center-cropped to --image-size)")
 
 
 def dataset_argument(value: str) -> str:
     """argparse ``type=`` for ``--dataset``: a known dataset name (any case, returned in lower
     case) or the path of an ``.npz`` file (returned as given); anything else is refused with
     the choices."""
-    from minigan.data import DATASETS, is_npz_path
+    from minigan.data import DATASETS, is_image_folder, is_npz_path
 
     if is_npz_path(value):
         return value
     if value.lower() in DATASETS:
         return value.lower()
-    raise argparse.ArgumentTypeError(f"unknown dataset {value!r}: choose {', '.join(DATASETS)} "
-                                     f"or the path of an .npz file")
+    if is_image_folder(value):
+        return value
+    raise argparse.ArgumentTypeError(f"unknown dataset {value!r}: choose {', '.join(DATASETS)}, "
+                                     f"the path of an .npz file or a folder of pictures")
 
 
 def run_script(work: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> int:

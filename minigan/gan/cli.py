@@ -21,7 +21,7 @@ from minigan.checkpoint import (
     read_json,
     remove_orphaned_temporaries,
 )
-from minigan.data import dataset_label
+from minigan.data import DATASETS, dataset_label
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.gan.trainer import GANTrainer, TrainConfig
 from minigan.scripts import (
@@ -43,8 +43,8 @@ from minigan.scripts import (
 # the data and the order of batches and random numbers): one given on the command line that
 # differs from the checkpoint's is refused. Those in MAY_CHANGE are honoured and recorded.
 # --max-steps is a limit of one invocation (a quick trial), never carried over.
-MUST_MATCH = ("dataset", "split", "num_train", "batch_size", "conv_dim", "z_size",
-              "z_distribution", "dropout", "beta1", "seed")
+MUST_MATCH = ("dataset", "split", "num_train", "image_size", "batch_size", "conv_dim",
+              "z_size", "z_distribution", "dropout", "beta1", "seed")
 MAY_CHANGE = ("epochs", "save_every", "keep_snapshots", "lr_d", "lr_g", "d_steps",
               "label_smoothing", "features", "metrics_every", "metrics_samples")
 NOT_RECORDED = ("resume", "overwrite", "out", "data_dir", "backend")
@@ -78,6 +78,10 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
                    help="keep a copy of each epoch's checkpoint as checkpoint_epoch_NNN.npz: "
                         "the last K of them, or all (0: none)")
     g = p.add_argument_group("model")
+    g.add_argument("--image-size", type=int_argument, default=32,
+                   help="height and width of the images G makes and D reads: 32 as in the "
+                        "course, 64 as in the DCGAN paper (4 * 2**k); a folder of pictures is "
+                        "resized and center-cropped to it")
     g.add_argument("--conv-dim", type=int_argument, default=32, help="channels of D's first conv")
     g.add_argument("--z-size", type=int_argument, default=100,
                    help="length of the latent vector z")
@@ -138,6 +142,9 @@ def check_arguments(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    size = args.image_size
+    if size < 8 or size & (size - 1):
+        raise ValueError(f"--image-size must be 4 * 2**k (8, 16, 32, 64, ...), got {size}")
     if args.save_every < 0:
         raise ValueError(f"--save-every must be 0 or more, got {args.save_every}")
     if args.lr_d <= 0 or args.lr_g <= 0:
@@ -159,14 +166,14 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 def check_sizes(args: argparse.Namespace, channels: int = 3) -> None:
     """Sizes that cannot fit in memory are refused with the estimate (before allocating)."""
-    # Parameters of G and D: dominated by G's first Linear (z_size x 16 * 4 conv_dim) and the
+    # Parameters of G and D: dominated by G's first Linear (z_size x 16 * top channels) and the
     # 4x4 convolutions; each float32 value is held 4 times (weight, gradient, Adam's m and v).
-    top = 4 * args.conv_dim
+    top = args.conv_dim * max(args.image_size // 8, 1)   # channels of the 4x4 maps
     params = 2 * (args.z_size + 1) * 16 * top + 2 * 16 * top * (top // 2) * 5 // 4
     check_fits_in_memory(params * 4 * 4, f"--conv-dim {args.conv_dim} (about {params:,} "
                                          f"parameters, with gradients and Adam's moments)")
     if args.num_train is not None and args.dataset == "synthetic":
-        check_fits_in_memory(args.num_train * channels * 32 * 32,
+        check_fits_in_memory(args.num_train * channels * args.image_size ** 2,
                              f"--num-train {args.num_train} synthetic images")
 
 
@@ -209,22 +216,29 @@ def settle_resume(args: argparse.Namespace, given: set[str], path: Path) -> list
 
 
 def load_training_images(args: argparse.Namespace) -> numpy.ndarray:
-    """(N, C, 32, 32) uint8 images of the chosen dataset (28x28 ones, like MNIST's, are padded
-    to 32x32; other sizes are refused)."""
-    from minigan.data import load_dataset
+    """(N, C, S, S) uint8 images of the chosen dataset, S = --image-size. A folder of pictures
+    is resized and center-cropped to S; 28x28 images (MNIST's) are padded to 32x32; any other
+    size that is not S is refused."""
+    from minigan.data import is_image_folder, load_dataset
 
-    extra = {}
-    if args.dataset == "synthetic" and args.num_train is not None:
-        extra["n"] = args.num_train        # render only the images that will be used
+    size = args.image_size
+    extra: dict[str, Any] = {}
+    if args.dataset == "synthetic":
+        extra["size"] = size               # rendered at the size asked for
+        if args.num_train is not None:
+            extra["n"] = args.num_train    # render only the images that will be used
+    if args.dataset not in DATASETS and is_image_folder(args.dataset):
+        extra["size"] = size
     images, _ = load_dataset(args.dataset, args.split, data_dir=args.data_dir, **extra)
     if args.num_train is not None:
         images = images[:args.num_train]
-    if images.shape[-2:] == (28, 28):  # MNIST: pad 2 black pixels each side; G and D need 4 * 2**k
+    if images.shape[-2:] == (28, 28) and size == 32:   # MNIST: 2 black pixels each side
         images = numpy.pad(images, ((0, 0), (0, 0), (2, 2), (2, 2)))
-    if images.shape[-2:] != (32, 32):
+    if images.shape[-2:] != (size, size):
         height, width = images.shape[-2:]
-        raise ValueError(f"{args.dataset} images are {height}x{width}, but the DCGAN here makes "
-                         f"32x32 images: resize them to 32x32 (28x28 ones are padded)")
+        raise ValueError(f"{args.dataset} images are {height}x{width}, but --image-size is "
+                         f"{size}: give --image-size {height} if that is 4 * 2**k, or resize "
+                         f"them (a folder of pictures is resized for you)")
     return images
 
 
@@ -265,9 +279,9 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
         raise ValueError(f"--batch-size {args.batch_size} is larger than the dataset "
                          f"({len(images)} images)")
     channels = images.shape[1]
-    G = dcgan_init(Generator(args.z_size, args.conv_dim, image_size=32, channels=channels,
-                             z_distribution=args.z_distribution))
-    D = dcgan_init(Discriminator(args.conv_dim, image_size=32, channels=channels,
+    G = dcgan_init(Generator(args.z_size, args.conv_dim, image_size=args.image_size,
+                             channels=channels, z_distribution=args.z_distribution))
+    D = dcgan_init(Discriminator(args.conv_dim, image_size=args.image_size, channels=channels,
                                  dropout=args.dropout))
     config = TrainConfig(epochs=args.epochs, lr_d=args.lr_d, lr_g=args.lr_g, beta1=args.beta1,
                          d_steps=args.d_steps, real_label=1.0 - args.label_smoothing,
@@ -281,10 +295,11 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
         evaluate = GANEvaluator(args.features, num_samples=args.metrics_samples,
                                 z_distribution=args.z_distribution)
         scored = (evaluate.net.channels, evaluate.net.image_size)
-        if scored != (channels, 32):   # say so now, not after the first epoch
+        if scored != (channels, args.image_size):   # say so now, not after the first epoch
+            size = args.image_size
             raise ValueError(f"--features {args.features} scores {scored[0]}-channel "
                              f"{scored[1]}x{scored[1]} images, but {args.dataset} images are "
-                             f"{channels}-channel 32x32: train a feature network on "
+                             f"{channels}-channel {size}x{size}: train a feature network on "
                              f"{args.dataset} with examples/train_classifier.py")
     settings = {k: v for k, v in vars(args).items() if k not in NOT_RECORDED}
     trainer = GANTrainer(G, D, loader, config, out, evaluate=evaluate, settings=settings)

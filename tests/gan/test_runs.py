@@ -286,3 +286,24 @@ def test_errors_and_warnings_start_on_a_line_of_their_own_after_the_progress_bar
     lines = result.stderr.replace("\r", "\n").splitlines()
     assert any(ln.startswith("error: training diverged at step") for ln in lines), result.stderr
     assert all(ln.startswith("warning:") for ln in lines if "warning:" in ln), result.stderr
+
+
+def test_a_folder_of_pictures_trains_the_64x64_dcgan(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(8):          # pictures of assorted sizes, as a folder of photos would hold
+        size = (int(rng.integers(64, 120)), int(rng.integers(64, 120)))
+        pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"photo_{i}.jpg")
+    out = tmp_path / "run"
+    result = run("train_svhn.py", "--dataset", tmp_path, "--image-size", "64", "--batch-size",
+                 "4", "--conv-dim", "4", "--z-size", "8", "--max-steps", "1", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "config.json").read_text())["generator"]["image_size"] == 64
+    generated = run("generate.py", "--checkpoint", out / "checkpoint.npz", "--num-samples", "4",
+                    "--rows", "1", "--steps", "2")
+    assert generated.returncode == 0, generated.stderr
+    from PIL import Image as PILImage
+    with PILImage.open(out / "samples.png") as grid:     # 2x2 grid of 64x64 images, scaled 2x
+        assert grid.size == (2 * (2 * 64 + 3 * 2),) * 2
