@@ -25,8 +25,13 @@ EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
 def is_image_folder(name: str | os.PathLike) -> bool:
-    """Whether a ``--dataset`` value is a folder (rather than a dataset name or an .npz)."""
-    return Path(name).is_dir()
+    """Whether a ``--dataset`` value names a folder of pictures rather than a dataset or an
+    .npz file: an existing folder, or any other path with a separator in it (which the loader
+    then reports as missing, rather than as an unknown dataset name)."""
+    text = str(name)
+    if text.lower().endswith(".npz"):
+        return False
+    return Path(text).is_dir() or "/" in text or os.sep in text
 
 
 def resize_and_center_crop(picture: Image.Image, size: int) -> Image.Image:
