@@ -37,6 +37,8 @@ from minigan.optim import SGD, Adam
 from minigan.scripts import (
     OneLineParser,
     add_backend_argument,
+    add_mirror_argument,
+    apply_mirror,
     check_writable_folder,
     finite_float,
     int_argument,
@@ -54,6 +56,7 @@ def build_parser() -> OneLineParser:
                         "(default: $MINIGAN_DATA or ~/.cache/minigan)")
     p.add_argument("--no-download", action="store_true",
                    help="use only files already on disk, never download")
+    add_mirror_argument(p)
     p.add_argument("--epochs", type=int_argument, default=10,
                    help="passes over the training images")
     p.add_argument("--batch-size", type=int_argument, default=64, help="images per SGD step")
@@ -301,6 +304,7 @@ def write_csv(result: dict[str, Any], out: Path) -> None:
 
 def run(args: argparse.Namespace) -> None:
     use_backend(args.backend)
+    apply_mirror(args)
     out = check_writable_folder(args.out, "--out")   # before the training, not after it
     data, note = load_data(args)
     print(note)

@@ -39,6 +39,8 @@ from minigan.scripts import (
     DATASET_HELP,
     OneLineParser,
     add_backend_argument,
+    add_mirror_argument,
+    apply_mirror,
     check_writable_file,
     dataset_argument,
     finite_float,
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where datasets are cached (default: $MINIGAN_DATA or ~/.cache/minigan)")
     p.add_argument("--no-download", action="store_true",
                    help="use only files already on disk, never download")
+    add_mirror_argument(p)
     p.add_argument("--epochs", type=int_argument, default=5, help="passes over the training images")
     p.add_argument("--batch-size", type=int_argument, default=64, help="images per training step")
     p.add_argument("--lr", type=finite_float, default=2e-3, help="Adam learning rate")
@@ -115,6 +118,7 @@ def load_images(args: argparse.Namespace) -> tuple[numpy.ndarray, numpy.ndarray,
 
 def run(args: argparse.Namespace) -> None:
     use_backend(args.backend)
+    apply_mirror(args)
     label = dataset_label(args.dataset)
     out = Path(args.out or f"runs/features_{label}.npz")
     if out.suffix != ".npz":

@@ -76,6 +76,22 @@ def add_backend_argument(parser: argparse.ArgumentParser) -> None:
                         help="numpy runs on the CPU, cupy on an NVIDIA GPU ($MINIGAN_BACKEND)")
 
 
+def add_mirror_argument(parser: argparse.ArgumentParser) -> None:
+    """``--mirror URL`` for the scripts that download datasets (default: $MINIGAN_MIRROR)."""
+    parser.add_argument("--mirror", default=None, metavar="URL",
+                        help="download datasets from this mirror (http://, https:// or file://; "
+                             "files at <URL>/<dataset>/<file>, the cache's layout) instead of "
+                             "their own servers (default: $MINIGAN_MIRROR)")
+
+
+def apply_mirror(args: argparse.Namespace) -> None:
+    """Use ``args.mirror`` (if given) for every download of this run."""
+    from minigan.data import use_mirror
+
+    if getattr(args, "mirror", None):
+        use_mirror(args.mirror)
+
+
 # What --dataset accepts, for the help text of every script that has the option.
 DATASET_HELP = ("svhn, cifar10, mnist, synthetic (no download: digits rendered on the fly), or "
                 "the path of an .npz file of your own holding an 'images' array of uint8 "

@@ -29,6 +29,7 @@ from minigan.data.download import (
     extract_tar,
     find_or_download,
     md5_of,
+    use_mirror,
 )
 from minigan.data.folder import is_image_folder, load_image_folder
 from minigan.data.loader import DataLoader, scale_images, unscale_images
@@ -128,4 +129,5 @@ __all__ = [
     "read_svhn_mat",
     "scale_images",
     "unscale_images",
+    "use_mirror",
 ]

@@ -29,6 +29,8 @@ from minigan.scripts import (
     EXIT_INTERRUPTED,
     OneLineParser,
     add_backend_argument,
+    add_mirror_argument,
+    apply_mirror,
     check_fits_in_memory,
     check_writable_folder,
     dataset_argument,
@@ -47,7 +49,7 @@ MUST_MATCH = ("dataset", "split", "num_train", "image_size", "batch_size", "conv
               "z_size", "z_distribution", "dropout", "beta1", "seed")
 MAY_CHANGE = ("epochs", "save_every", "keep_snapshots", "lr_d", "lr_g", "d_steps",
               "label_smoothing", "features", "metrics_every", "metrics_samples")
-NOT_RECORDED = ("resume", "overwrite", "out", "data_dir", "backend")
+NOT_RECORDED = ("resume", "overwrite", "out", "data_dir", "backend", "mirror")
 
 
 def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
@@ -57,6 +59,7 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
                    metavar="NAME|FILE.npz", help=DATASET_HELP)
     p.add_argument("--data-dir", default=None,
                    help="where datasets are cached (default: $MINIGAN_DATA or ~/.cache/minigan)")
+    add_mirror_argument(p)
     p.add_argument("--out", default=None,
                    help="run folder (default: runs/<dataset>; for my_images.npz, runs/my_images)")
     p.add_argument("--epochs", type=int_argument, default=10, help="passes over the training set")
@@ -266,6 +269,7 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
     from minigan.data import DataLoader
 
     use_backend(args.backend)
+    apply_mirror(args)
     out, changes = prepare_run_folder(args, set(given))
     check_arguments(args)
     check_sizes(args)

@@ -201,3 +201,38 @@ def test_load_svhn_downloads_checks_and_caches(server, tmp_path, monkeypatch):
     assert images.shape == (5, 3, 32, 32) and labels.tolist() == [1, 0, 3, 0, 9]
     svhn.load_svhn("test", data_dir=tmp_path / "cache", base_url=server.url)
     assert len(server.requests) == 1  # the second call used the cached, checked file
+
+
+# ---------------------------------------------------------------------------------- mirrors
+@pytest.fixture
+def mirror_folder(tmp_path):
+    """A mirror in the cache's layout (<mirror>/<dataset>/<file>), reached by a file:// URL."""
+    from minigan.data.download import use_mirror
+
+    (tmp_path / "mirror" / "svhn").mkdir(parents=True)
+    (tmp_path / "mirror" / "svhn" / "data.bin").write_bytes(PAYLOAD)
+    yield tmp_path / "mirror"
+    use_mirror(None)
+
+
+def test_a_mirror_replaces_the_datasets_server(tmp_path, mirror_folder):
+    from minigan.data.download import find_or_download, use_mirror
+
+    use_mirror(mirror_folder.as_uri())
+    # The dataset's own server (port 9: nothing listens) is never asked.
+    path = find_or_download("data.bin", "http://127.0.0.1:9/", PAYLOAD_MD5, tmp_path / "cache",
+                            "svhn")
+    assert path == tmp_path / "cache" / "svhn" / "data.bin" and path.read_bytes() == PAYLOAD
+
+
+def test_minigan_mirror_variable_and_a_bad_mirror(tmp_path, mirror_folder, monkeypatch):
+    from minigan.data.download import find_or_download, use_mirror
+
+    monkeypatch.setenv("MINIGAN_MIRROR", mirror_folder.as_uri())
+    assert find_or_download("data.bin", "http://127.0.0.1:9/", PAYLOAD_MD5, tmp_path / "c",
+                            "svhn").is_file()
+    with pytest.raises(DataError, match="must start with http://, https://, file://"):
+        use_mirror("ftp.example/minigan")
+    monkeypatch.setenv("MINIGAN_MIRROR", mirror_folder.as_uri() + "/nothing_here")
+    with pytest.raises(DataError, match=r"nothing_here/svhn/data.bin"):
+        find_or_download("data.bin", "http://127.0.0.1:9/", PAYLOAD_MD5, tmp_path / "d", "svhn")

@@ -307,3 +307,21 @@ def test_a_folder_of_pictures_trains_the_64x64_dcgan(tmp_path):
     from PIL import Image as PILImage
     with PILImage.open(out / "samples.png") as grid:     # 2x2 grid of 64x64 images, scaled 2x
         assert grid.size == (2 * (2 * 64 + 3 * 2),) * 2
+
+
+MNIST = REPO.parent / "shared" / "data" / "mnist"
+
+
+@pytest.mark.skipif(not (MNIST / "t10k-images-idx3-ubyte.gz").is_file(),
+                    reason="needs ../shared/data/mnist")
+def test_mirror_option_downloads_from_the_mirror(tmp_path):
+    mirror = tmp_path / "mirror" / "mnist"       # the cache's layout: <mirror>/<dataset>/<file>
+    mirror.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copyfile(MNIST / name, mirror / name)
+    result = run("train_svhn.py", "--dataset", "mnist", "--split", "test", "--mirror",
+                 mirror.parent.as_uri(), "--data-dir", tmp_path / "cache", "--max-steps", "1",
+                 "--batch-size", "8", "--conv-dim", "4", "--z-size", "8", "--num-train", "16",
+                 "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "cache" / "mnist" / "t10k-images-idx3-ubyte.gz").is_file()
