@@ -98,7 +98,7 @@ def read_json(array: Any, path: str | Path, name: str, kind: type = dict) -> Any
     try:
         value = json.loads(str(array))
     except json.JSONDecodeError as error:
-        raise DamagedFileError(path, f"{name} is not valid JSON ({error})") from None
+        raise DamagedFileError(path, f"{name}: not valid JSON ({error})") from None
     if not isinstance(value, kind):
         raise DamagedFileError(path, f"{name} should be a JSON {kind.__name__}, "
                                      f"got {type(value).__name__}")

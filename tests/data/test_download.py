@@ -236,3 +236,28 @@ def test_minigan_mirror_variable_and_a_bad_mirror(tmp_path, mirror_folder, monke
     monkeypatch.setenv("MINIGAN_MIRROR", mirror_folder.as_uri() + "/nothing_here")
     with pytest.raises(DataError, match=r"nothing_here/svhn/data.bin"):
         find_or_download("data.bin", "http://127.0.0.1:9/", PAYLOAD_MD5, tmp_path / "d", "svhn")
+
+
+def test_ctrl_c_during_a_download_keeps_the_part_file_and_the_next_run_resumes(
+        server, tmp_path, monkeypatch):
+    import minigan.data.download as download_module
+
+    server.files["/f.bin"] = PAYLOAD
+    monkeypatch.setattr(download_module, "CHUNK", 4096)       # several reads for 51,200 bytes
+    real_tqdm = download_module.tqdm
+
+    class CtrlCAfterFirstChunk(real_tqdm):
+        def update(self, n=1):
+            super().update(n)
+            raise KeyboardInterrupt                            # the user presses Ctrl-C
+
+    monkeypatch.setattr(download_module, "tqdm", CtrlCAfterFirstChunk)
+    with pytest.raises(KeyboardInterrupt):
+        download(server.url + "f.bin", tmp_path / "f.bin", PAYLOAD_MD5, progress=False)
+    part = tmp_path / "f.bin.part"
+    assert part.stat().st_size == 4096 and not (tmp_path / "f.bin").exists()
+
+    monkeypatch.setattr(download_module, "tqdm", real_tqdm)
+    download(server.url + "f.bin", tmp_path / "f.bin", PAYLOAD_MD5, progress=False)
+    assert (tmp_path / "f.bin").read_bytes() == PAYLOAD and not part.exists()
+    assert server.requests[-1] == ("/f.bin", "bytes=4096-")    # resumed, not started again
