@@ -207,6 +207,10 @@ def settle_resume(args: argparse.Namespace, given: set[str], path: Path) -> list
             continue
         value, old = getattr(args, name), saved[name]
         option = "--" + name.replace("_", "-")
+        if name == "features" and name not in given and old and not Path(old).is_file():
+            print(f"note: the feature network {old} of this run is gone; training goes on "
+                  f"without scores (give --features to score again)")
+            continue
         if name not in given:
             setattr(args, name, old)
         elif value != old and name in MUST_MATCH:
@@ -270,6 +274,7 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
 
     use_backend(args.backend)
     apply_mirror(args)
+    check_arguments(args)              # before the run folder is made; again after --resume
     out, changes = prepare_run_folder(args, set(given))
     check_arguments(args)
     check_sizes(args)

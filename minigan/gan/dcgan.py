@@ -139,7 +139,7 @@ class Generator(Sequential):
                              f"not {z_distribution!r}")
         for name, value in (("z_size", z_size), ("conv_dim", conv_dim),
                             ("channels", channels)):
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, (int, numpy.integer)) or value < 1:
                 raise ValueError(f"Generator: {name} must be a positive integer, got {value!r}")
         n = _num_stride2_layers(image_size)
         top = conv_dim * 2 ** (n - 1)  # channels of the first 4x4 map (128 for the defaults)

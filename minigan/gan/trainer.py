@@ -252,9 +252,9 @@ class GANTrainer:
     def fit(self, progress: bool = True) -> History:
         """Train until ``config.epochs`` (or ``config.max_steps``).
 
-        Ctrl-C lets the current step finish, then saves a checkpoint and returns, so that
-        ``--resume`` continues exactly. A second Ctrl-C stops at once, without saving (the step
-        was cut in half), keeping the last checkpoint.
+        Ctrl-C (or SIGTERM) lets the current step finish, then saves a checkpoint and returns
+        with ``interrupted`` set, so that ``--resume`` continues exactly. A second Ctrl-C stops
+        at once, without saving (the step was cut in half), keeping the last checkpoint.
         """
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.write_config()
