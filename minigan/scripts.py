@@ -127,8 +127,8 @@ def run_script(work: Callable[[argparse.Namespace], Any], args: argparse.Namespa
     try:
         code = work(args)
     except KeyboardInterrupt:
-        print("\ninterrupted (Ctrl-C): stopped; a partial download is kept and resumes on the "
-              "next run", file=sys.stderr)
+        print("\ninterrupted (Ctrl-C): stopped; a partial download, if any, is kept and "
+              "resumes on the next run", file=sys.stderr)
         return EXIT_INTERRUPTED
     except MemoryError as error:
         return print_error(f"out of memory{': ' + str(error) if str(error) else ''}; try smaller "

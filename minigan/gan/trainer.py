@@ -410,7 +410,8 @@ class GANTrainer:
         return [m for net in (self.G, self.D) for m in net.modules() if isinstance(m, Dropout)]
 
     def save_checkpoint(self) -> Path:
-        self.write_logs()
+        """Write checkpoint.npz (atomically), then the logs: the checkpoint comes first, so a
+        log file that cannot be written never costs the training state."""
         rngs = {"z": rng_state(self.z_rng)}
         rngs.update({f"dropout{i}": rng_state(m.rng) for i, m in enumerate(self._dropout_layers())})
         sections = {
@@ -427,7 +428,9 @@ class GANTrainer:
         }
         if hasattr(self.G, "config"):
             sections["generator"] = {"json": text_array(self.G.config())}
-        return save_checkpoint(self.checkpoint_path, sections)
+        path = save_checkpoint(self.checkpoint_path, sections)
+        self.write_logs()
+        return path
 
     def load_checkpoint(self, path: str | Path | None = None) -> None:
         """Restore everything ``save_checkpoint`` wrote, so that training continues exactly.
