@@ -269,7 +269,7 @@ def test_sigterm_saves_like_ctrl_c_and_exits_130(tmp_path):
 
 
 def test_ctrl_c_while_preparing_the_data_is_one_line_and_exit_130(tmp_path):
-    process = start("--dataset", "synthetic", "--num-train", "200000", "--out", tmp_path / "r")
+    process = start("--dataset", "synthetic", "--num-train", "20000", "--out", tmp_path / "r")
     wait_for_line(process, "preparing the train images")
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
