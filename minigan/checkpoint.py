@@ -128,13 +128,17 @@ def load_module_state(module: Any, state: dict[str, numpy.ndarray], path: str | 
             from None
 
 
-def remove_orphaned_temporaries(path: str | Path) -> list[Path]:
-    """Delete the temporary files a killed ``atomic_savez`` of ``path`` left behind (they are
-    never a complete file: the rename that would finish them did not happen). Returns them."""
-    path = Path(path)
-    if not path.parent.is_dir():
+def remove_orphaned_temporaries(folder: str | Path,
+                                patterns: Iterable[str] = ("*.npz.*.tmp", "*.json.*.tmp"),
+                                ) -> list[Path]:
+    """Delete the temporary files that atomic writes killed halfway left in ``folder`` (they
+    are never a complete file: the rename that would finish them did not happen). The default
+    patterns match ``atomic_savez`` and ``atomic_write_text`` of .npz and .json files. Returns
+    the files removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
         return []
-    orphans = sorted(path.parent.glob(f"{path.name}.*.tmp"))
+    orphans = sorted({p for pattern in patterns for p in folder.glob(pattern) if p.is_file()})
     for orphan in orphans:
         orphan.unlink(missing_ok=True)
     return orphans

@@ -255,8 +255,9 @@ def prepare_run_folder(args: argparse.Namespace, given: set[str]) -> tuple[Path,
     by a checkpoint write that was killed are removed. Returns (folder, honoured changes)."""
     out = check_writable_folder(run_folder(args), "--out")
     checkpoint = out / "checkpoint.npz"
-    for orphan in remove_orphaned_temporaries(checkpoint):
-        print(f"removed {orphan}, left by a checkpoint write that was cut short")
+    for orphan in remove_orphaned_temporaries(out, ("*.npz.*.tmp", "*.json.*.tmp",
+                                                    "samples.tmp.gif")):
+        print(f"removed {orphan}, left by a write that was cut short")
     changes: list[str] = []
     if args.resume:
         if not checkpoint.is_file():

@@ -358,7 +358,7 @@ class GANTrainer:
         if keep == 0:
             return None
         path = self.out_dir / f"checkpoint_epoch_{self.epoch:03d}.npz"
-        tmp = path.with_name(path.name + ".copy.tmp")
+        tmp = path.with_name(path.name + ".copy.tmp")   # a *.npz.*.tmp name: see cli's cleanup
         shutil.copyfile(self.checkpoint_path, tmp)
         os.replace(tmp, path)         # atomic, like the checkpoint itself
         if keep is not None:

@@ -100,9 +100,13 @@ def test_weights_with_nan_are_refused(run_copy):
 def test_an_orphaned_temporary_checkpoint_is_removed_on_the_next_start(run_copy):
     orphan = run_copy / "checkpoint.npz.abc123.tmp"      # what a write killed by -9 leaves
     orphan.write_bytes(b"half a checkpoint")
+    others = [run_copy / "config.json.4242.tmp", run_copy / "samples.tmp.gif"]
+    for other in others:
+        other.write_bytes(b"half a file")
     result = run("train_svhn.py", *TINY, "--max-steps", "3", "--resume", "--out", run_copy)
     assert result.returncode == 0, result.stderr
     assert not orphan.exists() and f"removed {orphan}" in result.stdout
+    assert not any(other.exists() for other in others)
 
 
 # ----------------------------------------------------------------------------- the run folder
