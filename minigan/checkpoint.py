@@ -53,9 +53,9 @@ def read_npz(path: str | Path, what: str = "file") -> dict[str, numpy.ndarray]:
     """Every array of the ``.npz`` file ``path``, read in full and with ``allow_pickle=False``.
 
     Any damage (truncated archive, bad CRC, a ``.npy`` or random bytes under an ``.npz`` name,
-    object arrays, an empty file) raises ``DamagedFileError`` naming the file; ``what`` ("a
-    checkpoint", "a feature network", ...) says what the file should have been. A missing file
-    raises ``FileNotFoundError``.
+    object arrays, an empty file) raises ``DamagedFileError`` naming the file; ``what``
+    ("trainer checkpoint", "feature network file", ...) says what the file should have been. A
+    missing file raises ``FileNotFoundError``.
     """
     path = Path(path)
     if not path.is_file():
@@ -71,8 +71,6 @@ def read_npz(path: str | Path, what: str = "file") -> dict[str, numpy.ndarray]:
                 raise ValueError("it is a single .npy array, not an .npz archive")
             with data:
                 return {key: data[key] for key in data.files}
-    except IsADirectoryError:
-        raise
     except Exception as error:   # noqa: BLE001 -- any damage at all becomes one named line
         raise DamagedFileError(path, f"not a readable {what} ({_reason(error)})") from None
 
