@@ -10,6 +10,7 @@ from minigan.nn import init
 from minigan.nn.module import Module, Parameter, ShapeError
 from minigan.ops.conv2d import conv2d_backward, conv2d_forward
 from minigan.ops.conv_transpose2d import conv_transpose2d_backward, conv_transpose2d_forward
+from minigan.ops.im2col import IntOrPair, pair
 
 
 class _ConvLayer(Module):
@@ -40,25 +41,30 @@ class _ConvLayer(Module):
 
 
 class Conv2d(_ConvLayer):
-    """2-D convolution, as ``torch.nn.Conv2d`` (square kernel, same stride and padding on H and W).
+    """2-D convolution, as ``torch.nn.Conv2d``.
 
     x: (N, in_channels, H, W) -> y: (N, out_channels, H_out, W_out),
-    H_out = (H + 2 * padding - kernel_size) // stride + 1.
-    weight: (out_channels, in_channels, K, K); bias: (out_channels,) unless ``bias=False``.
+    H_out = (H + 2 * padding_h - kernel_h) // stride_h + 1, W_out likewise.
+    ``kernel_size``, ``stride`` and ``padding`` are each an int (the same along H and W) or an
+    (h, w) pair, e.g. ``kernel_size=(1, 7), padding=(0, 3)`` for Inception-v3's 1 x 7 layers.
+    weight: (out_channels, in_channels, KH, KW); bias: (out_channels,) unless ``bias=False``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, bias: bool = True, rng: numpy.random.Generator | None = None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair,
+                 stride: IntOrPair = 1, padding: IntOrPair = 0, bias: bool = True,
+                 rng: numpy.random.Generator | None = None):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
+        # Kept as given (an int stays an int, so print(layer) reads as it was written).
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        shape = (out_channels, in_channels, kernel_size, kernel_size)
+        shape = (out_channels, in_channels, *pair(kernel_size))
         self.weight = Parameter(init.pytorch_default(shape, shape, rng))
         self.bias = Parameter(init.pytorch_default((out_channels,), shape, rng)) if bias else None
 
     def forward(self, x: Any) -> Any:
         self.check_input(x, ("N", self.in_channels, "H", "W"), self.weight.dtype)
-        if min(x.shape[2:]) + 2 * self.padding < self.kernel_size:
+        (KH, KW), (PH, PW) = pair(self.kernel_size), pair(self.padding)
+        if x.shape[2] + 2 * PH < KH or x.shape[3] + 2 * PW < KW:
             raise ShapeError(f"{self._describe()}: input of size {tuple(x.shape[2:])} is smaller "
                              f"than the kernel ({self.kernel_size}) even after padding")
         bias = self.bias.data if self.bias is not None else None
