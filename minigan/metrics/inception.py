@@ -40,8 +40,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy
-
 from minigan import ops
 from minigan.backend import get_array_module
 from minigan.nn import (
@@ -58,7 +56,7 @@ from minigan.nn import (
 from minigan.ops.im2col import IntOrPair
 
 __all__ = ["FID_INPUT_SIZE", "NUM_CLASSES", "POOL3_FEATURES", "BasicConv2d", "FIDInceptionV3",
-           "InceptionBlock", "softmax"]
+           "InceptionBlock", "free_caches", "softmax"]
 
 FID_INPUT_SIZE = 299      # Inception-v3's input: 299 x 299 pixels
 NUM_CLASSES = 1008        # TensorFlow's classifier: 1000 ImageNet classes + 8 unused outputs
@@ -310,19 +308,28 @@ class FIDInceptionV3(Module):
                 self.Mixed_6d, self.Mixed_6e, self.Mixed_7a, self.Mixed_7b, self.Mixed_7c,
                 self.avgpool]
 
-    def pool3(self, x: Any) -> Any:
-        """FID's features: x (N, 3, H, W) in [-1, 1] -> (N, 2048)."""
+    def pool3(self, x: Any, keep_caches: bool = True) -> Any:
+        """FID's features: x (N, 3, H, W) in [-1, 1] -> (N, 2048).
+
+        ``keep_caches=False`` drops each layer's cache as soon as the next layer has run: no
+        backward pass can follow, but scoring needs a fraction of the memory (the im2col matrices
+        of a 299 x 299 image add up to hundreds of MB).
+        """
         self.check_input(x, ("N", 3, "H", "W"), self.fc.weight.dtype)
-        if self.resize_input:
-            x = self.resize(x)
-        for layer in self.body():
+        layers = ([self.resize] if self.resize_input else []) + self.body()
+        for layer in layers:
             x = layer(x)
+            if not keep_caches:
+                free_caches(layer)
         return x
 
-    def pool3_and_logits(self, x: Any) -> tuple[Any, Any]:
+    def pool3_and_logits(self, x: Any, keep_caches: bool = True) -> tuple[Any, Any]:
         """(pool3 (N, 2048), logits (N, 1008)) from one forward pass."""
-        features = self.pool3(x)
-        return features, self.fc(features)
+        features = self.pool3(x, keep_caches)
+        logits = self.fc(features)
+        if not keep_caches:
+            free_caches(self.fc)
+        return features, logits
 
     def forward(self, x: Any) -> Any:
         """The logits (N, 1008); softmax(logits) are IS's class probabilities."""
@@ -336,16 +343,16 @@ class FIDInceptionV3(Module):
         return self.resize.backward(dx) if self.resize_input else dx
 
 
+def free_caches(module: Module) -> None:
+    """Forget what ``module`` and the layers inside it saved for a backward pass."""
+    for m in module.modules():
+        m._cache = None
+        m.__dict__.pop("_split_cache_dict", None)
+
+
 def softmax(logits: Any) -> Any:
     """p = exp(z - max z) / sum exp(z - max z), row by row: (N, K) -> (N, K), rows sum to 1."""
     xp = get_array_module(logits)
     shifted = logits - logits.max(axis=1, keepdims=True)   # exp never overflows
     e = xp.exp(shifted)
     return e / e.sum(axis=1, keepdims=True)
-
-
-def as_numpy_float64(a: Any) -> numpy.ndarray:
-    """For the statistics: a host float64 copy."""
-    from minigan.backend import to_numpy
-
-    return to_numpy(a).astype(numpy.float64)
