@@ -26,6 +26,7 @@ can be used as the reference statistics as it is.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from minigan.metrics.statistics import (
     save_statistics,
 )
 
-__all__ = ["FEATURES_NAME", "InceptionEvaluator", "InceptionScorer",
+__all__ = ["FEATURES_NAME", "InceptionEvaluator", "InceptionScorer", "export_samples",
            "save_inception_statistics"]
 
 FEATURES_NAME = "fid-inception-v3 (pytorch-fid pt_inception-2015-12-05)"  # in statistics files
@@ -150,3 +151,33 @@ class InceptionEvaluator(GANEvaluator):
     def __repr__(self) -> str:
         return (f"InceptionEvaluator({str(self.stats_path)!r}, num_samples={self.num_samples}, "
                 f"batch_size={self.batch_size}, seed={self.seed})")
+
+
+def export_samples(images: Any, folder: str | Path) -> list[Path]:
+    """Write images as PNG files ``000000.png``, ``000001.png``, ... in ``folder``.
+
+    images: (N, C, H, W) uint8, or floats in [-1, 1] (rounded to the nearest of 256 levels, as
+    the data loader's ``unscale_images`` does). Grey images (C = 1) are written as grey PNGs.
+    pytorch-fid (``python -m pytorch_fid <folder> <stats.npz>``) and clean-fid read such a
+    folder, so the scores can be checked with them. Each file is written under a temporary name
+    and renamed into place: an interrupted export leaves no half-written PNG.
+    """
+    from PIL import Image
+
+    from minigan.data.loader import unscale_images
+
+    pixels = to_numpy(images)
+    if pixels.dtype != numpy.uint8:
+        pixels = unscale_images(pixels)
+    if pixels.ndim != 4 or pixels.shape[1] not in (1, 3):
+        raise ValueError(f"expected images (N, 1 or 3, H, W), got {tuple(pixels.shape)}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, image in enumerate(pixels.transpose(0, 2, 3, 1)):
+        path = folder / f"{i:06d}.png"
+        tmp = folder / f".{i:06d}.png.tmp"
+        Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image).save(tmp, format="PNG")
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
