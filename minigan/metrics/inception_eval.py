@@ -46,7 +46,7 @@ from minigan.metrics.statistics import (
 )
 
 __all__ = ["FEATURES_NAME", "InceptionEvaluator", "InceptionScorer", "export_samples",
-           "save_inception_statistics"]
+           "inception_evaluator", "save_inception_statistics"]
 
 FEATURES_NAME = "fid-inception-v3 (pytorch-fid pt_inception-2015-12-05)"  # in statistics files
 
@@ -151,6 +151,33 @@ class InceptionEvaluator(GANEvaluator):
     def __repr__(self) -> str:
         return (f"InceptionEvaluator({str(self.stats_path)!r}, num_samples={self.num_samples}, "
                 f"batch_size={self.batch_size}, seed={self.seed})")
+
+
+def inception_evaluator(real_images: Any, dataset: str, num_samples: int = 10000,
+                        z_distribution: str = "uniform", reference_count: int = 10000,
+                        stats_path: str | Path | None = None,
+                        data_dir: str | os.PathLike | None = None,
+                        batch_size: int = 50) -> InceptionEvaluator:
+    """An InceptionEvaluator for a GAN trained on ``real_images`` (uint8, (N, C, H, W)).
+
+    The reference statistics are read from ``stats_path`` (default
+    ``runs/inception_stats_<dataset>.npz``) or, the first time, computed from the first
+    ``reference_count`` real images and saved there. The weights come from
+    ``load_fid_inception(data_dir)`` (downloaded once).
+    """
+    from minigan.data import dataset_label
+    from minigan.metrics.inception_weights import load_fid_inception
+
+    net = load_fid_inception(data_dir)
+    stats = Path(stats_path or f"runs/inception_stats_{dataset_label(dataset)}.npz")
+    if not stats.is_file():
+        images = real_images[:reference_count]
+        print(f"reference statistics: Inception pool3 of {len(images)} {dataset} images -> "
+              f"{stats} (once; slow on a CPU)")
+        save_inception_statistics(InceptionScorer(net, batch_size), images, stats,
+                                  progress=True, dataset=str(dataset))
+    return InceptionEvaluator(stats, net, num_samples=num_samples, batch_size=batch_size,
+                              z_distribution=z_distribution)
 
 
 def export_samples(images: Any, folder: str | Path) -> list[Path]:

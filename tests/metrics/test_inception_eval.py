@@ -120,3 +120,21 @@ def test_inception_needs_reference_statistics_or_a_dataset(tmp_path, capsys):
     code = script.main(["--checkpoint", str(tmp_path / "none.npz"), "--features", "inception"])
     err = capsys.readouterr().err
     assert code != 0 and "--reference-stats" in err and "\n" == err[-1] and err.count("\n") == 1
+
+
+def test_the_trainers_evaluator_computes_reference_statistics_once(tmp_path, monkeypatch):
+    from minigan.metrics.inception_eval import InceptionEvaluator, inception_evaluator
+
+    monkeypatch.setattr(inception_weights, "load_fid_inception",
+                        lambda *args, **kwargs: small_inception())
+    monkeypatch.chdir(tmp_path)
+    real = np.random.default_rng(3).integers(0, 256, (6, 3, 32, 32), dtype=np.uint8)
+    with pytest.warns(UserWarning, match="biased upwards"):
+        evaluate = inception_evaluator(real, "svhn", num_samples=10, reference_count=4)
+    assert isinstance(evaluate, InceptionEvaluator)
+    stats = tmp_path / "runs" / "inception_stats_svhn.npz"
+    assert load_statistics_meta(stats)["count"] == 4
+    before = stats.stat().st_mtime_ns
+    with pytest.warns(UserWarning):
+        inception_evaluator(real, "svhn", num_samples=10)
+    assert stats.stat().st_mtime_ns == before   # reused, not recomputed
