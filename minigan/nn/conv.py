@@ -6,16 +6,16 @@ from typing import Any
 
 import numpy
 
+from minigan import ops
 from minigan.nn import init
 from minigan.nn.module import Module, Parameter, ShapeError
-from minigan.ops.conv2d import conv2d_backward, conv2d_forward
-from minigan.ops.conv_transpose2d import conv_transpose2d_backward, conv_transpose2d_forward
 from minigan.ops.im2col import IntOrPair, pair
 
 
 class _ConvLayer(Module):
     """What Conv2d and ConvTranspose2d share: a backward pass through their kernel's backward,
-    which can skip the weight gradients (``requires_grad`` off) or the input gradient."""
+    which can skip the weight gradients (frozen parameters) or the input gradient
+    (``backward_params``): the rule is in ``minigan/nn/module.py``'s docstring."""
 
     weight: Parameter
     bias: Parameter | None
@@ -32,7 +32,7 @@ class _ConvLayer(Module):
         self._backward(dy, need_input_grad=False)   # the input is data: skip dx
 
     def _backward(self, dy: Any, need_input_grad: bool) -> Any:
-        dx, dw, db = self.kernel_backward(dy, self._saved_cache(dy), self.weight.requires_grad,
+        dx, dw, db = self.kernel_backward(dy, self._saved_cache(dy), self.needs_param_grads(),
                                           need_input_grad)
         self.weight.accumulate(dw)
         if self.bias is not None:
@@ -68,12 +68,12 @@ class Conv2d(_ConvLayer):
             raise ShapeError(f"{self._describe()}: input of size {tuple(x.shape[2:])} is smaller "
                              f"than the kernel ({self.kernel_size}) even after padding")
         bias = self.bias.data if self.bias is not None else None
-        y, self._cache = conv2d_forward(x, self.weight.data, bias, self.stride, self.padding)
+        y, self._cache = ops.conv2d_forward(x, self.weight.data, bias, self.stride, self.padding)
         return y
 
     def kernel_backward(self, dy: Any, cache: Any, need_weight_grad: bool,
                         need_input_grad: bool) -> tuple[Any, Any, Any]:
-        return conv2d_backward(dy, cache, need_weight_grad, need_input_grad)
+        return ops.conv2d_backward(dy, cache, need_weight_grad, need_input_grad)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -104,13 +104,13 @@ class ConvTranspose2d(_ConvLayer):
     def forward(self, x: Any) -> Any:
         self.check_input(x, ("N", self.in_channels, "H", "W"), self.weight.dtype)
         bias = self.bias.data if self.bias is not None else None
-        y, self._cache = conv_transpose2d_forward(x, self.weight.data, bias, self.stride,
-                                                  self.padding, self.output_padding)
+        y, self._cache = ops.conv_transpose2d_forward(x, self.weight.data, bias, self.stride,
+                                                      self.padding, self.output_padding)
         return y
 
     def kernel_backward(self, dy: Any, cache: Any, need_weight_grad: bool,
                         need_input_grad: bool) -> tuple[Any, Any, Any]:
-        return conv_transpose2d_backward(dy, cache, need_weight_grad, need_input_grad)
+        return ops.conv_transpose2d_backward(dy, cache, need_weight_grad, need_input_grad)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

@@ -19,8 +19,9 @@ matrix product, and so is each gradient::
 The input gradient ``col2im(dy_rows @ w_mat.T)`` is, by definition, a *transposed convolution*
 of dy with the same weights. So the two ops share their code: ``conv_transpose2d_forward`` is
 ``conv2d_input_grad`` below, and the input gradient of a transposed convolution is
-``conv2d_forward``. (``conv2d_input_grad`` computes those same sums without col2im's
-scatter-add, as one more matrix product: ``subpixel.py`` shows how.)
+``conv2d_forward``. (With ``minigan.ops.fast_kernels`` on, the default for training,
+``conv2d_input_grad`` computes those same sums without col2im's overlapping adds, as one more
+matrix product: ``subpixel.py`` shows how.)
 
 Outputs have channels-last memory: ``y_rows`` is already one row per pixel, so ``y`` is just a
 (N, F, H_out, W_out) view of it (``channels_last_view``), and the next layer reads it in place.
@@ -31,9 +32,10 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from minigan.backend import get_array_module
-from minigan.ops.im2col import IntOrPair, im2col, output_shape, pair
+from minigan.ops.im2col import IntOrPair, col2im, im2col, output_shape, pair
 from minigan.ops.layout import channels_last_view, to_rows
 from minigan.ops.subpixel import conv2d_input_grad_subpixel
+from minigan.ops.switch import fast_kernels_enabled
 
 Array = Any
 
@@ -120,15 +122,15 @@ def conv2d_input_grad(dy: Array, w: Array, x_shape: tuple[int, ...], stride: Int
 
     dy: (N, F, H_out, W_out), w: (F, C, KH, KW) -> dx: x_shape = (N, C, H, W).
     Each output pixel sends its gradient back, through the filter weights, to the KH*KW input
-    pixels of its window; col2im adds up what lands on the same pixel. The plain version is
-
-        dcols = to_rows(dy) @ weight_matrix(w).T          # (N*H_out*W_out, KH*KW*C)
-        dx    = col2im(dcols, x_shape, (KH, KW), stride, padding)
-
-    and the tests hold this function to it. It is computed here without col2im's overlapping
-    adds, as S*S stride-1 convolutions in one matrix product plus a copy (``subpixel.py``).
+    pixels of its window (one row of dcols); col2im adds up what lands on the same pixel.
     """
-    return conv2d_input_grad_subpixel(dy, w, x_shape, stride, padding)
+    # Fast: the same sums as S_h*S_w stride-1 convolutions in one matrix product and a copy,
+    # with no overlapping adds. Derivation in subpixel.py.
+    if fast_kernels_enabled():
+        return conv2d_input_grad_subpixel(dy, w, x_shape, stride, padding)
+    xp = get_array_module(dy)
+    dcols = xp.matmul(to_rows(dy), weight_matrix(w).T)   # (N*H_out*W_out, KH*KW*C)
+    return col2im(dcols, x_shape, tuple(w.shape[2:]), stride, padding)
 
 
 def conv2d_weight_grad(cols: Array, dy_rows: Array, w_shape: tuple[int, ...]) -> Array:

@@ -33,6 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from minigan.backend import get_array_module
+from minigan.ops.switch import fast_kernels_enabled
 
 Array = Any
 IntOrPair = int | tuple[int, int]
@@ -89,24 +90,23 @@ def im2col(x: Array, kernel_size: IntOrPair, stride: IntOrPair = 1,
           cols[(n, ho, wo), (i, j, c)] = x_pad[n, c, S_h*ho + i, S_w*wo + j]
     with H_out = (H + 2P_h - KH) // S_h + 1 and W_out = (W + 2P_w - KW) // S_w + 1.
     """
+    if fast_kernels_enabled():  # same numbers, one copy through a window view: see im2col_fast
+        return im2col_fast(x, kernel_size, stride, padding)
     xp = get_array_module(x)
     _check_geometry(x.shape, kernel_size, stride, padding)
     N, C, H, W = x.shape
     (KH, KW), (SH, SW), (PH, PW) = pair(kernel_size), pair(stride), pair(padding)
     H_out, W_out = output_shape(x.shape, kernel_size, stride, padding)
+    x_pad = pad_channels_last(x, PH, PW)                  # (N, H + 2P_h, W + 2P_w, C)
 
-    # One pass that both zero-pads and moves channels last: x_pad is (N, H + 2P_h, W + 2P_w, C).
-    x_pad = xp.zeros((N, H + 2 * PH, W + 2 * PW, C), dtype=x.dtype)
-    x_pad[:, PH:PH + H, PW:PW + W, :] = x.transpose(0, 2, 3, 1)
-
-    # Every window at once, as a view of x_pad (nothing is copied yet), then one copy into a
-    # contiguous matrix. It holds the same numbers as this plain loop over kernel offsets:
-    #     for i in range(KH):
-    #         for j in range(KW):
-    #             window[:, :, :, i, j, :] = x_pad[:, i:i + S_h*H_out:S_h, j:j + S_w*W_out:S_w, :]
-    # but is built in one pass, with each (j, c) run contiguous in memory.
-    window = _window_view(x_pad, KH, KW, SH, SW, H_out, W_out)   # (N, H_out, W_out, KH, KW, C)
-    return xp.ascontiguousarray(window).reshape(N * H_out * W_out, KH * KW * C)
+    # Chainer's loop: one slice per kernel offset (i, j). The offset (i, j) of window (ho, wo)
+    # is pixel (S_h*ho + i, S_w*wo + j), so for all windows at once it is the strided slice
+    # starting at (i, j) with steps (S_h, S_w): H_out rows and W_out columns of it.
+    window = xp.empty((N, H_out, W_out, KH, KW, C), dtype=x.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            window[:, :, :, i, j, :] = x_pad[:, i:i + SH * H_out:SH, j:j + SW * W_out:SW, :]
+    return window.reshape(N * H_out * W_out, KH * KW * C)
 
 
 def col2im(cols: Array, x_shape: tuple[int, ...], kernel_size: IntOrPair, stride: IntOrPair = 1,
@@ -117,38 +117,94 @@ def col2im(cols: Array, x_shape: tuple[int, ...], kernel_size: IntOrPair, stride
     x_shape: (N, C, H, W), the shape of the image the windows came from
     returns: x (N, C, H, W), x[n, c, h, w] = sum of cols[(n, ho, wo), (i, j, c)]
              over all (ho, wo, i, j) with S_h*ho + i - P_h == h and S_w*wo + j - P_w == w.
-
-    Windows overlap when K > S, so several kernel offsets write to the same pixel and one
-    vectorized add through the full window view would lose all but one of the writes. We add in
-    groups instead, with no scatter-add, the same way on NumPy and CuPy (see the comment below).
     """
+    if fast_kernels_enabled():  # same sums, ceil(K/S)**2 adds instead of K*K: see col2im_fast
+        return col2im_fast(cols, x_shape, kernel_size, stride, padding)
     xp = get_array_module(cols)
-    _check_geometry(x_shape, kernel_size, stride, padding)
+    window = _cols_as_windows(cols, x_shape, kernel_size, stride, padding)
     N, C, H, W = x_shape
     (KH, KW), (SH, SW), (PH, PW) = pair(kernel_size), pair(stride), pair(padding)
+    H_out, W_out = window.shape[1:3]
+
+    # im2col's loop run backwards: for one kernel offset (i, j) the windows touch pixels
+    # (S_h*ho + i, S_w*wo + j), all different, so the slice add below never writes a pixel
+    # twice. Windows overlap when K > S: pixels then receive adds from several offsets.
+    x_pad = xp.zeros((N, H + 2 * PH, W + 2 * PW, C), dtype=cols.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            x_pad[:, i:i + SH * H_out:SH, j:j + SW * W_out:SW, :] += window[:, :, :, i, j, :]
+    # Drop the padding and go back to NCHW.
+    return xp.ascontiguousarray(x_pad[:, PH:PH + H, PW:PW + W, :].transpose(0, 3, 1, 2))
+
+
+def pad_channels_last(x: Array, pad_h: int, pad_w: int) -> Array:
+    """(N, C, H, W) -> (N, H + 2 pad_h, W + 2 pad_w, C): zero-padded, channels last, one copy."""
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    x_pad = xp.zeros((N, H + 2 * pad_h, W + 2 * pad_w, C), dtype=x.dtype)
+    x_pad[:, pad_h:pad_h + H, pad_w:pad_w + W, :] = x.transpose(0, 2, 3, 1)
+    return x_pad
+
+
+def _cols_as_windows(cols: Array, x_shape: tuple[int, ...], kernel_size: IntOrPair,
+                     stride: IntOrPair, padding: IntOrPair) -> Array:
+    """Check col2im's arguments; cols as (N, H_out, W_out, KH, KW, C), one window per pixel."""
+    _check_geometry(x_shape, kernel_size, stride, padding)
+    N, C = x_shape[:2]
+    KH, KW = pair(kernel_size)
     H_out, W_out = output_shape(x_shape, kernel_size, stride, padding)
     if cols.shape != (N * H_out * W_out, KH * KW * C):
         raise ValueError(f"cols has shape {tuple(cols.shape)}, but an image of shape "
                          f"{tuple(x_shape)} with kernel_size={kernel_size}, stride={stride}, "
                          f"padding={padding} gives {(N * H_out * W_out, KH * KW * C)}")
-    window = cols.reshape(N, H_out, W_out, KH, KW, C)
+    return cols.reshape(N, H_out, W_out, KH, KW, C)
+
+
+# ---------------------------------------------------------------- the fast variants
+# Same numbers as the loops above, computed with fewer, larger memory operations. The plain
+# functions reach them through their first line when ``minigan.ops.fast_kernels`` is on.
+
+def im2col_fast(x: Array, kernel_size: IntOrPair, stride: IntOrPair = 1,
+                padding: IntOrPair = 0) -> Array:
+    """``im2col`` as one copy: every window is first a *view* of the padded input.
+
+    What it buys: the loop makes KH*KW strided copies of runs of C numbers; here one copy
+    reads whole (j, c) rows of each window, which are contiguous in memory (a window row is
+    KW*C neighbouring numbers of the channels-last image). How: ``_window_view`` below.
+    """
+    xp = get_array_module(x)
+    _check_geometry(x.shape, kernel_size, stride, padding)
+    N, C = x.shape[:2]
+    (KH, KW), (SH, SW), (PH, PW) = pair(kernel_size), pair(stride), pair(padding)
+    H_out, W_out = output_shape(x.shape, kernel_size, stride, padding)
+    x_pad = pad_channels_last(x, PH, PW)
+    window = _window_view(x_pad, KH, KW, SH, SW, H_out, W_out)   # (N, H_out, W_out, KH, KW, C)
+    return xp.ascontiguousarray(window).reshape(N * H_out * W_out, KH * KW * C)
+
+
+def col2im_fast(cols: Array, x_shape: tuple[int, ...], kernel_size: IntOrPair,
+                stride: IntOrPair = 1, padding: IntOrPair = 0) -> Array:
+    """``col2im`` with the kernel offsets added in blocks of up to S_h x S_w at a time.
+
+    What it buys: ceil(KH/S_h) * ceil(KW/S_w) adds instead of KH*KW, each over runs of S_w*C
+    contiguous numbers instead of C (it matters for C = 3, the RGB layers). Why it is right:
+    within a block of offsets i0 <= i < i0 + S_h the rows S_h*ho + i are all different (S_h*ho + i
+    tells both ho and i), and likewise the columns, so a block never writes a pixel twice and
+    can be added at once through a window view of x_pad like im2col_fast's. No scatter-add,
+    the same code on NumPy and CuPy.
+    """
+    xp = get_array_module(cols)
+    window = _cols_as_windows(cols, x_shape, kernel_size, stride, padding)
+    N, C, H, W = x_shape
+    (KH, KW), (SH, SW), (PH, PW) = pair(kernel_size), pair(stride), pair(padding)
+    H_out, W_out = window.shape[1:3]
 
     x_pad = xp.zeros((N, H + 2 * PH, W + 2 * PW, C), dtype=cols.dtype)
-    # The plain version adds one kernel offset at a time (each add is overlap-free):
-    #     for i in range(KH):
-    #         for j in range(KW):
-    #             x_pad[:, i:i + S_h*H_out:S_h, j:j + S_w*W_out:S_w, :] += window[:, :, :, i, j, :]
-    # Faster, same sums: within a block of offsets i0 <= i < i0 + S_h, the rows S_h*ho + i are
-    # all different (S_h*ho + i tells both ho and i), and likewise the columns, so a block of up
-    # to S_h x S_w offsets never writes a pixel twice and can be added at once through a window
-    # view of x_pad like im2col's. That is ceil(KH/S_h) * ceil(KW/S_w) adds instead of KH*KW,
-    # with runs of S_w*C contiguous numbers instead of C (it matters for C = 3, the RGB layers).
     for i0 in range(0, KH, SH):
         for j0 in range(0, KW, SW):
             k_i, k_j = min(SH, KH - i0), min(SW, KW - j0)
             block = _window_view(x_pad[:, i0:, j0:, :], k_i, k_j, SH, SW, H_out, W_out)
             block += window[:, :, :, i0:i0 + k_i, j0:j0 + k_j, :]
-    # Drop the padding and go back to NCHW (one copy).
     return xp.ascontiguousarray(x_pad[:, PH:PH + H, PW:PW + W, :].transpose(0, 3, 1, 2))
 
 

@@ -1,7 +1,8 @@
 """A transposed convolution without a scatter-add: S*S small convolutions, then a pixel shuffle.
 
-This file holds the one arithmetic trick of the convolution kernels. The plain version, which
-``col2im`` in ``im2col.py`` implements and the tests keep as the oracle, is
+This file holds the one arithmetic trick of the convolution kernels: the fast variant of
+``conv2d_input_grad`` (``conv2d.py``), taken when ``minigan.ops.fast_kernels`` is on. The plain
+version, that function's body, is
 
     dcols = dy_rows @ w_mat.T              (N*H_out*W_out, K*K*C): every window's contribution
     dx    = col2im(dcols)                  add each window back where it came from
