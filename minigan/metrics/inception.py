@@ -100,6 +100,11 @@ class InceptionBlock(Module):
 
     branches: list[list[Step]]
 
+    def __init__(self) -> None:
+        super().__init__()
+        # The concatenations inside branches (the tuple steps) keep their caches here.
+        self.split_caches: dict[tuple[str, ...], Any] = {}
+
     def forward(self, x: Any) -> Any:
         outputs = [self._run(x, branch) for branch in self.branches]
         y, self._cache = ops.concat_forward(outputs, axis=1)
@@ -115,7 +120,7 @@ class InceptionBlock(Module):
 
     def _run_side_by_side(self, x: Any, names: tuple[str, ...]) -> Any:
         y, cache = ops.concat_forward([getattr(self, name)(x) for name in names], axis=1)
-        self._split_caches[names] = cache
+        self.split_caches[names] = cache
         return y
 
     def backward(self, dy: Any) -> Any:
@@ -132,17 +137,10 @@ class InceptionBlock(Module):
             if isinstance(step, str):
                 dy = getattr(self, step).backward(dy)
             else:
-                parts = ops.concat_backward(dy, self._split_caches[step])
+                parts = ops.concat_backward(dy, self.split_caches[step])
                 grads = [getattr(self, name).backward(p) for name, p in zip(step, parts)]
                 dy = sum(grads[1:], grads[0])
         return dy
-
-    @property
-    def _split_caches(self) -> dict[tuple[str, ...], Any]:
-        caches = self.__dict__.get("_split_cache_dict")
-        if caches is None:
-            caches = self.__dict__["_split_cache_dict"] = {}
-        return caches
 
 
 class FIDInceptionA(InceptionBlock):
@@ -347,7 +345,8 @@ def free_caches(module: Module) -> None:
     """Forget what ``module`` and the layers inside it saved for a backward pass."""
     for m in module.modules():
         m._cache = None
-        m.__dict__.pop("_split_cache_dict", None)
+        if isinstance(m, InceptionBlock):
+            m.split_caches.clear()
 
 
 def softmax(logits: Any) -> Any:
