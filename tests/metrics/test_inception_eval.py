@@ -138,3 +138,19 @@ def test_the_trainers_evaluator_computes_reference_statistics_once(tmp_path, mon
     with pytest.warns(UserWarning):
         inception_evaluator(real, "svhn", num_samples=10)
     assert stats.stat().st_mtime_ns == before   # reused, not recomputed
+
+
+def test_reference_statistics_of_another_network_are_refused(tmp_path, net):
+    from minigan.metrics.inception_eval import InceptionEvaluator
+    from minigan.metrics.statistics import save_statistics
+
+    other = save_statistics(tmp_path / "other.npz", np.zeros(2048), np.eye(2048),
+                            features="svhn-classifier")
+    with pytest.raises(ValueError, match="not of the FID Inception"):
+        InceptionEvaluator(other, net, num_samples=10000)
+    small = save_statistics(tmp_path / "small.npz", np.zeros(16), np.eye(16))
+    with pytest.raises(ValueError, match="16-d statistics"):
+        InceptionEvaluator(small, net, num_samples=10000)
+    # A pytorch-fid --save-stats file (mu and sigma only, no meta) is accepted.
+    np.savez(tmp_path / "pytorch_fid.npz", mu=np.zeros(2048), sigma=np.eye(2048))
+    InceptionEvaluator(tmp_path / "pytorch_fid.npz", net, num_samples=10000)
