@@ -128,6 +128,13 @@ def main() -> int:
     if ARGS.num_images < 1 or ARGS.batch_size < 1:
         print("error: --num-images and --batch-size must be at least 1", file=sys.stderr)
         return 2
+    if ARGS.crosscheck:
+        import importlib.util
+
+        if not all(importlib.util.find_spec(m) for m in ("torch", "pytorch_fid")):
+            print("error: --crosscheck needs torch and pytorch-fid (pip install pytorch-fid)",
+                  file=sys.stderr)
+            return 2
     use_backend(ARGS.backend)
     state = random_weights(ARGS.seed)
     net = load_fid_weights(FIDInceptionV3(), state).to(dtype=numpy.float32)
