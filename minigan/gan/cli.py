@@ -108,7 +108,8 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
     m = p.add_argument_group("scores during training")
     m.add_argument("--features", default=None, metavar="PATH",
                    help="a feature network from examples/train_classifier.py: compute FID and IS "
-                        "with it every --metrics-every epochs")
+                        "with it every --metrics-every epochs ('inception': the FID "
+                        "Inception-v3, slow on a CPU; see docs/inception.md)")
     m.add_argument("--metrics-every", type=int_argument, default=1, help="epochs between scores")
     m.add_argument("--metrics-samples", type=int_argument, default=10000,
                    help="generated images per score (below 2048 FID is biased)")
@@ -300,7 +301,11 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
                          metrics_every=args.metrics_every if args.features else 0,
                          save_every=args.save_every, keep_snapshots=args.keep_snapshots)
     evaluate = None
-    if args.features:
+    if args.features == "inception":   # the FID Inception-v3: published-style FID and IS
+        from minigan.metrics.inception_eval import inception_evaluator
+        evaluate = inception_evaluator(images, args.dataset, args.metrics_samples,
+                                       args.z_distribution, data_dir=args.data_dir)
+    elif args.features:
         from minigan.metrics import GANEvaluator
         evaluate = GANEvaluator(args.features, num_samples=args.metrics_samples,
                                 z_distribution=args.z_distribution)
