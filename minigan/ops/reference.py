@@ -9,6 +9,7 @@ needs), and the tests hold the kernels, plain and fast, to them:
     conv_transpose2d_forward_reference / conv_transpose2d_backward_reference
     batch_norm_forward_reference / batch_norm_eval_forward_reference / batch_norm_backward_reference
     im2col_reference                              (the window matrix, one window at a time)
+    bce_with_logits_reference / softmax_cross_entropy_reference   (the textbook loss formulas)
 
 They are also the place to start reading if im2col is new to you. No test keeps a private copy.
 """
@@ -281,3 +282,25 @@ def _scale_shift(x_hat: Array, gamma: Array, beta: Array) -> Array:
     """gamma[c] * x_hat + beta[c] on every channel c of an (N, C) or (N, C, H, W) array."""
     shape = (1, -1) + (1,) * (x_hat.ndim - 2)
     return gamma.reshape(shape) * x_hat + beta.reshape(shape)
+
+
+# ---------------------------------------------------------------- losses, the textbook formulas
+
+def bce_with_logits_reference(x: Array, t: Array) -> Array:
+    """Binary cross-entropy of logits x against targets t, mean over all elements, straight from
+    the formula: -mean(t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))).
+
+    It overflows for large |x| (exp(1000) is inf): the kernel in losses.py rearranges the same
+    formula so that it never does; the tests compare the two where this one is finite.
+    """
+    xp = get_array_module(x)
+    s = 1 / (1 + xp.exp(-x))
+    return -xp.mean(t * xp.log(s) + (1 - t) * xp.log(1 - s))
+
+
+def softmax_cross_entropy_reference(z: Array, labels: Array) -> Array:
+    """Softmax cross-entropy of (N, K) logits against (N,) integer labels, mean over N, straight
+    from the formula: p = exp(z) / sum(exp(z)) per row, loss = -mean(log p[n, labels[n]])."""
+    xp = get_array_module(z)
+    p = xp.exp(z) / xp.exp(z).sum(axis=1, keepdims=True)
+    return -xp.mean(xp.log(p[xp.arange(len(labels)), labels]))
