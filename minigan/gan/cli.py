@@ -17,6 +17,7 @@ from minigan.backend import backend_name, manual_seed, use_backend
 from minigan.data import dataset_label
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.gan.trainer import GANTrainer, TrainConfig
+from minigan.ops import fast_kernels_enabled, use_fast_kernels
 from minigan.scripts import (
     DATASET_HELP,
     USER_ERRORS,
@@ -31,6 +32,9 @@ from minigan.scripts import (
 def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
     p = OneLineParser(description=description)
     add_backend_argument(p)
+    p.add_argument("--plain-kernels", action="store_true",
+                   help="run the plain textbook kernels instead of their fast variants (same "
+                        "numbers, slower; as MINIGAN_KERNELS=plain)")
     p.add_argument("--dataset", type=dataset_argument, default=dataset,
                    metavar="NAME|FILE.npz", help=DATASET_HELP)
     p.add_argument("--data-dir", default=None,
@@ -116,6 +120,8 @@ def train(args: argparse.Namespace) -> GANTrainer:
     from minigan.data import DataLoader
 
     use_backend(args.backend)
+    # --plain-kernels, else $MINIGAN_KERNELS (read now, so a bad value is a one-line error).
+    use_fast_kernels(False if args.plain_kernels else fast_kernels_enabled())
     manual_seed(args.seed)
     out = Path(args.out or f"runs/{dataset_label(args.dataset)}")
     if args.resume and not (out / "checkpoint.npz").is_file():

@@ -121,3 +121,26 @@ def test_a_bad_environment_value_is_an_error_naming_the_variable():
     result = kernels_in_a_fresh_process("quick")
     assert result.returncode != 0
     assert "ValueError: MINIGAN_KERNELS must be 'plain' or 'fast', got 'quick'" in result.stderr
+
+
+def train_two_steps(tmp_path, *args: str, kernels: str = "fast") -> subprocess.CompletedProcess:
+    env = dict(os.environ, MINIGAN_KERNELS=kernels, PYTHONPATH=str(REPO_ROOT),
+               OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg", MINIGAN_BACKEND="numpy")
+    command = [sys.executable, str(REPO_ROOT / "examples" / "train_svhn.py"), "--dataset",
+               "synthetic", "--max-steps", "2", "--batch-size", "8", "--conv-dim", "4",
+               "--num-train", "16", "--out", str(tmp_path / "run"), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO_ROOT)
+
+
+def test_the_training_script_runs_with_plain_kernels(tmp_path):
+    result = train_two_steps(tmp_path, "--plain-kernels")
+    assert result.returncode == 0, result.stderr
+    assert "2 steps in" in result.stdout
+
+
+def test_the_training_script_reports_a_bad_kernel_choice_in_one_line(tmp_path):
+    result = train_two_steps(tmp_path, kernels="quick")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "MINIGAN_KERNELS must be 'plain' or 'fast'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
