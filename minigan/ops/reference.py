@@ -16,6 +16,7 @@ They are also the place to start reading if im2col is new to you. No test keeps 
 
 from __future__ import annotations
 
+from itertools import product
 from typing import Any, NamedTuple
 
 from minigan.backend import get_array_module
@@ -151,14 +152,11 @@ def conv2d_backward_reference(dy: Array, cache: ConvReferenceCache, need_weight_
     (SH, SW), (PH, PW) = pair(cache.stride), pair(cache.padding)
     x_pad = _pad(x, (PH, PW))
     dx_pad, dw = xp.zeros_like(x_pad), xp.zeros_like(w)
-    for n in range(N):
-        for f in range(F):
-            for ho in range(dy.shape[2]):
-                for wo in range(dy.shape[3]):
-                    g = dy[n, f, ho, wo]
-                    rows, cols = slice(SH * ho, SH * ho + KH), slice(SW * wo, SW * wo + KW)
-                    dx_pad[n, :, rows, cols] += g * w[f]
-                    dw[f] += g * x_pad[n, :, rows, cols]
+    for n, f, ho, wo in product(range(N), range(F), range(dy.shape[2]), range(dy.shape[3])):
+        g = dy[n, f, ho, wo]
+        rows, cols = slice(SH * ho, SH * ho + KH), slice(SW * wo, SW * wo + KW)
+        dx_pad[n, :, rows, cols] += g * w[f]
+        dw[f] += g * x_pad[n, :, rows, cols]
     dx = dx_pad[:, :, PH:PH + H, PW:PW + W].copy()
     db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
     return (dx if need_input_grad else None,
@@ -195,13 +193,10 @@ def conv_transpose2d_backward_reference(dy: Array, cache: ConvReferenceCache,
                         max((W - 1) * S + K, P + W_out)), dtype=dy.dtype)
     dy_full[:, :, P:P + H_out, P:P + W_out] = dy
     dx, dw = xp.zeros_like(x), xp.zeros_like(w)
-    for n in range(N):
-        for c in range(C_in):
-            for h in range(H):
-                for v in range(W):
-                    patch = dy_full[n, :, S * h:S * h + K, S * v:S * v + K]   # (C_out, K, K)
-                    dx[n, c, h, v] = xp.sum(patch * w[c])
-                    dw[c] += x[n, c, h, v] * patch
+    for n, c, h, v in product(range(N), range(C_in), range(H), range(W)):
+        patch = dy_full[n, :, S * h:S * h + K, S * v:S * v + K]   # (C_out, K, K)
+        dx[n, c, h, v] = xp.sum(patch * w[c])
+        dw[c] += x[n, c, h, v] * patch
     db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
     return (dx if need_input_grad else None,
             dw if need_weight_grad else None, db if need_weight_grad else None)
