@@ -62,36 +62,46 @@ def conv2d_reference(x: Array, w: Array, b: Array | None = None, stride: IntOrPa
     return y
 
 
-def conv_transpose2d_reference(x: Array, w: Array, b: Array | None = None, stride: int = 1,
-                               padding: int = 0, output_padding: int = 0) -> Array:
+def conv_transpose2d_reference(x: Array, w: Array, b: Array | None = None, stride: IntOrPair = 1,
+                               padding: IntOrPair = 0, output_padding: IntOrPair = 0) -> Array:
     """2-D transposed convolution by its definition: every input pixel stamps the kernel.
 
-    x: (N, C_in, H, W), w: (C_in, C_out, K, K), b: (C_out,) or None
-    -> y: (N, C_out, H_out, W_out), H_out = (H - 1) * S - 2P + K + output_padding.
+    x: (N, C_in, H, W), w: (C_in, C_out, KH, KW), b: (C_out,) or None
+    -> y: (N, C_out, H_out, W_out), H_out = (H - 1) * S_h - 2P_h + KH + output_padding_h.
 
-    Each input pixel x[n, c, h, w] adds x[n, c, h, w] * w[c] (a (C_out, K, K) stamp) into the
-    full-size output at rows S*h .. S*h + K - 1 and columns S*w .. S*w + K - 1. The result is
-    then cropped by P at the top and left, and cut to H_out x W_out: output_padding adds rows
-    and columns at the bottom and right that only the bias reaches (when the stamps stop short).
+    Each input pixel x[n, c, h, w] adds x[n, c, h, w] * w[c] (a (C_out, KH, KW) stamp) into the
+    full-size output at rows S_h*h .. S_h*h + KH - 1 and columns S_w*w .. S_w*w + KW - 1. The
+    result is then cropped by P at the top and left, and cut to H_out x W_out: output_padding
+    adds rows and columns at the bottom and right that only the bias reaches (when the stamps
+    stop short).
     """
     xp = get_array_module(x)
     N, C_in, H, W = x.shape
-    _, C_out, K, _ = w.shape
-    S, P = stride, padding
-    H_out = (H - 1) * S - 2 * P + K + output_padding
-    W_out = (W - 1) * S - 2 * P + K + output_padding
-    # Big enough for every stamp and for the cropped output window [P, P + H_out).
-    y_full = xp.zeros((N, C_out, max((H - 1) * S + K, P + H_out),
-                       max((W - 1) * S + K, P + W_out)), dtype=x.dtype)
+    _, C_out, KH, KW = w.shape
+    (SH, SW), (PH, PW), (OH, OW) = pair(stride), pair(padding), pair(output_padding)
+    H_out = (H - 1) * SH - 2 * PH + KH + OH
+    W_out = (W - 1) * SW - 2 * PW + KW + OW
+    y_full = xp.zeros(_full_output_shape(x.shape, w.shape, (SH, SW), (PH, PW), (H_out, W_out)),
+                      dtype=x.dtype)
     for n in range(N):
         for c in range(C_in):
             for h in range(H):
                 for v in range(W):
-                    y_full[n, :, S * h:S * h + K, S * v:S * v + K] += x[n, c, h, v] * w[c]
-    y = y_full[:, :, P:P + H_out, P:P + W_out].copy()
+                    y_full[n, :, SH * h:SH * h + KH, SW * v:SW * v + KW] += x[n, c, h, v] * w[c]
+    y = y_full[:, :, PH:PH + H_out, PW:PW + W_out].copy()
     if b is not None:
         y += b.reshape(1, C_out, 1, 1)
     return y
+
+
+def _full_output_shape(x_shape: tuple[int, ...], w_shape: tuple[int, ...],
+                       stride: tuple[int, int], padding: tuple[int, int],
+                       out_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The uncropped output of a transposed convolution: big enough for every stamp and for the
+    cropped output window [P, P + out_size) on each axis."""
+    (N, _, H, W), (_, C_out, KH, KW) = x_shape, w_shape
+    return (N, C_out, max((H - 1) * stride[0] + KH, padding[0] + out_size[0]),
+            max((W - 1) * stride[1] + KW, padding[1] + out_size[1]))
 
 
 def im2col_reference(x: Array, kernel_size: IntOrPair, stride: IntOrPair = 1,
@@ -126,7 +136,7 @@ class ConvReferenceCache(NamedTuple):
     has_bias: bool
     stride: IntOrPair
     padding: IntOrPair
-    output_padding: int = 0
+    output_padding: IntOrPair = 0
 
 
 def conv2d_forward_reference(x: Array, w: Array, b: Array | None = None, stride: IntOrPair = 1,
@@ -164,8 +174,8 @@ def conv2d_backward_reference(dy: Array, cache: ConvReferenceCache, need_weight_
 
 
 def conv_transpose2d_forward_reference(x: Array, w: Array, b: Array | None = None,
-                                       stride: int = 1, padding: int = 0,
-                                       output_padding: int = 0,
+                                       stride: IntOrPair = 1, padding: IntOrPair = 0,
+                                       output_padding: IntOrPair = 0,
                                        ) -> tuple[Array, ConvReferenceCache]:
     """``conv_transpose2d_forward`` by its definition (every input pixel stamps the kernel)."""
     return (conv_transpose2d_reference(x, w, b, stride, padding, output_padding),
@@ -178,7 +188,7 @@ def conv_transpose2d_backward_reference(dy: Array, cache: ConvReferenceCache,
                                         ) -> tuple[Array | None, Array | None, Array | None]:
     """``conv_transpose2d_backward`` by the chain rule, one input pixel at a time.
 
-    Input pixel (n, c, h, v) added x[n, c, h, v] * w[c] to a K x K patch of the full-size
+    Input pixel (n, c, h, v) added x[n, c, h, v] * w[c] to a KH x KW patch of the full-size
     output. So its gradient is sum(patch of dy_full * w[c]), and w[c] collects
     x[n, c, h, v] * (patch of dy_full), with dy_full the output gradient put back in the
     uncropped output (zeros where the crop cut rows and columns away).
@@ -186,15 +196,15 @@ def conv_transpose2d_backward_reference(dy: Array, cache: ConvReferenceCache,
     xp = get_array_module(dy)
     x, w = cache.x, cache.w
     N, C_in, H, W = x.shape
-    _, C_out, K, _ = w.shape
-    S, P = cache.stride, cache.padding
+    KH, KW = w.shape[2:]
+    (SH, SW), (PH, PW) = pair(cache.stride), pair(cache.padding)
     H_out, W_out = dy.shape[2:]
-    dy_full = xp.zeros((N, C_out, max((H - 1) * S + K, P + H_out),
-                        max((W - 1) * S + K, P + W_out)), dtype=dy.dtype)
-    dy_full[:, :, P:P + H_out, P:P + W_out] = dy
+    dy_full = xp.zeros(_full_output_shape(x.shape, w.shape, (SH, SW), (PH, PW), (H_out, W_out)),
+                       dtype=dy.dtype)
+    dy_full[:, :, PH:PH + H_out, PW:PW + W_out] = dy
     dx, dw = xp.zeros_like(x), xp.zeros_like(w)
     for n, c, h, v in product(range(N), range(C_in), range(H), range(W)):
-        patch = dy_full[n, :, S * h:S * h + K, S * v:S * v + K]   # (C_out, K, K)
+        patch = dy_full[n, :, SH * h:SH * h + KH, SW * v:SW * v + KW]   # (C_out, KH, KW)
         dx[n, c, h, v] = xp.sum(patch * w[c])
         dw[c] += x[n, c, h, v] * patch
     db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None

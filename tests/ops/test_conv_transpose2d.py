@@ -6,7 +6,8 @@ to its input, so:
 
 * the kernel, fast and plain, agrees with ``conv_transpose2d_forward_reference`` and
   ``conv_transpose2d_backward_reference``, plain loops that stamp kernels, and its output size
-  follows H_out = (H - 1) * S - 2P + K + output_padding;
+  follows H_out = (H - 1) * S - 2P + K + output_padding, per axis (square and rectangular
+  kernels, strides, paddings and output paddings are drawn);
 * it is the adjoint of conv2d with the same weights:
   ``<conv2d(x, w), y> == <x, conv_transpose2d(y, w)>`` for every x and y;
 * its backward pass agrees with finite differences (``helper_test_op`` checks these two in one
@@ -34,16 +35,36 @@ def output_size(H, K, S, P, output_padding):
     return (H - 1) * S - 2 * P + K + output_padding
 
 
+def per_axis(value):
+    """An int or an (h, w) pair, as a pair."""
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
 @st.composite
-def conv_transpose_cases(draw):
-    """x (N, C_in, H, W), w (C_in, C_out, K, K), stride, padding and output_padding < stride."""
+def conv_transpose_cases(draw, rectangular: bool | None = None):
+    """x (N, C_in, H, W), w (C_in, C_out, KH, KW), stride, padding and output_padding < stride.
+
+    Square (ints) or rectangular ((h, w) pairs, drawn per axis), as hypothesis chooses unless
+    ``rectangular`` says.
+    """
+    if rectangular is None:
+        rectangular = draw(st.booleans())
     N, C_in, C_out = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    K, S = draw(st.integers(1, 4)), draw(st.integers(1, 3))
-    P, output_padding = draw(st.integers(0, 2)), draw(st.integers(0, S - 1))
+    axes = []
+    for _ in range(2 if rectangular else 1):
+        K, S = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+        P, output_padding = draw(st.integers(0, 2)), draw(st.integers(0, S - 1))
+        axes.append((K, S, P, output_padding))
+    if not rectangular:
+        axes.append(axes[0])
     H, W = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    assume(min(output_size(H, K, S, P, output_padding),
-               output_size(W, K, S, P, output_padding)) >= 1)
-    return dict(x=(N, C_in, H, W), w=(C_in, C_out, K, K), stride=S, padding=P,
+    assume(output_size(H, *axes[0]) >= 1 and output_size(W, *axes[1]) >= 1)
+    (KH, SH, PH, OH), (KW, SW, PW, OW) = axes
+    if rectangular:
+        stride, padding, output_padding = (SH, SW), (PH, PW), (OH, OW)
+    else:
+        stride, padding, output_padding = SH, PH, OH
+    return dict(x=(N, C_in, H, W), w=(C_in, C_out, KH, KW), stride=stride, padding=padding,
                 output_padding=output_padding, seed=draw(st.integers(0, 2**32 - 1)))
 
 
@@ -69,13 +90,14 @@ def test_kernel_matches_its_reference_and_finite_differences(case, bias):
 
 
 @given(conv_transpose_cases())
-def test_output_size_follows_the_rule(case):
+def test_output_size_follows_the_rule_per_axis(case):
     x, w, b = make_inputs(case)
     y, _ = conv_transpose2d_forward(x, w, b, **options(case))
     N, _, H, W = case["x"]
-    _, C_out, K, _ = case["w"]
-    S, P, op = case["stride"], case["padding"], case["output_padding"]
-    assert y.shape == (N, C_out, output_size(H, K, S, P, op), output_size(W, K, S, P, op))
+    _, C_out, KH, KW = case["w"]
+    (SH, SW), (PH, PW) = per_axis(case["stride"]), per_axis(case["padding"])
+    OH, OW = per_axis(case["output_padding"])
+    assert y.shape == (N, C_out, output_size(H, KH, SH, PH, OH), output_size(W, KW, SW, PW, OW))
 
 
 @st.composite
