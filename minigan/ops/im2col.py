@@ -26,6 +26,11 @@ channels-last rows (N*H*W, C).
 Output size: H_out = (H + 2P - K) // S + 1 (and the same for W). Kernel size, stride and padding
 may each be one int or an (h, w) pair (a K_h x K_w kernel: 1 x 7 and 7 x 1 in Inception-v3); the
 rule then holds per axis, with the H numbers for H and the W numbers for W.
+
+``im2col`` and ``col2im`` are written as Chainer writes them: a loop over the kernel offsets
+(i, j), one strided slice copy (or add) each. Their fast variants, ``im2col_fast`` and
+``col2im_fast`` at the end of this file, compute the same numbers through window *views* with
+fewer, larger memory operations; the switch ``minigan.ops.fast_kernels`` picks (``switch.py``).
 """
 
 from __future__ import annotations
