@@ -6,6 +6,8 @@
 * with the switch off, no fast variant runs: each is replaced here by a function that fails, and
   a convolution, a transposed convolution and batch norm, forward and backward, still work;
 * with it on, each plain kernel hands over to its fast variant (counted);
+* stepping into ``Conv2d.backward`` with the plain kernels reaches col2im's loop and passes
+  through no speed trick (the functions that run are recorded, as a debugger would see them);
 * both give the same numbers (and tests/gan/test_fast_vs_plain.py trains a DCGAN both ways).
 """
 
@@ -22,7 +24,7 @@ import minigan.ops.batchnorm
 import minigan.ops.conv2d
 import minigan.ops.im2col
 from minigan import ops
-from minigan.backend import to_numpy
+from minigan.backend import to_device, to_numpy
 from tests.helpers import REPO_ROOT, random_array
 
 # (module, name of the fast variant) for every kernel that has one.
@@ -100,6 +102,43 @@ def test_both_paths_give_the_same_numbers():
         plain = run_every_kernel_with_a_fast_variant()
     for a, b in zip(fast, plain):
         np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-12, atol=1e-12)
+
+
+def functions_called_by(call) -> list[str]:
+    """The names of the Python functions that run during call(), in order (what a debugger
+    stepping into it would pass through)."""
+    names = []
+
+    def profile(frame, event, arg):
+        if event == "call":
+            names.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        call()
+    finally:
+        sys.setprofile(None)
+    return names
+
+
+SPEED_TRICKS = {"im2col_fast", "col2im_fast", "conv2d_input_grad_subpixel", "_window_view",
+                "phase_weight_matrix", "batch_norm_forward_fast", "batch_norm_backward_fast"}
+
+
+def test_stepping_into_conv2d_backward_with_plain_kernels_reaches_the_col2im_loop():
+    from minigan import nn
+
+    conv = nn.Conv2d(3, 4, 4, stride=2, padding=1).to(dtype="float64")
+    x = random_array(np.random.default_rng(0), (2, 3, 8, 8))
+    with ops.fast_kernels(False):
+        y = conv(x)
+        called = functions_called_by(lambda: conv.backward(to_device(np.ones(y.shape))))
+    assert "conv2d_input_grad" in called and "col2im" in called
+    assert not SPEED_TRICKS & set(called), SPEED_TRICKS & set(called)
+    with ops.fast_kernels(True):
+        y = conv(x)
+        called = functions_called_by(lambda: conv.backward(to_device(np.ones(y.shape))))
+    assert "conv2d_input_grad_subpixel" in called and "col2im" not in called
 
 
 def kernels_in_a_fresh_process(value: str) -> subprocess.CompletedProcess:
