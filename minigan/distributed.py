@@ -375,9 +375,9 @@ class SyncBatchNorm2d(BatchNorm2d):
         return from_rows(y, x.shape)
 
     def backward(self, dy: Array) -> Array:
+        if self.cache is not None and not self.cache.training:
+            return super().backward(dy)          # evaluation mode: BatchNorm2d's own
         cache = self._saved_cache(dy)
-        if not cache.training:
-            return super().backward(dy)
         xp = get_array_module(dy)
         dy_rows = as_rows(dy)
         dbeta = column_sums(dy_rows)                                 # this rank's share
