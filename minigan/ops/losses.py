@@ -11,17 +11,17 @@ scalar loss (1.0 when the loss *is* the objective), and returns d objective / d 
 
 from __future__ import annotations
 
+from numbers import Number
 from typing import Any, NamedTuple
 
-from minigan.backend import get_array_module
-from minigan.ops.activations import sigmoid
+from minigan.backend import fuse, get_array_module
 
 Array = Any
 
 
 class BCEWithLogitsCache(NamedTuple):
     logits: Array   # any shape
-    targets: Array  # same shape, values in [0, 1]
+    targets: Any    # same shape, values in [0, 1]; or one number (a scalar of the logits' dtype)
 
 
 class SoftmaxCrossEntropyCache(NamedTuple):
@@ -29,25 +29,23 @@ class SoftmaxCrossEntropyCache(NamedTuple):
     labels: Array   # (N,) integer class of each row
 
 
-def bce_with_logits_forward(logits: Array, targets: Array) -> tuple[Array, BCEWithLogitsCache]:
+def bce_with_logits_forward(logits: Array, targets: Any) -> tuple[Array, BCEWithLogitsCache]:
     """Binary cross-entropy of sigmoid(logits) against targets, mean over all elements.
 
-    logits: any shape; targets: same shape, in [0, 1]  ->  loss: 0-d array
+    logits: any shape; targets: same shape, in [0, 1], or one number for every element
+    ->  loss: 0-d array
     loss = mean(-t * log(s) - (1 - t) * log(1 - s)),  s = sigmoid(x)
     """
     xp = get_array_module(logits)
-    if targets.shape != logits.shape:
-        raise ValueError(f"bce_with_logits: targets of shape {tuple(targets.shape)} do not match "
-                         f"logits of shape {tuple(logits.shape)}")
-    # Targets of another dtype (float64 labels, say) must not promote float32 logits.
-    x, t = logits, targets.astype(logits.dtype, copy=False)
+    x, t = logits, _targets_like(logits, targets)
     # Using log(s) = -log(1 + exp(-x)) and log(1 - s) = -x - log(1 + exp(-x)), each element is
     #     x - x*t + log(1 + exp(-x)),
     # which overflows for x << 0. Adding and removing max(x, 0) gives the same value as
     #     max(x, 0) - x*t + log(1 + exp(-|x|)),
     # where exp only ever sees a non-positive number, and log1p keeps precision when the
     # exponential is tiny. Logit 1000 with target 0 costs 1000 + log1p(exp(-1000)) = 1000.
-    per_element = xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-xp.abs(x)))
+    exp_neg_abs = xp.exp(-xp.abs(x))                       # exp(-|x|), in (0, 1]
+    per_element = bce_terms(x, t, xp.log1p(exp_neg_abs))   # the line above, element by element
     loss = xp.asarray(per_element.mean())  # asarray: NumPy's mean returns a scalar, not an array
     return loss, BCEWithLogitsCache(logits=x, targets=t)
 
@@ -60,9 +58,44 @@ def bce_with_logits_backward(dloss: Any, cache: BCEWithLogitsCache) -> Array:
     """
     xp = get_array_module(cache.logits)
     x, t = cache.logits, cache.targets
-    # dloss is often the Python float 1.0, sometimes a float64 array: either way, use x's dtype.
-    scale = xp.asarray(dloss, dtype=x.dtype) / x.size
-    return (sigmoid(x) - t) * scale
+    # dloss is often the Python float 1.0 (then the scale is worked out on the host, with no
+    # array operation), sometimes a float64 array: either way, use x's dtype.
+    if isinstance(dloss, Number):
+        scale = x.dtype.type(dloss / x.size)
+    else:
+        scale = xp.asarray(dloss, dtype=x.dtype) / x.size
+    # sigmoid(x) from exp(-|x|), as ``minigan.ops.activations.sigmoid`` computes it.
+    return bce_gradient(x, t, xp.exp(-xp.abs(x)), scale)
+
+
+def _targets_like(logits: Array, targets: Any) -> Any:
+    """Targets in the logits' dtype: an array of the logits' shape, or one number."""
+    if isinstance(targets, Number):           # a number such as 0.9: no array is made
+        return logits.dtype.type(targets)
+    if targets.shape != logits.shape:
+        raise ValueError(f"bce_with_logits: targets of shape {tuple(targets.shape)} do not match "
+                         f"logits of shape {tuple(logits.shape)}")
+    # Targets of another dtype (float64 labels, say) must not promote float32 logits.
+    return targets.astype(logits.dtype, copy=False)
+
+
+# The element-wise passes, each one GPU kernel through ``fuse`` (see minigan/backend.py). They
+# may use operators only, so exp and log1p are taken outside and passed in.
+
+@fuse
+def bce_terms(x, t, log1p_exp_neg_abs):
+    """max(x, 0) - x * t + log(1 + exp(-|x|)), given the last term."""
+    positive_part = x * (x > 0).astype(x.dtype)            # max(x, 0)
+    return positive_part - x * t + log1p_exp_neg_abs
+
+
+@fuse
+def bce_gradient(x, t, exp_neg_abs, scale):
+    """(sigmoid(x) - t) * scale, with sigmoid(x) from e = exp(-|x|) without overflow:
+    1 / (1 + e) where x >= 0, e / (1 + e) where x < 0."""
+    non_negative = (x >= 0).astype(x.dtype)                # 1 where x >= 0, 0 elsewhere
+    sigmoid = (non_negative + (1 - non_negative) * exp_neg_abs) / (1 + exp_neg_abs)
+    return (sigmoid - t) * scale
 
 
 def softmax_cross_entropy_forward(
