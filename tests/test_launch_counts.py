@@ -1,0 +1,85 @@
+"""A training step that is cheap to launch: few array operations, and no waits for the GPU.
+
+On a GPU every array operation is a kernel launch, and every read of a value on the host
+(``float(loss)``) waits until all queued launches have run. For a model as small as the SVHN
+DCGAN those two costs, not the arithmetic, set the step time. ``minigan.opcount`` counts both on
+NumPy, so these tests hold the line on a machine without a GPU.
+"""
+
+import numpy as np
+import pytest
+
+from minigan import backend
+from minigan.backend import manual_seed, to_device, to_numpy
+from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
+from minigan.gan.trainer import GANTrainer, History, StepResult, TrainConfig
+from minigan.opcount import count_array_ops
+from minigan.ops.losses import bce_with_logits_backward, bce_with_logits_forward
+
+# Array operations in one train_step of the SVHN DCGAN's layer structure, as measured when this
+# test was written (690 before the flat optimizer arrays, fused BCE and device-side logging).
+# The count does not depend on the batch size or conv_dim. Lower it when you cut more.
+MAX_OPS_PER_STEP = 623
+
+
+@pytest.fixture(autouse=True)
+def _numpy_backend():
+    if backend.backend_name() != "numpy":
+        pytest.skip("counts array operations on the NumPy backend only")
+
+
+def test_a_training_step_makes_no_host_reads_and_few_operations(tmp_path):
+    with count_array_ops() as counter:
+        manual_seed(0)
+        G = dcgan_init(Generator(z_size=8, conv_dim=4))          # 32x32 images: SVHN's layers
+        D = dcgan_init(Discriminator(conv_dim=4))
+        trainer = GANTrainer(G, D, None, TrainConfig(z_size=8), tmp_path)
+        real = to_device(np.random.default_rng(0).uniform(-1, 1, (4, 3, 32, 32)), np.float32)
+        trainer.train_step(real)
+        counter.reset()
+        result = trainer.train_step(real)
+        assert counter.host_reads == 0          # nothing waits for the GPU inside a step
+        assert counter.total <= MAX_OPS_PER_STEP
+        assert counter.by_name["adam_update"] == 2       # one per optimizer, not per parameter
+    for value in (result.d_loss, result.g_loss, result.d_real, result.d_fake):
+        assert np.isfinite(float(to_numpy(value)))
+    assert 0 < float(to_numpy(result.d_real)) < 1
+
+
+def test_history_reads_pending_steps_in_one_go():
+    history = History()
+    values = [(0.5, 1.5, 0.25, 0.75), (0.4, 1.4, 0.2, 0.7)]
+    for step, row in enumerate(values, start=1):
+        history.append(step, 1, StepResult(*(to_device(np.float32(v)) for v in row)))
+    assert len(history) == 2 and history.columns["d_loss"] == []   # not read yet
+    with count_array_ops() as counter:
+        history.read()
+    assert counter.host_reads == 1           # one copy for all the steps
+    assert history.pending == []
+    assert history.columns["step"] == [1.0, 2.0]
+    for key, column in zip(("d_loss", "g_loss", "d_real", "d_fake"), zip(*values)):
+        np.testing.assert_allclose(history.columns[key], column, rtol=1e-7)
+
+
+def test_bce_with_a_number_as_target_equals_an_array_of_it():
+    rng = np.random.default_rng(0)
+    x = to_device(rng.standard_normal((16, 1)).astype(np.float32) * 5)
+    loss_n, cache_n = bce_with_logits_forward(x, 0.9)
+    loss_a, cache_a = bce_with_logits_forward(x, to_device(np.full((16, 1), 0.9, np.float32)))
+    assert loss_n.dtype == np.float32
+    np.testing.assert_array_equal(to_numpy(loss_n), to_numpy(loss_a))
+    np.testing.assert_array_equal(to_numpy(bce_with_logits_backward(1.0, cache_n)),
+                                  to_numpy(bce_with_logits_backward(1.0, cache_a)))
+
+
+def test_bce_forward_and_backward_launch_counts():
+    with count_array_ops() as counter:
+        x = backend.array_module().ones((16, 1), dtype=np.float32)
+        counter.reset()
+        loss, cache = bce_with_logits_forward(x, 1.0)
+        # abs, negative, exp, log1p, the fused terms, mean
+        assert counter.total == 6
+        counter.reset()
+        bce_with_logits_backward(1.0, cache)
+        assert counter.total == 4           # abs, negative, exp, the fused gradient
+    np.testing.assert_allclose(float(loss), np.log1p(np.exp(-1.0)), rtol=1e-6)
