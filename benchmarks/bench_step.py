@@ -58,11 +58,7 @@ from collections import defaultdict  # noqa: E402
 
 import numpy  # noqa: E402
 
-import minigan.nn.activation  # noqa: E402
-import minigan.nn.batchnorm  # noqa: E402
-import minigan.nn.conv  # noqa: E402
-import minigan.nn.linear  # noqa: E402
-import minigan.nn.loss  # noqa: E402
+import minigan.ops  # noqa: E402
 import minigan.ops.conv2d  # noqa: E402
 import minigan.ops.conv_transpose2d  # noqa: E402
 import minigan.ops.subpixel  # noqa: E402
@@ -79,21 +75,18 @@ from minigan.opcount import OpCounter, count_array_ops  # noqa: E402
 from minigan.optim import Adam  # noqa: E402
 
 # ---------------------------------------------------------------- timing each kind of op
-# Each entry: (kind, module whose global name the layers call, function name). Wrapping the
-# name in that module's namespace times every call the layers make, without touching the kernels.
+# Each entry: (kind, function name in ``minigan.ops``). The layers look the kernels up there at
+# call time, so wrapping the name in that namespace times every call the layers make, without
+# touching the kernels.
 INSTRUMENTED = [
-    ("conv", minigan.nn.conv, "conv2d_forward"),
-    ("conv", minigan.nn.conv, "conv2d_backward"),
-    ("transposed conv", minigan.nn.conv, "conv_transpose2d_forward"),
-    ("transposed conv", minigan.nn.conv, "conv_transpose2d_backward"),
-    ("batch norm", minigan.nn.batchnorm, "batch_norm_forward"),
-    ("batch norm", minigan.nn.batchnorm, "batch_norm_backward"),
-    ("batch norm", minigan.nn.batchnorm, "update_running_stats"),
-    ("linear", minigan.nn.linear, "linear_forward"),
-    ("linear", minigan.nn.linear, "linear_backward"),
-    ("loss", minigan.nn.loss, "bce_with_logits_forward"),
-    ("loss", minigan.nn.loss, "bce_with_logits_backward"),
-] + [("activations", minigan.nn.activation, f"{name}_{d}")
+    ("conv", "conv2d_forward"), ("conv", "conv2d_backward"),
+    ("transposed conv", "conv_transpose2d_forward"),
+    ("transposed conv", "conv_transpose2d_backward"),
+    ("batch norm", "batch_norm_forward"), ("batch norm", "batch_norm_backward"),
+    ("batch norm", "update_running_stats"),
+    ("linear", "linear_forward"), ("linear", "linear_backward"),
+    ("loss", "bce_with_logits_forward"), ("loss", "bce_with_logits_backward"),
+] + [("activations", f"{name}_{d}")
      for name in ("relu", "leaky_relu", "tanh") for d in ("forward", "backward")]
 # Patch copies (im2col's windows, layout changes) happen inside the conv kernels: timed
 # separately, reported as part of the conv times.
@@ -135,8 +128,8 @@ def wrap(kind: str, owner, name: str) -> None:
 
 
 def instrument() -> None:
-    for kind, module, name in INSTRUMENTED:
-        wrap(kind, module, name)
+    for kind, name in INSTRUMENTED:
+        wrap(kind, minigan.ops, name)
     for module, name in PATCH_COPIES:
         wrap("patch copies", module, name)
     wrap("optimizer", Adam, "step")
