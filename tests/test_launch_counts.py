@@ -14,6 +14,7 @@ from minigan.backend import manual_seed, to_device, to_numpy
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.gan.trainer import GANTrainer, History, StepResult, TrainConfig
 from minigan.opcount import count_array_ops
+from minigan.ops import fast_kernels
 from minigan.ops.losses import bce_with_logits_backward, bce_with_logits_forward
 
 # Array operations in one train_step of the SVHN DCGAN's layer structure, as measured when this
@@ -72,8 +73,25 @@ def test_bce_with_a_number_as_target_equals_an_array_of_it():
                                   to_numpy(bce_with_logits_backward(1.0, cache_a)))
 
 
+@pytest.mark.parametrize("target", [0.9, "array"])
+@pytest.mark.parametrize("dloss", [1.0, np.array(2.0)])
+def test_bce_fast_variant_equals_the_plain_lines(target, dloss):
+    x = np.array([[1000.0], [-1000.0], [30.0], [-30.0], [0.0], [1e-3], [-2.5], [4.0]])
+    x = to_device(x.astype(np.float32))
+    if target == "array":
+        target = to_device(np.array([[0.0], [1.0], [0.0], [1.0], [0.5], [1.0], [0.0], [0.9]]))
+    results = {}
+    for fast in (False, True):
+        with fast_kernels(fast):
+            loss, cache = bce_with_logits_forward(x, target)
+            results[fast] = to_numpy(loss), to_numpy(bce_with_logits_backward(dloss, cache))
+    for plain, fast in zip(results[False], results[True]):
+        assert plain.dtype == fast.dtype == np.float32
+        np.testing.assert_allclose(fast, plain, rtol=1e-6, atol=1e-9)
+
+
 def test_bce_forward_and_backward_launch_counts():
-    with count_array_ops() as counter:
+    with count_array_ops() as counter, fast_kernels(True):
         x = backend.array_module().ones((16, 1), dtype=np.float32)
         counter.reset()
         loss, cache = bce_with_logits_forward(x, 1.0)
