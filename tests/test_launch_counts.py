@@ -18,9 +18,10 @@ from minigan.ops import fast_kernels
 from minigan.ops.losses import bce_with_logits_backward, bce_with_logits_forward
 
 # Array operations in one train_step of the SVHN DCGAN's layer structure, as measured when this
-# test was written (690 before the flat optimizer arrays, fused BCE and device-side logging).
-# The count does not depend on the batch size or conv_dim. Lower it when you cut more.
-MAX_OPS_PER_STEP = 623
+# test was written (690 before the flat optimizer arrays, the fused BCE and batch norm variants
+# and device-side logging). The count does not depend on the batch size or conv_dim. Lower it
+# when you cut more.
+MAX_OPS_PER_STEP = 471
 
 
 @pytest.fixture(autouse=True)
@@ -101,3 +102,43 @@ def test_bce_forward_and_backward_launch_counts():
         bce_with_logits_backward(1.0, cache)
         assert counter.total == 4           # abs, negative, exp, the fused gradient
     np.testing.assert_allclose(float(loss), np.log1p(np.exp(-1.0)), rtol=1e-6)
+
+
+def test_batch_norm_fast_variants_equal_the_plain_lines_in_few_operations():
+    from minigan.ops.batchnorm import (
+        batch_norm_backward,
+        batch_norm_forward,
+        update_running_stats,
+    )
+
+    rng = np.random.default_rng(3)
+
+    def channels_last(a):   # (N, H, W, C) in memory, as a convolution's output is: no copies
+        return to_device(a).transpose(0, 3, 1, 2)
+
+    x = channels_last(rng.standard_normal((4, 5, 5, 3)) * 3 + 1)       # float64: m = 100
+    dy = channels_last(rng.standard_normal((4, 5, 5, 3)))
+    gamma, beta = to_device(rng.standard_normal(3)), to_device(rng.standard_normal(3))
+    running = to_device(rng.standard_normal(3)), to_device(rng.uniform(0.5, 2, 3))
+    results = {}
+    for fast in (False, True):
+        with fast_kernels(fast):
+            y, cache = batch_norm_forward(x, gamma, beta)
+            results[fast] = [y, *batch_norm_backward(dy, cache),
+                             *update_running_stats(*running, cache, momentum=0.1)]
+    for plain, fast in zip(results[False], results[True]):
+        np.testing.assert_allclose(to_numpy(fast), to_numpy(plain), rtol=1e-12, atol=1e-12)
+
+    with count_array_ops() as counter, fast_kernels(True):
+        x, dy = (channels_last(to_numpy(a).transpose(0, 2, 3, 1)) for a in (x, dy))
+        gamma, beta, *running = (to_device(to_numpy(a)) for a in (gamma, beta, *running))
+        batch_norm_forward(x, gamma, beta)    # a first call makes the ones for column sums
+        counter.reset()
+        y, cache = batch_norm_forward(x, gamma, beta)
+        assert counter.total == 6              # 2 column sums, a divide, 3 fused kernels
+        counter.reset()
+        batch_norm_backward(dy, cache)
+        assert counter.total == 5              # 3 column sums ... and 2 fused kernels
+        counter.reset()
+        update_running_stats(*running, cache)
+        assert counter.by_name == {"blend_running_stats": 1}

@@ -150,33 +150,35 @@ def batch_norm_backward(dy: Array, cache: BatchNormCache) -> tuple[Array, Array,
 
 
 # ---------------------------------------------------------------- the fast variants
-# Same numbers, fewer passes over the (m, C) arrays: column sums as matrix products (BLAS
-# streams through the rows once), einsum for sums of products (no temporary array), and the
-# element-wise passes as one GPU kernel each through ``fuse`` (see minigan/backend.py). The
-# plain functions above reach them through their first line when ``fast_kernels`` is on.
+# Same numbers, fewer passes over the (m, C) arrays and few array operations (each one a kernel
+# launch on a GPU, where for arrays this small the launches, not the arithmetic, take the
+# time): column sums as matrix products (BLAS streams through the rows once), and every
+# element-wise step, on the rows or on the (C,) per-channel vectors, as one GPU kernel through
+# ``fuse`` (see minigan/backend.py). The plain functions above reach them through their first
+# line when ``fast_kernels`` is on.
 
 def batch_norm_forward_fast(
     x: Array, gamma: Array, beta: Array, eps: float = 1e-5,
 ) -> tuple[Array, BatchNormCache]:
-    """``batch_norm_forward`` in three passes over the data: column sums, einsum, one fused
-    normalise-scale-shift."""
-    xp = get_array_module(x)
+    """``batch_norm_forward`` in three passes over the data (the mean, the squares, the
+    normalise-scale-shift) and six array operations instead of a dozen."""
     rows = as_rows(x)                                     # (m, C)
     m = rows.shape[0]
-    eps = x.dtype.type(eps)
+    dtype = x.dtype.type
 
     mean = column_sums(rows) / m                          # mu_B, (C,)
-    centered = rows - mean
-    # einsum multiplies and sums in one pass, without a temporary (m, C) array of squares.
-    var = xp.einsum("mc,mc->c", centered, centered) / m
-    inv_std = 1 / xp.sqrt(var + eps)
+    centered, squares = centered_and_squares(rows, mean)
+    # A column sum of the squares rather than einsum("mc,mc->c", centered, centered): on a GPU
+    # CuPy's einsum copies both operands before it multiplies.
+    var, inv_std = variance_and_inv_std(column_sums(squares), dtype(m), dtype(eps))
     x_hat, y = normalize_scale_shift(centered, inv_std, gamma, beta)
     return from_rows(y, x.shape), BatchNormCache(x_hat=x_hat, gamma=gamma, inv_std=inv_std,
                                                   mean=mean, var=var, m=m, training=True)
 
 
 def batch_norm_backward_fast(dy: Array, cache: BatchNormCache) -> tuple[Array, Array, Array]:
-    """``batch_norm_backward`` with the training-mode input gradient in one line.
+    """``batch_norm_backward`` with the training-mode input gradient in one line, in five array
+    operations instead of about thirty.
 
     Substituting x_i - mu_B = x_hat_i / s into the plain version's three terms (the dmu term
     through sigma2_B is 0, since the centred values sum to 0) collapses them into
@@ -185,16 +187,30 @@ def batch_norm_backward_fast(dy: Array, cache: BatchNormCache) -> tuple[Array, A
     channel, that is  dx = (m k) dy - (k dgamma) x_hat - k dbeta : three passes over the (m, C)
     arrays instead of the plain version's dozen. docs/batch_norm.md derives it.
     """
-    xp = get_array_module(dy)
     dy_rows = as_rows(dy)                                 # (m, C)
     x_hat = cache.x_hat
     dbeta = column_sums(dy_rows)
-    dgamma = xp.einsum("mc,mc->c", dy_rows, x_hat)        # sum of dy * x_hat, in one pass
+    dgamma = column_sums(dy_rows * x_hat)                 # sum of dy * x_hat (not einsum: above)
     if not cache.training:
         return from_rows(dy_rows * (cache.gamma * cache.inv_std), dy.shape), dgamma, dbeta
-    k = cache.gamma * cache.inv_std / cache.m             # (C,)
-    dx = input_grad_from_sums(dy_rows, x_hat, cache.m * k, k * dgamma, k * dbeta)
+    a, b, c = input_grad_coefficients(cache.gamma, cache.inv_std, dgamma, dbeta,
+                                      x_hat.dtype.type(cache.m))
+    dx = input_grad_from_sums(dy_rows, x_hat, a, b, c)
     return from_rows(dx, dy.shape), dgamma, dbeta
+
+
+@fuse
+def centered_and_squares(rows, mean):
+    """x - mean and its square, element by element: what the variance needs."""
+    centered = rows - mean
+    return centered, centered * centered
+
+
+@fuse
+def variance_and_inv_std(sum_of_squares, m, eps):
+    """Per channel: sigma2_B = sum_of_squares / m (biased) and 1 / sqrt(sigma2_B + eps)."""
+    var = sum_of_squares / m
+    return var, 1 / (var + eps) ** 0.5
 
 
 @fuse
@@ -202,6 +218,13 @@ def normalize_scale_shift(centered, inv_std, gamma, beta):
     """x_hat = (x - mean) * inv_std and y = gamma * x_hat + beta, from centered = x - mean."""
     x_hat = centered * inv_std
     return x_hat, x_hat * gamma + beta
+
+
+@fuse
+def input_grad_coefficients(gamma, inv_std, dgamma, dbeta, m):
+    """Per channel, with k = gamma * inv_std / m: a = m k, b = k dgamma, c = k dbeta."""
+    k = gamma * inv_std / m
+    return m * k, k * dgamma, k * dbeta
 
 
 @fuse
@@ -225,11 +248,9 @@ def update_running_stats(
     data set; the forward pass still normalises with the biased sigma2_B. (Note: PyTorch's
     momentum is the weight of the *new* batch, the opposite of some other libraries' convention.)
     """
-    if not cache.training:
-        raise ValueError("update_running_stats needs the cache of a training-mode forward pass")
-    if cache.m < 2:
-        raise ValueError("the unbiased variance needs more than one value per channel, got "
-                         f"m = {cache.m}")
+    if fast_kernels_enabled():  # the same two lines as one GPU kernel
+        return update_running_stats_fast(running_mean, running_var, cache, momentum)
+    _check_running_stats_cache(cache)
     dtype = running_mean.dtype
     momentum = dtype.type(momentum)  # keep the buffers' dtype, whatever type momentum comes in
     keep = 1 - momentum
@@ -237,4 +258,35 @@ def update_running_stats(
     unbiased_var = (cache.var * (cache.m / (cache.m - 1))).astype(dtype)
     new_mean = keep * running_mean + momentum * batch_mean
     new_var = keep * running_var + momentum * unbiased_var
+    return new_mean, new_var
+
+
+def _check_running_stats_cache(cache: BatchNormCache) -> None:
+    if not cache.training:
+        raise ValueError("update_running_stats needs the cache of a training-mode forward pass")
+    if cache.m < 2:
+        raise ValueError("the unbiased variance needs more than one value per channel, got "
+                         f"m = {cache.m}")
+
+
+def update_running_stats_fast(
+    running_mean: Array, running_var: Array, cache: BatchNormCache, momentum: float = 0.1,
+) -> tuple[Array, Array]:
+    """``update_running_stats`` in one array operation instead of about nine."""
+    _check_running_stats_cache(cache)
+    dtype = running_mean.dtype.type
+    momentum = dtype(momentum)
+    batch_mean, batch_var = cache.mean, cache.var
+    if batch_mean.dtype != running_mean.dtype:   # only if the buffers have another dtype
+        batch_mean, batch_var = batch_mean.astype(dtype), batch_var.astype(dtype)
+    return blend_running_stats(running_mean, running_var, batch_mean, batch_var,
+                               dtype(1 - momentum), momentum, dtype(cache.m / (cache.m - 1)))
+
+
+@fuse
+def blend_running_stats(running_mean, running_var, batch_mean, batch_var, keep, momentum,
+                        unbiased):
+    """keep * running + momentum * batch, for the mean and for the unbiased variance."""
+    new_mean = keep * running_mean + momentum * batch_mean
+    new_var = keep * running_var + momentum * (batch_var * unbiased)
     return new_mean, new_var
