@@ -145,6 +145,13 @@ def get_array_module(*arrays: Any) -> ModuleType:
     return numpy if _op_counting is None else _op_counting.module
 
 
+def runs_on_host(xp: Any) -> bool:
+    """True if ``xp`` is NumPy itself: kernels then run on the CPU, where a few choices differ
+    (a pass that writes a temporary array costs more than a launch). False for CuPy and for
+    ``minigan.opcount``'s counting stand-in, which models a GPU."""
+    return xp is numpy
+
+
 def is_cupy_array(a: Any) -> bool:
     cupy = sys.modules.get("cupy")
     return cupy is not None and isinstance(a, cupy.ndarray)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from minigan.backend import fuse, get_array_module
+from minigan.backend import fuse, get_array_module, runs_on_host
 from minigan.ops.layout import channels_last_view, column_sums, to_rows
 from minigan.ops.switch import fast_kernels_enabled
 
@@ -167,10 +167,8 @@ def batch_norm_forward_fast(
     dtype = x.dtype.type
 
     mean = column_sums(rows) / m                          # mu_B, (C,)
-    centered, squares = centered_and_squares(rows, mean)
-    # A column sum of the squares rather than einsum("mc,mc->c", centered, centered): on a GPU
-    # CuPy's einsum copies both operands before it multiplies.
-    var, inv_std = variance_and_inv_std(column_sums(squares), dtype(m), dtype(eps))
+    centered, sum_of_squares = centered_and_sum_of_squares(rows, mean)
+    var, inv_std = variance_and_inv_std(sum_of_squares, dtype(m), dtype(eps))
     x_hat, y = normalize_scale_shift(centered, inv_std, gamma, beta)
     return from_rows(y, x.shape), BatchNormCache(x_hat=x_hat, gamma=gamma, inv_std=inv_std,
                                                   mean=mean, var=var, m=m, training=True)
@@ -190,13 +188,36 @@ def batch_norm_backward_fast(dy: Array, cache: BatchNormCache) -> tuple[Array, A
     dy_rows = as_rows(dy)                                 # (m, C)
     x_hat = cache.x_hat
     dbeta = column_sums(dy_rows)
-    dgamma = column_sums(dy_rows * x_hat)                 # sum of dy * x_hat (not einsum: above)
+    dgamma = sum_of_products(dy_rows, x_hat)              # sum of dy * x_hat, per channel
     if not cache.training:
         return from_rows(dy_rows * (cache.gamma * cache.inv_std), dy.shape), dgamma, dbeta
     a, b, c = input_grad_coefficients(cache.gamma, cache.inv_std, dgamma, dbeta,
                                       x_hat.dtype.type(cache.m))
     dx = input_grad_from_sums(dy_rows, x_hat, a, b, c)
     return from_rows(dx, dy.shape), dgamma, dbeta
+
+
+# einsum("mc,mc->c", a, b) sums products per column in one pass with no temporary array, the
+# best there is on a CPU. CuPy's einsum first copies both operands into the layout of a batched
+# matrix product, so on a GPU the same sums are one element-wise kernel and one matrix-vector
+# product instead.
+
+def centered_and_sum_of_squares(rows: Array, mean: Array) -> tuple[Array, Array]:
+    """rows - mean, (m, C), and the sum of its squares per channel, (C,)."""
+    xp = get_array_module(rows)
+    if runs_on_host(xp):
+        centered = rows - mean
+        return centered, xp.einsum("mc,mc->c", centered, centered)
+    centered, squares = centered_and_squares(rows, mean)
+    return centered, column_sums(squares)
+
+
+def sum_of_products(a: Array, b: Array) -> Array:
+    """(m, C), (m, C) -> (C,): the sum of a * b per channel."""
+    xp = get_array_module(a)
+    if runs_on_host(xp):
+        return xp.einsum("mc,mc->c", a, b)
+    return column_sums(a * b)
 
 
 @fuse
