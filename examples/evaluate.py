@@ -4,8 +4,8 @@
     python examples/evaluate.py --checkpoint runs/svhn/checkpoint.npz \\
         --features runs/features_svhn.npz --num-samples 10000
 
-The generator is rebuilt from the trainer's checkpoint (its sizes are read from the saved
-weights), draws --num-samples images from fixed latent vectors (--seed), and
+The generator is rebuilt from the trainer's checkpoint (its settings are saved in it), draws
+--num-samples images from fixed latent vectors (--seed), and
 ``minigan.metrics.gan_eval.GANEvaluator`` compares them with the real images' cached feature
 statistics (FID, lower is better) and scores their class probabilities (IS, higher is better).
 
@@ -21,20 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from minigan.backend import backend_name, use_backend
-from minigan.checkpoint import from_text_array, load_checkpoint
+from minigan.checkpoint import load_checkpoint
 from minigan.data import dataset_label, is_npz_path
+from minigan.gan import dcgan
 from minigan.gan.dcgan import Generator
 from minigan.metrics.features import FeatureNet
 from minigan.metrics.gan_eval import MIN_RELIABLE_SAMPLES, GANEvaluator, statistics_path
 from minigan.metrics.statistics import load_statistics_meta
-from minigan.nn import ShapeError
 from minigan.scripts import (
-    USER_ERRORS,
     OneLineParser,
     add_backend_argument,
     dataset_argument,
-    one_line_warnings,
-    print_error,
+    run_script,
+    seed_argument,
 )
 
 CHANNELS = {"svhn": 3, "cifar10": 3, "mnist": 1, "synthetic": 3}
@@ -54,42 +53,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=10000,
                    help=f"images to generate (fewer than {MIN_RELIABLE_SAMPLES} bias FID)")
     p.add_argument("--batch-size", type=int, default=500, help="images generated at a time")
-    p.add_argument("--seed", type=int, default=0, help="seed of the latent vectors")
+    p.add_argument("--seed", type=seed_argument, default=0, help="seed of the latent vectors")
     add_backend_argument(p)
     return p
 
 
 def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any], dict[str, Any]]:
-    """Rebuild G from a trainer checkpoint; returns (G in eval mode, its sizes, training config).
+    """Rebuild G from a trainer checkpoint; returns (G in eval mode, its settings, where the run
+    was: ``{"epoch": ..., "step": ...}`` or empty).
 
-    The sizes are not stored separately, but the weights pin them down: G's first layer is a
-    Linear (top * 4 * 4, z_size) and each ConvTranspose2d weight is (in, out, 4, 4), the last
-    one's ``out`` being the image channels; with k of them the image is 4 * 2**k pixels wide.
+    G's settings are saved in the checkpoint (``Generator.config()``) and read back by
+    ``minigan.gan.dcgan.load_generator``, which names the file and the fault when it is damaged.
     """
-    sections = load_checkpoint(path)
-    if "G" not in sections:
-        raise ValueError(f"{path} has no generator (section G): is it a trainer checkpoint?")
-    state = sections["G"]
-    config = from_text_array(sections["config"]["json"]) if "config" in sections else {}
-    try:
-        linear = state["0.weight"]
-        convs = [state[k] for k in sorted((k for k in state if state[k].ndim == 4),
-                                          key=lambda k: int(k.split(".")[0]))]
-        top, z_size = linear.shape[0] // 16, linear.shape[1]
-        sizes = {"z_size": int(z_size), "conv_dim": int(top // 2 ** (len(convs) - 1)),
-                 "image_size": 4 * 2 ** len(convs), "channels": int(convs[-1].shape[1])}
-        G = Generator(**sizes)
-        G.load_state_dict(state)
-    except (KeyError, IndexError, ValueError, ShapeError) as error:
-        raise ValueError(f"{path}: the G weights are not those of a minigan DCGAN generator "
-                         f"({error})") from None
-    if config.get("z_size", sizes["z_size"]) != sizes["z_size"]:
-        raise ValueError(f"{path}: config says z_size {config['z_size']}, weights say "
-                         f"{sizes['z_size']}")
-    progress = sections.get("progress", {})
-    if "epoch" in progress:
-        config["_epoch"], config["_step"] = int(progress["epoch"]), int(progress["step"])
-    return G.eval(), sizes, config
+    G = dcgan.load_generator(path)
+    progress = load_checkpoint(path, what="trainer checkpoint").get("progress", {})
+    where = {}
+    if "epoch" in progress and "step" in progress:
+        where = {"epoch": int(progress["epoch"]), "step": int(progress["step"])}
+    return G, G.config(), where
 
 
 def run(args: argparse.Namespace) -> dict[str, float]:
@@ -97,7 +78,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     if args.features is None and args.dataset is None:
         raise ValueError("give --features (the file from train_classifier.py) or --dataset")
     features = Path(args.features or f"runs/features_{dataset_label(args.dataset)}.npz")
-    G, sizes, config = load_generator(args.checkpoint)
+    G, sizes, where = load_generator(args.checkpoint)
     info = FeatureNet.load_info(features)
 
     trained_on = info.get("dataset")
@@ -115,7 +96,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 
     evaluate = GANEvaluator(features, num_samples=args.num_samples,
                             batch_size=args.batch_size, seed=args.seed,
-                            z_distribution=config.get("z_distribution", "uniform"),
+                            z_distribution=G.z_distribution,
                             progress=True)
     if evaluate.net.channels != sizes["channels"] or \
             evaluate.net.image_size != sizes["image_size"]:
@@ -124,8 +105,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             f"but {features} scores {evaluate.net.channels}x{evaluate.net.image_size}x"
             f"{evaluate.net.image_size} ones ({trained_on or 'another dataset'})")
 
-    where = (f" (epoch {config['_epoch']}, step {config['_step']})"
-             if "_epoch" in config else "")
+    where = f" (epoch {where['epoch']}, step {where['step']})" if where else ""
     print(f"generator: {args.checkpoint}{where}: z_size {sizes['z_size']}, conv_dim "
           f"{sizes['conv_dim']}, {sizes['channels']}x{sizes['image_size']}x"
           f"{sizes['image_size']} images, z ~ {evaluate.z_distribution}")
@@ -147,19 +127,18 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     return scores
 
 
+def check_and_run(args: argparse.Namespace) -> None:
+    if args.num_samples < 20:
+        raise ValueError(f"--num-samples must be at least 20 (IS uses 10 splits), got "
+                         f"{args.num_samples}")
+    if args.batch_size < 1:
+        raise ValueError("--batch-size must be at least 1")
+    run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    one_line_warnings()   # e.g. the small-sample FID warning, as one "warning:" line
-    try:
-        if args.num_samples < 20:
-            raise ValueError(f"--num-samples must be at least 20 (IS uses 10 splits), got "
-                             f"{args.num_samples}")
-        if args.batch_size < 1:
-            raise ValueError("--batch-size must be at least 1")
-        run(args)
-    except USER_ERRORS as error:
-        return print_error(error)
-    return 0
+    # One-line warnings (e.g. the small-sample FID warning), errors and Ctrl-C: run_script.
+    return run_script(check_and_run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ arrays, so a checkpoint can store it and a resumed run continues with exactly th
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -40,6 +41,12 @@ class Optimizer:
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        if len({id(p) for p in self.params}) < len(self.params):
+            # PyTorch warns too (and then updates such a parameter twice per step). Here each
+            # parameter has one place in the flat arrays, so a repeat is dropped.
+            warnings.warn(f"{type(self).__name__} got a parameter more than once; it is kept "
+                          f"(and updated) once", UserWarning, stacklevel=3)
+            self.params = list({id(p): p for p in self.params}.values())
         self._gather_into_flat_arrays()
         xp = get_array_module(self.flat_data)
         self.flat_state = {name: xp.zeros_like(self.flat_data) for name in self.state_names}
@@ -127,6 +134,14 @@ class Optimizer:
                                                                   dtype=p.dtype)
 
 
+def _check_hyperparameters(optimizer: str, **values: float) -> None:
+    """PyTorch's checks: each value must be 0 or more (``not 0 <= nan``, so NaN fails too)."""
+    for name, value in values.items():
+        if not 0.0 <= value < float("inf"):
+            raise ValueError(f"{optimizer}: invalid {name} {value}: must be a finite number "
+                             f">= 0")
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum (PyTorch's form, no dampening):
 
@@ -137,6 +152,7 @@ class SGD(Optimizer):
 
     def __init__(self, params: Iterable[Parameter], lr: float = 0.01, momentum: float = 0.0,
                  weight_decay: float = 0.0):
+        _check_hyperparameters("SGD", lr=lr, momentum=momentum, weight_decay=weight_decay)
         super().__init__(params)
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
 
@@ -174,6 +190,9 @@ class Adam(Optimizer):
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0):
+        _check_hyperparameters("Adam", lr=lr, eps=eps, weight_decay=weight_decay)
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"Adam: invalid betas {betas}: each must be in [0, 1)")
         super().__init__(params)
         self.lr, self.eps, self.weight_decay = lr, eps, weight_decay
         self.beta1, self.beta2 = betas

@@ -186,3 +186,15 @@ def test_parameters_of_different_dtypes_are_refused():
     b = Parameter(to_device(np.zeros(2, np.float64)))
     with pytest.raises(ValueError, match="one dtype"):
         Adam([a, b])
+
+
+def test_a_parameter_given_twice_has_one_place_and_moves_once():
+    p, q = make_param([1.0]), make_param([1.0])
+    with pytest.warns(UserWarning, match="more than once"):
+        twice = Adam([p, p], lr=0.1)
+    once = Adam([q], lr=0.1)
+    assert twice.flat_data.shape == (1,)
+    for opt, param in ((twice, p), (once, q)):
+        param.grad[...] = 1.0
+        opt.step()
+    np.testing.assert_array_equal(to_numpy(p.data), to_numpy(q.data))

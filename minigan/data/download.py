@@ -7,7 +7,11 @@ The rules every dataset in minigan follows:
   the published sum, so a file with the final name is always complete;
 * re-running an interrupted download resumes it (an HTTP ``Range`` request) or, if the server
   cannot resume, starts it again from the beginning;
-* offline, the error says which file to fetch by hand and where to put it.
+* offline, the error says which file to fetch by hand and where to put it;
+* a mirror (``use_mirror(url)``, ``--mirror`` or ``$MINIGAN_MIRROR``) replaces the datasets'
+  own servers: a file ``svhn/train_32x32.mat`` of the cache is fetched from
+  ``<mirror>/svhn/train_32x32.mat`` (the cache's own layout, so a copy of a filled cache folder
+  served over HTTP, or a ``file://`` folder, is a mirror). The MD5 sums are checked all the same.
 """
 
 from __future__ import annotations
@@ -29,6 +33,27 @@ TIMEOUT = 30  # seconds to wait for the server before calling it unreachable
 
 class DataError(RuntimeError):
     """A dataset could not be fetched, checked or read; the one-line message says what to do."""
+
+
+MIRROR_SCHEMES = ("http://", "https://", "file://")
+_mirror: str | None = None   # set by use_mirror; else $MINIGAN_MIRROR is read at each download
+
+
+def use_mirror(url: str | None) -> None:
+    """Fetch every dataset file from ``url`` (``<url>/<dataset>/<file>``) instead of its own
+    server; None goes back to ``$MINIGAN_MIRROR`` or the datasets' servers."""
+    if url is not None and not url.lower().startswith(MIRROR_SCHEMES):
+        raise DataError(f"mirror {url!r} must start with {', '.join(MIRROR_SCHEMES)}")
+    global _mirror
+    _mirror = url
+
+
+def mirror_url() -> str | None:
+    """The mirror in use: ``use_mirror``'s, else ``$MINIGAN_MIRROR``, else None."""
+    url = _mirror or os.environ.get("MINIGAN_MIRROR") or None
+    if url is not None and not url.lower().startswith(MIRROR_SCHEMES):
+        raise DataError(f"MINIGAN_MIRROR={url!r} must start with {', '.join(MIRROR_SCHEMES)}")
+    return url
 
 
 def default_data_dir() -> Path:
@@ -166,7 +191,9 @@ def find_or_download(filename: str, base_url: str, md5: str, data_dir: str | os.
     candidates = [root / filename, root / subdir / filename]
     found = next((p for p in candidates if p.exists()), None)
     if download_missing:
-        url = base_url.rstrip("/") + "/" + filename
+        mirror = mirror_url()
+        url = (f"{mirror.rstrip('/')}/{subdir}/{filename}" if mirror else
+               base_url.rstrip("/") + "/" + filename)
         return download(url, found or candidates[1], md5)
     if found is None:
         raise DataError(f"{filename} not found in {root} or {root / subdir}: put it there "
