@@ -146,3 +146,28 @@ def test_batch_norm_fast_variants_equal_the_plain_lines_in_few_operations():
     for plain, counted_path in zip(results[False], [y, *grads, *stats]):
         np.testing.assert_allclose(np.asarray(counted_path), to_numpy(plain), rtol=1e-12,
                                    atol=1e-12)
+
+
+def test_fit_reads_the_losses_a_fixed_number_of_times_however_many_steps(tmp_path, monkeypatch):
+    """The loop copies losses to the host when it logs, not after every step: with the read
+    interval longer than the run, 3 steps and 9 steps make the same number of host reads."""
+    import minigan.gan.trainer as trainer_module
+    from minigan.data import DataLoader, make_synthetic_digits
+
+    monkeypatch.setattr(trainer_module, "READ_EVERY_SECONDS", 1e9)
+    images, _ = make_synthetic_digits(96, seed=0, size=16, channels=3)
+
+    def host_reads_of_a_run(steps):
+        with count_array_ops() as counter:
+            manual_seed(0)
+            G = dcgan_init(Generator(z_size=8, conv_dim=4, image_size=16))
+            D = dcgan_init(Discriminator(conv_dim=4, image_size=16))
+            config = TrainConfig(epochs=1, z_size=8, num_samples=4, max_steps=steps)
+            trainer = GANTrainer(G, D, DataLoader(images, batch_size=8, seed=0), config,
+                                 tmp_path / str(steps))
+            counter.reset()
+            history = trainer.fit(progress=False)
+        assert len(history.columns["d_loss"]) == steps and history.pending == []
+        return counter.host_reads
+
+    assert host_reads_of_a_run(3) == host_reads_of_a_run(9) > 0
