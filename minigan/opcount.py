@@ -136,7 +136,7 @@ class CountingArray(numpy.ndarray):
     def __array_function__(self, func: Callable, types: Any, args: Any, kwargs: Any):
         name = func.__name__
         with _active().one_op(name, counts=name not in VIEW_FUNCTIONS):
-            result = func._implementation(*args, **kwargs)
+            result = super().__array_function__(func, types, args, kwargs)
         return counted(result)
 
     # ---- copies that NumPy does not route through a ufunc or an array function
