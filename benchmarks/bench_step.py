@@ -41,6 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=10, help="timed steps (the median is shown)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    p.add_argument("--plain-kernels", action="store_true",
+                   help="time the plain textbook kernels (minigan.ops.fast_kernels(False))")
     return p.parse_args(argv)
 
 
@@ -289,9 +291,11 @@ def bench(conv_dim: int) -> dict:
 
 def main() -> None:
     use_backend(ARGS.backend)
+    minigan.ops.use_fast_kernels(not ARGS.plain_kernels)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"backend {ARGS.backend}, {ARGS.threads} threads; NumPy {numpy.__version__}; "
+          f"{'plain' if ARGS.plain_kernels else 'fast'} kernels; "
           f"batch {ARGS.batch_size}, z {ARGS.z_size}; median of {ARGS.repeats} steps")
     if ARGS.backend == "cupy" and not ARGS.no_torch:
         print("PyTorch on CUDA: TF32 switched off (allow_tf32 = False), float32 like minigan")

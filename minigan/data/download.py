@@ -1,4 +1,4 @@
-"""Checked downloads: fetch a file once, verify its MD5, and never use a broken copy.
+"""Checked downloads: fetch a file once, verify its MD5 (or SHA-256), and never use a broken copy.
 
 The rules every dataset in minigan follows:
 
@@ -69,8 +69,13 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
 
 def md5_of(path: str | os.PathLike) -> str:
     """The MD5 hex digest of a file, read in chunks."""
+    return digest_of(path, "md5")
+
+
+def digest_of(path: str | os.PathLike, algorithm: str = "md5") -> str:
+    """The hex digest of a file ("md5" or "sha256"), read in chunks."""
     # MD5 here detects truncated or corrupted files; it is not a security check.
-    digest = hashlib.md5(usedforsecurity=False)
+    digest = hashlib.new(algorithm, usedforsecurity=False)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(CHUNK), b""):
             digest.update(chunk)
@@ -82,13 +87,17 @@ def _one_line(error: BaseException) -> str:
     return " ".join(text.split())
 
 
-def _by_hand(path: Path, md5: str) -> str:
-    return (f"put {path.name} (md5 {md5}) in {path.parent} by hand, "
-            "or use `--dataset synthetic`")
+def _by_hand(path: Path, md5: str, algorithm: str = "md5",
+             otherwise: str = "or use `--dataset synthetic`") -> str:
+    return f"put {path.name} ({algorithm} {md5}) in {path.parent} by hand, {otherwise}"
 
 
-def download(url: str, path: str | os.PathLike, md5: str, *, progress: bool = True) -> Path:
+def download(url: str, path: str | os.PathLike, md5: str, *, progress: bool = True,
+             algorithm: str = "md5", otherwise: str = "or use `--dataset synthetic`") -> Path:
     """Download ``url`` to ``path`` and check it against ``md5``; return ``path``.
+
+    ``algorithm="sha256"`` checks a SHA-256 digest instead (given as ``md5``), and ``otherwise``
+    is the alternative the offline message offers beside placing the file by hand.
 
     * ``path`` already there with the right MD5: nothing is downloaded.
     * ``path`` there with a wrong MD5: it is not used; the file is downloaded again and replaces
@@ -102,28 +111,29 @@ def download(url: str, path: str | os.PathLike, md5: str, *, progress: bool = Tr
     path = Path(path)
     bad_copy = ""   # what is wrong with a copy already there, to say so if we cannot replace it
     if path.exists():
-        got = md5_of(path)
+        got = digest_of(path, algorithm)
         if got == md5:
             return path
-        bad_copy = f"{path} is damaged or a different file (md5 {got}, expected {md5})"
+        bad_copy = (f"{path} is damaged or a different file ({algorithm} {got}, expected "
+                    f"{md5})")
     part = path.with_suffix(path.suffix + ".part")
     created_folder = not path.parent.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise DataError(f"cannot create {path.parent} ({_one_line(error)}): "
-                        f"{_by_hand(path, md5)}") from None
+                        f"{_by_hand(path, md5, algorithm, otherwise)}") from None
 
     try:
-        _fetch_to_part(url, part, md5, progress)
+        _fetch_to_part(url, part, _by_hand(path, md5, algorithm, otherwise), progress)
     except DataError as error:
         if created_folder and not any(path.parent.iterdir()):
             path.parent.rmdir()   # leave no empty folder behind an offline attempt
         raise DataError(f"{bad_copy}; {error}" if bad_copy else str(error)) from None
-    got = md5_of(part)
+    got = digest_of(part, algorithm)
     if got != md5:
         part.unlink()
-        raise DataError(f"checksum mismatch for {url}: got md5 {got}, expected {md5}; the "
+        raise DataError(f"checksum mismatch for {url}: got {algorithm} {got}, expected {md5}; the "
                         f"download was deleted, run again or put {path.name} in {path.parent} "
                         "by hand")
     os.replace(part, path)  # atomic: the final name only ever holds a checked file
@@ -132,8 +142,10 @@ def download(url: str, path: str | os.PathLike, md5: str, *, progress: bool = Tr
     return path
 
 
-def _fetch_to_part(url: str, part: Path, md5: str, progress: bool) -> None:
-    """Stream ``url`` into ``part``, resuming from what ``part`` already holds."""
+def _fetch_to_part(url: str, part: Path, by_hand: str, progress: bool) -> None:
+    """Stream ``url`` into ``part``, resuming from what ``part`` already holds.
+
+    ``by_hand`` ends the offline messages: where to put the file by hand."""
     final = part.with_suffix("")  # the name the user will see in messages
     offset = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url)
@@ -147,10 +159,10 @@ def _fetch_to_part(url: str, part: Path, md5: str, progress: bool) -> None:
             # download() checks its MD5; a bad one is deleted, so the next run starts afresh.
             return
         raise DataError(f"could not download {url} (HTTP {error.code} {_one_line(error)}): "
-                        f"{_by_hand(final, md5)}") from None
+                        f"{by_hand}") from None
     except (OSError, http.client.HTTPException) as error:  # URLError, refused, timeout, ...
         raise DataError(f"could not reach {url} ({_one_line(error)}): "
-                        f"{_by_hand(final, md5)}") from None
+                        f"{by_hand}") from None
 
     with response:
         if response.status != 206:  # the server sent the whole file: start again cleanly

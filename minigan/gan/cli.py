@@ -24,6 +24,7 @@ from minigan.checkpoint import (
 from minigan.data import DATASETS, dataset_label
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.gan.trainer import GANTrainer, TrainConfig
+from minigan.ops import fast_kernels_enabled, use_fast_kernels
 from minigan.scripts import (
     DATASET_HELP,
     EXIT_INTERRUPTED,
@@ -55,6 +56,9 @@ NOT_RECORDED = ("resume", "overwrite", "out", "data_dir", "backend", "mirror")
 def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
     p = OneLineParser(description=description)
     add_backend_argument(p)
+    p.add_argument("--plain-kernels", action="store_true",
+                   help="run the plain textbook kernels instead of their fast variants (same "
+                        "numbers, slower; as MINIGAN_KERNELS=plain)")
     p.add_argument("--dataset", type=dataset_argument, default=dataset,
                    metavar="NAME|FILE.npz", help=DATASET_HELP)
     p.add_argument("--data-dir", default=None,
@@ -108,7 +112,8 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
     m = p.add_argument_group("scores during training")
     m.add_argument("--features", default=None, metavar="PATH",
                    help="a feature network from examples/train_classifier.py: compute FID and IS "
-                        "with it every --metrics-every epochs")
+                        "with it every --metrics-every epochs ('inception': the FID "
+                        "Inception-v3, slow on a CPU; see docs/inception.md)")
     m.add_argument("--metrics-every", type=int_argument, default=1, help="epochs between scores")
     m.add_argument("--metrics-samples", type=int_argument, default=10000,
                    help="generated images per score (below 2048 FID is biased)")
@@ -274,6 +279,8 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
     from minigan.data import DataLoader
 
     use_backend(args.backend)
+    # --plain-kernels, else $MINIGAN_KERNELS (read now, so a bad value is a one-line error).
+    use_fast_kernels(False if args.plain_kernels else fast_kernels_enabled())
     apply_mirror(args)
     check_arguments(args)              # before the run folder is made; again after --resume
     out, changes = prepare_run_folder(args, set(given))
@@ -300,7 +307,11 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
                          metrics_every=args.metrics_every if args.features else 0,
                          save_every=args.save_every, keep_snapshots=args.keep_snapshots)
     evaluate = None
-    if args.features:
+    if args.features == "inception":   # the FID Inception-v3: published-style FID and IS
+        from minigan.metrics.inception_eval import inception_evaluator
+        evaluate = inception_evaluator(images, args.dataset, args.metrics_samples,
+                                       args.z_distribution, data_dir=args.data_dir)
+    elif args.features:
         from minigan.metrics import GANEvaluator
         evaluate = GANEvaluator(args.features, num_samples=args.metrics_samples,
                                 z_distribution=args.z_distribution)
