@@ -161,7 +161,8 @@ def batch_norm_forward_fast(
     x: Array, gamma: Array, beta: Array, eps: float = 1e-5,
 ) -> tuple[Array, BatchNormCache]:
     """``batch_norm_forward`` in three passes over the data (the mean, the squares, the
-    normalise-scale-shift) and six array operations instead of a dozen."""
+    normalise-scale-shift) and six array operations where the plain lines take eleven (as
+    ``minigan.opcount`` counts them)."""
     rows = as_rows(x)                                     # (m, C)
     m = rows.shape[0]
     dtype = x.dtype.type
@@ -176,7 +177,7 @@ def batch_norm_forward_fast(
 
 def batch_norm_backward_fast(dy: Array, cache: BatchNormCache) -> tuple[Array, Array, Array]:
     """``batch_norm_backward`` with the training-mode input gradient in one line, in five array
-    operations instead of about thirty.
+    operations where the plain lines take 24.
 
     Substituting x_i - mu_B = x_hat_i / s into the plain version's three terms (the dmu term
     through sigma2_B is 0, since the centred values sum to 0) collapses them into
@@ -293,7 +294,7 @@ def _check_running_stats_cache(cache: BatchNormCache) -> None:
 def update_running_stats_fast(
     running_mean: Array, running_var: Array, cache: BatchNormCache, momentum: float = 0.1,
 ) -> tuple[Array, Array]:
-    """``update_running_stats`` in one array operation instead of about nine."""
+    """``update_running_stats`` in one array operation where the plain lines take nine."""
     _check_running_stats_cache(cache)
     dtype = running_mean.dtype.type
     momentum = dtype(momentum)

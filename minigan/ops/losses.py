@@ -87,7 +87,7 @@ def bce_with_logits_forward_fast(
 
 
 def bce_with_logits_backward_fast(dloss: Any, cache: BCEWithLogitsCache) -> Array:
-    """``bce_with_logits_backward`` in four array operations instead of about a dozen."""
+    """``bce_with_logits_backward`` in four array operations instead of thirteen."""
     xp = get_array_module(cache.logits)
     x, t = cache.logits, cache.targets
     if isinstance(dloss, Number):   # worked out on the host: no array operation
