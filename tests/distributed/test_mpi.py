@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 import minigan.backend as backend
+from minigan.checkpoint import load_checkpoint
 from tests.distributed.tiny_run import final_state, make_trainer
 from tests.helpers import REPO_ROOT
 
@@ -135,6 +136,18 @@ def test_an_exception_on_one_rank_aborts_every_rank(tmp_path):
     assert result.returncode != 0
     assert "RuntimeError: a bug on rank 1 at step 2" in result.stderr
     assert "rank 0 of 2" not in result.stdout
+
+
+def test_a_divergence_on_one_rank_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
+    """D's weights become NaN on rank 1 alone before step 5. The averaged losses are NaN on
+    every rank, so the run stops at step 5 with the divergence error (the first rank to raise
+    it aborts the others), and rank 0's checkpoint of epoch 1 (step 3) is kept."""
+    result = mpiexec(str(REPO_ROOT / "tests" / "distributed" / "tiny_run.py"), str(tmp_path),
+                     "--nan-rank", "1", "--nan-at-step", "5")
+    assert result.returncode != 0
+    assert "TrainingDiverged: training diverged at step 5" in result.stderr
+    assert "rank 0 of 2" not in result.stdout
+    assert int(load_checkpoint(tmp_path / "checkpoint.npz")["progress"]["step"]) == 3
 
 
 def test_train_svhn_distributed_from_the_command_line(tmp_path):

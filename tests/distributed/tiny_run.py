@@ -83,6 +83,18 @@ def stop_this_rank_at(trainer: GANTrainer, step: int, how: str) -> None:
     trainer.train_step = train_step
 
 
+def poison_this_rank_at(trainer: GANTrainer, step: int) -> None:
+    """Make D's first weights NaN on this rank alone, just before training step ``step``."""
+    original = trainer.train_step
+
+    def train_step(real):
+        if trainer.step + 1 == step:
+            trainer.D[0].weight.data[...] = np.nan
+        return original(real)
+
+    trainer.train_step = train_step
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out", type=Path)
@@ -95,6 +107,8 @@ def main() -> int:
     p.add_argument("--stop-rank", type=int, default=None)
     p.add_argument("--stop-at-step", type=int, default=2)
     p.add_argument("--stop-how", choices=("kill", "raise"), default="kill")
+    p.add_argument("--nan-rank", type=int, default=None)
+    p.add_argument("--nan-at-step", type=int, default=5)
     args = p.parse_args()
 
     world = join_mpi_world()
@@ -105,6 +119,8 @@ def main() -> int:
         trainer.load_checkpoint()
     if args.stop_rank == world.rank:
         stop_this_rank_at(trainer, args.stop_at_step, args.stop_how)
+    if args.nan_rank == world.rank:
+        poison_this_rank_at(trainer, args.nan_at_step)
     trainer.fit(progress=False)
     if world.is_root:
         atomic_savez(args.out / "final.npz", final_state(trainer))
