@@ -302,9 +302,11 @@ class ShardedLoader(DataLoader):
                                    f"share of every batch")
         self.world = world
 
-    def indices(self, epoch: int, batch: int) -> numpy.ndarray:
-        """The dataset indices of this rank's share of step ``batch`` of epoch ``epoch``."""
-        whole = self.order(epoch)[batch * self.batch_size:(batch + 1) * self.batch_size]
+    def indices(self, epoch: int, batch: int, order: numpy.ndarray | None = None) -> numpy.ndarray:
+        """The dataset indices of this rank's share of step ``batch`` of epoch ``epoch``
+        (``order``: the epoch's ``self.order(epoch)``, if already made)."""
+        order = self.order(epoch) if order is None else order
+        whole = order[batch * self.batch_size:(batch + 1) * self.batch_size]  # every rank's
         return self.world.shard(whole)
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Any, Any]]:
@@ -312,8 +314,9 @@ class ShardedLoader(DataLoader):
         ``start_batch`` on: x (B, C, H, W) in [-1, 1], y (B,) or None, B = batch_size / N."""
         if not 0 <= start_batch <= len(self):
             raise DistributedError(f"start_batch must be in 0..{len(self)}, got {start_batch}")
+        order = self.order(epoch)                   # the same shuffle on every rank
         for b in range(start_batch, len(self)):
-            index = self.indices(epoch, b)
+            index = self.indices(epoch, b, order)
             x = scale_images(to_device(self.images[index]))
             y = None if self.labels is None else to_device(self.labels[index])
             yield x, y
