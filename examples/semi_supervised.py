@@ -310,11 +310,20 @@ def train(args: argparse.Namespace, data: tuple[numpy.ndarray, ...],
     history: dict[str, list[float]] = {"epoch": [], "accuracy": [], "loss_labelled": [],
                                        "loss_unlabelled": [], "loss_feature_matching": []}
     name = "semi-supervised GAN" if semi_supervised else "baseline (labels only)"
-    bar = tqdm(total=args.epochs * len(unlabelled), unit="step", desc=name, dynamic_ncols=True)
+    total = args.epochs * len(unlabelled)
+    bar = tqdm(total=total, unit="step", desc=name, dynamic_ncols=True)
+    step = 0
     for epoch in range(args.epochs):
         sums = numpy.zeros(3)
         for x_unlabelled, _ in unlabelled.epoch(epoch):
             x_labelled, y_labelled = next(labelled_batches)
+            # As in the paper's code: a constant learning rate for two thirds of the run, then
+            # a linear fall to 0, which settles the weights of both players.
+            lr = args.lr * min(1.0, 3 * (1 - step / total))
+            opt_D.lr = lr
+            if semi_supervised:
+                opt_G.lr = lr
+            step += 1
             D.zero_grad()
             # 1. labelled images: the usual classification loss.
             loss_l = cross_entropy(D(x_labelled), y_labelled)
@@ -349,9 +358,9 @@ def train(args: argparse.Namespace, data: tuple[numpy.ndarray, ...],
         acc = accuracy(D, test_x, test_y)
         history["epoch"].append(epoch + 1)
         history["accuracy"].append(acc)
-        for key, total in zip(("loss_labelled", "loss_unlabelled", "loss_feature_matching"),
-                              sums):
-            history[key].append(total / len(unlabelled))
+        for key, loss_sum in zip(("loss_labelled", "loss_unlabelled",
+                                  "loss_feature_matching"), sums):
+            history[key].append(loss_sum / len(unlabelled))
         bar.write(f"{name}: epoch {epoch + 1}/{args.epochs}, held-out accuracy {acc:.4f}")
     bar.close()
     result: dict[str, Any] = {"D": D, "history": history}
