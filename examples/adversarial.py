@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy
+from PIL import Image
 
 from minigan.backend import backend_name, get_array_module, to_device, to_numpy, use_backend
 from minigan.data import DataError, dataset_label, load_dataset, scale_images
@@ -134,8 +135,9 @@ def load_data(args: argparse.Namespace) -> tuple[tuple[numpy.ndarray, ...], str]
                              download=not args.no_download)
         test = None if args.dataset.endswith(".npz") else load_dataset(
             args.dataset, "test", data_dir=args.data_dir, download=not args.no_download)
-        note = f"{args.dataset}: the classifier trains on the training split, the test split " \
-               f"is attacked"
+        note = args.dataset if test is None else \
+            f"{args.dataset}: the classifier trains on the training split, the test split is " \
+            f"attacked"
     except DataError as error:
         if args.dataset != "mnist":
             raise
@@ -230,6 +232,8 @@ def plot_examples(net: FeatureNet, images: numpy.ndarray, labels: numpy.ndarray,
     fig.tight_layout()
     fig.savefig(path, dpi=72)
     plt.close(fig)
+    # The perturbation row is noise, which PNG compresses badly: 256 colours keep it small.
+    Image.open(path).convert("RGB").quantize(256).save(path)
     return path
 
 

@@ -122,7 +122,8 @@ def load_data(args: argparse.Namespace) -> tuple[tuple[numpy.ndarray, ...], str]
                             download=not args.no_download)
         test = None if args.dataset.endswith(".npz") else load_dataset(
             args.dataset, "test", data_dir=args.data_dir, download=not args.no_download)
-        note = f"{args.dataset}: the training split is the pool, the test split is held out"
+        note = args.dataset if test is None else \
+            f"{args.dataset}: the training split is the pool, the test split is held out"
     except DataError as error:
         if args.dataset != "mnist":
             raise
