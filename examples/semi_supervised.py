@@ -379,6 +379,7 @@ def plot(baseline: dict[str, list[float]], semi: dict[str, list[float]], title: 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     ax.plot(semi["epoch"], semi["accuracy"], marker=".", color="tab:orange",
@@ -387,6 +388,7 @@ def plot(baseline: dict[str, list[float]], semi: dict[str, list[float]], title: 
             label="baseline (labelled images only)")
     ax.set(xlabel="epoch (one pass over the unlabelled pool)", ylabel="held-out accuracy",
            ylim=(0, 1), title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
