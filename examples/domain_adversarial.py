@@ -64,6 +64,7 @@ from minigan.scripts import (
 )
 
 DOMAINS = ("mnist", "synthetic", "svhn")
+FEATURES = 128  # length of the feature vector that both classifiers read
 TEST_ONLY_SPLIT = 8000  # MNIST's test files alone: the first 8000 train, the last 2000 are held out
 
 
@@ -164,16 +165,20 @@ def forever(loader: DataLoader) -> Iterator[tuple[Any, Any]]:
 def make_networks(seed: int) -> dict[str, Module]:
     """Feature extractor F, label classifier C and domain classifier D (after the reversal).
 
-    F: (N, 1, 32, 32) -> conv 4x4/2, 32 ch, ReLU -> conv 4x4/2, 48 ch, ReLU -> (N, 3072)
-    C: 3072 -> 100 -> ReLU -> 10 class logits
-    D: GradientReversal -> 3072 -> 100 -> ReLU -> 1 logit ("this came from the target")
+    F: (N, 1, 32, 32) -> conv 4x4/2, 32 ch, ReLU -> conv 4x4/2, 48 ch, ReLU -> Flatten (3072)
+       -> Linear -> ReLU -> (N, 128) features
+    C: 128 -> 100 -> ReLU -> 10 class logits
+    D: GradientReversal -> 128 -> 100 -> ReLU -> 1 logit ("this came from the target")
+    F ends in a fully connected layer so that it can *mix* what its convolutions found: making
+    the two domains' features alike takes more than switching single filters off.
     The same seed gives the same initial weights, with or without the domain classifier.
     """
     rng = make_rng([seed, 2])
     F = Sequential(Conv2d(1, 32, 4, stride=2, padding=1, rng=rng), ReLU(),
-                   Conv2d(32, 48, 4, stride=2, padding=1, rng=rng), ReLU(), Flatten())
-    C = Sequential(Linear(48 * 8 * 8, 100, rng=rng), ReLU(), Linear(100, 10, rng=rng))
-    D = Sequential(GradientReversal(0.0), Linear(48 * 8 * 8, 100, rng=rng), ReLU(),
+                   Conv2d(32, 48, 4, stride=2, padding=1, rng=rng), ReLU(), Flatten(),
+                   Linear(48 * 8 * 8, FEATURES, rng=rng), ReLU())
+    C = Sequential(Linear(FEATURES, 100, rng=rng), ReLU(), Linear(100, 10, rng=rng))
+    D = Sequential(GradientReversal(0.0), Linear(FEATURES, 100, rng=rng), ReLU(),
                    Linear(100, 1, rng=rng))
     return {"F": F, "C": C, "D": D}
 
