@@ -88,7 +88,7 @@ def test_tiny_run_mnist_to_synthetic(tmp_path):
     out = tmp_path / "run"
     result = run_example("domain_adversarial.py", "--data-dir", data_dir, "--no-download",
                          "--epochs", 2, "--limit", 64, "--batch-size", 32, "--test-size", 40,
-                         "--out", out)
+                         "--max-lambda", 0.5, "--out", out)
     assert result.returncode == 0, result.stdout + result.stderr
     text = result.stdout
     assert "only MNIST's test files" in text and "synthetic house numbers drawn in grey" in text
@@ -100,9 +100,10 @@ def test_tiny_run_mnist_to_synthetic(tmp_path):
         for key in ("target_source_only", "target_with_domain_classifier", "source_source_only",
                     "source_with_domain_classifier", "domain_classifier_train_accuracy"):
             assert 0 <= float(row[key]) <= 1, key
-    # lambda follows the schedule: after step 2 of 4 and after step 4 of 4 (32 images a step)
-    assert float(rows[0]["lambda"]) == pytest.approx(dann.dann_schedule(1 / 4), abs=1e-4)
-    assert float(rows[1]["lambda"]) == pytest.approx(dann.dann_schedule(3 / 4), abs=1e-4)
+    # lambda follows the schedule up to 0.5: the last steps of each epoch are steps 1 and 3 of
+    # 0..3 (two batches of 32 an epoch)
+    assert float(rows[0]["lambda"]) == pytest.approx(dann.dann_schedule(1 / 4, 0.5), abs=1e-4)
+    assert float(rows[1]["lambda"]) == pytest.approx(dann.dann_schedule(3 / 4, 0.5), abs=1e-4)
     summary = (out / "summary.txt").read_text()
     for name in ("source only", "with domain classifier"):
         assert re.search(rf"{name}\s+\d\.\d{{4}}\s+\d\.\d{{4}}", summary), name
