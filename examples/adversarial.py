@@ -36,9 +36,10 @@ import numpy
 from PIL import Image
 
 from minigan.backend import backend_name, get_array_module, to_device, to_numpy, use_backend
+from minigan.classifier import train_classifier
 from minigan.data import DataError, dataset_label, load_dataset, scale_images
 from minigan.data.cifar10 import CLASSES as CIFAR10_CLASSES
-from minigan.metrics.features import FeatureNet, accuracy, train_classifier
+from minigan.metrics.features import FeatureNet, accuracy
 from minigan.nn import CrossEntropyLoss, Module
 from minigan.scripts import (
     DATASET_HELP,

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from minigan.backend import set_default_dtype, to_device, to_numpy
+from minigan.classifier import train_classifier
 from minigan.data import scale_images
 from minigan.gradcheck import gradcheck
-from minigan.metrics.features import FeatureNet, train_classifier
+from minigan.metrics.features import FeatureNet
 from minigan.nn import CrossEntropyLoss
 from tests.helpers import random_array
 from tests.other_uses import (
