@@ -128,6 +128,7 @@ def _examples(rng):
         "bce_terms": (array(8, 1), f32(0.9), np.abs(array(8, 1))),
         "bce_gradient": (array(8, 1), (array(8, 1) > 0).astype(f32), np.exp(-np.abs(array(8, 1))),
                          f32(1 / 8)),
+        "negative_abs": (array(8, 1),),
     }
 
 
