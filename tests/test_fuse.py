@@ -118,6 +118,7 @@ def _examples(rng):
                                  array(channels), array(channels), f32(12)),
         "leaky_relu_and_slope": (array(2, 3, 4, 4), f32(0.2), f32(0.8)),
         "relu_and_mask": (array(2, 3, 4, 4),),
+        "tanh_gradient": (array(2, 3, 4, 4), np.tanh(array(2, 3, 4, 4))),
         "centered_and_squares": (rows, array(channels)),
         "variance_and_inv_std": (np.abs(array(channels)) * 12, f32(12), f32(1e-5)),
         "blend_running_stats": (array(channels), np.abs(array(channels)), array(channels),
