@@ -390,9 +390,8 @@ class SyncBatchNorm2d(BatchNorm2d):
         C = len(dbeta)
         sums = self.world.allreduce_sum(xp.concatenate([dbeta, dgamma]))
         all_dbeta, all_dgamma = sums[:C], sums[C:]
-        k = cache.gamma * cache.inv_std / cache.m
-        dx = input_grad_from_sums(dy_rows, cache.x_hat, cache.m * k, k * all_dgamma,
-                                  k * all_dbeta)
+        dx = input_grad_from_sums(dy_rows, cache.x_hat, cache.gamma, cache.inv_std, all_dgamma,
+                                  all_dbeta, cache.x_hat.dtype.type(cache.m))
         # This rank's share only: ``average_gradients`` adds the shares up later.
         self.weight.accumulate(dgamma)
         self.bias.accumulate(dbeta)
