@@ -31,6 +31,7 @@ Run with, e.g., ``mpiexec -n 2 python examples/train_svhn.py --distributed``.
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -53,6 +54,8 @@ from minigan.ops.batchnorm import (
 from minigan.ops.layout import column_sums
 
 Array = Any
+
+ABORT_GRACE_SECONDS = 0.5   # see World.abort
 
 INSTALL_HELP = ('install mpi4py and an MPI library: `pip install -e ".[mpi]"` in the minigan '
                 'folder (mpi4py and the MPICH wheels), then start N processes with '
@@ -190,6 +193,9 @@ class World:
         if self.size > 1:
             sys.stdout.flush()
             sys.stderr.flush()
+            # mpiexec tears every rank down at the first Abort, and may drop output it has not
+            # passed on yet: give it a moment, so the error that caused this is not lost.
+            time.sleep(ABORT_GRACE_SECONDS)
             self.comm.Abort(code)
 
     # ------------------------------------------------------------------ splitting a batch
