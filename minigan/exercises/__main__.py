@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except (*USER_ERRORS, ImportError) as error:
+    except USER_ERRORS as error:
         return print_error(error)
 
 

@@ -6,8 +6,8 @@ as it is. The shapes are small on purpose: a finite-difference check runs the fo
 per input element, and hypothesis shrinks a failure towards the smallest case that still fails,
 which is the one a learner can work out by hand.
 
-``SMALLEST`` gives each strategy's simplest case, which the grader tries first: an unfinished
-stub raises NotImplementedError on it at once.
+Each strategy shrinks towards the simplest case of its kind, ``checks.SIMPLEST_CASES``, which
+the grader tries first (an unfinished stub raises NotImplementedError on it at once).
 """
 
 from __future__ import annotations
@@ -96,18 +96,3 @@ def adam_cases() -> st.SearchStrategy[dict[str, Any]]:
         shape=st.tuples(st.integers(1, 3), st.integers(1, 3)), steps=st.integers(1, 4),
         lr=st.sampled_from([0.1, 1e-3, 2e-4]), beta1=st.sampled_from([0.9, 0.5]),
         beta2=st.sampled_from([0.999, 0.9]), eps=st.sampled_from([1e-8, 1e-3]), seed=seeds))
-
-
-# The simplest case of each kind (what each strategy shrinks towards), tried first.
-SMALLEST: dict[str, dict[str, Any]] = {
-    "conv": dict(x=(1, 1, 2, 2), w=(1, 1, 1, 1), stride=1, padding=0, bias=True, seed=0),
-    "im2col": dict(x=(1, 1, 2, 2), kernel_size=1, stride=1, padding=0, seed=0),
-    "conv_transpose": dict(x=(1, 1, 2, 2), w=(1, 1, 1, 1), stride=1, padding=0,
-                           output_padding=0, bias=True, seed=0),
-    "batch_norm": dict(shape=(3, 1), eps=1e-5, seed=0),
-    "running_stats": dict(shape=(3, 1), momentum=0.1, seed=0),
-    "leaky_relu": dict(shape=(2,), negative_slope=0.2, seed=0),
-    "tanh": dict(shape=(2,), seed=0),
-    "bce": dict(shape=(2,), soft_targets=False, scale=1.0, seed=0),
-    "adam": dict(shape=(1, 1), steps=1, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, seed=0),
-}

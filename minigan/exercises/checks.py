@@ -38,6 +38,23 @@ FORWARD_RTOL = 1e-10      # forward outputs against an oracle: float64 sums of a
 GRADIENT_TOLERANCE = 1e-6  # finite differences in float64, as in the project's tests
 
 
+# The simplest case of each kind: what the strategies of ``cases`` shrink towards, and what
+# the grader tries first. (Here rather than in ``cases`` so that ``use_kernels`` can probe a
+# learner's folder without hypothesis installed.)
+SIMPLEST_CASES: dict[str, dict[str, Any]] = {
+    "conv": dict(x=(1, 1, 2, 2), w=(1, 1, 1, 1), stride=1, padding=0, bias=True, seed=0),
+    "im2col": dict(x=(1, 1, 2, 2), kernel_size=1, stride=1, padding=0, seed=0),
+    "conv_transpose": dict(x=(1, 1, 2, 2), w=(1, 1, 1, 1), stride=1, padding=0,
+                           output_padding=0, bias=True, seed=0),
+    "batch_norm": dict(shape=(3, 1), eps=1e-5, seed=0),
+    "running_stats": dict(shape=(3, 1), momentum=0.1, seed=0),
+    "leaky_relu": dict(shape=(2,), negative_slope=0.2, seed=0),
+    "tanh": dict(shape=(2,), seed=0),
+    "bce": dict(shape=(2,), soft_targets=False, scale=1.0, seed=0),
+    "adam": dict(shape=(1, 1), steps=1, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, seed=0),
+}
+
+
 class KernelCheckFailed(AssertionError):
     """A kernel gave a wrong answer; the message is one sentence naming the case."""
 
@@ -45,7 +62,8 @@ class KernelCheckFailed(AssertionError):
 # ------------------------------------------------------------------------- how a case is named
 
 def shape_text(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(int(s)) for s in shape) + ")"
+    """A shape as Python writes it, (2, 3) or (2,), whatever integer types it holds."""
+    return str(tuple(int(s) for s in shape))
 
 
 def conv_text(case: Case) -> str:

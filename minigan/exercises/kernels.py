@@ -52,6 +52,11 @@ SWAP_GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 STUBS = Path(__file__).resolve().parent / "stubs"
+
+
+class KernelImportError(ValueError):
+    """A file of a kernel folder cannot be imported (a syntax error, a bad import...)."""
+
 _fresh_names = itertools.count()
 
 
@@ -93,8 +98,9 @@ def load_kernels(folder: str | Path) -> SimpleNamespace:
     """Import a learner's kernel folder afresh and return its kernel functions by name.
 
     A function the folder does not define becomes one that raises NotImplementedError, so a
-    deleted stub reads as "not started". Errors while importing (a syntax error, say) are
-    raised as ImportError with the file and line in one sentence.
+    deleted stub reads as "not started". A file that cannot be imported (a syntax error, say)
+    makes each of its functions raise KernelImportError, naming the file and line in one
+    sentence; the other files still load and are graded.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -104,11 +110,15 @@ def load_kernels(folder: str | Path) -> SimpleNamespace:
     found: dict[str, Any] = {}
     for filename, names in STUB_FILES.items():
         module_name = filename.removesuffix(".py")
-        module = None
+        module, error = None, None
         if (folder / filename).is_file():
-            module = _import_module(f"{package.__name__}.{module_name}", folder / filename)
+            try:
+                module = _import_module(f"{package.__name__}.{module_name}", folder / filename)
+            except KernelImportError as failure:
+                error = failure
         for name in names:
-            found[name] = getattr(module, name, None) or _missing(name, folder / filename)
+            found[name] = (_broken(name, error) if error else
+                           getattr(module, name, None) or _missing(name, folder / filename))
     return SimpleNamespace(**found, source=str(folder))
 
 
@@ -138,12 +148,22 @@ def _import_module(name: str, path: Path) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+    except KernelImportError:
+        raise
     except SyntaxError as error:
-        raise ImportError(f"{path}, line {error.lineno}: {error.msg}") from None
+        raise KernelImportError(f"{path}, line {error.lineno}: {error.msg}") from None
     except Exception as error:
-        raise ImportError(f"{path} could not be imported: {type(error).__name__}: {error}") \
-            from None
+        raise KernelImportError(f"{path} could not be imported: {type(error).__name__}: "
+                                f"{error}") from None
     return module
+
+
+def _broken(name: str, error: KernelImportError) -> Any:
+    def cannot_import(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    cannot_import.__name__ = name
+    return cannot_import
 
 
 def _missing(name: str, path: Path) -> Any:

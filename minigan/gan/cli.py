@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy
@@ -45,6 +47,9 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
                    help="seeds weights, shuffling, latent vectors and dropout")
     p.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint in the run folder")
+    p.add_argument("--kernels", default=None, metavar="FOLDER",
+                   help="train on your own kernels: a folder made by `python -m "
+                        "minigan.exercises init` (unfinished ones stay minigan's)")
     g = p.add_argument_group("model")
     g.add_argument("--conv-dim", type=int, default=32, help="channels of D's first conv")
     g.add_argument("--z-size", type=int, default=100, help="length of the latent vector z")
@@ -90,6 +95,9 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--beta1 must be in [0, 1), got {args.beta1}")
     if not 0 <= args.dropout < 1:
         raise ValueError(f"--dropout must be in [0, 1), got {args.dropout}")
+    if args.kernels is not None and not Path(args.kernels).is_dir():
+        raise FileNotFoundError(f"--kernels: no folder {args.kernels} (make one with "
+                                f"`python -m minigan.exercises init {args.kernels}`)")
 
 
 def load_training_images(args: argparse.Namespace) -> numpy.ndarray:
@@ -156,13 +164,29 @@ def train(args: argparse.Namespace) -> GANTrainer:
           f"{args.batch_size} per epoch, backend {backend_name()}; run folder {out}")
     started = time.perf_counter()
     steps_before = trainer.step
-    trainer.fit()
+    with kernels_in_use(args.kernels):
+        trainer.fit()
     seconds = time.perf_counter() - started
     steps = trainer.step - steps_before
     if steps:
         print(f"{steps} steps in {seconds:.1f} s ({1000 * seconds / steps:.0f} ms/step)")
     report(trainer)
     return trainer
+
+
+@contextmanager
+def kernels_in_use(folder: str | None) -> Iterator[None]:
+    """With ``--kernels``, run the layers on the learner's kernels (``minigan.exercises``)."""
+    if folder is None:
+        yield
+        return
+    from minigan.exercises import use_kernels
+
+    with use_kernels(folder) as in_use:
+        yours = [name for name, used in in_use.items() if used]
+        print(f"your kernels from {folder}: {', '.join(yours) or 'none started yet'}; "
+              f"minigan's: {', '.join(n for n, used in in_use.items() if not used) or 'none'}")
+        yield
 
 
 def report(trainer: GANTrainer) -> None:
