@@ -42,11 +42,11 @@ def run(args: argparse.Namespace) -> int:
     from minigan.exercises.kernels import init_folder, load_kernels, minigan_kernels
 
     if args.command == "init":
-        copied = init_folder(args.folder)
-        print(f"copied {len(copied)} files into {args.folder}/: "
-              f"{', '.join(p.name for p in copied)}")
-        print(f"next: fill in {args.folder}/activations.py (leaky ReLU first), then "
-              f"`python -m minigan.exercises check {args.folder}`")
+        folder = Path(args.folder)
+        copied = init_folder(folder)
+        print(f"copied {len(copied)} files into {folder}: {', '.join(p.name for p in copied)}")
+        print(f"next: fill in leaky ReLU in {folder / 'activations.py'}, then "
+              f"`python -m minigan.exercises check {folder}`")
         return 0
 
     from minigan.exercises.grader import FAILED, NOT_STARTED, grade_and_report

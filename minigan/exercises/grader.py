@@ -190,10 +190,13 @@ def grade(kernels: Any, max_examples: int = 50, seed: int = 0,
 
 # ------------------------------------------------------------------------- the report
 
-def format_report(results: list[Result], source: str, seconds: float | None = None) -> str:
-    """The table (one row per exercise), then one sentence per failure, then the totals."""
+def format_report(results: list[Result], source: str, seconds: float | None = None,
+                  how: str = "") -> str:
+    """The table (one row per exercise), then one sentence per failure, then the totals.
+    ``how`` (say, "50 cases per exercise, seed 0") goes into the first line."""
     width = max(len(r.exercise.title) for r in results) + 2
-    lines = [f"Grading {source}", "", f"  {'exercise':<{width}}status"]
+    lines = [f"Grading {source}" + (f" ({how})" if how else ""), "",
+             f"  {'exercise':<{width}}status"]
     for r in results:
         note = f"  ({r.sentence})" if r.status == NOT_STARTED and r.sentence else ""
         lines.append(f"  {r.exercise.title:<{width}}{r.status}{note}")
@@ -213,4 +216,5 @@ def grade_and_report(kernels: Any, max_examples: int = 50, seed: int = 0,
     """Grade every exercise and format the report (``format_report``)."""
     started = time.perf_counter()
     results = grade(kernels, max_examples, seed, progress=progress)
-    return results, format_report(results, kernels.source, time.perf_counter() - started)
+    return results, format_report(results, kernels.source, time.perf_counter() - started,
+                                  f"up to {max_examples} cases per exercise, seed {seed}")
