@@ -194,3 +194,16 @@ def test_a_file_that_does_not_import_fails_its_own_exercises_only(stubs, capsys)
     assert re.search(r"^  conv2d forward\s+not started$", out.out, re.M)
     assert re.search(r"^\S+activations\.py, line \d+: ", out.out, re.M)
     assert "Traceback" not in out.out + out.err
+
+
+def test_the_command_line_grades_the_solutions_and_shows_its_defaults(capsys):
+    assert main(["check", "--solutions", "--examples", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Grading minigan's own kernels (up to 3 cases per exercise, seed 0)")
+    assert f"{len(EXERCISES)} passed, 0 failed, 0 not started" in out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["check", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "cases drawn per exercise before it counts as passed (default: 50)" in text
+    assert "--seed" in text and "(default: my_kernels)" in text
