@@ -29,6 +29,9 @@ SMALL = {
     "evaluating_gans.ipynb": dict(DOWNLOAD=False, NUM_TRAIN=600, NUM_HELD=400,
                                   CLASSIFIER_EPOCHS=1, GAN_STEPS=3, CONV_DIM=8, Z_SIZE=16),
 }
+# Pictures each notebook must draw: batch norm's curves; the DCGAN's real images, its losses
+# and its samples; the evaluated generator's samples.
+PICTURES = {"batch_norm.ipynb": 1, "dcgan.ipynb": 3, "evaluating_gans.ipynb": 1}
 
 
 def test_every_notebook_is_tested_and_stored_without_outputs():
@@ -69,3 +72,6 @@ def test_notebook_runs_top_to_bottom(name, tmp_path, monkeypatch):
                      for o in c.outputs if o.get("output_type") == "stream")
     assert "minigan 0." in text and (" on numpy" in text or " on cupy" in text)
     assert "Traceback" not in text
+    pictures = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
+                   for o in c.outputs)
+    assert pictures == PICTURES[name]
