@@ -33,15 +33,21 @@ def random_array(rng: np.random.Generator, shape, dtype=np.float64, low=None):
 
 
 @st.composite
-def conv_geometries(draw, max_kernel: int = 4, max_size: int = 7):
-    """x (N, C, H, W), w (F, C, K, K), a stride and a padding with at least one output pixel.
+def conv_geometries(draw, max_kernel: int = 4, max_size: int = 7, rectangular: bool = False):
+    """x (N, C, H, W), w (F, C, KH, KW), a stride and a padding with at least one output pixel.
 
     Small by default, so that a finite-difference gradient check of each example stays quick.
-    ``seed`` is for the random values of x and w.
+    With ``rectangular=True`` the kernel size, stride and padding are drawn separately for H and
+    W (w is (F, C, KH, KW); stride and padding are (h, w) pairs); otherwise KH == KW and stride
+    and padding are ints. ``seed`` is for the random values of x and w.
     """
     N, C, F = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    K, S, P = draw(st.integers(1, max_kernel)), draw(st.integers(1, 3)), draw(st.integers(0, 2))
-    H = draw(st.integers(max(1, K - 2 * P), max_size))
-    W = draw(st.integers(max(1, K - 2 * P), max_size))
-    return dict(x=(N, C, H, W), w=(F, C, K, K), stride=S, padding=P,
+    axes = 2 if rectangular else 1
+    K = [draw(st.integers(1, max_kernel)) for _ in range(axes)] * (3 - axes)
+    S = [draw(st.integers(1, 3)) for _ in range(axes)] * (3 - axes)
+    P = [draw(st.integers(0, 2)) for _ in range(axes)] * (3 - axes)
+    H = draw(st.integers(max(1, K[0] - 2 * P[0]), max_size))
+    W = draw(st.integers(max(1, K[1] - 2 * P[1]), max_size))
+    stride, padding = (tuple(S), tuple(P)) if rectangular else (S[0], P[0])
+    return dict(x=(N, C, H, W), w=(F, C, K[0], K[1]), stride=stride, padding=padding,
                 seed=draw(st.integers(0, 2**32 - 1)))

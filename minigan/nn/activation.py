@@ -4,28 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from minigan import ops
 from minigan.nn.module import Module
-from minigan.ops.activations import (
-    leaky_relu_backward,
-    leaky_relu_forward,
-    relu_backward,
-    relu_forward,
-    sigmoid_backward,
-    sigmoid_forward,
-    tanh_backward,
-    tanh_forward,
-)
 
 
 class ReLU(Module):
     """y = max(x, 0)."""
 
     def forward(self, x: Any) -> Any:
-        y, self._cache = relu_forward(x)
+        y, self._cache = ops.relu_forward(x)
         return y
 
     def backward(self, dy: Any) -> Any:
-        return relu_backward(dy, self._saved_cache(dy))
+        return ops.relu_backward(dy, self._saved_cache(dy))
 
 
 class LeakyReLU(Module):
@@ -36,11 +27,11 @@ class LeakyReLU(Module):
         self.negative_slope = negative_slope
 
     def forward(self, x: Any) -> Any:
-        y, self._cache = leaky_relu_forward(x, self.negative_slope)
+        y, self._cache = ops.leaky_relu_forward(x, self.negative_slope)
         return y
 
     def backward(self, dy: Any) -> Any:
-        return leaky_relu_backward(dy, self._saved_cache(dy))
+        return ops.leaky_relu_backward(dy, self._saved_cache(dy))
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
@@ -50,19 +41,19 @@ class Tanh(Module):
     """y = tanh(x), in (-1, 1): the generator's output, matching images scaled to [-1, 1]."""
 
     def forward(self, x: Any) -> Any:
-        y, self._cache = tanh_forward(x)
+        y, self._cache = ops.tanh_forward(x)
         return y
 
     def backward(self, dy: Any) -> Any:
-        return tanh_backward(dy, self._saved_cache(dy))
+        return ops.tanh_backward(dy, self._saved_cache(dy))
 
 
 class Sigmoid(Module):
     """y = 1 / (1 + exp(-x)), in (0, 1)."""
 
     def forward(self, x: Any) -> Any:
-        y, self._cache = sigmoid_forward(x)
+        y, self._cache = ops.sigmoid_forward(x)
         return y
 
     def backward(self, dy: Any) -> Any:
-        return sigmoid_backward(dy, self._saved_cache(dy))
+        return ops.sigmoid_backward(dy, self._saved_cache(dy))

@@ -11,14 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from minigan import ops
 from minigan.nn import init
 from minigan.nn.module import Module, Parameter
-from minigan.ops.batchnorm import (
-    batch_norm_backward,
-    batch_norm_eval_forward,
-    batch_norm_forward,
-    update_running_stats,
-)
 
 
 class _BatchNorm(Module):
@@ -42,20 +37,21 @@ class _BatchNorm(Module):
             if x.size == x.shape[1]:
                 raise ValueError(f"{self._describe()}: training mode needs more than one value "
                                  f"per channel to compute a variance, got input {tuple(x.shape)}")
-            y, self._cache = batch_norm_forward(x, gamma, beta, self.eps)
-            self.running_mean, self.running_var = update_running_stats(
+            y, self._cache = ops.batch_norm_forward(x, gamma, beta, self.eps)
+            self.running_mean, self.running_var = ops.update_running_stats(
                 self.running_mean, self.running_var, self._cache, self.momentum)
             self.num_batches_tracked = self.num_batches_tracked + 1
         else:
-            y, self._cache = batch_norm_eval_forward(x, gamma, beta, self.running_mean,
+            y, self._cache = ops.batch_norm_eval_forward(x, gamma, beta, self.running_mean,
                                                      self.running_var, self.eps)
         return y
 
     def backward(self, dy: Any) -> Any:
-        dx, dgamma, dbeta = batch_norm_backward(dy, self._saved_cache(dy))
-        if self.weight.requires_grad:
-            self.weight.accumulate(dgamma)
-            self.bias.accumulate(dbeta)
+        # No need_weight_grad here: in training mode dx is built from dgamma and dbeta, so the
+        # kernel computes them anyway; frozen parameters just do not receive them.
+        dx, dgamma, dbeta = ops.batch_norm_backward(dy, self._saved_cache(dy))
+        self.weight.accumulate(dgamma)
+        self.bias.accumulate(dbeta)
         return dx
 
     def extra_repr(self) -> str:

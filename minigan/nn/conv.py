@@ -6,15 +6,16 @@ from typing import Any
 
 import numpy
 
+from minigan import ops
 from minigan.nn import init
 from minigan.nn.module import Module, Parameter, ShapeError
-from minigan.ops.conv2d import conv2d_backward, conv2d_forward
-from minigan.ops.conv_transpose2d import conv_transpose2d_backward, conv_transpose2d_forward
+from minigan.ops.im2col import IntOrPair, pair
 
 
 class _ConvLayer(Module):
     """What Conv2d and ConvTranspose2d share: a backward pass through their kernel's backward,
-    which can skip the weight gradients (``requires_grad`` off) or the input gradient."""
+    which can skip the weight gradients (frozen parameters) or the input gradient
+    (``backward_params``): the rule is in ``minigan/nn/module.py``'s docstring."""
 
     weight: Parameter
     bias: Parameter | None
@@ -31,7 +32,7 @@ class _ConvLayer(Module):
         self._backward(dy, need_input_grad=False)   # the input is data: skip dx
 
     def _backward(self, dy: Any, need_input_grad: bool) -> Any:
-        dx, dw, db = self.kernel_backward(dy, self._saved_cache(dy), self.weight.requires_grad,
+        dx, dw, db = self.kernel_backward(dy, self._saved_cache(dy), self.needs_param_grads(),
                                           need_input_grad)
         self.weight.accumulate(dw)
         if self.bias is not None:
@@ -40,34 +41,39 @@ class _ConvLayer(Module):
 
 
 class Conv2d(_ConvLayer):
-    """2-D convolution, as ``torch.nn.Conv2d`` (square kernel, same stride and padding on H and W).
+    """2-D convolution, as ``torch.nn.Conv2d``.
 
     x: (N, in_channels, H, W) -> y: (N, out_channels, H_out, W_out),
-    H_out = (H + 2 * padding - kernel_size) // stride + 1.
-    weight: (out_channels, in_channels, K, K); bias: (out_channels,) unless ``bias=False``.
+    H_out = (H + 2 * padding_h - kernel_h) // stride_h + 1, W_out likewise.
+    ``kernel_size``, ``stride`` and ``padding`` are each an int (the same along H and W) or an
+    (h, w) pair, e.g. ``kernel_size=(1, 7), padding=(0, 3)`` for Inception-v3's 1 x 7 layers.
+    weight: (out_channels, in_channels, KH, KW); bias: (out_channels,) unless ``bias=False``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, bias: bool = True, rng: numpy.random.Generator | None = None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair,
+                 stride: IntOrPair = 1, padding: IntOrPair = 0, bias: bool = True,
+                 rng: numpy.random.Generator | None = None):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
+        # Kept as given (an int stays an int, so print(layer) reads as it was written).
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        shape = (out_channels, in_channels, kernel_size, kernel_size)
+        shape = (out_channels, in_channels, *pair(kernel_size))
         self.weight = Parameter(init.pytorch_default(shape, shape, rng))
         self.bias = Parameter(init.pytorch_default((out_channels,), shape, rng)) if bias else None
 
     def forward(self, x: Any) -> Any:
         self.check_input(x, ("N", self.in_channels, "H", "W"), self.weight.dtype)
-        if min(x.shape[2:]) + 2 * self.padding < self.kernel_size:
+        (KH, KW), (PH, PW) = pair(self.kernel_size), pair(self.padding)
+        if x.shape[2] + 2 * PH < KH or x.shape[3] + 2 * PW < KW:
             raise ShapeError(f"{self._describe()}: input of size {tuple(x.shape[2:])} is smaller "
                              f"than the kernel ({self.kernel_size}) even after padding")
         bias = self.bias.data if self.bias is not None else None
-        y, self._cache = conv2d_forward(x, self.weight.data, bias, self.stride, self.padding)
+        y, self._cache = ops.conv2d_forward(x, self.weight.data, bias, self.stride, self.padding)
         return y
 
     def kernel_backward(self, dy: Any, cache: Any, need_weight_grad: bool,
                         need_input_grad: bool) -> tuple[Any, Any, Any]:
-        return conv2d_backward(dy, cache, need_weight_grad, need_input_grad)
+        return ops.conv2d_backward(dy, cache, need_weight_grad, need_input_grad)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -98,13 +104,13 @@ class ConvTranspose2d(_ConvLayer):
     def forward(self, x: Any) -> Any:
         self.check_input(x, ("N", self.in_channels, "H", "W"), self.weight.dtype)
         bias = self.bias.data if self.bias is not None else None
-        y, self._cache = conv_transpose2d_forward(x, self.weight.data, bias, self.stride,
-                                                  self.padding, self.output_padding)
+        y, self._cache = ops.conv_transpose2d_forward(x, self.weight.data, bias, self.stride,
+                                                      self.padding, self.output_padding)
         return y
 
     def kernel_backward(self, dy: Any, cache: Any, need_weight_grad: bool,
                         need_input_grad: bool) -> tuple[Any, Any, Any]:
-        return conv_transpose2d_backward(dy, cache, need_weight_grad, need_input_grad)
+        return ops.conv_transpose2d_backward(dy, cache, need_weight_grad, need_input_grad)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy
 
+from minigan import ops
 from minigan.backend import global_rng, make_rng
 from minigan.nn.module import Module
-from minigan.ops.dropout import dropout_backward, dropout_forward
 
 
 class Dropout(Module):
@@ -23,11 +23,11 @@ class Dropout(Module):
         self.rng = rng if rng is not None else make_rng(int(global_rng().integers(2**63)))
 
     def forward(self, x: Any) -> Any:
-        y, self._cache = dropout_forward(x, self.p, self.rng, self.training)
+        y, self._cache = ops.dropout_forward(x, self.p, self.rng, self.training)
         return y
 
     def backward(self, dy: Any) -> Any:
-        return dropout_backward(dy, self._saved_cache(dy))
+        return ops.dropout_backward(dy, self._saved_cache(dy))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy
 
+from minigan import ops
 from minigan.nn import init
 from minigan.nn.module import Module, Parameter
-from minigan.ops.linear import linear_backward, linear_forward
 
 
 class Linear(Module):
@@ -28,11 +28,12 @@ class Linear(Module):
     def forward(self, x: Any) -> Any:
         self.check_input(x, ("N", self.in_features), self.weight.dtype)
         bias = self.bias.data if self.bias is not None else None
-        y, self._cache = linear_forward(x, self.weight.data, bias)
+        y, self._cache = ops.linear_forward(x, self.weight.data, bias)
         return y
 
     def backward(self, dy: Any) -> Any:
-        dx, dw, db = linear_backward(dy, self._saved_cache(dy), self.weight.requires_grad)
+        dx, dw, db = ops.linear_backward(dy, self._saved_cache(dy),
+                                         self.needs_param_grads())
         self.weight.accumulate(dw)
         if self.bias is not None:
             self.bias.accumulate(db)

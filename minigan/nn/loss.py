@@ -5,14 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from minigan import ops
 from minigan.backend import get_array_module
 from minigan.nn.module import Module
-from minigan.ops.losses import (
-    bce_with_logits_backward,
-    bce_with_logits_forward,
-    softmax_cross_entropy_backward,
-    softmax_cross_entropy_forward,
-)
 
 
 class BCEWithLogitsLoss(Module):
@@ -28,11 +23,11 @@ class BCEWithLogitsLoss(Module):
         if target.shape != logits.shape:
             raise ValueError(f"BCEWithLogitsLoss: target shape {tuple(target.shape)} does not "
                              f"match logits shape {tuple(logits.shape)}")
-        loss, self._cache = bce_with_logits_forward(logits, target.astype(logits.dtype))
+        loss, self._cache = ops.bce_with_logits_forward(logits, target.astype(logits.dtype))
         return float(loss)
 
     def backward(self, dloss: float = 1.0) -> Any:
-        return bce_with_logits_backward(dloss, self._saved_cache(dloss))
+        return ops.bce_with_logits_backward(dloss, self._saved_cache(dloss))
 
 
 class CrossEntropyLoss(Module):
@@ -43,8 +38,8 @@ class CrossEntropyLoss(Module):
         if tuple(labels.shape) != (logits.shape[0],):
             raise ValueError(f"CrossEntropyLoss: expected labels of shape ({logits.shape[0]},), "
                              f"got {tuple(labels.shape)}")
-        loss, self._cache = softmax_cross_entropy_forward(logits, labels)
+        loss, self._cache = ops.softmax_cross_entropy_forward(logits, labels)
         return float(loss)
 
     def backward(self, dloss: float = 1.0) -> Any:
-        return softmax_cross_entropy_backward(dloss, self._saved_cache(dloss))
+        return ops.softmax_cross_entropy_backward(dloss, self._saved_cache(dloss))

@@ -15,6 +15,23 @@ The contract, as in PyTorch but with an explicit backward pass:
     dx = m.backward(dy)  # returns dL/dx and ADDS dL/dparam into each Parameter.grad
 
 Gradients accumulate, so call ``zero_grad()`` (or ``optimizer.zero_grad()``) before each step.
+
+Skipping gradients no one needs, one rule for every layer (this is the only place it is
+written down):
+
+* **parameter gradients**: a Parameter with ``requires_grad = False`` gets nothing added to its
+  ``.grad`` (``Parameter.accumulate`` enforces it, whatever the layer). When none of a layer's
+  own parameters wants a gradient (``needs_param_grads()`` is False) the layer tells its kernel
+  ``need_weight_grad=False``, and the kernel skips that work where it can: conv, transposed
+  conv and linear skip a matrix product; batch norm's input gradient is built from the same
+  two sums, so it computes them anyway. ``module.requires_grad_(False)`` freezes a whole network
+  (the GAN trainer freezes D while it carries the generator's loss back through D);
+* **the input gradient**: call ``backward_params(dy)`` instead of ``backward(dy)`` when the input
+  is data that no one will differentiate (the discriminator's images in its own step). It adds
+  the same parameter gradients and returns nothing; Sequential passes it to its first layer,
+  and a layer whose kernel can skip dx (Conv2d, ConvTranspose2d: ``need_input_grad=False``)
+  does so. Measured on the SVHN DCGAN, skipping D's first-layer dx saves two of the largest
+  input-gradient computations of a step (see docs/speed.md).
 """
 
 from __future__ import annotations
@@ -35,8 +52,8 @@ class Parameter:
     """A learnable array and its gradient.
 
     data: the values, updated by an optimizer;  grad: dL/d data, same shape, summed over backward
-    passes until ``zero_grad``.  ``requires_grad = False`` asks layers to skip computing it (the
-    generator step does this for the discriminator, whose weight gradients it would throw away).
+    passes until ``zero_grad``.  ``requires_grad = False`` freezes it: backward passes add nothing
+    to ``grad`` and skip computing it where they can (the module docstring has the rule).
     """
 
     def __init__(self, data: Any):
@@ -57,8 +74,9 @@ class Parameter:
         return int(self.data.size)
 
     def accumulate(self, grad: Any) -> None:
-        """Add a gradient computed by a backward pass (skipped when it was not computed)."""
-        if grad is not None:
+        """Add a gradient computed by a backward pass, unless this parameter is frozen
+        (``requires_grad`` False) or the gradient was not computed (None)."""
+        if grad is not None and self.requires_grad:
             self.grad += grad
 
     def __repr__(self) -> str:
@@ -96,6 +114,20 @@ class Module:
         drops dx; layers that can skip computing it (Conv2d, ConvTranspose2d) override it.
         """
         self.backward(dy)
+
+    @property
+    def cache(self) -> Any:
+        """What the last forward pass saved for backward (a kernel's NamedTuple cache), or None.
+
+        Public so that you can look at it (``conv.cache.cols`` is the im2col matrix,
+        ``bn.cache.x_hat`` the normalised input); read-only, since backward relies on it.
+        """
+        return self._cache
+
+    def needs_param_grads(self) -> bool:
+        """Whether any of this layer's own parameters (not its children's) wants a gradient."""
+        return any(value.requires_grad for value in vars(self).values()
+                   if isinstance(value, Parameter))
 
     def check_input(self, x: Any, expected: tuple[int | str, ...], dtype: Any = None) -> None:
         """Raise a ShapeError naming this layer unless ``x`` matches ``expected``.

@@ -8,6 +8,13 @@ Each op is a pair::
 and runs on NumPy or CuPy, whichever its inputs live on (``get_array_module``). The pairs are
 re-exported here; helpers such as ``im2col`` stay in their modules (``minigan.ops.im2col``), so
 that a module's name never means a function.
+
+The layers of ``minigan.nn`` look the pairs up here, at call time (``ops.conv2d_forward(...)``),
+so setting an attribute of this module swaps a kernel for every layer (the exercises use that
+to run a learner's own functions). ``__all__`` lists exactly those swappable pairs.
+
+``fast_kernels(False)`` (a context manager) or ``MINIGAN_KERNELS=plain`` runs the plain textbook
+bodies of the kernels instead of their fast variants; see ``switch.py``.
 """
 
 from minigan.ops.activations import (
@@ -15,7 +22,6 @@ from minigan.ops.activations import (
     leaky_relu_forward,
     relu_backward,
     relu_forward,
-    sigmoid,
     sigmoid_backward,
     sigmoid_forward,
     tanh_backward,
@@ -38,12 +44,17 @@ from minigan.ops.losses import (
     softmax_cross_entropy_forward,
 )
 
+# The switch (not a kernel, so not in __all__, the list of swappable kernels).
+from minigan.ops.switch import fast_kernels as fast_kernels
+from minigan.ops.switch import fast_kernels_enabled as fast_kernels_enabled
+from minigan.ops.switch import use_fast_kernels as use_fast_kernels
+
 __all__ = [
     "bce_with_logits_backward", "bce_with_logits_forward", "batch_norm_backward",
     "batch_norm_eval_forward", "batch_norm_forward", "conv2d_backward",
     "conv2d_forward", "conv_transpose2d_backward", "conv_transpose2d_forward",
     "dropout_backward", "dropout_forward", "leaky_relu_backward", "leaky_relu_forward",
-    "linear_backward", "linear_forward", "relu_backward", "relu_forward", "sigmoid",
+    "linear_backward", "linear_forward", "relu_backward", "relu_forward",
     "sigmoid_backward", "sigmoid_forward", "softmax_cross_entropy_backward",
     "softmax_cross_entropy_forward", "tanh_backward", "tanh_forward", "update_running_stats",
 ]

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 from minigan.backend import fuse, get_array_module
 from minigan.ops.layout import channels_last_view, column_sums, to_rows
+from minigan.ops.switch import fast_kernels_enabled
 
 Array = Any
 
@@ -76,18 +77,18 @@ def batch_norm_forward(
     y = gamma * (x - mu_B) / sqrt(sigma2_B + eps) + beta, with mu_B and sigma2_B (biased) taken
     per channel over N (and H, W).
     """
+    if fast_kernels_enabled():  # fewer passes over the data: see batch_norm_forward_fast
+        return batch_norm_forward_fast(x, gamma, beta, eps)
     xp = get_array_module(x)
-    rows = as_rows(x)                                     # (m, C)
+    rows = as_rows(x)                                     # (m, C): a column per channel
     m = rows.shape[0]
     eps = x.dtype.type(eps)  # a float64 eps must not turn a float32 batch into float64
 
-    mean = column_sums(rows) / m                          # mu_B, (C,)
-    centered = rows - mean
-    # sigma2_B = (1/m) sum_i (x_i - mu_B)**2 per channel, divided by m: the biased variance.
-    # einsum multiplies and sums in one pass, without a temporary (m, C) array of squares.
-    var = xp.einsum("mc,mc->c", centered, centered) / m
+    mean = xp.mean(rows, axis=0)                          # mu_B, (C,)
+    var = xp.mean((rows - mean) ** 2, axis=0)             # sigma2_B, biased: divides by m
     inv_std = 1 / xp.sqrt(var + eps)
-    x_hat, y = normalize_scale_shift(centered, inv_std, gamma, beta)
+    x_hat = (rows - mean) * inv_std                       # (m, C)
+    y = gamma * x_hat + beta
     return from_rows(y, x.shape), BatchNormCache(x_hat=x_hat, gamma=gamma, inv_std=inv_std,
                                                   mean=mean, var=var, m=m, training=True)
 
@@ -121,37 +122,80 @@ def batch_norm_backward(dy: Array, cache: BatchNormCache) -> tuple[Array, Array,
     dbeta  = sum of dy over N (and H, W)        since y = gamma * x_hat + beta
     dgamma = sum of dy * x_hat over N (and H, W)
     dx     = eval mode:     gamma * inv_std * dy
-             training mode: (gamma * inv_std / m) * (m * dy - sum(dy) - x_hat * sum(dy * x_hat))
+             training mode: the chain rule along the three paths from x to the loss (below)
+    """
+    if fast_kernels_enabled():  # the derivation collapsed to one line: batch_norm_backward_fast
+        return batch_norm_backward_fast(dy, cache)
+    xp = get_array_module(dy)
+    dy_rows = as_rows(dy)                                 # (m, C)
+    x_hat, s, m = cache.x_hat, cache.inv_std, cache.m
+    dbeta = xp.sum(dy_rows, axis=0)
+    dgamma = xp.sum(dy_rows * x_hat, axis=0)
+    if not cache.training:
+        # The running statistics are constants, so x -> y is a per-channel affine map.
+        return from_rows(dy_rows * (cache.gamma * s), dy.shape), dgamma, dbeta
+
+    # Training mode: mu_B and sigma2_B are themselves functions of every x in the channel, so
+    # each x_i reaches the loss along three paths: directly, through mu_B and through sigma2_B.
+    # With s = inv_std = (sigma2_B + eps)**(-1/2) and x_hat = (x - mu_B) * s, step by step:
+    centered = x_hat / s                                  # x_i - mu_B
+    dx_hat = dy_rows * cache.gamma                        # dL/dx_hat_i = gamma * dy_i
+    # dL/dsigma2_B = sum_i dx_hat_i * (x_i - mu_B) * (-1/2) * s**3
+    dvar = xp.sum(dx_hat * centered, axis=0) * -0.5 * s**3
+    # dL/dmu_B = sum_i dx_hat_i * (-s) + dL/dsigma2_B * mean_i(-2 (x_i - mu_B))
+    dmean = -s * xp.sum(dx_hat, axis=0) + dvar * xp.mean(-2 * centered, axis=0)
+    # dL/dx_i = dx_hat_i * s + dL/dsigma2_B * 2 (x_i - mu_B) / m + dL/dmu_B / m
+    dx = dx_hat * s + dvar * 2 * centered / m + dmean / m
+    return from_rows(dx, dy.shape), dgamma, dbeta
+
+
+# ---------------------------------------------------------------- the fast variants
+# Same numbers, fewer passes over the (m, C) arrays: column sums as matrix products (BLAS
+# streams through the rows once), einsum for sums of products (no temporary array), and the
+# element-wise passes as one GPU kernel each through ``fuse`` (see minigan/backend.py). The
+# plain functions above reach them through their first line when ``fast_kernels`` is on.
+
+def batch_norm_forward_fast(
+    x: Array, gamma: Array, beta: Array, eps: float = 1e-5,
+) -> tuple[Array, BatchNormCache]:
+    """``batch_norm_forward`` in three passes over the data: column sums, einsum, one fused
+    normalise-scale-shift."""
+    xp = get_array_module(x)
+    rows = as_rows(x)                                     # (m, C)
+    m = rows.shape[0]
+    eps = x.dtype.type(eps)
+
+    mean = column_sums(rows) / m                          # mu_B, (C,)
+    centered = rows - mean
+    # einsum multiplies and sums in one pass, without a temporary (m, C) array of squares.
+    var = xp.einsum("mc,mc->c", centered, centered) / m
+    inv_std = 1 / xp.sqrt(var + eps)
+    x_hat, y = normalize_scale_shift(centered, inv_std, gamma, beta)
+    return from_rows(y, x.shape), BatchNormCache(x_hat=x_hat, gamma=gamma, inv_std=inv_std,
+                                                  mean=mean, var=var, m=m, training=True)
+
+
+def batch_norm_backward_fast(dy: Array, cache: BatchNormCache) -> tuple[Array, Array, Array]:
+    """``batch_norm_backward`` with the training-mode input gradient in one line.
+
+    Substituting x_i - mu_B = x_hat_i / s into the plain version's three terms (the dmu term
+    through sigma2_B is 0, since the centred values sum to 0) collapses them into
+        dx_i = (gamma * s / m) * (m * dy_i - sum_j dy_j - x_hat_i * sum_j dy_j * x_hat_j)
+    where the two sums are exactly dbeta and dgamma. Multiplied out, with k = gamma * s / m per
+    channel, that is  dx = (m k) dy - (k dgamma) x_hat - k dbeta : three passes over the (m, C)
+    arrays instead of the plain version's dozen. docs/batch_norm.md derives it.
     """
     xp = get_array_module(dy)
     dy_rows = as_rows(dy)                                 # (m, C)
     x_hat = cache.x_hat
     dbeta = column_sums(dy_rows)
     dgamma = xp.einsum("mc,mc->c", dy_rows, x_hat)        # sum of dy * x_hat, in one pass
-
     if not cache.training:
-        # The running statistics are constants, so x -> y is a per-channel affine map.
         return from_rows(dy_rows * (cache.gamma * cache.inv_std), dy.shape), dgamma, dbeta
-
-    # Training mode: mu_B and sigma2_B are themselves functions of every x in the channel, so
-    # each x_i reaches the loss along three paths: directly, through mu_B and through sigma2_B.
-    # With s = inv_std = (sigma2_B + eps)**(-1/2), the chain rule gives
-    #   dx_hat   = gamma * dy
-    #   dsigma2  = sum_i dx_hat_i * (x_i - mu_B) * (-1/2) * s**3
-    #   dmu      = -s * sum_i dx_hat_i  (+ dsigma2 * mean(-2 (x_i - mu_B)), which is 0)
-    #   dx_i     = dx_hat_i * s + dsigma2 * 2 (x_i - mu_B) / m + dmu / m
-    # and substituting x_i - mu_B = x_hat_i / s collapses the three terms into one line:
-    #   dx_i     = (gamma * s / m) * (m * dy_i - sum_j dy_j - x_hat_i * sum_j dy_j * x_hat_j)
-    # where the two sums are exactly dbeta and dgamma. Multiplied out, with k = gamma * s / m
-    # per channel, that is  dx = (m k) dy - (k dgamma) x_hat - k dbeta : three passes over
-    # the (m, C) arrays instead of five.
     k = cache.gamma * cache.inv_std / cache.m             # (C,)
     dx = input_grad_from_sums(dy_rows, x_hat, cache.m * k, k * dgamma, k * dbeta)
     return from_rows(dx, dy.shape), dgamma, dbeta
 
-
-# The element-wise passes over the (m, C) rows, each one GPU kernel through ``fuse`` (see
-# minigan/backend.py); the per-channel (C,) vectors broadcast along the rows.
 
 @fuse
 def normalize_scale_shift(centered, inv_std, gamma, beta):

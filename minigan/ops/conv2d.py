@@ -2,6 +2,10 @@
 
     y[n, f, ho, wo] = b[f] + sum_{c, i, j} w[f, c, i, j] * x_pad[n, c, S*ho + i, S*wo + j]
 
+The kernel may be rectangular, w: (F, C, KH, KW), and the stride and padding may differ along H
+and W (each an int or an (h, w) pair, as in ``torch.nn.Conv2d``); every formula below then holds
+with K, S, P read per axis.
+
 With ``cols = im2col(x)`` (one row per output pixel, one column per (i, j, c)) and the weights
 flattened to a matrix ``w_mat`` (K*K*C, F) in the same (i, j, c) order, the whole layer is one
 matrix product, and so is each gradient::
@@ -15,8 +19,9 @@ matrix product, and so is each gradient::
 The input gradient ``col2im(dy_rows @ w_mat.T)`` is, by definition, a *transposed convolution*
 of dy with the same weights. So the two ops share their code: ``conv_transpose2d_forward`` is
 ``conv2d_input_grad`` below, and the input gradient of a transposed convolution is
-``conv2d_forward``. (``conv2d_input_grad`` computes those same sums without col2im's
-scatter-add, as one more matrix product: ``subpixel.py`` shows how.)
+``conv2d_forward``. (With ``minigan.ops.fast_kernels`` on, the default for training,
+``conv2d_input_grad`` computes those same sums without col2im's overlapping adds, as one more
+matrix product: ``subpixel.py`` shows how.)
 
 Outputs have channels-last memory: ``y_rows`` is already one row per pixel, so ``y`` is just a
 (N, F, H_out, W_out) view of it (``channels_last_view``), and the next layer reads it in place.
@@ -27,9 +32,10 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from minigan.backend import get_array_module
-from minigan.ops.im2col import conv_output_size, im2col
+from minigan.ops.im2col import IntOrPair, col2im, im2col, output_shape, pair
 from minigan.ops.layout import channels_last_view, to_rows
 from minigan.ops.subpixel import conv2d_input_grad_subpixel
+from minigan.ops.switch import fast_kernels_enabled
 
 Array = Any
 
@@ -37,29 +43,30 @@ Array = Any
 class Conv2dCache(NamedTuple):
     """What ``conv2d_backward`` needs from the forward pass."""
 
-    cols: Array                   # im2col(x): (N*H_out*W_out, K*K*C)
-    w: Array                      # the weights, (F, C, K, K)
+    cols: Array                   # im2col(x): (N*H_out*W_out, KH*KW*C)
+    w: Array                      # the weights, (F, C, KH, KW)
     x_shape: tuple[int, ...]      # (N, C, H, W)
-    stride: int
-    padding: int
+    stride: tuple[int, int]       # (S_h, S_w)
+    padding: tuple[int, int]      # (P_h, P_w)
     has_bias: bool                # was there a bias (so backward returns db, not None)?
 
 
-def conv2d_forward(x: Array, w: Array, b: Array | None = None, stride: int = 1,
-                   padding: int = 0) -> tuple[Array, Conv2dCache]:
+def conv2d_forward(x: Array, w: Array, b: Array | None = None, stride: IntOrPair = 1,
+                   padding: IntOrPair = 0) -> tuple[Array, Conv2dCache]:
     """Forward pass of a 2-D convolution.
 
-    x: (N, C, H, W), w: (F, C, K, K), b: (F,) or None
-    y: (N, F, H_out, W_out), H_out = (H + 2P - K) // S + 1, W_out likewise
-    y[n, f, ho, wo] = b[f] + sum_{c, i, j} w[f, c, i, j] * x_pad[n, c, S*ho + i, S*wo + j]
+    x: (N, C, H, W), w: (F, C, KH, KW), b: (F,) or None; stride, padding: int or (h, w) pair
+    y: (N, F, H_out, W_out), H_out = (H + 2P_h - KH) // S_h + 1, W_out likewise with the W numbers
+    y[n, f, ho, wo] = b[f] + sum_{c, i, j} w[f, c, i, j] * x_pad[n, c, S_h*ho + i, S_w*wo + j]
     """
     xp = get_array_module(x)
     _check_conv_args(x, w, b)
-    N, _, H, W = x.shape
-    F, _, K, _ = w.shape
-    H_out, W_out = conv_output_size(H, K, stride, padding), conv_output_size(W, K, stride, padding)
+    stride, padding = pair(stride), pair(padding)
+    N, F = x.shape[0], w.shape[0]
+    kernel_size = tuple(w.shape[2:])
+    H_out, W_out = output_shape(x.shape, kernel_size, stride, padding)
 
-    cols = im2col(x, K, stride, padding)                  # (N*H_out*W_out, K*K*C)
+    cols = im2col(x, kernel_size, stride, padding)        # (N*H_out*W_out, KH*KW*C)
     y_rows = xp.matmul(cols, weight_matrix(w))            # (N*H_out*W_out, F)
     if b is not None:
         y_rows += b                                       # in place: no extra array
@@ -72,7 +79,7 @@ def conv2d_backward(
 ) -> tuple[Array | None, Array | None, Array | None]:
     """Backward pass of a 2-D convolution.
 
-    dy: (N, F, H_out, W_out) -> dx: (N, C, H, W), dw: (F, C, K, K), db: (F,) or None
+    dy: (N, F, H_out, W_out) -> dx: (N, C, H, W), dw: (F, C, KH, KW), db: (F,) or None
         dx = col2im(dy_rows @ w_mat.T)     (a transposed convolution of dy)
         dw = cols.T @ dy_rows              (reshaped to (F, C, K, K))
         db = sum of dy over n, ho, wo
@@ -96,40 +103,40 @@ def conv2d_backward(
 # Building blocks, shared with conv_transpose2d.py (which is this file run backwards).
 
 def weight_matrix(w: Array) -> Array:
-    """(F, C, K, K) -> w_mat (K*K*C, F), rows in the (i, j, c) order of ``im2col``'s columns."""
+    """(F, C, KH, KW) -> w_mat (KH*KW*C, F), rows in the (i, j, c) order of ``im2col``'s columns."""
     xp = get_array_module(w)
-    F, C, K, _ = w.shape
-    return xp.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(K * K * C, F)
+    F, C, KH, KW = w.shape
+    return xp.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(KH * KW * C, F)
 
 
 def weight_from_matrix(w_mat: Array, w_shape: tuple[int, ...]) -> Array:
-    """The inverse of ``weight_matrix``: (K*K*C, F) -> (F, C, K, K)."""
+    """The inverse of ``weight_matrix``: (KH*KW*C, F) -> (F, C, KH, KW)."""
     xp = get_array_module(w_mat)
-    F, C, K, _ = w_shape
-    return xp.ascontiguousarray(w_mat.reshape(K, K, C, F).transpose(3, 2, 0, 1))
+    F, C, KH, KW = w_shape
+    return xp.ascontiguousarray(w_mat.reshape(KH, KW, C, F).transpose(3, 2, 0, 1))
 
 
-def conv2d_input_grad(dy: Array, w: Array, x_shape: tuple[int, ...], stride: int,
-                      padding: int) -> Array:
+def conv2d_input_grad(dy: Array, w: Array, x_shape: tuple[int, ...], stride: IntOrPair,
+                      padding: IntOrPair) -> Array:
     """dL/dx of a convolution: dx = col2im(to_rows(dy) @ w_mat.T), i.e. a transposed convolution.
 
-    dy: (N, F, H_out, W_out), w: (F, C, K, K) -> dx: x_shape = (N, C, H, W).
-    Each output pixel sends its gradient back, through the filter weights, to the K*K input
-    pixels of its window; col2im adds up what lands on the same pixel. The plain version is
-
-        dcols = to_rows(dy) @ weight_matrix(w).T          # (N*H_out*W_out, K*K*C)
-        dx    = col2im(dcols, x_shape, K, stride, padding)
-
-    and the tests hold this function to it. It is computed here without col2im's overlapping
-    adds, as S*S stride-1 convolutions in one matrix product plus a copy (``subpixel.py``).
+    dy: (N, F, H_out, W_out), w: (F, C, KH, KW) -> dx: x_shape = (N, C, H, W).
+    Each output pixel sends its gradient back, through the filter weights, to the KH*KW input
+    pixels of its window (one row of dcols); col2im adds up what lands on the same pixel.
     """
-    return conv2d_input_grad_subpixel(dy, w, x_shape, stride, padding)
+    # Fast: the same sums as S_h*S_w stride-1 convolutions in one matrix product and a copy,
+    # with no overlapping adds. Derivation in subpixel.py.
+    if fast_kernels_enabled():
+        return conv2d_input_grad_subpixel(dy, w, x_shape, stride, padding)
+    xp = get_array_module(dy)
+    dcols = xp.matmul(to_rows(dy), weight_matrix(w).T)   # (N*H_out*W_out, KH*KW*C)
+    return col2im(dcols, x_shape, tuple(w.shape[2:]), stride, padding)
 
 
 def conv2d_weight_grad(cols: Array, dy_rows: Array, w_shape: tuple[int, ...]) -> Array:
     """dL/dw of a convolution: dw_mat = cols.T @ dy_rows.
 
-    cols: (N*H_out*W_out, K*K*C), dy_rows: (N*H_out*W_out, F) -> dw: w_shape = (F, C, K, K).
+    cols: (N*H_out*W_out, KH*KW*C), dy_rows: (N*H_out*W_out, F) -> dw: w_shape = (F, C, KH, KW).
     Each filter's gradient is the sum, over output pixels, of (gradient at the pixel) times
     (the window that pixel saw).
     """
@@ -139,12 +146,10 @@ def conv2d_weight_grad(cols: Array, dy_rows: Array, w_shape: tuple[int, ...]) ->
 
 def _check_conv_args(x: Array, w: Array, b: Array | None) -> None:
     if x.ndim != 4 or w.ndim != 4:
-        raise ValueError(f"conv2d expects x (N, C, H, W) and w (F, C, K, K), got x of shape "
+        raise ValueError(f"conv2d expects x (N, C, H, W) and w (F, C, KH, KW), got x of shape "
                          f"{tuple(x.shape)} and w of shape {tuple(w.shape)}")
-    if w.shape[2] != w.shape[3]:
-        raise ValueError(f"only square kernels are supported, got w of shape {tuple(w.shape)}")
     if x.shape[1] != w.shape[1]:
-        raise ValueError(f"x has {x.shape[1]} channels but w (F, C, K, K) = {tuple(w.shape)} "
+        raise ValueError(f"x has {x.shape[1]} channels but w (F, C, KH, KW) = {tuple(w.shape)} "
                          f"expects {w.shape[1]}")
     if b is not None and tuple(b.shape) != (w.shape[0],):
         raise ValueError(f"b must have shape ({w.shape[0]},), got {tuple(b.shape)}")

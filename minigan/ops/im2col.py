@@ -23,7 +23,9 @@ because then a window row (j, c) is one contiguous run of memory, which makes bo
 ``channels_last_view`` (in ``layout.py``) convert an NCHW array to and from the matching
 channels-last rows (N*H*W, C).
 
-Output size: H_out = (H + 2P - K) // S + 1 (and the same for W).
+Output size: H_out = (H + 2P - K) // S + 1 (and the same for W). Kernel size, stride and padding
+may each be one int or an (h, w) pair (a K_h x K_w kernel: 1 x 7 and 7 x 1 in Inception-v3); the
+rule then holds per axis, with the H numbers for H and the W numbers for W.
 """
 
 from __future__ import annotations
@@ -31,109 +33,194 @@ from __future__ import annotations
 from typing import Any
 
 from minigan.backend import get_array_module
+from minigan.ops.switch import fast_kernels_enabled
 
 Array = Any
+IntOrPair = int | tuple[int, int]
+
+
+def pair(value: IntOrPair) -> tuple[int, int]:
+    """An int or an (h, w) pair as an (h, w) pair: 3 -> (3, 3), (1, 7) -> (1, 7).
+
+    Kernel sizes, strides and paddings may differ along H and W, as in ``torch.nn.Conv2d``
+    (Inception-v3 uses 1 x 7 and 7 x 1 kernels); a single int means the same on both axes.
+    """
+    if isinstance(value, tuple | list):
+        if len(value) != 2:
+            raise ValueError(f"expected an int or an (h, w) pair, got {value!r}")
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:
-    """H_out = (H + 2P - K) // S + 1: how many K-wide windows, S apart, fit in the padded input."""
+    """H_out = (H + 2P - K) // S + 1: how many K-wide windows, S apart, fit in the padded input.
+
+    One axis at a time: call it with (H, K_h, S_h, P_h) for the rows, (W, K_w, S_w, P_w) for the
+    columns.
+    """
     return (size + 2 * padding - kernel_size) // stride + 1
 
 
-def _check_geometry(shape: tuple[int, ...], kernel_size: int, stride: int, padding: int) -> None:
+def output_shape(x_shape: tuple[int, ...], kernel_size: IntOrPair, stride: IntOrPair = 1,
+                 padding: IntOrPair = 0) -> tuple[int, int]:
+    """(H_out, W_out) of a convolution of an (N, C, H, W) input, each by ``conv_output_size``."""
+    (KH, KW), (SH, SW), (PH, PW) = pair(kernel_size), pair(stride), pair(padding)
+    return (conv_output_size(x_shape[2], KH, SH, PH), conv_output_size(x_shape[3], KW, SW, PW))
+
+
+def _check_geometry(shape: tuple[int, ...], kernel_size: IntOrPair, stride: IntOrPair,
+                    padding: IntOrPair) -> None:
     if len(shape) != 4:
         raise ValueError(f"expected an NCHW shape (N, C, H, W), got {tuple(shape)}")
-    if kernel_size < 1 or stride < 1 or padding < 0:
+    (KH, KW), (SH, SW), (PH, PW) = pair(kernel_size), pair(stride), pair(padding)
+    if min(KH, KW) < 1 or min(SH, SW) < 1 or min(PH, PW) < 0:
         raise ValueError(f"need kernel_size >= 1, stride >= 1, padding >= 0; got "
                          f"kernel_size={kernel_size}, stride={stride}, padding={padding}")
-    if min(shape[2:]) + 2 * padding < kernel_size:
+    if shape[2] + 2 * PH < KH or shape[3] + 2 * PW < KW:
         raise ValueError(f"input of size {tuple(shape[2:])} with padding {padding} is smaller "
                          f"than the kernel ({kernel_size})")
 
 
-def im2col(x: Array, kernel_size: int, stride: int = 1, padding: int = 0) -> Array:
-    """Copy every K x K window of the padded input into one row of a matrix.
+def im2col(x: Array, kernel_size: IntOrPair, stride: IntOrPair = 1,
+           padding: IntOrPair = 0) -> Array:
+    """Copy every KH x KW window of the padded input into one row of a matrix.
 
-    x:    (N, C, H, W)
-    cols: (N*H_out*W_out, K*K*C), cols[(n, ho, wo), (i, j, c)] = x_pad[n, c, S*ho + i, S*wo + j]
-    with H_out = (H + 2P - K) // S + 1.
+    x:    (N, C, H, W); kernel_size, stride, padding: an int or an (h, w) pair
+    cols: (N*H_out*W_out, KH*KW*C),
+          cols[(n, ho, wo), (i, j, c)] = x_pad[n, c, S_h*ho + i, S_w*wo + j]
+    with H_out = (H + 2P_h - KH) // S_h + 1 and W_out = (W + 2P_w - KW) // S_w + 1.
     """
+    if fast_kernels_enabled():  # same numbers, one copy through a window view: see im2col_fast
+        return im2col_fast(x, kernel_size, stride, padding)
     xp = get_array_module(x)
     _check_geometry(x.shape, kernel_size, stride, padding)
     N, C, H, W = x.shape
-    K, S, P = kernel_size, stride, padding
-    H_out, W_out = conv_output_size(H, K, S, P), conv_output_size(W, K, S, P)
+    (KH, KW), (SH, SW), (PH, PW) = pair(kernel_size), pair(stride), pair(padding)
+    H_out, W_out = output_shape(x.shape, kernel_size, stride, padding)
+    x_pad = pad_channels_last(x, PH, PW)                  # (N, H + 2P_h, W + 2P_w, C)
 
-    # One pass that both zero-pads and moves channels last: x_pad is (N, H + 2P, W + 2P, C).
-    x_pad = xp.zeros((N, H + 2 * P, W + 2 * P, C), dtype=x.dtype)
-    x_pad[:, P:P + H, P:P + W, :] = x.transpose(0, 2, 3, 1)
-
-    # Every window at once, as a view of x_pad (nothing is copied yet), then one copy into a
-    # contiguous matrix. It holds the same numbers as this plain loop over kernel offsets:
-    #     for i in range(K):
-    #         for j in range(K):
-    #             window[:, :, :, i, j, :] = x_pad[:, i:i + S*H_out:S, j:j + S*W_out:S, :]
-    # but is built in one pass, with each (j, c) run contiguous in memory.
-    window = _window_view(x_pad, K, K, S, H_out, W_out)   # (N, H_out, W_out, K, K, C)
-    return xp.ascontiguousarray(window).reshape(N * H_out * W_out, K * K * C)
+    # Chainer's loop: one slice per kernel offset (i, j). The offset (i, j) of window (ho, wo)
+    # is pixel (S_h*ho + i, S_w*wo + j), so for all windows at once it is the strided slice
+    # starting at (i, j) with steps (S_h, S_w): H_out rows and W_out columns of it.
+    window = xp.empty((N, H_out, W_out, KH, KW, C), dtype=x.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            window[:, :, :, i, j, :] = x_pad[:, i:i + SH * H_out:SH, j:j + SW * W_out:SW, :]
+    return window.reshape(N * H_out * W_out, KH * KW * C)
 
 
-def col2im(cols: Array, x_shape: tuple[int, ...], kernel_size: int, stride: int = 1,
-           padding: int = 0) -> Array:
+def col2im(cols: Array, x_shape: tuple[int, ...], kernel_size: IntOrPair, stride: IntOrPair = 1,
+           padding: IntOrPair = 0) -> Array:
     """The adjoint of ``im2col``: add every row back into the window it was copied from.
 
-    cols:    (N*H_out*W_out, K*K*C), laid out as ``im2col`` makes it
+    cols:    (N*H_out*W_out, KH*KW*C), laid out as ``im2col`` makes it
     x_shape: (N, C, H, W), the shape of the image the windows came from
     returns: x (N, C, H, W), x[n, c, h, w] = sum of cols[(n, ho, wo), (i, j, c)]
-             over all (ho, wo, i, j) with S*ho + i - P == h and S*wo + j - P == w.
+             over all (ho, wo, i, j) with S_h*ho + i - P_h == h and S_w*wo + j - P_w == w.
+    """
+    if fast_kernels_enabled():  # same sums, ceil(K/S)**2 adds instead of K*K: see col2im_fast
+        return col2im_fast(cols, x_shape, kernel_size, stride, padding)
+    xp = get_array_module(cols)
+    window = _cols_as_windows(cols, x_shape, kernel_size, stride, padding)
+    N, C, H, W = x_shape
+    (KH, KW), (SH, SW), (PH, PW) = pair(kernel_size), pair(stride), pair(padding)
+    H_out, W_out = window.shape[1:3]
 
-    Windows overlap when K > S, so several kernel offsets write to the same pixel and one
-    vectorized add through the full window view would lose all but one of the writes. We add in
-    groups instead, with no scatter-add, the same way on NumPy and CuPy (see the comment below).
+    # im2col's loop run backwards: for one kernel offset (i, j) the windows touch pixels
+    # (S_h*ho + i, S_w*wo + j), all different, so the slice add below never writes a pixel
+    # twice. Windows overlap when K > S: pixels then receive adds from several offsets.
+    x_pad = xp.zeros((N, H + 2 * PH, W + 2 * PW, C), dtype=cols.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            x_pad[:, i:i + SH * H_out:SH, j:j + SW * W_out:SW, :] += window[:, :, :, i, j, :]
+    # Drop the padding and go back to NCHW.
+    return xp.ascontiguousarray(x_pad[:, PH:PH + H, PW:PW + W, :].transpose(0, 3, 1, 2))
+
+
+def pad_channels_last(x: Array, pad_h: int, pad_w: int) -> Array:
+    """(N, C, H, W) -> (N, H + 2 pad_h, W + 2 pad_w, C): zero-padded, channels last, one copy."""
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    x_pad = xp.zeros((N, H + 2 * pad_h, W + 2 * pad_w, C), dtype=x.dtype)
+    x_pad[:, pad_h:pad_h + H, pad_w:pad_w + W, :] = x.transpose(0, 2, 3, 1)
+    return x_pad
+
+
+def _cols_as_windows(cols: Array, x_shape: tuple[int, ...], kernel_size: IntOrPair,
+                     stride: IntOrPair, padding: IntOrPair) -> Array:
+    """Check col2im's arguments; cols as (N, H_out, W_out, KH, KW, C), one window per pixel."""
+    _check_geometry(x_shape, kernel_size, stride, padding)
+    N, C = x_shape[:2]
+    KH, KW = pair(kernel_size)
+    H_out, W_out = output_shape(x_shape, kernel_size, stride, padding)
+    if cols.shape != (N * H_out * W_out, KH * KW * C):
+        raise ValueError(f"cols has shape {tuple(cols.shape)}, but an image of shape "
+                         f"{tuple(x_shape)} with kernel_size={kernel_size}, stride={stride}, "
+                         f"padding={padding} gives {(N * H_out * W_out, KH * KW * C)}")
+    return cols.reshape(N, H_out, W_out, KH, KW, C)
+
+
+# ---------------------------------------------------------------- the fast variants
+# Same numbers as the loops above, computed with fewer, larger memory operations. The plain
+# functions reach them through their first line when ``minigan.ops.fast_kernels`` is on.
+
+def im2col_fast(x: Array, kernel_size: IntOrPair, stride: IntOrPair = 1,
+                padding: IntOrPair = 0) -> Array:
+    """``im2col`` as one copy: every window is first a *view* of the padded input.
+
+    What it buys: the loop makes KH*KW strided copies of runs of C numbers; here one copy
+    reads whole (j, c) rows of each window, which are contiguous in memory (a window row is
+    KW*C neighbouring numbers of the channels-last image). How: ``_window_view`` below.
+    """
+    xp = get_array_module(x)
+    _check_geometry(x.shape, kernel_size, stride, padding)
+    N, C = x.shape[:2]
+    (KH, KW), (SH, SW), (PH, PW) = pair(kernel_size), pair(stride), pair(padding)
+    H_out, W_out = output_shape(x.shape, kernel_size, stride, padding)
+    x_pad = pad_channels_last(x, PH, PW)
+    window = _window_view(x_pad, KH, KW, SH, SW, H_out, W_out)   # (N, H_out, W_out, KH, KW, C)
+    return xp.ascontiguousarray(window).reshape(N * H_out * W_out, KH * KW * C)
+
+
+def col2im_fast(cols: Array, x_shape: tuple[int, ...], kernel_size: IntOrPair,
+                stride: IntOrPair = 1, padding: IntOrPair = 0) -> Array:
+    """``col2im`` with the kernel offsets added in blocks of up to S_h x S_w at a time.
+
+    What it buys: ceil(KH/S_h) * ceil(KW/S_w) adds instead of KH*KW, each over runs of S_w*C
+    contiguous numbers instead of C (it matters for C = 3, the RGB layers). Why it is right:
+    within a block of offsets i0 <= i < i0 + S_h the rows S_h*ho + i are all different (S_h*ho + i
+    tells both ho and i), and likewise the columns, so a block never writes a pixel twice and
+    can be added at once through a window view of x_pad like im2col_fast's. No scatter-add,
+    the same code on NumPy and CuPy.
     """
     xp = get_array_module(cols)
-    _check_geometry(x_shape, kernel_size, stride, padding)
+    window = _cols_as_windows(cols, x_shape, kernel_size, stride, padding)
     N, C, H, W = x_shape
-    K, S, P = kernel_size, stride, padding
-    H_out, W_out = conv_output_size(H, K, S, P), conv_output_size(W, K, S, P)
-    if cols.shape != (N * H_out * W_out, K * K * C):
-        raise ValueError(f"cols has shape {tuple(cols.shape)}, but an image of shape "
-                         f"{tuple(x_shape)} with K={K}, S={S}, P={P} gives "
-                         f"{(N * H_out * W_out, K * K * C)}")
-    window = cols.reshape(N, H_out, W_out, K, K, C)
+    (KH, KW), (SH, SW), (PH, PW) = pair(kernel_size), pair(stride), pair(padding)
+    H_out, W_out = window.shape[1:3]
 
-    x_pad = xp.zeros((N, H + 2 * P, W + 2 * P, C), dtype=cols.dtype)
-    # The plain version adds one kernel offset at a time (each add is overlap-free):
-    #     for i in range(K):
-    #         for j in range(K):
-    #             x_pad[:, i:i + S*H_out:S, j:j + S*W_out:S, :] += window[:, :, :, i, j, :]
-    # Faster, same sums: within a block of offsets i0 <= i < i0 + S, the rows S*ho + i are all
-    # different (S*ho + i tells both ho and i), and likewise the columns, so a block of up to
-    # S x S offsets never writes a pixel twice and can be added at once through a window view
-    # of x_pad like im2col's. That is ceil(K/S)**2 adds instead of K*K, with runs
-    # of S*C contiguous numbers instead of C (it matters for C = 3, the RGB layers).
-    for i0 in range(0, K, S):
-        for j0 in range(0, K, S):
-            k_i, k_j = min(S, K - i0), min(S, K - j0)
-            block = _window_view(x_pad[:, i0:, j0:, :], k_i, k_j, S, H_out, W_out)
+    x_pad = xp.zeros((N, H + 2 * PH, W + 2 * PW, C), dtype=cols.dtype)
+    for i0 in range(0, KH, SH):
+        for j0 in range(0, KW, SW):
+            k_i, k_j = min(SH, KH - i0), min(SW, KW - j0)
+            block = _window_view(x_pad[:, i0:, j0:, :], k_i, k_j, SH, SW, H_out, W_out)
             block += window[:, :, :, i0:i0 + k_i, j0:j0 + k_j, :]
-    # Drop the padding and go back to NCHW (one copy).
-    return xp.ascontiguousarray(x_pad[:, P:P + H, P:P + W, :].transpose(0, 3, 1, 2))
+    return xp.ascontiguousarray(x_pad[:, PH:PH + H, PW:PW + W, :].transpose(0, 3, 1, 2))
 
 
-def _window_view(x_pad: Array, k_h: int, k_w: int, stride: int, H_out: int, W_out: int) -> Array:
+def _window_view(x_pad: Array, k_h: int, k_w: int, s_h: int, s_w: int, H_out: int,
+                 W_out: int) -> Array:
     """The k_h x k_w windows of a channels-last image, as a view that copies nothing.
 
     x_pad: (N, H, W, C) -> view: (N, H_out, W_out, k_h, k_w, C),
-    view[n, ho, wo, i, j, c] = x_pad[n, S*ho + i, S*wo + j, c].
-    Moving ho by one moves S rows and moving i moves one row, so both step by x_pad's row
-    stride (times S for ho); the same for wo, j and the column stride. Windows may overlap
+    view[n, ho, wo, i, j, c] = x_pad[n, s_h*ho + i, s_w*wo + j, c].
+    Moving ho by one moves s_h rows and moving i moves one row, so both step by x_pad's row
+    stride (times s_h for ho); the same for wo, j and the column stride. Windows may overlap
     (share memory): read through such a view freely, write only where they do not.
     """
     xp = get_array_module(x_pad)
     N, C = x_pad.shape[0], x_pad.shape[3]
-    S = stride
-    s_n, s_h, s_w, s_c = x_pad.strides
+    st_n, st_h, st_w, st_c = x_pad.strides
     return xp.lib.stride_tricks.as_strided(
         x_pad, shape=(N, H_out, W_out, k_h, k_w, C),
-        strides=(s_n, S * s_h, S * s_w, s_h, s_w, s_c))
+        strides=(st_n, s_h * st_h, s_w * st_w, st_h, st_w, st_c))

@@ -10,41 +10,42 @@ from __future__ import annotations
 from typing import Any
 
 from minigan.backend import get_array_module
+from minigan.ops.im2col import IntOrPair, pair
 
 Array = Any
 
 
-def _pad(x: Array, padding: int) -> Array:
-    """Zero-pad the last two axes of x: (N, C, H, W) -> (N, C, H + 2P, W + 2P)."""
+def _pad(x: Array, padding: IntOrPair) -> Array:
+    """Zero-pad the last two axes of x: (N, C, H, W) -> (N, C, H + 2P_h, W + 2P_w)."""
     xp = get_array_module(x)
     N, C, H, W = x.shape
-    P = padding
-    x_pad = xp.zeros((N, C, H + 2 * P, W + 2 * P), dtype=x.dtype)
-    x_pad[:, :, P:P + H, P:P + W] = x
+    PH, PW = pair(padding)
+    x_pad = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=x.dtype)
+    x_pad[:, :, PH:PH + H, PW:PW + W] = x
     return x_pad
 
 
-def conv2d_reference(x: Array, w: Array, b: Array | None = None, stride: int = 1,
-                     padding: int = 0) -> Array:
+def conv2d_reference(x: Array, w: Array, b: Array | None = None, stride: IntOrPair = 1,
+                     padding: IntOrPair = 0) -> Array:
     """2-D convolution by its definition.
 
-    x: (N, C, H, W), w: (F, C, K, K), b: (F,) or None -> y: (N, F, H_out, W_out),
-    H_out = (H + 2P - K) // S + 1, and
-    y[n, f, ho, wo] = b[f] + sum_{c, i, j} w[f, c, i, j] * x_pad[n, c, S*ho + i, S*wo + j]
+    x: (N, C, H, W), w: (F, C, KH, KW), b: (F,) or None; stride, padding: int or (h, w) pair
+    -> y: (N, F, H_out, W_out), H_out = (H + 2P_h - KH) // S_h + 1 (W_out likewise), and
+    y[n, f, ho, wo] = b[f] + sum_{c, i, j} w[f, c, i, j] * x_pad[n, c, S_h*ho + i, S_w*wo + j]
     """
     xp = get_array_module(x)
     N, C, H, W = x.shape
-    F, _, K, _ = w.shape
-    S = stride
-    H_out = (H + 2 * padding - K) // S + 1
-    W_out = (W + 2 * padding - K) // S + 1
-    x_pad = _pad(x, padding)
+    F, _, KH, KW = w.shape
+    (SH, SW), (PH, PW) = pair(stride), pair(padding)
+    H_out = (H + 2 * PH - KH) // SH + 1
+    W_out = (W + 2 * PW - KW) // SW + 1
+    x_pad = _pad(x, (PH, PW))
     y = xp.zeros((N, F, H_out, W_out), dtype=x.dtype)
     for n in range(N):
         for f in range(F):
             for ho in range(H_out):
                 for wo in range(W_out):
-                    window = x_pad[n, :, S * ho:S * ho + K, S * wo:S * wo + K]   # (C, K, K)
+                    window = x_pad[n, :, SH * ho:SH * ho + KH, SW * wo:SW * wo + KW]  # (C, KH, KW)
                     y[n, f, ho, wo] = xp.sum(window * w[f])
             if b is not None:
                 y[n, f] += b[f]

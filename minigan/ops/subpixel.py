@@ -1,7 +1,8 @@
 """A transposed convolution without a scatter-add: S*S small convolutions, then a pixel shuffle.
 
-This file holds the one arithmetic trick of the convolution kernels. The plain version, which
-``col2im`` in ``im2col.py`` implements and the tests keep as the oracle, is
+This file holds the one arithmetic trick of the convolution kernels: the fast variant of
+``conv2d_input_grad`` (``conv2d.py``), taken when ``minigan.ops.fast_kernels`` is on. The plain
+version, that function's body, is
 
     dcols = dy_rows @ w_mat.T              (N*H_out*W_out, K*K*C): every window's contribution
     dx    = col2im(dcols)                  add each window back where it came from
@@ -29,6 +30,8 @@ and the pixel shuffle puts block (q, r), phase (a, b) at pixel (S*q + a, S*r + b
 blocks share a pixel, so that is a plain copy. The arithmetic is the same as the plain version
 (up to the T - 1 border blocks, and taps past K that are zero when S does not divide K).
 This is also why a transposed convolution is called "sub-pixel convolution" in the literature.
+With a K_h x K_w kernel and strides (S_h, S_w) every step holds per axis: T_h x T_w taps per
+phase and S_h*S_w phases.
 """
 
 from __future__ import annotations
@@ -36,57 +39,59 @@ from __future__ import annotations
 from typing import Any
 
 from minigan.backend import get_array_module
-from minigan.ops.im2col import conv_output_size, im2col
+from minigan.ops.im2col import IntOrPair, im2col, output_shape, pair
 from minigan.ops.layout import channels_last_view
 
 Array = Any
 
 
-def phase_weight_matrix(w: Array, stride: int) -> Array:
-    """The kernel split by phase: (F, C, K, K) -> (T*T*F, S*S*C), T = ceil(K / S).
+def phase_weight_matrix(w: Array, stride: IntOrPair) -> Array:
+    """The kernel split by phase: (F, C, KH, KW) -> (T_h*T_w*F, S_h*S_w*C), T = ceil(K / S).
 
-    w_phase[(t', u', f), (a, b, c)] = w[f, c, a + S*(T-1-t'), b + S*(T-1-u')], or 0 where that
-    tap is past K. The reversal t' = T-1-t turns "output pixel q - t" into "window row t'" of a
-    stride-1 window that starts T - 1 pixels above q, as im2col lays it out.
+    w_phase[(t', u', f), (a, b, c)] = w[f, c, a + S_h*(T_h-1-t'), b + S_w*(T_w-1-u')], or 0 where
+    that tap is past the kernel. The reversal t' = T-1-t turns "output pixel q - t" into "window
+    row t'" of a stride-1 window that starts T - 1 pixels above q, as im2col lays it out.
     """
     xp = get_array_module(w)
-    F, C, K, _ = w.shape
-    S = stride
-    T = -(-K // S)                                        # ceil(K / S)
-    w_taps = xp.zeros((F, C, S * T, S * T), dtype=w.dtype)
-    w_taps[:, :, :K, :K] = w                              # zero taps past K, so S divides the size
+    F, C, KH, KW = w.shape
+    SH, SW = pair(stride)
+    TH, TW = -(-KH // SH), -(-KW // SW)                   # ceil(K / S) per axis
+    w_taps = xp.zeros((F, C, SH * TH, SW * TW), dtype=w.dtype)
+    w_taps[:, :, :KH, :KW] = w                            # zero taps past K, so S divides the size
     # tap i = S*t + a  ->  axes (t, a); then reverse t so that t' = T - 1 - t
-    w_taps = w_taps.reshape(F, C, T, S, T, S)[:, :, ::-1, :, ::-1, :]   # (f, c, t', a, u', b)
-    return xp.ascontiguousarray(w_taps.transpose(2, 4, 0, 3, 5, 1)).reshape(T * T * F, S * S * C)
+    w_taps = w_taps.reshape(F, C, TH, SH, TW, SW)[:, :, ::-1, :, ::-1, :]   # (f, c, t', a, u', b)
+    return xp.ascontiguousarray(w_taps.transpose(2, 4, 0, 3, 5, 1)).reshape(TH * TW * F,
+                                                                            SH * SW * C)
 
 
-def conv2d_input_grad_subpixel(dy: Array, w: Array, x_shape: tuple[int, ...], stride: int,
-                               padding: int) -> Array:
+def conv2d_input_grad_subpixel(dy: Array, w: Array, x_shape: tuple[int, ...], stride: IntOrPair,
+                               padding: IntOrPair) -> Array:
     """The input gradient of a convolution, dx = col2im(to_rows(dy) @ w_mat.T), computed as
-    S*S stride-1 convolutions (one matrix product) followed by a pixel shuffle.
+    S_h*S_w stride-1 convolutions (one matrix product) followed by a pixel shuffle.
 
-    dy: (N, F, H_out, W_out), w: (F, C, K, K) -> dx: x_shape = (N, C, H, W), with channels-last
+    dy: (N, F, H_out, W_out), w: (F, C, KH, KW) -> dx: x_shape = (N, C, H, W), with channels-last
     memory (see ``channels_last_view``).
     """
     xp = get_array_module(dy)
     N, C, H, W = x_shape
-    F, _, K, _ = w.shape
-    S, P = stride, padding
-    H_out, W_out = conv_output_size(H, K, S, P), conv_output_size(W, K, S, P)
+    F, _, KH, KW = w.shape
+    (SH, SW), (PH, PW) = pair(stride), pair(padding)
+    H_out, W_out = output_shape(x_shape, (KH, KW), stride, padding)
     if tuple(dy.shape) != (N, F, H_out, W_out):
         raise ValueError(f"dy has shape {tuple(dy.shape)}, but x of shape {tuple(x_shape)} with "
-                         f"K={K}, S={S}, P={P} gives {(N, F, H_out, W_out)}")
-    T = -(-K // S)
-    Q, R = H_out + T - 1, W_out + T - 1                   # blocks per column and per row
+                         f"kernel {(KH, KW)}, stride {stride}, padding {padding} gives "
+                         f"{(N, F, H_out, W_out)}")
+    TH, TW = -(-KH // SH), -(-KW // SW)
+    Q, R = H_out + TH - 1, W_out + TW - 1                 # blocks per column and per row
 
-    cols = im2col(dy, T, stride=1, padding=T - 1)         # (N*Q*R, T*T*F)
-    blocks = xp.matmul(cols, phase_weight_matrix(w, S))   # (N*Q*R, S*S*C), columns (a, b, c)
+    cols = im2col(dy, (TH, TW), stride=1, padding=(TH - 1, TW - 1))   # (N*Q*R, TH*TW*F)
+    blocks = xp.matmul(cols, phase_weight_matrix(w, (SH, SW)))  # (N*Q*R, SH*SW*C): (a, b, c)
 
-    # Pixel shuffle: block (q, r), phase (a, b) -> padded pixel (S*q + a, S*r + b); one copy.
-    blocks = blocks.reshape(N, Q, R, S, S, C).transpose(0, 1, 3, 2, 4, 5)   # (n, q, a, r, b, c)
-    dx_pad = blocks.reshape(N, Q * S, R * S, C)
+    # Pixel shuffle: block (q, r), phase (a, b) -> padded pixel (S_h*q + a, S_w*r + b); one copy.
+    blocks = blocks.reshape(N, Q, R, SH, SW, C).transpose(0, 1, 3, 2, 4, 5)  # (n, q, a, r, b, c)
+    dx_pad = blocks.reshape(N, Q * SH, R * SW, C)
     # Crop the padding. Pixels past the last window (when (H + 2P - K) % S > 0) get no gradient.
     dx = xp.zeros((N, H, W, C), dtype=dy.dtype)
-    h_kept, w_kept = min(H, Q * S - P), min(W, R * S - P)
-    dx[:, :h_kept, :w_kept, :] = dx_pad[:, P:P + h_kept, P:P + w_kept, :]
+    h_kept, w_kept = min(H, Q * SH - PH), min(W, R * SW - PW)
+    dx[:, :h_kept, :w_kept, :] = dx_pad[:, PH:PH + h_kept, PW:PW + w_kept, :]
     return channels_last_view(dx.reshape(N * H * W, C), x_shape)

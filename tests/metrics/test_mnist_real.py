@@ -9,7 +9,8 @@ close to the number of classes, 10), noise does not.
 
 The classifier is trained once for the whole module, on 8000 of the 10,000 test digits (the
 files the test data holds), and checked on the other 2000. Everything is padded to 32x32, the
-size a DCGAN generates. It takes some seconds on two CPU cores.
+size a DCGAN generates. Training it takes minutes on two CPU cores, so the module is marked
+``slow``: ``python -m pytest -m "not slow"`` skips it.
 """
 
 import numpy as np
@@ -22,6 +23,8 @@ from minigan.metrics.frechet import frechet_distance
 from minigan.metrics.inception_score import inception_score
 from minigan.metrics.statistics import feature_statistics
 from tests.helpers import shared_data
+
+pytestmark = pytest.mark.slow   # the module fixture trains a classifier for minutes
 
 
 @pytest.fixture(scope="module")

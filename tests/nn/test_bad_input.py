@@ -34,6 +34,13 @@ def test_conv2d_input_smaller_than_kernel():
         nn.Conv2d(1, 1, 5)(batch(1, 1, 3, 3))
 
 
+def test_conv2d_input_narrower_than_a_rectangular_kernel():
+    """A 1 x 7 kernel fits a 3-row image, but not its 5 columns (even with padding (0, 0))."""
+    with pytest.raises(nn.ShapeError, match=r"smaller than the kernel \(\(1, 7\)\)"):
+        nn.Conv2d(1, 1, (1, 7))(batch(1, 1, 3, 5))
+    assert nn.Conv2d(1, 1, (1, 7), padding=(0, 1))(batch(1, 1, 3, 5)).shape == (1, 1, 3, 1)
+
+
 def test_linear_given_an_image_batch():
     with pytest.raises(nn.ShapeError, match=r"Linear\(in_features=2048.*got \(8, 128, 4, 4\)"):
         nn.Linear(2048, 1)(batch(8, 128, 4, 4))

@@ -46,6 +46,19 @@ def test_conv2d(n, c_in, c_out, k, stride, padding, size, bias, seed):
     assert check_module(layer, away_from_zero((n, c_in, size, size), seed)) < TOLERANCE
 
 
+@given(n=st.integers(1, 2), c_in=small, c_out=small, kernel=st.tuples(small, small),
+       stride=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       padding=st.tuples(st.integers(0, 1), st.integers(0, 1)), bias=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_conv2d_with_rectangular_kernels_strides_and_paddings(n, c_in, c_out, kernel, stride,
+                                                               padding, bias, seed):
+    """(h, w) pairs, as torch.nn.Conv2d takes them: e.g. a 1 x 3 kernel with padding (0, 1)."""
+    layer = nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=bias,
+                      rng=np.random.default_rng(seed))
+    assert layer.weight.shape == (c_out, c_in, *kernel)
+    assert check_module(layer, away_from_zero((n, c_in, 4, 5), seed)) < TOLERANCE
+
+
 @given(n=st.integers(1, 2), c_in=small, c_out=small, k=st.integers(1, 4),
        stride=st.integers(1, 2), padding=st.integers(0, 1), output_padding=st.integers(0, 1),
        size=st.integers(2, 4), bias=st.booleans(), seed=st.integers(0, 2**16))

@@ -1,8 +1,9 @@
 """conv2d: a convolution as one matrix product, checked against its definition and calculus.
 
 * the fast kernel (im2col + one matrix product) agrees with ``conv2d_reference``, a plain loop
-  over output pixels, for every shape, stride and padding drawn;
-* its output size follows H_out = (H + 2P - K) // S + 1;
+  over output pixels, for every shape, stride and padding drawn, rectangular ones included
+  (a KH x KW kernel, (h, w) strides and paddings: Inception-v3's 1 x 7 and 7 x 1 layers);
+* its output size follows H_out = (H + 2P - K) // S + 1, per axis;
 * its backward pass agrees with finite differences (``minigan.gradcheck``) for x, w and b;
 * a hand-worked example: a [-1, 0, 1] filter measures horizontal change.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from minigan.backend import to_device, to_numpy
@@ -29,20 +30,48 @@ def make_inputs(case, bias=True, dtype=np.float64):
     return x, w, b
 
 
-@given(conv_geometries())
+def case(x, w, stride, padding, seed=0):
+    return dict(x=x, w=w, stride=stride, padding=padding, seed=seed)
+
+
+def per_axis(value):
+    """An int or an (h, w) pair, as a pair."""
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+# Inception-v3's rectangular layers, which hypothesis might not draw exactly:
+INCEPTION_CASES = [
+    case((1, 2, 5, 9), (3, 2, 1, 7), 1, (0, 3)),     # 1 x 7, "same" padding along W only
+    case((1, 2, 9, 5), (3, 2, 7, 1), 1, (3, 0)),     # 7 x 1
+    case((2, 1, 4, 6), (2, 1, 1, 3), (1, 2), (0, 1)),   # 1 x 3 with a stride along W only
+    case((1, 3, 6, 4), (2, 3, 3, 1), (2, 1), (1, 0)),   # 3 x 1 with a stride along H only
+]
+
+
+def with_examples(test):
+    for example_case in INCEPTION_CASES:
+        test = example(example_case)(test)
+    return test
+
+
+@with_examples
+@given(conv_geometries(rectangular=True))
 def test_forward_matches_the_loop_definition(case):
     x, w, b = make_inputs(case)
     S, P = case["stride"], case["padding"]
     y, _ = conv2d_forward(x, w, b, stride=S, padding=P)
 
     N, C, H, W = case["x"]
-    F, _, K, _ = case["w"]
-    assert y.shape == (N, F, (H + 2 * P - K) // S + 1, (W + 2 * P - K) // S + 1)
+    F, _, KH, KW = case["w"]
+    (SH, SW), (PH, PW) = per_axis(S), per_axis(P)
+    assert y.shape == (N, F, (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1)
     np.testing.assert_allclose(to_numpy(y), to_numpy(conv2d_reference(x, w, b, S, P)),
                                rtol=1e-12, atol=1e-12)
 
 
-@given(conv_geometries(), st.booleans())
+@given(conv_geometries(rectangular=True), st.booleans())
+@example(INCEPTION_CASES[0], True)
+@example(INCEPTION_CASES[3], False)
 def test_backward_matches_finite_differences(case, bias):
     """dx, dw and (when there is a bias) db, each element against a central difference."""
     x, w, b = make_inputs(case, bias=bias)
@@ -51,7 +80,7 @@ def test_backward_matches_finite_differences(case, bias):
     assert err < 1e-6
 
 
-@given(conv_geometries())
+@given(conv_geometries(rectangular=True))
 def test_skipping_the_weight_gradient_gives_the_same_input_gradient(case):
     """The generator step only needs dL/dx through the discriminator: need_weight_grad=False."""
     x, w, b = make_inputs(case)
@@ -75,7 +104,26 @@ def test_the_cache_is_a_named_tuple_of_what_backward_needs():
     x, w, b = make_inputs(dict(x=(2, 3, 5, 5), w=(4, 3, 3, 3), seed=0))
     _, cache = conv2d_forward(x, w, b, stride=2, padding=1)
     assert isinstance(cache, Conv2dCache)
-    assert cache.x_shape == (2, 3, 5, 5) and cache.stride == 2 and cache.padding == 1
+    assert cache.x_shape == (2, 3, 5, 5) and cache.stride == (2, 2) and cache.padding == (1, 1)
+
+
+def test_a_1x3_kernel_only_looks_along_the_row():
+    """A (1, 3) kernel [-1, 0, 1] with padding (0, 1): each output is x[w + 1] - x[w - 1], with
+    zeros past the ends; the rows never mix, and the output keeps the input's size."""
+    x = to_device(np.array([[[[0.0, 1.0, 4.0, 9.0],
+                              [2.0, 2.0, 2.0, 2.0]]]]))           # (1, 1, 2, 4)
+    w = to_device(np.array([[[[-1.0, 0.0, 1.0]]]]))            # (1, 1, 1, 3)
+    y, _ = conv2d_forward(x, w, padding=(0, 1))
+    np.testing.assert_array_equal(to_numpy(y), [[[[1.0, 4.0, 8.0, -4.0],
+                                                   [2.0, 0.0, 0.0, -2.0]]]])
+
+
+def test_rectangular_output_size_follows_the_rule_per_axis():
+    """H: (10 + 2*3 - 7) // 2 + 1 = 5;  W: (9 + 2*0 - 1) // 1 + 1 = 9."""
+    x, w, b = make_inputs(case((1, 2, 10, 9), (4, 2, 7, 1), (2, 1), (3, 0)))
+    y, cache = conv2d_forward(x, w, b, stride=(2, 1), padding=(3, 0))
+    assert y.shape == (1, 4, 5, 9)
+    assert cache.cols.shape == (5 * 9, 7 * 1 * 2)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

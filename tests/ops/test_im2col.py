@@ -20,50 +20,51 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minigan.backend import to_device, to_numpy
-from minigan.ops.im2col import col2im, conv_output_size, im2col
+from minigan.ops.im2col import col2im, conv_output_size, im2col, pair
 from minigan.ops.layout import channels_last_view, to_rows
-from tests.helpers import random_array
+from tests.helpers import conv_geometries, random_array
 
 
 @st.composite
-def geometries(draw):
-    """A small image shape (N, C, H, W) and a kernel size, stride and padding that fit it."""
-    K = draw(st.integers(1, 4))
-    S = draw(st.integers(1, 3))
-    P = draw(st.integers(0, 2))
-    N = draw(st.integers(1, 2))
-    C = draw(st.integers(1, 3))
-    H = draw(st.integers(max(1, K - 2 * P), 7))
-    W = draw(st.integers(max(1, K - 2 * P), 7))
-    return (N, C, H, W), K, S, P
+def geometries(draw, rectangular: bool = False):
+    """A small image shape (N, C, H, W) and a kernel size, stride and padding that fit it.
+
+    Square (ints) by default; with ``rectangular=True`` each is an (h, w) pair drawn per axis.
+    """
+    geometry = draw(conv_geometries(rectangular=rectangular))
+    kernel_size = geometry["w"][2:] if rectangular else geometry["w"][2]
+    return geometry["x"], kernel_size, geometry["stride"], geometry["padding"]
 
 
-def windows_by_loop(x: np.ndarray, K: int, S: int, P: int) -> np.ndarray:
+def windows_by_loop(x: np.ndarray, K, S, P) -> np.ndarray:
     """The documented layout, spelled out: one row per output pixel, columns in (i, j, c)."""
     N, C, H, W = x.shape
-    x_pad = np.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))
-    H_out, W_out = conv_output_size(H, K, S, P), conv_output_size(W, K, S, P)
+    (KH, KW), (SH, SW), (PH, PW) = pair(K), pair(S), pair(P)
+    x_pad = np.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW)))
+    H_out, W_out = conv_output_size(H, KH, SH, PH), conv_output_size(W, KW, SW, PW)
     rows = []
     for n in range(N):
         for ho in range(H_out):
             for wo in range(W_out):
-                window = x_pad[n, :, S * ho:S * ho + K, S * wo:S * wo + K]   # (C, K, K)
-                rows.append(window.transpose(1, 2, 0).reshape(-1))          # (i, j, c) order
+                window = x_pad[n, :, SH * ho:SH * ho + KH, SW * wo:SW * wo + KW]  # (C, KH, KW)
+                rows.append(window.transpose(1, 2, 0).reshape(-1))              # (i, j, c) order
     return np.array(rows)
 
 
-@given(geometries())
+@given(st.booleans().flatmap(lambda rectangular: geometries(rectangular)))
 def test_im2col_copies_each_window_into_a_row(geometry):
     shape, K, S, P = geometry
     x = random_array(np.random.default_rng(0), shape)
     cols = im2col(x, K, S, P)
     N, C, H, W = shape
-    assert cols.shape == (N * conv_output_size(H, K, S, P) * conv_output_size(W, K, S, P),
-                          K * K * C)
+    (KH, KW), (SH, SW), (PH, PW) = pair(K), pair(S), pair(P)
+    assert cols.shape == (N * conv_output_size(H, KH, SH, PH) * conv_output_size(W, KW, SW, PW),
+                          KH * KW * C)
     np.testing.assert_array_equal(to_numpy(cols), windows_by_loop(to_numpy(x), K, S, P))
 
 
-@given(geometries(), st.integers(0, 2**32 - 1))
+@given(st.booleans().flatmap(lambda rectangular: geometries(rectangular)),
+       st.integers(0, 2**32 - 1))
 def test_col2im_is_the_adjoint_of_im2col(geometry, seed):
     """<im2col(x), c> == <x, col2im(c)> for random x and c."""
     shape, K, S, P = geometry
@@ -87,6 +88,15 @@ def test_col2im_of_ones_counts_the_windows_covering_each_pixel():
                          [6, 9, 9, 6],
                          [4, 6, 6, 4]])
     np.testing.assert_array_equal(counts, expected)
+
+
+def test_col2im_of_ones_with_a_1x3_kernel_counts_along_rows_only():
+    """A 1 x 3 kernel, stride 1, padding (0, 1) on a 2 x 4 image: each row on its own, the end
+    pixels in 2 windows and the others in 3; rows never share a window."""
+    shape = (1, 1, 2, 4)
+    ones = to_device(np.ones((2 * 4, 3)))
+    counts = to_numpy(col2im(ones, shape, kernel_size=(1, 3), stride=1, padding=(0, 1)))[0, 0]
+    np.testing.assert_array_equal(counts, [[2, 3, 3, 2], [2, 3, 3, 2]])
 
 
 def test_windows_that_do_not_overlap_make_col2im_the_inverse_of_im2col():

@@ -11,7 +11,8 @@ the same windows of dy, so they are one matrix product; a pixel shuffle then put
 block in its place, and no two blocks touch the same pixel. The tests show:
 
 * ``conv2d_input_grad_subpixel`` gives the same numbers as the col2im formula, for every
-  geometry drawn: S dividing K or not, and trailing pixels that no window reaches;
+  geometry drawn: S dividing K or not, trailing pixels that no window reaches, and rectangular
+  kernels, strides and paddings (the phases then split per axis);
 * ``phase_weight_matrix`` holds exactly the taps its docstring promises (a worked example for
   K = 4, S = 2), with zeros for the taps past K when S does not divide K (K = 3, S = 2);
 * the dtype is kept, and the result has channels-last memory, like every convolution output;
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 
 from minigan.backend import to_device, to_numpy
 from minigan.ops.conv2d import weight_matrix
-from minigan.ops.im2col import col2im, conv_output_size
+from minigan.ops.im2col import col2im, output_shape
 from minigan.ops.layout import channels_last_view, to_rows
 from minigan.ops.subpixel import conv2d_input_grad_subpixel, phase_weight_matrix
 from tests.helpers import conv_geometries, random_array
@@ -39,17 +40,15 @@ def case(x, w, stride, padding, seed=0):
 
 def plain_input_grad(dy, w, x_shape, stride, padding):
     """The definition: every window's gradient, added back where the window came from."""
-    K = w.shape[2]
-    return col2im(to_rows(dy) @ weight_matrix(w).T, x_shape, K, stride, padding)
+    return col2im(to_rows(dy) @ weight_matrix(w).T, x_shape, w.shape[2:], stride, padding)
 
 
 def make_dy_and_w(geometry, dtype=np.float64, channels_last=False):
     """A random gradient at the output of the convolution, and random weights."""
     rng = np.random.default_rng(geometry["seed"])
-    N, C, H, W = geometry["x"]
-    F, _, K, _ = geometry["w"]
-    S, P = geometry["stride"], geometry["padding"]
-    y_shape = (N, F, conv_output_size(H, K, S, P), conv_output_size(W, K, S, P))
+    N, F = geometry["x"][0], geometry["w"][0]
+    y_shape = (N, F, *output_shape(geometry["x"], geometry["w"][2:], geometry["stride"],
+                                   geometry["padding"]))
     dy = random_array(rng, y_shape, dtype=dtype)
     if channels_last:   # the layout dy has when it comes from a convolution or batch norm
         dy = channels_last_view(to_rows(dy), y_shape)
@@ -63,7 +62,11 @@ def make_dy_and_w(geometry, dtype=np.float64, channels_last=False):
 @example(case((2, 3, 8, 8), (3, 3, 4, 4), 2, 1), True)    # the DCGAN layer: K = 4, S = 2, P = 1
 @example(case((1, 1, 3, 4), (2, 1, 5, 5), 3, 2), False)   # K = 5, S = 3: T = 2, a tap past K
 @example(case((1, 2, 1, 1), (1, 2, 1, 1), 1, 2), False)   # P >= K: windows of padding only
-@given(conv_geometries(max_kernel=5, max_size=9), st.booleans())
+@example(case((1, 2, 5, 9), (3, 2, 1, 7), 1, (0, 3)), True)      # Inception-v3's 1 x 7 layer
+@example(case((1, 2, 7, 6), (2, 2, 3, 4), (2, 3), (1, 0)), False)   # T = (2, 2), per axis
+@given(st.booleans().flatmap(
+    lambda rectangular: conv_geometries(max_kernel=5, max_size=9, rectangular=rectangular)),
+    st.booleans())
 def test_subpixel_equals_the_col2im_definition(geometry, channels_last):
     dy, w = make_dy_and_w(geometry, channels_last=channels_last)
     S, P = geometry["stride"], geometry["padding"]

@@ -1,0 +1,75 @@
+"""One switch between the plain kernels and their fast variants.
+
+Every kernel's body is its textbook version: a slice loop, a matrix product, the steps of a
+derivation. Where a faster way to compute the same numbers exists, it is a separately named
+function (``im2col_fast``, ``col2im_fast``, ``conv2d_input_grad_subpixel``,
+``batch_norm_forward_fast``, ``batch_norm_backward_fast``), reached by one guarded line at the
+top of the plain kernel::
+
+    def im2col(x, kernel_size, stride=1, padding=0):
+        if fast_kernels_enabled(): return im2col_fast(x, kernel_size, stride, padding)
+        ...the plain slice loop...
+
+This is how Chainer's convolution is written. Training runs fast (the default); to read or step
+through the plain code, turn the switch off::
+
+    from minigan import ops
+    with ops.fast_kernels(False):       # plain kernels inside the block, the old state after it
+        loss = trainer.train_step(real)
+
+or for a whole process, ``MINIGAN_KERNELS=plain python examples/train_svhn.py ...`` (the training
+scripts also take ``--plain-kernels``). Both paths give the same numbers up to rounding
+(``tests/gan/test_fast_vs_plain.py`` holds them to 1e-10 over three float64 DCGAN steps).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+ENV_VARIABLE = "MINIGAN_KERNELS"
+CHOICES = ("plain", "fast")
+
+
+def _state_from_environment() -> bool:
+    """Fast unless ``MINIGAN_KERNELS=plain``; any other value is a one-line error."""
+    value = os.environ.get(ENV_VARIABLE, "").strip().lower() or "fast"
+    if value not in CHOICES:
+        raise ValueError(f"{ENV_VARIABLE} must be 'plain' or 'fast', got "
+                         f"{os.environ[ENV_VARIABLE]!r}")
+    return value == "fast"
+
+
+# None until first asked: the environment is read then (not at import, where a bad value would
+# stop every ``import minigan`` with a traceback instead of a script's one-line error).
+_enabled: bool | None = None
+
+
+def fast_kernels_enabled() -> bool:
+    """True when the kernels take their fast variants (the default), False for the plain ones."""
+    global _enabled
+    if _enabled is None:
+        _enabled = _state_from_environment()
+    return _enabled
+
+
+def use_fast_kernels(enabled: bool) -> None:
+    """Set the switch for the rest of the process (as ``--plain-kernels`` does)."""
+    global _enabled
+    _enabled = bool(enabled)
+
+
+@contextmanager
+def fast_kernels(enabled: bool = True) -> Iterator[None]:
+    """Use the fast kernel variants (``enabled=True``) or the plain ones inside a ``with`` block.
+
+    The previous state comes back when the block ends, even after an exception, so blocks nest.
+    """
+    global _enabled
+    previous = _enabled
+    _enabled = bool(enabled)
+    try:
+        yield
+    finally:
+        _enabled = previous

@@ -1,0 +1,123 @@
+"""One switch picks the plain kernels or their fast variants: ``minigan.ops.fast_kernels``.
+
+* the switch is a context manager that restores the previous state, even after an error, and
+  nests; ``MINIGAN_KERNELS=plain|fast`` sets the state a process starts in, and a bad value is a
+  one-line error that names the variable;
+* with the switch off, no fast variant runs: each is replaced here by a function that fails, and
+  a convolution, a transposed convolution and batch norm, forward and backward, still work;
+* with it on, each plain kernel hands over to its fast variant (counted);
+* both give the same numbers (and tests/gan/test_fast_vs_plain.py trains a DCGAN both ways).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minigan.ops.batchnorm
+import minigan.ops.conv2d
+import minigan.ops.im2col
+from minigan import ops
+from minigan.backend import to_numpy
+from tests.helpers import REPO_ROOT, random_array
+
+# (module, name of the fast variant) for every kernel that has one.
+FAST_VARIANTS = [
+    (minigan.ops.im2col, "im2col_fast"),
+    (minigan.ops.im2col, "col2im_fast"),
+    (minigan.ops.conv2d, "conv2d_input_grad_subpixel"),
+    (minigan.ops.batchnorm, "batch_norm_forward_fast"),
+    (minigan.ops.batchnorm, "batch_norm_backward_fast"),
+]
+
+
+def run_every_kernel_with_a_fast_variant():
+    """conv2d, conv_transpose2d and batch norm, forward and backward, and col2im(im2col(x)):
+    all their outputs."""
+    rng = np.random.default_rng(0)
+    x = random_array(rng, (2, 3, 6, 6))
+    w = random_array(rng, (4, 3, 3, 3))
+    y, cache = ops.conv2d_forward(x, w, None, stride=2, padding=1)
+    grads = ops.conv2d_backward(random_array(rng, y.shape), cache)
+    wt = random_array(rng, (3, 2, 4, 4))
+    yt, cache_t = ops.conv_transpose2d_forward(x, wt, None, stride=2, padding=1)
+    grads_t = ops.conv_transpose2d_backward(random_array(rng, yt.shape), cache_t)
+    gamma, beta = random_array(rng, (3,)), random_array(rng, (3,))
+    z, cache_bn = ops.batch_norm_forward(x, gamma, beta)
+    grads_bn = ops.batch_norm_backward(random_array(rng, z.shape), cache_bn)
+    # col2im on its own: with the fast kernels, the convolutions' input gradients do not use it.
+    back = minigan.ops.im2col.col2im(minigan.ops.im2col.im2col(x, 3, 2, 1), x.shape, 3, 2, 1)
+    return [y, *grads[:2], yt, *grads_t[:2], z, *grads_bn, back]
+
+
+def test_the_switch_restores_the_previous_state_and_nests():
+    start = ops.fast_kernels_enabled()
+    with ops.fast_kernels(False):
+        assert ops.fast_kernels_enabled() is False
+        with ops.fast_kernels(True):
+            assert ops.fast_kernels_enabled() is True
+        assert ops.fast_kernels_enabled() is False
+        with pytest.raises(ZeroDivisionError), ops.fast_kernels(True):
+            1 / 0
+        assert ops.fast_kernels_enabled() is False   # restored after the error, too
+    assert ops.fast_kernels_enabled() is start
+
+
+def test_plain_kernels_never_call_a_fast_variant(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a fast variant ran with fast_kernels(False)")
+
+    for module, name in FAST_VARIANTS:
+        monkeypatch.setattr(module, name, refuse)
+    with ops.fast_kernels(False):
+        outputs = run_every_kernel_with_a_fast_variant()
+    assert all(np.all(np.isfinite(to_numpy(a))) for a in outputs)
+
+
+def test_fast_kernels_call_every_fast_variant(monkeypatch):
+    calls = {name: 0 for _, name in FAST_VARIANTS}
+    for module, name in FAST_VARIANTS:
+        original = getattr(module, name)
+
+        def counted(*args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counted)
+    with ops.fast_kernels(True):
+        run_every_kernel_with_a_fast_variant()
+    assert all(count > 0 for count in calls.values()), calls
+
+
+def test_both_paths_give_the_same_numbers():
+    with ops.fast_kernels(True):
+        fast = run_every_kernel_with_a_fast_variant()
+    with ops.fast_kernels(False):
+        plain = run_every_kernel_with_a_fast_variant()
+    for a, b in zip(fast, plain):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-12, atol=1e-12)
+
+
+def kernels_in_a_fresh_process(value: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MINIGAN_KERNELS=value, PYTHONPATH=str(REPO_ROOT))
+    code = "from minigan import ops; print(ops.fast_kernels_enabled())"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          cwd=REPO_ROOT)
+
+
+@pytest.mark.parametrize("value, expected", [("plain", "False"), ("fast", "True"),
+                                             ("Plain", "False"), ("", "True")])
+def test_the_environment_variable_sets_the_starting_state(value, expected):
+    result = kernels_in_a_fresh_process(value)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
+def test_a_bad_environment_value_is_an_error_naming_the_variable():
+    result = kernels_in_a_fresh_process("quick")
+    assert result.returncode != 0
+    assert "ValueError: MINIGAN_KERNELS must be 'plain' or 'fast', got 'quick'" in result.stderr
