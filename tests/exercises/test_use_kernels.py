@@ -18,7 +18,6 @@ import textwrap
 import numpy as np
 import pytest
 
-import minigan.nn.activation
 import minigan.ops
 import minigan.optim
 from minigan.backend import to_device, to_numpy
@@ -39,9 +38,6 @@ ADAM_IN_PLACE = """
     v += one_minus_beta2 * (grad * grad)
     param -= step_size * m / (v ** 0.5 / sqrt_bias2 + eps)
 """
-# Until the layers call their kernels through ``minigan.ops`` (the contract the exercises are
-# built on), a layer keeps the kernel it imported and cannot see the learner's.
-LAYERS_ARE_LATE_BOUND = not hasattr(minigan.nn.activation, "leaky_relu_forward")
 
 
 @pytest.fixture
@@ -88,10 +84,8 @@ def test_adam_steps_with_the_learners_update(leaky_relu_and_adam):
     np.testing.assert_allclose(to_numpy(params[0].data), to_numpy(params[1].data), rtol=1e-12)
 
 
-@pytest.mark.xfail(not LAYERS_ARE_LATE_BOUND, strict=True,
-                   reason="minigan.nn imports its kernels directly until the layers call them "
-                          "through minigan.ops")
 def test_a_layer_runs_the_learners_kernel(leaky_relu_and_adam):
+    """The layers look their kernels up in ``minigan.ops`` at call time, so they see the swap."""
     x = to_device(np.array([[-1.0, 2.0]]))
     with use_kernels(leaky_relu_and_adam):
         learners_forward = minigan.ops.leaky_relu_forward
