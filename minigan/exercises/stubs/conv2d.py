@@ -12,6 +12,9 @@ matrix product, and so is each gradient::
                dx      = col2im(dcols)                (N, C, H, W)
                db      = dy summed over n, ho, wo     (F,)
 
+Square kernels and one int stride and padding are enough here: that is all a DCGAN uses, and
+all the grader draws. (minigan's own kernels also take rectangular kernels and (h, w) pairs.)
+
 This file uses *your* im2col and col2im (``from .im2col import ...``): finish im2col.py first.
 The grader compares your forward pass with a plain loop (``minigan.ops.reference``) and your
 gradients with finite differences, over shapes, strides and paddings drawn by hypothesis.

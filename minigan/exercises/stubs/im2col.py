@@ -18,7 +18,8 @@ The layout of ``cols`` (the grader checks it entry by entry)::
 One row per output pixel (n, ho, wo), in row-major order (wo fastest); one column per kernel
 offset (i, j) and input channel c, with c varying fastest.
 
-Output size: H_out = (H + 2P - K) // S + 1 (and the same for W).
+Output size: H_out = (H + 2P - K) // S + 1 (and the same for W). Square K x K windows and one
+int stride and padding are enough here (minigan's own im2col also takes (h, w) pairs).
 """
 
 from __future__ import annotations
