@@ -37,7 +37,8 @@ def bce_with_logits_forward(logits: Array, targets: Array) -> tuple[Array, BCEWi
     #   is x - x*t + log(1 + exp(-x)); that overflows in exp(-x) when x is very negative;
     # * add and remove max(x, 0): the same value is max(x, 0) - x*t + log(1 + exp(-|x|)), and
     #   exp now only ever sees a number <= 0. xp.log1p keeps precision when exp(...) is tiny;
-    # * targets may come in another dtype: targets.astype(logits.dtype) first;
+    # * targets may come in another dtype, or as one number for every element (a "real"
+    #   label of 0.9, say): t = xp.asarray(targets, dtype=logits.dtype) handles both;
     # * NumPy's .mean() gives a scalar: wrap it, xp.asarray(...), to get a 0-d array.
     raise NotImplementedError("bce_with_logits_forward: write me")
 
