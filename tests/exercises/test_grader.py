@@ -207,3 +207,19 @@ def test_the_command_line_grades_the_solutions_and_shows_its_defaults(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "cases drawn per exercise before it counts as passed (default: 50)" in text
     assert "--seed" in text and "(default: my_kernels)" in text
+
+
+def test_a_kernel_with_a_mind_of_its_own_is_named(stubs):
+    """A kernel that answers differently each time cannot be pinned to one failing case."""
+    fill_in(stubs / "activations.py", "tanh_forward", """
+        xp = get_array_module(x)
+        tanh_forward.calls = getattr(tanh_forward, "calls", 0) + 1
+        wrong = 40 <= tanh_forward.calls < 45             # wrong for a while, then right again
+        y = 2 * xp.tanh(x) if wrong else xp.tanh(x)
+        return y, TanhCache(y=y)
+    """)
+    fill_in(stubs / "activations.py", "tanh_backward", "return dy * (1 - cache.y ** 2)")
+    result = grade_one(exercise("tanh"), load_kernels(stubs), EXAMPLES)
+    assert result.status == FAILED
+    assert result.sentence.startswith("tanh_forward fails on some cases but not when they are "
+                                      "repeated"), result.sentence
