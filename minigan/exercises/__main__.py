@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from minigan.scripts import USER_ERRORS, OneLineParser, print_error
+from minigan.scripts import USER_ERRORS, OneLineParser, add_backend_argument, print_error
 
 DEFAULT_FOLDER = "my_kernels"
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="cases drawn per exercise before it counts as passed")
     check.add_argument("--seed", type=int, default=0,
                        help="seeds hypothesis's draws (the same seed gives the same report)")
+    add_backend_argument(check)
     check.add_argument("--report", default=None, metavar="FILE",
                        help="also write the report to this file (default: grader_report.txt "
                             "in the folder; none with --solutions)")
@@ -49,10 +50,12 @@ def run(args: argparse.Namespace) -> int:
               f"`python -m minigan.exercises check {folder}`")
         return 0
 
+    from minigan.backend import use_backend
     from minigan.exercises.grader import FAILED, NOT_STARTED, grade_and_report
 
     if args.examples < 1:
         raise ValueError(f"--examples must be at least 1, got {args.examples}")
+    use_backend(args.backend)   # the checks make their arrays there; the kernels follow them
     kernels = minigan_kernels() if args.solutions else load_kernels(args.folder)
     results, report = grade_and_report(kernels, args.examples, seed=args.seed, progress=True)
     print(report)
