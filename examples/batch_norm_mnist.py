@@ -35,10 +35,15 @@ from minigan.data.mnist import FILES
 from minigan.nn import BatchNorm1d, CrossEntropyLoss, Flatten, Linear, Module, ReLU, Sequential
 from minigan.optim import SGD, Adam
 from minigan.scripts import (
-    USER_ERRORS,
     OneLineParser,
     add_backend_argument,
-    print_error,
+    add_mirror_argument,
+    apply_mirror,
+    check_writable_folder,
+    finite_float,
+    int_argument,
+    run_script,
+    seed_argument,
 )
 
 TEST_ONLY_SPLIT = 8000  # test-files-only mode: train on the first 8000, hold out the rest
@@ -51,16 +56,18 @@ def build_parser() -> OneLineParser:
                         "(default: $MINIGAN_DATA or ~/.cache/minigan)")
     p.add_argument("--no-download", action="store_true",
                    help="use only files already on disk, never download")
-    p.add_argument("--epochs", type=int, default=10, help="passes over the training images")
-    p.add_argument("--batch-size", type=int, default=64, help="images per SGD step")
-    p.add_argument("--lr", type=float, default=0.01, help="learning rate of both networks")
+    add_mirror_argument(p)
+    p.add_argument("--epochs", type=int_argument, default=10,
+                   help="passes over the training images")
+    p.add_argument("--batch-size", type=int_argument, default=64, help="images per SGD step")
+    p.add_argument("--lr", type=finite_float, default=0.01, help="learning rate of both networks")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
                    help="plain SGD shows batch norm's head start most clearly")
-    p.add_argument("--eval-every", type=int, default=25,
+    p.add_argument("--eval-every", type=int_argument, default=25,
                    help="measure held-out accuracy every this many steps")
-    p.add_argument("--limit", type=int, default=None,
+    p.add_argument("--limit", type=int_argument, default=None,
                    help="train on only the first N training images (quick trials)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=seed_argument, default=0,
                    help="fixes the initial weights (shared by both nets) and the batch order "
                         "(default: 0)")
     p.add_argument("--out", default="runs/batch_norm_mnist",
@@ -297,6 +304,8 @@ def write_csv(result: dict[str, Any], out: Path) -> None:
 
 def run(args: argparse.Namespace) -> None:
     use_backend(args.backend)
+    apply_mirror(args)
+    out = check_writable_folder(args.out, "--out")   # before the training, not after it
     data, note = load_data(args)
     print(note)
     print(f"{args.epochs} epoch(s), batch {args.batch_size}, {args.optimizer} lr {args.lr:g}, "
@@ -304,8 +313,6 @@ def run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     result = train(args, data)
     seconds = time.perf_counter() - started
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     png = plot(result, args, out / "batch_norm_mnist.png")
     write_csv(result, out)
     summary = report(result, args, data)
@@ -315,21 +322,20 @@ def run(args: argparse.Namespace) -> None:
           f"{out / 'heldout_accuracy.csv'}")
 
 
+def check_and_run(args: argparse.Namespace) -> None:
+    for name in ("epochs", "batch_size", "eval_every"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got "
+                             f"{getattr(args, name)}")
+    if not args.lr > 0:
+        raise ValueError(f"--lr must be positive, got {args.lr}")
+    if args.limit is not None and args.limit < 2:
+        raise ValueError(f"--limit must be at least 2, got {args.limit}")
+    run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        for name in ("epochs", "batch_size", "eval_every"):
-            if getattr(args, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got "
-                                 f"{getattr(args, name)}")
-        if not args.lr > 0:
-            raise ValueError(f"--lr must be positive, got {args.lr}")
-        if args.limit is not None and args.limit < 2:
-            raise ValueError(f"--limit must be at least 2, got {args.limit}")
-        run(args)
-    except USER_ERRORS as error:
-        return print_error(error)
-    return 0
+    return run_script(check_and_run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

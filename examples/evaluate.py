@@ -4,13 +4,20 @@
     python examples/evaluate.py --checkpoint runs/svhn/checkpoint.npz \\
         --features runs/features_svhn.npz --num-samples 10000
 
-The generator is rebuilt from the trainer's checkpoint (its sizes are read from the saved
-weights), draws --num-samples images from fixed latent vectors (--seed), and
+The generator is rebuilt from the trainer's checkpoint (its settings are saved in it), draws
+--num-samples images from fixed latent vectors (--seed), and
 ``minigan.metrics.gan_eval.GANEvaluator`` compares them with the real images' cached feature
 statistics (FID, lower is better) and scores their class probabilities (IS, higher is better).
 
 These are domain-specific FID and IS: comparable between runs scored with the same feature
-network file, not with published Inception-v3 numbers.
+network file, not with published Inception-v3 numbers. For those, score with the FID
+Inception-v3 (pytorch-fid's weights, fetched once; see docs/inception.md):
+
+    python examples/evaluate.py --checkpoint runs/svhn/checkpoint.npz --features inception \\
+        --dataset svhn --export-samples runs/svhn/samples
+
+``--export-samples DIR`` writes the scored samples as PNG files, which pytorch-fid or clean-fid
+can score too; the scores printed are then those of exactly these 8-bit images.
 """
 
 from __future__ import annotations
@@ -21,20 +28,26 @@ from pathlib import Path
 from typing import Any
 
 from minigan.backend import backend_name, use_backend
-from minigan.checkpoint import from_text_array, load_checkpoint
-from minigan.data import dataset_label, is_npz_path
+from minigan.checkpoint import load_checkpoint
+from minigan.data import dataset_label, is_npz_path, load_dataset
+from minigan.data.loader import unscale_images
+from minigan.gan import dcgan
 from minigan.gan.dcgan import Generator
 from minigan.metrics.features import FeatureNet
 from minigan.metrics.gan_eval import MIN_RELIABLE_SAMPLES, GANEvaluator, statistics_path
+from minigan.metrics.inception_eval import (
+    InceptionEvaluator,
+    InceptionScorer,
+    export_samples,
+    save_inception_statistics,
+)
 from minigan.metrics.statistics import load_statistics_meta
-from minigan.nn import ShapeError
 from minigan.scripts import (
-    USER_ERRORS,
     OneLineParser,
     add_backend_argument,
     dataset_argument,
-    one_line_warnings,
-    print_error,
+    run_script,
+    seed_argument,
 )
 
 CHANNELS = {"svhn": 3, "cifar10": 3, "mnist": 1, "synthetic": 3}
@@ -47,57 +60,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", default=None,
                    help="the feature network from train_classifier.py "
                         "(default: runs/features_<dataset>.npz; for my_images.npz, "
-                        "runs/features_my_images.npz)")
+                        "runs/features_my_images.npz), or 'inception' for the FID Inception-v3 "
+                        "(published-style FID and IS)")
+    p.add_argument("--reference-stats", default=None, metavar="FILE.npz",
+                   help="with --features inception: the real images' pool3 statistics (mu, "
+                        "sigma; a pytorch-fid --save-stats file works). Default: "
+                        "runs/inception_stats_<dataset>.npz, computed from --dataset's training "
+                        "images if it is not there")
+    p.add_argument("--reference-count", type=int, default=10000,
+                   help="with --features inception: real images for new reference statistics")
+    p.add_argument("--export-samples", default=None, metavar="DIR",
+                   help="write the scored samples as PNG files in DIR (for pytorch-fid or "
+                        "clean-fid); the scores are then those of these 8-bit images")
+    p.add_argument("--data-dir", default=None,
+                   help="where datasets and the Inception weights are cached "
+                        "(default: $MINIGAN_DATA or ~/.cache/minigan)")
     p.add_argument("--dataset", type=dataset_argument, default=None, metavar="NAME|FILE.npz",
                    help="the dataset G was trained on (svhn, cifar10, mnist, synthetic or an "
                         ".npz file), to check it against the feature network")
     p.add_argument("--num-samples", type=int, default=10000,
                    help=f"images to generate (fewer than {MIN_RELIABLE_SAMPLES} bias FID)")
-    p.add_argument("--batch-size", type=int, default=500, help="images generated at a time")
-    p.add_argument("--seed", type=int, default=0, help="seed of the latent vectors")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="images generated and scored at a time (default: 500, or 50 with "
+                        "--features inception)")
+    p.add_argument("--seed", type=seed_argument, default=0, help="seed of the latent vectors")
     add_backend_argument(p)
     return p
 
 
 def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any], dict[str, Any]]:
-    """Rebuild G from a trainer checkpoint; returns (G in eval mode, its sizes, training config).
+    """Rebuild G from a trainer checkpoint; returns (G in eval mode, its settings, where the run
+    was: ``{"epoch": ..., "step": ...}`` or empty).
 
-    The sizes are not stored separately, but the weights pin them down: G's first layer is a
-    Linear (top * 4 * 4, z_size) and each ConvTranspose2d weight is (in, out, 4, 4), the last
-    one's ``out`` being the image channels; with k of them the image is 4 * 2**k pixels wide.
+    G's settings are saved in the checkpoint (``Generator.config()``) and read back by
+    ``minigan.gan.dcgan.load_generator``, which names the file and the fault when it is damaged.
     """
-    sections = load_checkpoint(path)
-    if "G" not in sections:
-        raise ValueError(f"{path} has no generator (section G): is it a trainer checkpoint?")
-    state = sections["G"]
-    config = from_text_array(sections["config"]["json"]) if "config" in sections else {}
-    try:
-        linear = state["0.weight"]
-        convs = [state[k] for k in sorted((k for k in state if state[k].ndim == 4),
-                                          key=lambda k: int(k.split(".")[0]))]
-        top, z_size = linear.shape[0] // 16, linear.shape[1]
-        sizes = {"z_size": int(z_size), "conv_dim": int(top // 2 ** (len(convs) - 1)),
-                 "image_size": 4 * 2 ** len(convs), "channels": int(convs[-1].shape[1])}
-        G = Generator(**sizes)
-        G.load_state_dict(state)
-    except (KeyError, IndexError, ValueError, ShapeError) as error:
-        raise ValueError(f"{path}: the G weights are not those of a minigan DCGAN generator "
-                         f"({error})") from None
-    if config.get("z_size", sizes["z_size"]) != sizes["z_size"]:
-        raise ValueError(f"{path}: config says z_size {config['z_size']}, weights say "
-                         f"{sizes['z_size']}")
-    progress = sections.get("progress", {})
-    if "epoch" in progress:
-        config["_epoch"], config["_step"] = int(progress["epoch"]), int(progress["step"])
-    return G.eval(), sizes, config
+    G = dcgan.load_generator(path)
+    progress = load_checkpoint(path, what="trainer checkpoint").get("progress", {})
+    where = {}
+    if "epoch" in progress and "step" in progress:
+        where = {"epoch": int(progress["epoch"]), "step": int(progress["step"])}
+    return G, G.config(), where
 
 
 def run(args: argparse.Namespace) -> dict[str, float]:
     use_backend(args.backend)
+    if args.features == "inception":
+        return run_inception(args)
+    if args.reference_stats is not None:
+        raise ValueError("--reference-stats is for --features inception")
     if args.features is None and args.dataset is None:
         raise ValueError("give --features (the file from train_classifier.py) or --dataset")
     features = Path(args.features or f"runs/features_{dataset_label(args.dataset)}.npz")
-    G, sizes, config = load_generator(args.checkpoint)
+    G, sizes, where = load_generator(args.checkpoint)
     info = FeatureNet.load_info(features)
 
     trained_on = info.get("dataset")
@@ -115,7 +130,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 
     evaluate = GANEvaluator(features, num_samples=args.num_samples,
                             batch_size=args.batch_size, seed=args.seed,
-                            z_distribution=config.get("z_distribution", "uniform"),
+                            z_distribution=G.z_distribution,
                             progress=True)
     if evaluate.net.channels != sizes["channels"] or \
             evaluate.net.image_size != sizes["image_size"]:
@@ -124,8 +139,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             f"but {features} scores {evaluate.net.channels}x{evaluate.net.image_size}x"
             f"{evaluate.net.image_size} ones ({trained_on or 'another dataset'})")
 
-    where = (f" (epoch {config['_epoch']}, step {config['_step']})"
-             if "_epoch" in config else "")
+    where = f" (epoch {where['epoch']}, step {where['step']})" if where else ""
     print(f"generator: {args.checkpoint}{where}: z_size {sizes['z_size']}, conv_dim "
           f"{sizes['conv_dim']}, {sizes['channels']}x{sizes['image_size']}x"
           f"{sizes['image_size']} images, z ~ {evaluate.z_distribution}")
@@ -136,7 +150,12 @@ def run(args: argparse.Namespace) -> dict[str, float]:
           f"statistics: {statistics_path(features)} ({count} images)")
     print(f"generating and scoring {args.num_samples} samples (seed {args.seed}, backend "
           f"{backend_name()})")
-    scores = evaluate(G)
+    images = evaluate.generate(G)
+    if args.export_samples:
+        images = unscale_images(images)   # score exactly the 8-bit images written out
+        export_samples(images, args.export_samples)
+        print(f"wrote {len(images)} PNG files to {args.export_samples}")
+    scores = evaluate.score_images(images)
 
     print(f"FID {scores['fid']:.3f}")
     print(f"IS  {scores['inception_score']:.3f} ± {scores['inception_score_std']:.3f} "
@@ -147,19 +166,71 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     return scores
 
 
+def run_inception(args: argparse.Namespace) -> dict[str, float]:
+    """FID and IS with the FID Inception-v3, against reference statistics of real images."""
+    from minigan.metrics.inception_weights import load_fid_inception
+
+    if args.reference_stats is None and args.dataset is None:
+        raise ValueError("--features inception needs --reference-stats FILE.npz or --dataset")
+    G, sizes, _ = load_generator(args.checkpoint)
+    if sizes["channels"] not in (1, 3):
+        raise ValueError(f"Inception scores 1- or 3-channel images, G makes {sizes['channels']}")
+    stats = Path(args.reference_stats or
+                 f"runs/inception_stats_{dataset_label(args.dataset)}.npz")
+    net = load_fid_inception(args.data_dir)
+    if not stats.is_file():
+        if args.reference_stats is not None:
+            raise ValueError(f"no reference statistics at {stats}")
+        if args.reference_count < 2:
+            raise ValueError("--reference-count must be at least 2")
+        images, _ = load_dataset(args.dataset, "train", args.data_dir)
+        images = images[:args.reference_count]
+        print(f"reference statistics: Inception pool3 of {len(images)} {args.dataset} training "
+              f"images -> {stats} (once; slow on a CPU)")
+        save_inception_statistics(InceptionScorer(net, args.batch_size), images, stats,
+                                  progress=True, dataset=str(args.dataset), split="train")
+    evaluate = InceptionEvaluator(stats, net, num_samples=args.num_samples,
+                                  batch_size=args.batch_size, seed=args.seed,
+                                  z_distribution=G.z_distribution,
+                                  progress=True)
+    meta = load_statistics_meta(stats)
+    print(f"generator: {args.checkpoint}: {sizes['channels']}x{sizes['image_size']}x"
+          f"{sizes['image_size']} images, z ~ {evaluate.z_distribution}")
+    print(f"feature network: FID Inception-v3 (pytorch-fid weights), images resized to 299x299; "
+          f"reference statistics: {stats} ({meta.get('count', '?')} images of "
+          f"{meta.get('dataset', '?')})")
+    print(f"generating and scoring {args.num_samples} samples (seed {args.seed}, backend "
+          f"{backend_name()})")
+    images = evaluate.generate(G)
+    if args.export_samples:
+        images = unscale_images(images)   # score exactly the 8-bit images written out
+        export_samples(images, args.export_samples)
+        print(f"wrote {len(images)} PNG files to {args.export_samples}")
+    scores = evaluate.score_images(images)
+    print(f"FID {scores['fid']:.3f}")
+    print(f"IS  {scores['inception_score']:.3f} ± {scores['inception_score_std']:.3f} "
+          f"(10 splits)")
+    print(f"settings: FID Inception-v3 pool3 (2048-d), {args.num_samples} samples, seed "
+          f"{args.seed}, reference statistics {stats}; IS from the 1008-way softmax without the "
+          f"last layer's bias, as the original code. Comparable with pytorch-fid on the same "
+          f"images and statistics; papers use 10,000-50,000 samples.")
+    return scores
+
+
+def check_and_run(args: argparse.Namespace) -> None:
+    if args.num_samples < 20:
+        raise ValueError(f"--num-samples must be at least 20 (IS uses 10 splits), got "
+                         f"{args.num_samples}")
+    if args.batch_size is None:
+        args.batch_size = 50 if args.features == "inception" else 500
+    if args.batch_size < 1:
+        raise ValueError("--batch-size must be at least 1")
+    run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    one_line_warnings()   # e.g. the small-sample FID warning, as one "warning:" line
-    try:
-        if args.num_samples < 20:
-            raise ValueError(f"--num-samples must be at least 20 (IS uses 10 splits), got "
-                             f"{args.num_samples}")
-        if args.batch_size < 1:
-            raise ValueError("--batch-size must be at least 1")
-        run(args)
-    except USER_ERRORS as error:
-        return print_error(error)
-    return 0
+    # One-line warnings (e.g. the small-sample FID warning), errors and Ctrl-C: run_script.
+    return run_script(check_and_run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

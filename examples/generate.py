@@ -13,15 +13,14 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy
-
-from minigan.backend import to_device, use_backend
-from minigan.gan.dcgan import generator_from_checkpoint
+from minigan.backend import get_array_module, make_rng, use_backend
+from minigan.gan.dcgan import load_generator
 from minigan.scripts import (
-    USER_ERRORS,
     OneLineParser,
     add_backend_argument,
-    print_error,
+    check_writable_folder,
+    run_script,
+    seed_argument,
 )
 from minigan.viz import save_image_grid
 
@@ -32,41 +31,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=64, help="images in samples.png")
     p.add_argument("--rows", type=int, default=8, help="interpolation rows (pairs of z)")
     p.add_argument("--steps", type=int, default=10, help="images per interpolation row")
-    p.add_argument("--seed", type=int, default=0, help="seed of the latent vectors")
+    p.add_argument("--seed", type=seed_argument, default=0, help="seed of the latent vectors")
     add_backend_argument(p)
     p.add_argument("--out", default=None, help="output folder (default: the checkpoint's)")
     return p
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.num_samples < 1 or args.rows < 1 or args.steps < 2:
-            raise ValueError("--num-samples and --rows must be >= 1, --steps >= 2")
-        use_backend(args.backend)
-        G = generator_from_checkpoint(args.checkpoint)
-    except USER_ERRORS as error:
-        return print_error(error)
-    out = Path(args.out or Path(args.checkpoint).parent)
-    rng = numpy.random.default_rng(args.seed)
+def generate(args: argparse.Namespace) -> None:
+    if args.num_samples < 1 or args.rows < 1 or args.steps < 2:
+        raise ValueError("--num-samples and --rows must be >= 1, --steps >= 2")
+    use_backend(args.backend)
+    out = check_writable_folder(args.out or Path(args.checkpoint).parent, "--out")
+    G = load_generator(args.checkpoint)
+    rng = make_rng(args.seed)
 
-    def draw_z(*shape: int) -> numpy.ndarray:
-        """Latent vectors from the distribution G was trained with."""
-        if G.z_distribution == "normal":
-            return rng.standard_normal(shape)
-        return rng.uniform(-1, 1, shape)
-
-    z = draw_z(args.num_samples, G.z_size).astype(numpy.float32)
-    samples = save_image_grid(G(to_device(z)), out / "samples.png")
+    # Latent vectors from the distribution G was trained with (saved in the checkpoint).
+    samples = save_image_grid(G(G.sample_z(args.num_samples, rng)), out / "samples.png")
 
     # Row r goes from z_start[r] (t = 0) to z_end[r] (t = 1) in equal steps.
-    z_start = draw_z(args.rows, 1, G.z_size)
-    z_end = draw_z(args.rows, 1, G.z_size)
-    t = numpy.linspace(0, 1, args.steps).reshape(1, -1, 1)
-    path = ((1 - t) * z_start + t * z_end).reshape(-1, G.z_size).astype(numpy.float32)
-    walk = save_image_grid(G(to_device(path)), out / "interpolation.png", nrow=args.steps)
+    z_start = G.sample_z(args.rows, rng)[:, None, :]
+    z_end = G.sample_z(args.rows, rng)[:, None, :]
+    t = get_array_module(z_start).linspace(0, 1, args.steps, dtype=z_start.dtype)[None, :, None]
+    path = ((1 - t) * z_start + t * z_end).reshape(-1, G.z_size)
+    walk = save_image_grid(G(path), out / "interpolation.png", nrow=args.steps)
     print(f"wrote {samples} and {walk} (z ~ {G.z_distribution})")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_script(generate, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from minigan.scripts import (
     OneLineParser,
     add_backend_argument,
     print_error,
+    seed_argument,
 )
 
 TOLERANCE = 1e-6  # a right backward pass gives ~1e-9 in float64; a wrong one ~1e-2 or more
@@ -103,7 +104,7 @@ def gradient_checks(layers: dict[str, Module], inputs: dict[str, Any]) -> bool:
 
 def build_parser() -> OneLineParser:
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=seed_argument, default=0,
                         help="seeds the input and the weights (default: 0)")
     add_backend_argument(parser)
     return parser

@@ -31,17 +31,22 @@ from pathlib import Path
 import numpy
 
 from minigan.backend import backend_name, use_backend
+from minigan.classifier import train_classifier
 from minigan.data import DataError, dataset_label, load_dataset
-from minigan.metrics.features import accuracy, pad_to, train_classifier
+from minigan.metrics.features import accuracy, pad_to
 from minigan.metrics.gan_eval import save_real_statistics, statistics_path
 from minigan.scripts import (
     DATASET_HELP,
-    USER_ERRORS,
     OneLineParser,
     add_backend_argument,
+    add_mirror_argument,
+    apply_mirror,
+    check_writable_file,
     dataset_argument,
-    one_line_warnings,
-    print_error,
+    finite_float,
+    int_argument,
+    run_script,
+    seed_argument,
 )
 
 
@@ -53,24 +58,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where datasets are cached (default: $MINIGAN_DATA or ~/.cache/minigan)")
     p.add_argument("--no-download", action="store_true",
                    help="use only files already on disk, never download")
-    p.add_argument("--epochs", type=int, default=5, help="passes over the training images")
-    p.add_argument("--batch-size", type=int, default=64, help="images per training step")
-    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
-    p.add_argument("--seed", type=int, default=0,
+    add_mirror_argument(p)
+    p.add_argument("--epochs", type=int_argument, default=5, help="passes over the training images")
+    p.add_argument("--batch-size", type=int_argument, default=64, help="images per training step")
+    p.add_argument("--lr", type=finite_float, default=2e-3, help="Adam learning rate")
+    p.add_argument("--seed", type=seed_argument, default=0,
                    help="fixes the initial weights, batch order, shifts and held-out images")
     add_backend_argument(p)
     p.add_argument("--out", default=None,
                    help="network file (default: runs/features_<dataset>.npz); the real-data "
                         "statistics go beside it as <name>_stats.npz")
-    p.add_argument("--holdout", type=float, default=0.1,
+    p.add_argument("--holdout", type=finite_float, default=0.1,
                    help="fraction of the images held out (randomly, by --seed) to measure "
                         "accuracy")
-    p.add_argument("--num-train", type=int, default=None,
+    p.add_argument("--num-train", type=int_argument, default=None,
                    help="use only the first N images of the split (quick trials)")
-    p.add_argument("--shift", type=int, default=1,
+    p.add_argument("--shift", type=int_argument, default=1,
                    help="augmentation: move training images by up to this many pixels")
-    p.add_argument("--width", type=int, default=16, help="channels of the first convolution")
-    p.add_argument("--feature-dim", type=int, default=128, help="length of the feature vector")
+    p.add_argument("--width", type=int_argument, default=16,
+                   help="channels of the first convolution")
+    p.add_argument("--feature-dim", type=int_argument, default=128,
+                   help="length of the feature vector")
     return p
 
 
@@ -110,10 +118,14 @@ def load_images(args: argparse.Namespace) -> tuple[numpy.ndarray, numpy.ndarray,
 
 def run(args: argparse.Namespace) -> None:
     use_backend(args.backend)
+    apply_mirror(args)
     label = dataset_label(args.dataset)
     out = Path(args.out or f"runs/features_{label}.npz")
     if out.suffix != ".npz":
         raise ValueError(f"--out must end in .npz, got {out}")
+    # Both outputs are checked before minutes of training, not after.
+    check_writable_file(out, "--out")
+    check_writable_file(statistics_path(out), "--out")
     images, labels, split = load_images(args)
 
     order = numpy.random.default_rng([args.seed, 7]).permutation(len(images))
@@ -146,25 +158,24 @@ def run(args: argparse.Namespace) -> None:
           f"checkpoint.npz --features {out}")
 
 
+def check_and_run(args: argparse.Namespace) -> None:
+    if args.shift < 0:
+        raise ValueError("--shift must be 0 or more")
+    for name in ("epochs", "batch_size", "width", "feature_dim"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0.0 < args.holdout < 1.0:
+        raise ValueError(f"--holdout must be a fraction between 0 and 1, got {args.holdout}")
+    if args.lr <= 0:
+        raise ValueError(f"--lr must be positive, got {args.lr}")
+    if args.num_train is not None and args.num_train < 2:
+        raise ValueError("--num-train must be at least 2")
+    run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    one_line_warnings()   # e.g. an .npz file whose labels do not match its images
-    try:
-        if args.shift < 0:
-            raise ValueError("--shift must be 0 or more")
-        for name in ("epochs", "batch_size", "width", "feature_dim"):
-            if getattr(args, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-        if not 0.0 < args.holdout < 1.0:
-            raise ValueError(f"--holdout must be a fraction between 0 and 1, got {args.holdout}")
-        if args.lr <= 0:
-            raise ValueError(f"--lr must be positive, got {args.lr}")
-        if args.num_train is not None and args.num_train < 2:
-            raise ValueError("--num-train must be at least 2")
-        run(args)
-    except USER_ERRORS as error:
-        return print_error(error)
-    return 0
+    # run_script: one-line warnings (e.g. labels that do not match), errors, Ctrl-C (exit 130)
+    return run_script(check_and_run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ with exactly the same updates.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,6 +27,10 @@ class Optimizer:
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        if len({id(p) for p in self.params}) < len(self.params):
+            # As PyTorch warns: such a parameter would be updated twice per step.
+            warnings.warn(f"{type(self).__name__} got a parameter more than once; each copy is "
+                          f"updated, so it moves twice per step", UserWarning, stacklevel=3)
         self.state: dict[str, list[Any]] = {
             name: [get_array_module(p.data).zeros_like(p.data) for p in self.params]
             for name in self.state_names
@@ -64,6 +69,14 @@ class Optimizer:
                 arrays[i] = get_array_module(p.data).asarray(to_numpy(saved), dtype=p.dtype)
 
 
+def _check_hyperparameters(optimizer: str, **values: float) -> None:
+    """PyTorch's checks: each value must be 0 or more (``not 0 <= nan``, so NaN fails too)."""
+    for name, value in values.items():
+        if not 0.0 <= value < float("inf"):
+            raise ValueError(f"{optimizer}: invalid {name} {value}: must be a finite number "
+                             f">= 0")
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum (PyTorch's form, no dampening):
 
@@ -74,6 +87,7 @@ class SGD(Optimizer):
 
     def __init__(self, params: Iterable[Parameter], lr: float = 0.01, momentum: float = 0.0,
                  weight_decay: float = 0.0):
+        _check_hyperparameters("SGD", lr=lr, momentum=momentum, weight_decay=weight_decay)
         super().__init__(params)
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
 
@@ -109,6 +123,9 @@ class Adam(Optimizer):
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0):
+        _check_hyperparameters("Adam", lr=lr, eps=eps, weight_decay=weight_decay)
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"Adam: invalid betas {betas}: each must be in [0, 1)")
         super().__init__(params)
         self.lr, self.eps, self.weight_decay = lr, eps, weight_decay
         self.beta1, self.beta2 = betas

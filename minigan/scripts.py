@@ -1,12 +1,21 @@
 """What every command-line script of minigan shares: ``--help`` that shows defaults, and errors
-and warnings printed as one line (no traceback, no usage block) with a non-zero exit code."""
+and warnings printed as one line (no traceback, no usage block) with a non-zero exit code.
+
+Exit codes: 0 done, 2 an error the user can fix (one ``error:`` line), 130 interrupted (Ctrl-C
+or SIGTERM), as a shell reports a program stopped by Ctrl-C, so ``train && generate`` stops too.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+import tempfile
 import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 # The errors a user can cause (bad arguments, missing files, no GPU, bad data) and should see as
 # one readable line. Anything else is a bug in minigan and keeps its traceback.
@@ -23,7 +32,10 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def print_error(error: BaseException) -> int:
+EXIT_INTERRUPTED = 130   # 128 + SIGINT, what shells report for a program stopped by Ctrl-C
+
+
+def print_error(error: BaseException | str) -> int:
     """Print ``error: <message>`` on one line to stderr; return the exit code 2."""
     message = " ".join(str(error).split()) or type(error).__name__
     print(f"error: {message}", file=sys.stderr)
@@ -47,7 +59,11 @@ def one_line_warnings() -> None:
 
     def show(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
         text = " ".join(str(message).split())
-        print(f"warning: {text}", file=file or sys.stderr)
+        # tqdm.write moves an open progress bar out of the way, so the warning gets a line of
+        # its own instead of being glued to the bar's end.
+        from tqdm.auto import tqdm
+
+        tqdm.write(f"warning: {text}", file=file or sys.stderr)
 
     warnings.showwarning = show
 
@@ -60,21 +76,145 @@ def add_backend_argument(parser: argparse.ArgumentParser) -> None:
                         help="numpy runs on the CPU, cupy on an NVIDIA GPU ($MINIGAN_BACKEND)")
 
 
+def add_mirror_argument(parser: argparse.ArgumentParser) -> None:
+    """``--mirror URL`` for the scripts that download datasets (default: $MINIGAN_MIRROR)."""
+    parser.add_argument("--mirror", default=None, metavar="URL",
+                        help="download datasets from this mirror (http://, https:// or file://; "
+                             "files at <URL>/<dataset>/<file>, the cache's layout) instead of "
+                             "their own servers (default: $MINIGAN_MIRROR)")
+
+
+def apply_mirror(args: argparse.Namespace) -> None:
+    """Use ``args.mirror`` (if given) for every download of this run."""
+    from minigan.data import use_mirror
+
+    if getattr(args, "mirror", None):
+        use_mirror(args.mirror)
+
+
 # What --dataset accepts, for the help text of every script that has the option.
 DATASET_HELP = ("svhn, cifar10, mnist, synthetic (no download: digits rendered on the fly), or "
                 "the path of an .npz file of your own holding an 'images' array of uint8 "
-                "pixels, (N, C, H, W) or (N, H, W, C) with C 1 or 3, and optionally N 'labels'")
+                "pixels, (N, C, H, W) or (N, H, W, C) with C 1 or 3, and optionally N 'labels'; "
+                "or a folder of PNG/JPEG pictures (resized and center-cropped to --image-size)")
 
 
 def dataset_argument(value: str) -> str:
     """argparse ``type=`` for ``--dataset``: a known dataset name (any case, returned in lower
     case) or the path of an ``.npz`` file (returned as given); anything else is refused with
     the choices."""
-    from minigan.data import DATASETS, is_npz_path
+    from minigan.data import DATASETS, is_image_folder, is_npz_path
 
     if is_npz_path(value):
         return value
     if value.lower() in DATASETS:
         return value.lower()
-    raise argparse.ArgumentTypeError(f"unknown dataset {value!r}: choose {', '.join(DATASETS)} "
-                                     f"or the path of an .npz file")
+    if is_image_folder(value):
+        return value
+    raise argparse.ArgumentTypeError(f"unknown dataset {value!r}: choose {', '.join(DATASETS)}, "
+                                     f"the path of an .npz file or a folder of pictures")
+
+
+def run_script(work: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> int:
+    """Run a script's ``work(args)`` and turn how it ended into an exit code and one line.
+
+    A user error prints ``error: ...`` (exit 2); running out of memory says so (exit 2);
+    Ctrl-C before or between the steps of the work (a download, data preparation) prints one
+    line (exit 130; a partial download stays as ``.part`` and resumes next time). ``work`` may
+    return an int exit code itself (training returns 130 after saving when interrupted).
+    """
+    one_line_warnings()
+    try:
+        code = work(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted (Ctrl-C): stopped; a partial download, if any, is kept and "
+              "resumes on the next run", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except MemoryError as error:
+        return print_error(f"out of memory{': ' + str(error) if str(error) else ''}; try smaller "
+                           f"sizes (--batch-size, --conv-dim, --num-train)")
+    except USER_ERRORS as error:   # DataError, BackendError, TrainingDiverged, ShapeError...
+        return print_error(error)
+    return code if isinstance(code, int) else 0
+
+
+# ---------------------------------------------------------------- checking values where parsed
+def seed_argument(value: str) -> int:
+    """argparse ``type=`` for ``--seed``: an integer 0 or more (NumPy's generators need it)."""
+    seed = int_argument(value)
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {seed}")
+    return seed
+
+
+def int_argument(value: str) -> int:
+    """argparse ``type=`` for counts: an integer, also written as 1e6 or 1_000."""
+    try:
+        number = float(value.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid whole number: {value!r}") from None
+    if not math.isfinite(number) or number != int(number):
+        raise argparse.ArgumentTypeError(f"invalid whole number: {value!r}")
+    return int(number)
+
+
+def finite_float(value: str) -> float:
+    """argparse ``type=`` for rates and fractions: a finite number (NaN and inf refused)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {value!r}") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {value}")
+    return number
+
+
+def physical_memory_bytes() -> int | None:
+    """This machine's RAM, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits_in_memory(num_bytes: float, what: str) -> None:
+    """Refuse, with the estimate, a size that cannot fit in this machine's memory: better one
+    line now than a MemoryError traceback (or a machine swapping to a halt) later."""
+    available = physical_memory_bytes()
+    if available is not None and num_bytes > available:
+        raise ValueError(f"{what} would need about {num_bytes / 2 ** 30:,.1f} GiB, more than "
+                         f"this machine's {available / 2 ** 30:,.1f} GiB of memory")
+
+
+# ---------------------------------------------------------------- outputs checked before the work
+def _can_write_in(folder: Path, option: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise OSError(f"{option} {folder}: cannot write there ({reason}); choose another "
+                      f"{option}") from None
+
+
+def check_writable_folder(folder: str | Path, option: str = "--out") -> Path:
+    """Create ``folder`` if needed and make sure files can be written in it, before any work
+    is done, so that minutes of training never end in "permission denied". Returns it."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OSError(f"{option} {folder} is a file, not a folder")
+    _can_write_in(folder, option)
+    return folder
+
+
+def check_writable_file(path: str | Path, option: str = "--out") -> Path:
+    """Make sure the file ``path`` can be written (its folder exists or can be made, and is
+    writable; ``path`` is not a folder), before any work is done. Returns it."""
+    path = Path(path)
+    if path.is_dir():
+        raise OSError(f"{option} {path} is a folder; give a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OSError(f"{option} {path}: the file exists and cannot be overwritten")
+    _can_write_in(path.parent, option)
+    return path

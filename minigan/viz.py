@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,23 +48,30 @@ def save_image_grid(images: Any, path: str | Path, nrow: int | None = None,
     return path
 
 
-def save_gif(frames: Sequence[str | Path], path: str | Path,
-             seconds_per_frame: float = 0.5) -> Path:
-    """Animate PNG frames (e.g. one sample grid per epoch) into a looping GIF."""
-    pictures = [Image.open(f).convert("RGB") for f in frames]
+def save_gif(frames: Sequence[str | Path], path: str | Path, seconds_per_frame: float = 0.5,
+             skip_unreadable: bool = False) -> Path | None:
+    """Animate PNG frames (e.g. one sample grid per epoch) into a looping GIF.
+
+    With ``skip_unreadable``, frames that are missing or damaged are left out (the trainer's
+    GIF must not stop a run whose old sample files were moved or deleted); with no readable
+    frame at all nothing is written and None returned.
+    """
+    pictures = []
+    for frame in frames:
+        try:
+            with Image.open(frame) as picture:
+                pictures.append(picture.convert("RGB"))
+        except (OSError, ValueError):
+            if not skip_unreadable:
+                raise
+    if not pictures:
+        return None
     path = Path(path)
-    pictures[0].save(path, save_all=True, append_images=pictures[1:],
+    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")   # atomic: a whole GIF or the old one
+    pictures[0].save(tmp, save_all=True, append_images=pictures[1:],
                      duration=int(seconds_per_frame * 1000), loop=0)
+    tmp.replace(path)
     return path
-
-
-def read_csv_columns(path: str | Path) -> dict[str, numpy.ndarray]:
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return {}
-    return {k: numpy.array([float(r[k]) if r[k] != "" else numpy.nan for r in rows])
-            for k in rows[0]}
 
 
 def _smooth(values: numpy.ndarray, window: int) -> numpy.ndarray:

@@ -29,7 +29,9 @@ from minigan.data.download import (
     extract_tar,
     find_or_download,
     md5_of,
+    use_mirror,
 )
+from minigan.data.folder import is_image_folder, load_image_folder
 from minigan.data.loader import DataLoader, scale_images, unscale_images
 from minigan.data.mnist import load_mnist, read_idx
 from minigan.data.npz import load_npz_images
@@ -48,9 +50,14 @@ def is_npz_path(name: str | os.PathLike) -> bool:
 def dataset_label(name: str | os.PathLike) -> str:
     """A short name for a dataset, for default file names: ``runs/<label>``.
 
-    The file's stem for an ``.npz`` path (``photos/cats.npz`` -> ``cats``), else the name.
+    The file's stem for an ``.npz`` path (``photos/cats.npz`` -> ``cats``), the folder's name
+    for a folder of pictures (``data/celeba/`` -> ``celeba``), else the name.
     """
-    return Path(name).stem if is_npz_path(name) else str(name).lower()
+    if is_npz_path(name):
+        return Path(name).stem
+    if str(name).lower() not in DATASETS and is_image_folder(name):
+        return Path(name).resolve().name
+    return str(name).lower()
 
 
 def load_dataset(
@@ -66,7 +73,15 @@ def load_dataset(
     ``name`` may also be the path of an ``.npz`` file (``load_npz_images``): one set of images,
     so its only split is ``"train"``, ``data_dir`` and ``download`` do not apply, and the
     labels are None when the file has none that match its images.
+
+    ``name`` may also be a folder of pictures (``load_image_folder``; ``size=`` gives the
+    square they are resized and cropped to, 64 by default): its only split is ``"train"``.
     """
+    if str(name).lower() not in DATASETS and is_image_folder(name):
+        if split != "train":
+            raise DataError(f"{name} is one folder of pictures with no {split!r} split: use "
+                            f"the train split (the default)")
+        return load_image_folder(name, **kw)
     if is_npz_path(name):
         if split != "train":
             raise DataError(f"{name} is one set of images with no {split!r} split: use the "
@@ -100,9 +115,11 @@ __all__ = [
     "default_data_dir",
     "extract_tar",
     "find_or_download",
+    "is_image_folder",
     "is_npz_path",
     "load_cifar10",
     "load_dataset",
+    "load_image_folder",
     "load_mnist",
     "load_npz_images",
     "load_svhn",
@@ -112,4 +129,5 @@ __all__ = [
     "read_svhn_mat",
     "scale_images",
     "unscale_images",
+    "use_mirror",
 ]

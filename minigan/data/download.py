@@ -1,4 +1,4 @@
-"""Checked downloads: fetch a file once, verify its MD5, and never use a broken copy.
+"""Checked downloads: fetch a file once, verify its MD5 (or SHA-256), and never use a broken copy.
 
 The rules every dataset in minigan follows:
 
@@ -7,7 +7,11 @@ The rules every dataset in minigan follows:
   the published sum, so a file with the final name is always complete;
 * re-running an interrupted download resumes it (an HTTP ``Range`` request) or, if the server
   cannot resume, starts it again from the beginning;
-* offline, the error says which file to fetch by hand and where to put it.
+* offline, the error says which file to fetch by hand and where to put it;
+* a mirror (``use_mirror(url)``, ``--mirror`` or ``$MINIGAN_MIRROR``) replaces the datasets'
+  own servers: a file ``svhn/train_32x32.mat`` of the cache is fetched from
+  ``<mirror>/svhn/train_32x32.mat`` (the cache's own layout, so a copy of a filled cache folder
+  served over HTTP, or a ``file://`` folder, is a mirror). The MD5 sums are checked all the same.
 """
 
 from __future__ import annotations
@@ -31,6 +35,27 @@ class DataError(RuntimeError):
     """A dataset could not be fetched, checked or read; the one-line message says what to do."""
 
 
+MIRROR_SCHEMES = ("http://", "https://", "file://")
+_mirror: str | None = None   # set by use_mirror; else $MINIGAN_MIRROR is read at each download
+
+
+def use_mirror(url: str | None) -> None:
+    """Fetch every dataset file from ``url`` (``<url>/<dataset>/<file>``) instead of its own
+    server; None goes back to ``$MINIGAN_MIRROR`` or the datasets' servers."""
+    if url is not None and not url.lower().startswith(MIRROR_SCHEMES):
+        raise DataError(f"mirror {url!r} must start with {', '.join(MIRROR_SCHEMES)}")
+    global _mirror
+    _mirror = url
+
+
+def mirror_url() -> str | None:
+    """The mirror in use: ``use_mirror``'s, else ``$MINIGAN_MIRROR``, else None."""
+    url = _mirror or os.environ.get("MINIGAN_MIRROR") or None
+    if url is not None and not url.lower().startswith(MIRROR_SCHEMES):
+        raise DataError(f"MINIGAN_MIRROR={url!r} must start with {', '.join(MIRROR_SCHEMES)}")
+    return url
+
+
 def default_data_dir() -> Path:
     """Where datasets are cached: ``$MINIGAN_DATA`` if set, else ``~/.cache/minigan``."""
     env = os.environ.get("MINIGAN_DATA")
@@ -44,8 +69,13 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
 
 def md5_of(path: str | os.PathLike) -> str:
     """The MD5 hex digest of a file, read in chunks."""
+    return digest_of(path, "md5")
+
+
+def digest_of(path: str | os.PathLike, algorithm: str = "md5") -> str:
+    """The hex digest of a file ("md5" or "sha256"), read in chunks."""
     # MD5 here detects truncated or corrupted files; it is not a security check.
-    digest = hashlib.md5(usedforsecurity=False)
+    digest = hashlib.new(algorithm, usedforsecurity=False)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(CHUNK), b""):
             digest.update(chunk)
@@ -57,13 +87,17 @@ def _one_line(error: BaseException) -> str:
     return " ".join(text.split())
 
 
-def _by_hand(path: Path, md5: str) -> str:
-    return (f"put {path.name} (md5 {md5}) in {path.parent} by hand, "
-            "or use `--dataset synthetic`")
+def _by_hand(path: Path, md5: str, algorithm: str = "md5",
+             otherwise: str = "or use `--dataset synthetic`") -> str:
+    return f"put {path.name} ({algorithm} {md5}) in {path.parent} by hand, {otherwise}"
 
 
-def download(url: str, path: str | os.PathLike, md5: str, *, progress: bool = True) -> Path:
+def download(url: str, path: str | os.PathLike, md5: str, *, progress: bool = True,
+             algorithm: str = "md5", otherwise: str = "or use `--dataset synthetic`") -> Path:
     """Download ``url`` to ``path`` and check it against ``md5``; return ``path``.
+
+    ``algorithm="sha256"`` checks a SHA-256 digest instead (given as ``md5``), and ``otherwise``
+    is the alternative the offline message offers beside placing the file by hand.
 
     * ``path`` already there with the right MD5: nothing is downloaded.
     * ``path`` there with a wrong MD5: it is not used; the file is downloaded again and replaces
@@ -77,28 +111,29 @@ def download(url: str, path: str | os.PathLike, md5: str, *, progress: bool = Tr
     path = Path(path)
     bad_copy = ""   # what is wrong with a copy already there, to say so if we cannot replace it
     if path.exists():
-        got = md5_of(path)
+        got = digest_of(path, algorithm)
         if got == md5:
             return path
-        bad_copy = f"{path} is damaged or a different file (md5 {got}, expected {md5})"
+        bad_copy = (f"{path} is damaged or a different file ({algorithm} {got}, expected "
+                    f"{md5})")
     part = path.with_suffix(path.suffix + ".part")
     created_folder = not path.parent.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise DataError(f"cannot create {path.parent} ({_one_line(error)}): "
-                        f"{_by_hand(path, md5)}") from None
+                        f"{_by_hand(path, md5, algorithm, otherwise)}") from None
 
     try:
-        _fetch_to_part(url, part, md5, progress)
+        _fetch_to_part(url, part, _by_hand(path, md5, algorithm, otherwise), progress)
     except DataError as error:
         if created_folder and not any(path.parent.iterdir()):
             path.parent.rmdir()   # leave no empty folder behind an offline attempt
         raise DataError(f"{bad_copy}; {error}" if bad_copy else str(error)) from None
-    got = md5_of(part)
+    got = digest_of(part, algorithm)
     if got != md5:
         part.unlink()
-        raise DataError(f"checksum mismatch for {url}: got md5 {got}, expected {md5}; the "
+        raise DataError(f"checksum mismatch for {url}: got {algorithm} {got}, expected {md5}; the "
                         f"download was deleted, run again or put {path.name} in {path.parent} "
                         "by hand")
     os.replace(part, path)  # atomic: the final name only ever holds a checked file
@@ -107,8 +142,10 @@ def download(url: str, path: str | os.PathLike, md5: str, *, progress: bool = Tr
     return path
 
 
-def _fetch_to_part(url: str, part: Path, md5: str, progress: bool) -> None:
-    """Stream ``url`` into ``part``, resuming from what ``part`` already holds."""
+def _fetch_to_part(url: str, part: Path, by_hand: str, progress: bool) -> None:
+    """Stream ``url`` into ``part``, resuming from what ``part`` already holds.
+
+    ``by_hand`` ends the offline messages: where to put the file by hand."""
     final = part.with_suffix("")  # the name the user will see in messages
     offset = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url)
@@ -122,10 +159,10 @@ def _fetch_to_part(url: str, part: Path, md5: str, progress: bool) -> None:
             # download() checks its MD5; a bad one is deleted, so the next run starts afresh.
             return
         raise DataError(f"could not download {url} (HTTP {error.code} {_one_line(error)}): "
-                        f"{_by_hand(final, md5)}") from None
+                        f"{by_hand}") from None
     except (OSError, http.client.HTTPException) as error:  # URLError, refused, timeout, ...
         raise DataError(f"could not reach {url} ({_one_line(error)}): "
-                        f"{_by_hand(final, md5)}") from None
+                        f"{by_hand}") from None
 
     with response:
         if response.status != 206:  # the server sent the whole file: start again cleanly
@@ -166,7 +203,9 @@ def find_or_download(filename: str, base_url: str, md5: str, data_dir: str | os.
     candidates = [root / filename, root / subdir / filename]
     found = next((p for p in candidates if p.exists()), None)
     if download_missing:
-        url = base_url.rstrip("/") + "/" + filename
+        mirror = mirror_url()
+        url = (f"{mirror.rstrip('/')}/{subdir}/{filename}" if mirror else
+               base_url.rstrip("/") + "/" + filename)
         return download(url, found or candidates[1], md5)
     if found is None:
         raise DataError(f"{filename} not found in {root} or {root / subdir}: put it there "

@@ -52,12 +52,9 @@ class DataLoader:
     fewer images than ``batch_size`` with ``drop_last`` gives ``len(loader) == 0``: callers
     should check that before training.)
 
-    Two ways to iterate:
-
-    * ``for x, y in loader.epoch(e, start_batch=k)``: the batches of epoch ``e`` from batch
-      ``k`` on; the same ``(seed, e)`` always gives the same batches;
-    * ``for x, y in loader``: one epoch, the next one each time (``loader.next_epoch`` counts
-      them; set it when resuming).
+    ``for x, y in loader.epoch(e, start_batch=k)`` gives the batches of epoch ``e`` from batch
+    ``k`` on; the same ``(seed, e)`` always gives the same batches, which is what lets a resumed
+    run continue exactly (the epoch is named, never implied by how often the loader was used).
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray | None = None,
@@ -79,7 +76,6 @@ class DataLoader:
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.seed = seed
-        self.next_epoch = 0  # the epoch that ``iter(loader)`` will give next
 
     def __len__(self) -> int:
         n, b = len(self.images), self.batch_size
@@ -102,10 +98,6 @@ class DataLoader:
             x = scale_images(to_device(self.images[index]))
             y = None if self.labels is None else to_device(self.labels[index])
             yield x, y
-
-    def __iter__(self) -> Iterator[tuple[Any, Any]]:
-        epoch, self.next_epoch = self.next_epoch, self.next_epoch + 1
-        return self.epoch(epoch)
 
     def __repr__(self) -> str:
         return (f"DataLoader({len(self.images)} images {self.images.shape[1:]}, "

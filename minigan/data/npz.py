@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minigan.checkpoint import DamagedFileError, read_npz
 from minigan.data.download import DataError
 
 CHANNELS = (1, 3)
@@ -52,19 +53,16 @@ def load_npz_images(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | N
         raise DataError(f"{path} is not an .npz file (a zip of named arrays, as numpy.savez "
                         f"writes it): save the pictures with numpy.savez(file, images=...)")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            names = list(archive.files)
-            if "images" not in names:
-                have = ", ".join(names) if names else "no arrays at all"
-                raise DataError(f"{path} has no 'images' array (it has {have}): save the "
-                                f"pictures with numpy.savez(file, images=...)")
-            images = archive["images"]
-            labels = archive["labels"] if "labels" in names else None
-    except DataError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as error:
-        reason = " ".join(str(error).split()) or type(error).__name__
-        raise DataError(f"{path} is not a readable .npz file ({reason})") from None
+        archive = read_npz(path, ".npz file")   # the checked loader of every file minigan reads
+    except DamagedFileError as error:
+        raise DataError(str(error)) from None
+    names = list(archive)
+    if "images" not in names:
+        have = ", ".join(names) if names else "no arrays at all"
+        raise DataError(f"{path} has no 'images' array (it has {have}): save the "
+                        f"pictures with numpy.savez(file, images=...)")
+    images = archive["images"]
+    labels = archive.get("labels")
 
     images = _to_nchw(images, path)
     return images, _check_labels(labels, len(images), path)

@@ -12,22 +12,46 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy
 
 from minigan.backend import backend_name, manual_seed, use_backend
-from minigan.data import dataset_label
+from minigan.checkpoint import (
+    DamagedFileError,
+    load_checkpoint,
+    read_json,
+    remove_orphaned_temporaries,
+)
+from minigan.data import DATASETS, dataset_label
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.gan.trainer import GANTrainer, TrainConfig
 from minigan.scripts import (
     DATASET_HELP,
-    USER_ERRORS,
+    EXIT_INTERRUPTED,
     OneLineParser,
     add_backend_argument,
+    add_mirror_argument,
+    apply_mirror,
+    check_fits_in_memory,
+    check_writable_folder,
     dataset_argument,
-    one_line_warnings,
-    print_error,
+    finite_float,
+    int_argument,
+    run_script,
+    seed_argument,
 )
+
+# The settings of a run, as option destinations. All are recorded in config.json and in the
+# checkpoint. On --resume, those in MUST_MATCH cannot change (they fix the networks' shapes,
+# the data and the order of batches and random numbers): one given on the command line that
+# differs from the checkpoint's is refused. Those in MAY_CHANGE are honoured and recorded.
+# --max-steps is a limit of one invocation (a quick trial), never carried over.
+MUST_MATCH = ("dataset", "split", "num_train", "image_size", "batch_size", "conv_dim",
+              "z_size", "z_distribution", "dropout", "beta1", "seed")
+MAY_CHANGE = ("epochs", "save_every", "keep_snapshots", "lr_d", "lr_g", "d_steps",
+              "label_smoothing", "features", "metrics_every", "metrics_samples")
+NOT_RECORDED = ("resume", "overwrite", "out", "data_dir", "backend", "mirror")
 
 
 def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
@@ -37,48 +61,87 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
                    metavar="NAME|FILE.npz", help=DATASET_HELP)
     p.add_argument("--data-dir", default=None,
                    help="where datasets are cached (default: $MINIGAN_DATA or ~/.cache/minigan)")
+    add_mirror_argument(p)
     p.add_argument("--out", default=None,
                    help="run folder (default: runs/<dataset>; for my_images.npz, runs/my_images)")
-    p.add_argument("--epochs", type=int, default=10, help="passes over the training set")
-    p.add_argument("--batch-size", type=int, default=128, help="images per training step")
-    p.add_argument("--max-steps", type=int, default=None,
-                   help="stop after this many training steps in total (quick trials)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--epochs", type=int_argument, default=10, help="passes over the training set")
+    p.add_argument("--batch-size", type=int_argument, default=128,
+                   help="images per training step")
+    p.add_argument("--max-steps", type=int_argument, default=None,
+                   help="stop after this many training steps in total (quick trials; not "
+                        "carried over by --resume)")
+    p.add_argument("--seed", type=seed_argument, default=0,
                    help="seeds weights, shuffling, latent vectors and dropout")
     p.add_argument("--resume", action="store_true",
-                   help="continue from the checkpoint in the run folder")
+                   help="continue from the checkpoint in the run folder; settings not given "
+                        "are the checkpoint's")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in a run folder that holds a checkpoint, replacing it")
+    p.add_argument("--save-every", type=int_argument, default=0, metavar="N",
+                   help="also save the checkpoint every N steps (0: after each epoch only)")
+    p.add_argument("--keep-snapshots", type=snapshots_argument, default=0, metavar="K|all",
+                   help="keep a copy of each epoch's checkpoint as checkpoint_epoch_NNN.npz: "
+                        "the last K of them, or all (0: none)")
     p.add_argument("--kernels", default=None, metavar="FOLDER",
                    help="train on your own kernels: a folder made by `python -m "
                         "minigan.exercises init` (unfinished ones stay minigan's)")
     g = p.add_argument_group("model")
-    g.add_argument("--conv-dim", type=int, default=32, help="channels of D's first conv")
-    g.add_argument("--z-size", type=int, default=100, help="length of the latent vector z")
+    g.add_argument("--image-size", type=int_argument, default=32,
+                   help="height and width of the images G makes and D reads: 32 as in the "
+                        "course, 64 as in the DCGAN paper (4 * 2**k); a folder of pictures is "
+                        "resized and center-cropped to it")
+    g.add_argument("--conv-dim", type=int_argument, default=32, help="channels of D's first conv")
+    g.add_argument("--z-size", type=int_argument, default=100,
+                   help="length of the latent vector z")
     g.add_argument("--z-distribution", choices=("uniform", "normal"), default="uniform",
                    help="uniform in [-1, 1] as in the course, or standard normal")
-    g.add_argument("--dropout", type=float, default=0.0,
+    g.add_argument("--dropout", type=finite_float, default=0.0,
                    help="dropout probability after each LeakyReLU of D (0 = none)")
     t = p.add_argument_group("training tricks")
-    t.add_argument("--lr-d", type=float, default=2e-4, help="discriminator learning rate")
-    t.add_argument("--lr-g", type=float, default=2e-4, help="generator learning rate")
-    t.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (DCGAN uses 0.5)")
-    t.add_argument("--d-steps", type=int, default=1,
+    t.add_argument("--lr-d", type=finite_float, default=2e-4,
+                   help="discriminator learning rate")
+    t.add_argument("--lr-g", type=finite_float, default=2e-4, help="generator learning rate")
+    t.add_argument("--beta1", type=finite_float, default=0.5,
+                   help="Adam beta1 (DCGAN uses 0.5)")
+    t.add_argument("--d-steps", type=int_argument, default=1,
                    help="discriminator updates per generator update (TTUR)")
-    t.add_argument("--label-smoothing", type=float, default=1.0, metavar="REAL_LABEL",
-                   help="target for real images: 1.0 = none, 0.9 = one-sided smoothing")
-    t.add_argument("--num-train", type=int, default=None,
+    t.add_argument("--label-smoothing", type=finite_float, default=0.0, metavar="S",
+                   help="one-sided label smoothing as in PyTorch: the target for real images "
+                        "is 1 - S (0.1 gives 0.9); fake targets stay 0; S in [0, 0.5)")
+    t.add_argument("--num-train", type=int_argument, default=None,
                    help="use only the first N training images (quick trials)")
     m = p.add_argument_group("scores during training")
     m.add_argument("--features", default=None, metavar="PATH",
                    help="a feature network from examples/train_classifier.py: compute FID and IS "
-                        "with it every --metrics-every epochs")
-    m.add_argument("--metrics-every", type=int, default=1, help="epochs between scores")
-    m.add_argument("--metrics-samples", type=int, default=10000,
+                        "with it every --metrics-every epochs ('inception': the FID "
+                        "Inception-v3, slow on a CPU; see docs/inception.md)")
+    m.add_argument("--metrics-every", type=int_argument, default=1, help="epochs between scores")
+    m.add_argument("--metrics-samples", type=int_argument, default=10000,
                    help="generated images per score (below 2048 FID is biased)")
     t.add_argument("--split", choices=("train", "test", "extra"), default="train",
                    help="which split to train on (test: e.g. when only MNIST's test files are "
                         "at hand; extra: SVHN's 531,131 extra images; an .npz file has only "
                         "train)")
     return p
+
+
+def snapshots_argument(value: str) -> int | None:
+    """``--keep-snapshots``: a count, or ``all`` (None: keep every epoch's copy)."""
+    if value.lower() == "all":
+        return None
+    count = int_argument(value)
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, or all; got {count}")
+    return count
+
+
+def given_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
+    """The destinations of the options written on the command line (not left at a default):
+    on --resume, only those are compared with the checkpoint's settings. ``parser`` is a fresh
+    copy (its defaults are removed here)."""
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -88,6 +151,11 @@ def check_arguments(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    size = args.image_size
+    if size < 8 or size & (size - 1):
+        raise ValueError(f"--image-size must be 4 * 2**k (8, 16, 32, 64, ...), got {size}")
+    if args.save_every < 0:
+        raise ValueError(f"--save-every must be 0 or more, got {args.save_every}")
     if args.lr_d <= 0 or args.lr_g <= 0:
         raise ValueError(f"learning rates must be positive, got --lr-d {args.lr_d} "
                          f"--lr-g {args.lr_g}")
@@ -95,40 +163,134 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--beta1 must be in [0, 1), got {args.beta1}")
     if not 0 <= args.dropout < 1:
         raise ValueError(f"--dropout must be in [0, 1), got {args.dropout}")
+    if not 0 <= args.label_smoothing < 0.5:
+        # Real target 1 - S against a fake target of 0: at S >= 0.5, D would be taught to
+        # call fakes at least as real as real images, which silently inverts training.
+        raise ValueError(f"--label-smoothing is the amount S taken off the real target (1 - S; "
+                         f"0.1 is usual) and must be in [0, 0.5), got {args.label_smoothing}")
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues the run in the folder and --overwrite replaces "
+                         "it: give one of them")
     if args.kernels is not None and not Path(args.kernels).is_dir():
         raise FileNotFoundError(f"--kernels: no folder {args.kernels} (make one with "
                                 f"`python -m minigan.exercises init {args.kernels}`)")
 
 
-def load_training_images(args: argparse.Namespace) -> numpy.ndarray:
-    """(N, C, 32, 32) uint8 images of the chosen dataset (28x28 ones, like MNIST's, are padded
-    to 32x32; other sizes are refused)."""
-    from minigan.data import load_dataset
+def check_sizes(args: argparse.Namespace, channels: int = 3) -> None:
+    """Sizes that cannot fit in memory are refused with the estimate (before allocating)."""
+    # Parameters of G and D: dominated by G's first Linear (z_size x 16 * top channels) and the
+    # 4x4 convolutions; each float32 value is held 4 times (weight, gradient, Adam's m and v).
+    top = args.conv_dim * max(args.image_size // 8, 1)   # channels of the 4x4 maps
+    params = 2 * (args.z_size + 1) * 16 * top + 2 * 16 * top * (top // 2) * 5 // 4
+    check_fits_in_memory(params * 4 * 4, f"--conv-dim {args.conv_dim} (about {params:,} "
+                                         f"parameters, with gradients and Adam's moments)")
+    if args.num_train is not None and args.dataset == "synthetic":
+        check_fits_in_memory(args.num_train * channels * args.image_size ** 2,
+                             f"--num-train {args.num_train} synthetic images")
 
-    extra = {}
-    if args.dataset == "synthetic" and args.num_train is not None:
-        extra["n"] = args.num_train        # render only the images that will be used
+
+def run_folder(args: argparse.Namespace) -> Path:
+    return Path(args.out or f"runs/{dataset_label(args.dataset)}")
+
+
+def saved_settings(path: Path) -> dict[str, Any]:
+    """The run settings recorded in a checkpoint (older checkpoints: their TrainConfig)."""
+    sections = load_checkpoint(path, ["config"], what="trainer checkpoint")
+    config = sections["config"]
+    if "run" in config:
+        return read_json(config["run"], path, "the run's settings")
+    if "json" in config:   # written before the run's settings were saved
+        train = read_json(config["json"], path, "the run's config")
+        return {k: train[k] for k in ("z_size", "z_distribution", "seed", "d_steps", "lr_d",
+                                      "lr_g", "beta1", "epochs") if k in train}
+    raise DamagedFileError(path, "the run's settings are missing")
+
+
+def settle_resume(args: argparse.Namespace, given: set[str], path: Path) -> list[str]:
+    """Fill ``args`` from the checkpoint's settings; refuse a changed setting that cannot be
+    honoured; return a description of each honoured change."""
+    saved = saved_settings(path)
+    changes = []
+    for name in MUST_MATCH + MAY_CHANGE:
+        if name not in saved:
+            continue
+        value, old = getattr(args, name), saved[name]
+        option = "--" + name.replace("_", "-")
+        if name == "features" and name not in given and old and not Path(old).is_file():
+            print(f"note: the feature network {old} of this run is gone; training goes on "
+                  f"without scores (give --features to score again)")
+            continue
+        if name not in given:
+            setattr(args, name, old)
+        elif value != old and name in MUST_MATCH:
+            raise ValueError(f"--resume: {option} {value} differs from the checkpoint's {old} "
+                             f"({path}), and it cannot change in the middle of a run: drop "
+                             f"{option}, or start a new run with another --out")
+        elif value != old:
+            changes.append(f"{option} {old} -> {value}")
+    return changes
+
+
+def load_training_images(args: argparse.Namespace) -> numpy.ndarray:
+    """(N, C, S, S) uint8 images of the chosen dataset, S = --image-size. A folder of pictures
+    is resized and center-cropped to S; 28x28 images (MNIST's) are padded to 32x32; any other
+    size that is not S is refused."""
+    from minigan.data import is_image_folder, load_dataset
+
+    size = args.image_size
+    extra: dict[str, Any] = {}
+    if args.dataset == "synthetic":
+        extra["size"] = size               # rendered at the size asked for
+        if args.num_train is not None:
+            extra["n"] = args.num_train    # render only the images that will be used
+    if args.dataset not in DATASETS and is_image_folder(args.dataset):
+        extra["size"] = size
     images, _ = load_dataset(args.dataset, args.split, data_dir=args.data_dir, **extra)
     if args.num_train is not None:
         images = images[:args.num_train]
-    if images.shape[-2:] == (28, 28):  # MNIST: pad 2 black pixels each side; G and D need 4 * 2**k
+    if images.shape[-2:] == (28, 28) and size == 32:   # MNIST: 2 black pixels each side
         images = numpy.pad(images, ((0, 0), (0, 0), (2, 2), (2, 2)))
-    if images.shape[-2:] != (32, 32):
+    if images.shape[-2:] != (size, size):
         height, width = images.shape[-2:]
-        raise ValueError(f"{args.dataset} images are {height}x{width}, but the DCGAN here makes "
-                         f"32x32 images: resize them to 32x32 (28x28 ones are padded)")
+        raise ValueError(f"{args.dataset} images are {height}x{width}, but --image-size is "
+                         f"{size}: give --image-size {height} if that is 4 * 2**k, or resize "
+                         f"them (a folder of pictures is resized for you)")
     return images
 
 
-def train(args: argparse.Namespace) -> GANTrainer:
+def prepare_run_folder(args: argparse.Namespace, given: set[str]) -> tuple[Path, list[str]]:
+    """Check the run folder before any work: writable; a fresh run never replaces a checkpoint
+    (unless --overwrite); --resume reads the settings it continues with. Temporary files left
+    by a checkpoint write that was killed are removed. Returns (folder, honoured changes)."""
+    out = check_writable_folder(run_folder(args), "--out")
+    checkpoint = out / "checkpoint.npz"
+    for orphan in remove_orphaned_temporaries(out, ("*.npz.*.tmp", "*.json.*.tmp",
+                                                    "samples.tmp.gif")):
+        print(f"removed {orphan}, left by a write that was cut short")
+    changes: list[str] = []
+    if args.resume:
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint in {out}; start without --resume")
+        changes = settle_resume(args, given, checkpoint)
+    elif checkpoint.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} already holds a run ({checkpoint}): continue it with "
+                              f"--resume, start a new one with another --out, or replace it "
+                              f"with --overwrite")
+    return out, changes
+
+
+def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer:
     from minigan.data import DataLoader
 
     use_backend(args.backend)
+    apply_mirror(args)
+    check_arguments(args)              # before the run folder is made; again after --resume
+    out, changes = prepare_run_folder(args, set(given))
+    check_arguments(args)
+    check_sizes(args)
     manual_seed(args.seed)
-    out = Path(args.out or f"runs/{dataset_label(args.dataset)}")
-    if args.resume and not (out / "checkpoint.npz").is_file():
-        raise FileNotFoundError(f"--resume: no checkpoint in {out}; start without --resume")
 
+    print(f"preparing the {args.split} images of {args.dataset}", flush=True)
     images = load_training_images(args)
     loader = DataLoader(images, batch_size=args.batch_size, shuffle=True, drop_last=True,
                         seed=args.seed)
@@ -136,30 +298,41 @@ def train(args: argparse.Namespace) -> GANTrainer:
         raise ValueError(f"--batch-size {args.batch_size} is larger than the dataset "
                          f"({len(images)} images)")
     channels = images.shape[1]
-    G = dcgan_init(Generator(args.z_size, args.conv_dim, image_size=32, channels=channels))
-    D = dcgan_init(Discriminator(args.conv_dim, image_size=32, channels=channels,
+    G = dcgan_init(Generator(args.z_size, args.conv_dim, image_size=args.image_size,
+                             channels=channels, z_distribution=args.z_distribution))
+    D = dcgan_init(Discriminator(args.conv_dim, image_size=args.image_size, channels=channels,
                                  dropout=args.dropout))
     config = TrainConfig(epochs=args.epochs, lr_d=args.lr_d, lr_g=args.lr_g, beta1=args.beta1,
-                         d_steps=args.d_steps, real_label=args.label_smoothing,
+                         d_steps=args.d_steps, real_label=1.0 - args.label_smoothing,
                          z_size=args.z_size, z_distribution=args.z_distribution,
                          seed=args.seed, max_steps=args.max_steps,
-                         metrics_every=args.metrics_every if args.features else 0)
+                         metrics_every=args.metrics_every if args.features else 0,
+                         save_every=args.save_every, keep_snapshots=args.keep_snapshots)
     evaluate = None
-    if args.features:
+    if args.features == "inception":   # the FID Inception-v3: published-style FID and IS
+        from minigan.metrics.inception_eval import inception_evaluator
+        evaluate = inception_evaluator(images, args.dataset, args.metrics_samples,
+                                       args.z_distribution, data_dir=args.data_dir)
+    elif args.features:
         from minigan.metrics import GANEvaluator
         evaluate = GANEvaluator(args.features, num_samples=args.metrics_samples,
                                 z_distribution=args.z_distribution)
         scored = (evaluate.net.channels, evaluate.net.image_size)
-        if scored != (channels, 32):   # say so now, not after the first epoch
+        if scored != (channels, args.image_size):   # say so now, not after the first epoch
+            size = args.image_size
             raise ValueError(f"--features {args.features} scores {scored[0]}-channel "
                              f"{scored[1]}x{scored[1]} images, but {args.dataset} images are "
-                             f"{channels}-channel 32x32: train a feature network on "
+                             f"{channels}-channel {size}x{size}: train a feature network on "
                              f"{args.dataset} with examples/train_classifier.py")
-    trainer = GANTrainer(G, D, loader, config, out, evaluate=evaluate)
+    settings = {k: v for k, v in vars(args).items() if k not in NOT_RECORDED}
+    trainer = GANTrainer(G, D, loader, config, out, evaluate=evaluate, settings=settings)
     if args.resume:
         trainer.load_checkpoint()
+        # The optimizers' saved state includes their learning rates: the run's (possibly
+        # new) ones take their place, so that a changed --lr-g is really used.
+        trainer.opt_d.lr, trainer.opt_g.lr = config.lr_d, config.lr_g
         print(f"resumed from {trainer.checkpoint_path} at epoch {trainer.epoch + 1}, "
-              f"step {trainer.step}")
+              f"step {trainer.step}" + (f"; changed: {', '.join(changes)}" if changes else ""))
     print(f"training a DCGAN on {len(images)} {args.dataset} images, {len(loader)} batches of "
           f"{args.batch_size} per epoch, backend {backend_name()}; run folder {out}")
     started = time.perf_counter()
@@ -197,6 +370,8 @@ def report(trainer: GANTrainer) -> None:
                        ("losses.png", "loss curves and D's outputs"),
                        ("losses.csv", "per-step losses"),
                        ("metrics.csv", "FID and IS per evaluation"),
+                       ("real_samples.png", "real training images, for comparison"),
+                       ("config.json", "every setting of the run"),
                        ("checkpoint.npz", "G, D, optimizers, RNG state (for --resume)")):
         if (out / name).exists():
             print(f"  {out / name}  ({what})")
@@ -204,12 +379,12 @@ def report(trainer: GANTrainer) -> None:
 
 def main(argv: list[str] | None = None, dataset: str = "svhn",
          description: str = "Train a DCGAN.") -> int:
+    parser = build_parser(dataset, description)
+    args = parser.parse_args(argv)
+    given = given_options(build_parser(dataset, description), argv)
 
-    args = build_parser(dataset, description).parse_args(argv)
-    one_line_warnings()
-    try:
-        check_arguments(args)
-        train(args)
-    except USER_ERRORS as error:   # DataError, BackendError, TrainingDiverged, ShapeError...
-        return print_error(error)
-    return 0
+    def work(args: argparse.Namespace) -> int:
+        trainer = train(args, given)
+        return EXIT_INTERRUPTED if trainer.interrupted else 0
+
+    return run_script(work, args)

@@ -25,10 +25,20 @@ Shapes for the defaults (conv_dim 32, z_size 100, image_size 32, channels 3):
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import numpy
 
-from minigan.backend import global_rng
+from minigan.backend import global_rng, randn, uniform
+from minigan.checkpoint import (
+    DamagedFileError,
+    check_arrays,
+    load_checkpoint,
+    load_module_state,
+    read_json,
+    require,
+)
 from minigan.nn import (
     BatchNorm2d,
     Conv2d,
@@ -98,11 +108,39 @@ class Discriminator(Sequential):
         self.conv_dim, self.image_size, self.channels = conv_dim, image_size, channels
 
 
+Z_DISTRIBUTIONS = ("uniform", "normal")
+
+
+def sample_z(n: int, z_size: int, distribution: str = "uniform",
+             rng: numpy.random.Generator | None = None, dtype: Any = None) -> Any:
+    """n latent vectors (n, z_size) on the active backend: uniform in [-1, 1] (the course's
+    choice) or standard normal (the DCGAN paper's PyTorch example). The trainer, the evaluator
+    and generate.py all draw through here, so a generator always gets the z it was trained on.
+    """
+    if distribution not in Z_DISTRIBUTIONS:
+        raise ValueError(f"z distribution must be 'uniform' or 'normal', not {distribution!r}")
+    rng = rng or global_rng()
+    if distribution == "uniform":
+        return uniform(rng, (n, z_size), -1.0, 1.0, dtype=dtype)
+    return randn(rng, (n, z_size), dtype=dtype)
+
+
 class Generator(Sequential):
-    """Latent vector (N, z_size) -> image (N, channels, S, S) with values in (-1, 1)."""
+    """Latent vector (N, z_size) -> image (N, channels, S, S) with values in (-1, 1).
+
+    ``z_distribution`` is the distribution its z are drawn from (``sample_z``); it is part of
+    the generator's settings because samples from another distribution would be garbage.
+    """
 
     def __init__(self, z_size: int = 100, conv_dim: int = 32, image_size: int = 32,
-                 channels: int = 3):
+                 channels: int = 3, z_distribution: str = "uniform"):
+        if z_distribution not in Z_DISTRIBUTIONS:
+            raise ValueError(f"z_distribution must be 'uniform' or 'normal', "
+                             f"not {z_distribution!r}")
+        for name, value in (("z_size", z_size), ("conv_dim", conv_dim),
+                            ("channels", channels)):
+            if not isinstance(value, (int, numpy.integer)) or value < 1:
+                raise ValueError(f"Generator: {name} must be a positive integer, got {value!r}")
         n = _num_stride2_layers(image_size)
         top = conv_dim * 2 ** (n - 1)  # channels of the first 4x4 map (128 for the defaults)
         layers: list[Module] = [Linear(z_size, top * 4 * 4), Reshape(top, 4, 4)]
@@ -114,6 +152,27 @@ class Generator(Sequential):
         super().__init__(*layers)
         self.z_size, self.conv_dim, self.image_size, self.channels = (
             z_size, conv_dim, image_size, channels)
+        self.z_distribution = z_distribution
+
+    def config(self) -> dict[str, Any]:
+        """The settings that rebuild this generator: saved in every trainer checkpoint."""
+        return {"z_size": self.z_size, "conv_dim": self.conv_dim, "image_size": self.image_size,
+                "channels": self.channels, "z_distribution": self.z_distribution}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Generator:
+        """``Generator(**config)`` for a dict written by ``config()``; unknown or missing keys
+        are refused by name."""
+        expected = {"z_size", "conv_dim", "image_size", "channels", "z_distribution"}
+        missing, unknown = expected - set(config), set(config) - expected
+        if missing or unknown:
+            raise ValueError(f"generator settings: missing {sorted(missing)}, unknown "
+                             f"{sorted(unknown)}")
+        return cls(**config)
+
+    def sample_z(self, n: int, rng: numpy.random.Generator | None = None) -> Any:
+        """n latent vectors from this generator's distribution, in its dtype."""
+        return sample_z(n, self.z_size, self.z_distribution, rng, self.parameters()[0].dtype)
 
 
 def dcgan_init(model: Module, rng: numpy.random.Generator | None = None) -> Module:
@@ -131,29 +190,43 @@ def dcgan_init(model: Module, rng: numpy.random.Generator | None = None) -> Modu
     return model
 
 
-def generator_from_checkpoint(path: str) -> Generator:
-    """Rebuild the generator saved in a trainer checkpoint (``checkpoint.npz``), in eval mode,
-    with ``G.z_distribution`` ("uniform" or "normal") set to what the run trained with.
+def load_generator(path: str | Path) -> Generator:
+    """Rebuild the generator saved in a trainer checkpoint (``checkpoint.npz``), in eval mode.
 
-    z_size comes from the run's config; conv_dim and the number of channels are read off the
-    saved weight shapes (the first Linear is (4*4*top, z_size); the last transposed conv is
-    (conv_dim, channels, 4, 4)).
+    Its settings (``Generator.config()``) are read from the checkpoint's ``generator`` section;
+    checkpoints written before that section existed give them through their weight shapes (the
+    first Linear is (16 * top, z_size), each ConvTranspose2d (in, out, 4, 4), the last one's
+    ``out`` the image channels) and the run's config (``z_distribution``). Any damage, a
+    missing part or weights that do not fit raise one ``DamagedFileError`` naming the file.
     """
-    from minigan.checkpoint import from_text_array, load_checkpoint
-
-    sections = load_checkpoint(path)
-    if "G" not in sections:
-        raise ValueError(f"{path} holds no generator (is it a GAN trainer checkpoint?)")
+    sections = load_checkpoint(path, sections=["G"], what="trainer checkpoint")
     state = sections["G"]
-    config = from_text_array(sections["config"]["json"]) if "config" in sections else {}
-    z_size = int(state["0.weight"].shape[1])
-    last = max((k for k in state if k.endswith(".weight") and state[k].ndim == 4),
-               key=lambda k: int(k.split(".")[0]))
-    conv_dim, channels = int(state[last].shape[0]), int(state[last].shape[1])
-    n_up = sum(1 for k in state if k.endswith(".weight") and state[k].ndim == 4)
-    G = Generator(config.get("z_size", z_size), conv_dim, image_size=4 * 2 ** n_up,
-                  channels=channels)
-    G.load_state_dict(state)
-    # How the run drew its latent vectors: samples from another distribution would be garbage.
-    G.z_distribution = config.get("z_distribution", "uniform")
+    check_arrays(state, path, "G")
+    if "generator" in sections:
+        require(sections["generator"], path, ["json"], what="generator setting")
+        config = read_json(sections["generator"]["json"], path, "the generator's settings")
+    else:
+        config = _config_from_weights(state, path)
+        if "config" in sections and "json" in sections["config"]:
+            run = read_json(sections["config"]["json"], path, "the run's config")
+            config["z_distribution"] = run.get("z_distribution", "uniform")
+    try:
+        G = Generator.from_config(config)
+    except (TypeError, ValueError) as error:
+        raise DamagedFileError(path, f"the generator's settings are not usable ({error})") \
+            from None
+    load_module_state(G, state, path, "G")
     return G.eval()
+
+
+def _config_from_weights(state: dict[str, numpy.ndarray], path: str | Path) -> dict[str, Any]:
+    """Generator settings read off the weight shapes of an older checkpoint."""
+    convs = [state[k] for k in sorted((k for k in state if state[k].ndim == 4),
+                                      key=lambda k: int(k.split(".")[0]))]
+    linear = state.get("0.weight")
+    if linear is None or linear.ndim != 2 or not convs:
+        raise DamagedFileError(path, "the G weights are not those of a minigan DCGAN generator")
+    top = linear.shape[0] // 16
+    return {"z_size": int(linear.shape[1]), "conv_dim": int(top // 2 ** (len(convs) - 1)),
+            "image_size": 4 * 2 ** len(convs), "channels": int(convs[-1].shape[1]),
+            "z_distribution": "uniform"}

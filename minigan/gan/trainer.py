@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import os
+import shutil
 import signal
 import threading
 import time
@@ -31,15 +34,21 @@ from typing import Any
 
 import numpy
 
-from minigan.backend import make_rng, randn, to_numpy, uniform
+from minigan import __version__
+from minigan.backend import make_rng, to_numpy
 from minigan.checkpoint import (
-    from_text_array,
+    DamagedFileError,
+    atomic_write_text,
+    check_arrays,
     load_checkpoint,
+    load_module_state,
+    read_json,
+    require,
     rng_state,
     save_checkpoint,
-    set_rng_state,
     text_array,
 )
+from minigan.gan.dcgan import sample_z
 from minigan.nn import BCEWithLogitsLoss, Dropout, Module
 from minigan.optim import Adam
 from minigan.viz import plot_losses, save_gif, save_image_grid
@@ -61,13 +70,16 @@ class TrainConfig:
     beta1: float = 0.5            # DCGAN's Adam beta1 (PyTorch's default is 0.9)
     beta2: float = 0.999
     d_steps: int = 1              # TTUR-style: discriminator updates per generator update
-    real_label: float = 1.0       # 0.9 = one-sided label smoothing (fake labels stay 0)
+    real_label: float = 1.0       # 0.9 = one-sided label smoothing of 0.1 (fakes stay 0)
     z_size: int = 100
     z_distribution: str = "uniform"  # "uniform" in [-1, 1] (the course) or "normal"
     num_samples: int = 64         # images in the fixed-z sample grid
     seed: int = 0
     max_steps: int | None = None  # stop after this many steps in total (for quick trials)
     metrics_every: int = 0        # compute FID/IS every K epochs (0 = never)
+    save_every: int = 0           # also save the checkpoint every N steps (0 = only per epoch)
+    keep_snapshots: int | None = 0  # checkpoint_epoch_NNN.npz copies: 0 none, K the last K,
+                                    # None every epoch (to go back before a late mode collapse)
 
     def __post_init__(self) -> None:
         if self.z_distribution not in ("uniform", "normal"):
@@ -75,8 +87,18 @@ class TrainConfig:
                              f"not {self.z_distribution!r}")
         if self.d_steps < 1:
             raise ValueError(f"d_steps must be at least 1, got {self.d_steps}")
-        if not 0.0 < self.real_label <= 1.0:
-            raise ValueError(f"real_label must be in (0, 1], got {self.real_label}")
+        if self.save_every < 0 or (self.keep_snapshots is not None and self.keep_snapshots < 0):
+            raise ValueError(f"save_every and keep_snapshots must be 0 or more, got "
+                             f"{self.save_every} and {self.keep_snapshots}")
+        # The fake target is 0: a real target at or below 0.5 would teach D to call fakes
+        # more real than real images, which silently inverts training.
+        if not 0.5 < self.real_label <= 1.0:
+            raise ValueError(f"real_label must be in (0.5, 1] (1 - label smoothing), got "
+                             f"{self.real_label}")
+        for name in ("lr_d", "lr_g"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive finite number, got {value}")
 
 
 @dataclass
@@ -113,30 +135,34 @@ class _StopRequested(Exception):
 
 
 class _FinishStepOnCtrlC:
-    """While active, the first Ctrl-C (SIGINT) only sets ``requested``; the training loop checks
-    it between steps. Stopping in the middle of a step would leave D updated and G not, and a
-    checkpoint of that state would not resume exactly. A second Ctrl-C stops at once.
+    """While active, the first Ctrl-C (SIGINT) or SIGTERM (what a job scheduler sends before
+    it kills a job) only sets ``requested``; the training loop checks it between steps.
+    Stopping in the middle of a step would leave D updated and G not, and a checkpoint of that
+    state would not resume exactly. A second Ctrl-C stops at once.
     Signal handlers can only be set from the main thread; elsewhere Ctrl-C acts as usual."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _FinishStepOnCtrlC:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\nCtrl-C: finishing this step, then saving a checkpoint (Ctrl-C again: stop now, "
-              "without saving)")
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\n{name}: finishing this step, then saving a checkpoint (Ctrl-C again: stop "
+              f"now, without saving)", flush=True)
 
     def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
 
 class GANTrainer:
@@ -147,13 +173,19 @@ class GANTrainer:
     ``epoch(e, start_batch)`` method lets a resumed run continue exactly where it stopped.
     ``out_dir`` receives samples/, losses.csv, losses.png, checkpoint.npz and config.json.
     ``evaluate`` (optional) maps G to a dict such as ``{"fid": ..., "inception_score": ...}``.
+    ``settings`` (optional) are the rest of the run's choices (dataset, batch size, ...), written
+    with the config into config.json and the checkpoint, so a run folder says how it was made.
+    After ``fit``, ``interrupted`` says whether Ctrl-C or SIGTERM ended it early.
     """
 
     def __init__(self, G: Module, D: Module, loader: Any, config: TrainConfig,
-                 out_dir: str | Path, evaluate: Callable[[Module], dict[str, float]] | None = None):
+                 out_dir: str | Path, evaluate: Callable[[Module], dict[str, float]] | None = None,
+                 settings: dict[str, Any] | None = None):
         self.G, self.D, self.loader, self.config = G, D, loader, config
         self.out_dir = Path(out_dir)
         self.evaluate = evaluate
+        self.settings = dict(settings or {})
+        self.interrupted = False
         self.criterion = BCEWithLogitsLoss()
         self.opt_d = Adam(D.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
         self.opt_g = Adam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
@@ -168,11 +200,8 @@ class GANTrainer:
 
     # ------------------------------------------------------------------ the math
     def sample_z(self, n: int, rng: numpy.random.Generator | None = None) -> Any:
-        rng = rng or self.z_rng
-        shape = (n, self.config.z_size)
-        if self.config.z_distribution == "uniform":
-            return uniform(rng, shape, -1.0, 1.0)
-        return randn(rng, shape)
+        """n latent vectors (n, z_size) from the run's distribution (``dcgan.sample_z``)."""
+        return sample_z(n, self.config.z_size, self.config.z_distribution, rng or self.z_rng)
 
     def d_step(self, real: Any) -> tuple[float, float, float]:
         """One discriminator update on a real batch and a fake batch. Returns
@@ -223,12 +252,14 @@ class GANTrainer:
     def fit(self, progress: bool = True) -> History:
         """Train until ``config.epochs`` (or ``config.max_steps``).
 
-        Ctrl-C lets the current step finish, then saves a checkpoint and returns, so that
-        ``--resume`` continues exactly. A second Ctrl-C stops at once, without saving (the step
-        was cut in half), keeping the last checkpoint.
+        Ctrl-C (or SIGTERM) lets the current step finish, then saves a checkpoint and returns
+        with ``interrupted`` set, so that ``--resume`` continues exactly. A second Ctrl-C stops
+        at once, without saving (the step was cut in half), keeping the last checkpoint.
         """
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "config.json").write_text(json.dumps(asdict(self.config), indent=2))
+        self.write_config()
+        if self.step == 0:
+            self.save_real_samples()
         self.G.train()
         self.D.train()
         ctrl_c = _FinishStepOnCtrlC()
@@ -236,13 +267,30 @@ class GANTrainer:
             with ctrl_c:
                 self._train_epochs(progress, ctrl_c)
         except _StopRequested:
+            self.interrupted = True
             self.save_checkpoint()
-            print(f"\ninterrupted: saved a checkpoint at step {self.step} to "
+            print(f"interrupted: saved a checkpoint at step {self.step} to "
                   f"{self.checkpoint_path}; continue with --resume")
         except KeyboardInterrupt:
+            self.interrupted = True
             print(f"\nstopped in the middle of step {self.step + 1}: not saved; "
                   f"{self._last_checkpoint_text()}")
         return self.history
+
+    def run_config(self) -> dict[str, Any]:
+        """Every setting of the run: the TrainConfig, the caller's settings, G's settings (if
+        it has them) and minigan's version. Written to config.json and into the checkpoint."""
+        # The caller's settings come last: where both name a value (metrics_every is 0 in the
+        # TrainConfig of a run without --features), the command line's is the one to record.
+        config = {**asdict(self.config), **self.settings, "minigan_version": __version__}
+        if hasattr(self.G, "config"):
+            config["generator"] = self.G.config()
+        return config
+
+    def write_config(self) -> Path:
+        path = self.out_dir / "config.json"
+        atomic_write_text(path, json.dumps(self.run_config(), indent=2) + "\n")
+        return path
 
     def _last_checkpoint_text(self) -> str:
         if self.checkpoint_path.is_file():
@@ -256,22 +304,12 @@ class GANTrainer:
             bar = tqdm(total=len(self.loader), initial=self.batch_in_epoch,
                        desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
                        disable=not progress, unit="batch", dynamic_ncols=True)
-            started, images = time.perf_counter(), 0
-            for real, _ in self.loader.epoch(self.epoch, start_batch=self.batch_in_epoch):
-                result = self.train_step(real)
-                self.step += 1
-                self.batch_in_epoch += 1
-                self.history.append(self.step, self.epoch + 1, result)
-                images += len(real)
-                bar.update(1)
-                bar.set_postfix(d_loss=f"{result.d_loss:.3f}", g_loss=f"{result.g_loss:.3f}",
-                                img_s=f"{images / (time.perf_counter() - started):.0f}")
-                if ctrl_c.requested:
-                    bar.close()
-                    raise _StopRequested
-                if self._reached_max_steps():
-                    break
-            bar.close()
+            # The bar is closed however the epoch ends (an error, divergence, Ctrl-C), so that
+            # whatever is printed next starts on a line of its own.
+            with bar:
+                self._train_batches(bar, ctrl_c)
+            if ctrl_c.requested:
+                raise _StopRequested
             if self.batch_in_epoch >= len(self.loader):  # a whole epoch is done
                 self.epoch += 1
                 self.batch_in_epoch = 0
@@ -279,6 +317,22 @@ class GANTrainer:
         if self.batch_in_epoch:  # stopped inside an epoch by max_steps
             self.save_samples(f"step_{self.step:06d}")
             self.save_checkpoint()
+
+    def _train_batches(self, bar: Any, ctrl_c: _FinishStepOnCtrlC) -> None:
+        started, images = time.perf_counter(), 0
+        for real, _ in self.loader.epoch(self.epoch, start_batch=self.batch_in_epoch):
+            result = self.train_step(real)
+            self.step += 1
+            self.batch_in_epoch += 1
+            self.history.append(self.step, self.epoch + 1, result)
+            images += len(real)
+            bar.update(1)
+            bar.set_postfix(d_loss=f"{result.d_loss:.3f}", g_loss=f"{result.g_loss:.3f}",
+                            img_s=f"{images / (time.perf_counter() - started):.0f}")
+            if ctrl_c.requested or self._reached_max_steps():
+                return
+            if self.config.save_every and self.step % self.config.save_every == 0:
+                self.save_checkpoint()
 
     def _reached_max_steps(self) -> bool:
         return self.config.max_steps is not None and self.step >= self.config.max_steps
@@ -294,6 +348,29 @@ class GANTrainer:
             for key, value in scores.items():
                 self.metrics.setdefault(key, []).append(float(value))
         self.save_checkpoint()
+        self.save_snapshot()
+
+    def save_snapshot(self) -> Path | None:
+        """Copy the checkpoint to ``checkpoint_epoch_NNN.npz`` (if ``keep_snapshots``) and
+        delete the oldest copies beyond the last ``keep_snapshots``. A late mode collapse can
+        then be undone: generate from, or resume (copied to checkpoint.npz), an earlier epoch."""
+        keep = self.config.keep_snapshots
+        if keep == 0:
+            return None
+        path = self.out_dir / f"checkpoint_epoch_{self.epoch:03d}.npz"
+        tmp = path.with_name(path.name + ".copy.tmp")   # a *.npz.*.tmp name: see cli's cleanup
+        shutil.copyfile(self.checkpoint_path, tmp)
+        os.replace(tmp, path)         # atomic, like the checkpoint itself
+        if keep is not None:
+            for old in sorted(self.out_dir.glob("checkpoint_epoch_*.npz"))[:-keep]:
+                old.unlink()
+        return path
+
+    def save_real_samples(self, name: str = "real_samples.png") -> Path:
+        """A grid of real training images, as PyTorch's DCGAN example saves at the start: what
+        the generator's grids should come to look like."""
+        real, _ = next(iter(self.loader.epoch(0)))
+        return save_image_grid(real[:self.config.num_samples], self.out_dir / name)
 
     def save_samples(self, name: str) -> Path:
         """A grid of G(fixed_z) in eval mode (batch norm uses its running statistics)."""
@@ -304,7 +381,10 @@ class GANTrainer:
             self.G.train()
         path = save_image_grid(images, self.out_dir / "samples" / f"{name}.png")
         self.sample_frames.append(f"samples/{name}.png")  # relative: the run folder can move
-        save_gif([self.out_dir / f for f in self.sample_frames], self.out_dir / "samples.gif")
+        # The GIF is a convenience: frames deleted or damaged since (a moved checkpoint, a
+        # cleaned samples/ folder) are left out rather than stopping the run.
+        save_gif([self.out_dir / f for f in self.sample_frames], self.out_dir / "samples.gif",
+                 skip_unreadable=True)
         return path
 
     # ------------------------------------------------------------------ files
@@ -330,7 +410,8 @@ class GANTrainer:
         return [m for net in (self.G, self.D) for m in net.modules() if isinstance(m, Dropout)]
 
     def save_checkpoint(self) -> Path:
-        self.write_logs()
+        """Write checkpoint.npz (atomically), then the logs: the checkpoint comes first, so a
+        log file that cannot be written never costs the training state."""
         rngs = {"z": rng_state(self.z_rng)}
         rngs.update({f"dropout{i}": rng_state(m.rng) for i, m in enumerate(self._dropout_layers())})
         sections = {
@@ -342,24 +423,61 @@ class GANTrainer:
                          "sample_frames": text_array(self.sample_frames)},
             "history": {k: numpy.asarray(v) for k, v in self.history.columns.items()},
             "metrics": {k: numpy.asarray(v) for k, v in self.metrics.items()},
-            "config": {"json": text_array(asdict(self.config))},
+            "config": {"json": text_array(asdict(self.config)),
+                       "run": text_array(self.run_config())},
         }
-        return save_checkpoint(self.checkpoint_path, sections)
+        if hasattr(self.G, "config"):
+            sections["generator"] = {"json": text_array(self.G.config())}
+        path = save_checkpoint(self.checkpoint_path, sections)
+        self.write_logs()
+        return path
 
     def load_checkpoint(self, path: str | Path | None = None) -> None:
-        """Restore everything ``save_checkpoint`` wrote, so that training continues exactly."""
-        sections = load_checkpoint(path or self.checkpoint_path)
-        self.G.load_state_dict(sections["G"])
-        self.D.load_state_dict(sections["D"])
-        self.opt_g.load_state_dict(sections["opt_g"])
-        self.opt_d.load_state_dict(sections["opt_d"])
-        set_rng_state(self.z_rng, sections["rng"]["z"])
-        for i, m in enumerate(self._dropout_layers()):
-            set_rng_state(m.rng, sections["rng"][f"dropout{i}"])
+        """Restore everything ``save_checkpoint`` wrote, so that training continues exactly.
+
+        Any damage (see ``minigan.checkpoint``), a missing part, or weights that do not fit
+        these networks raise one ``DamagedFileError`` naming the file.
+        """
+        path = Path(path or self.checkpoint_path)
+        sections = load_checkpoint(path, ("G", "D", "opt_g", "opt_d", "rng", "progress",
+                                          "history"), what="trainer checkpoint")
+        for name in ("opt_g", "opt_d"):
+            check_arrays(sections[name], path, f"{name} state")
+        rngs = sections["rng"]
+        require(rngs, path, ["z"] + [f"dropout{i}" for i in range(len(self._dropout_layers()))],
+                what="random generator")
         progress = sections["progress"]
+        require(progress, path, ["epoch", "step", "batch_in_epoch", "sample_frames"],
+                what="progress entry")
+        counters = {k: progress[k] for k in ("epoch", "step", "batch_in_epoch")}
+        check_arrays(counters, path, "progress")
+        if any(v.shape != () or v < 0 for v in counters.values()):
+            raise DamagedFileError(path, f"the progress counters are damaged ({counters})")
+        require(sections["history"], path, HISTORY_COLUMNS, what="history column")
+        # Losses may be anything finite; a NaN run stops before it saves, so none are NaN.
+        check_arrays(sections["history"], path, "history")
+        frames = read_json(progress["sample_frames"], path, "the sample frames", kind=list)
+        states = {name: read_json(rngs[name], path, f"the {name} generator state")
+                  for name in rngs}
+
+        load_module_state(self.G, sections["G"], path, "G")
+        load_module_state(self.D, sections["D"], path, "D")
+        for name, optimizer in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
+            try:
+                optimizer.load_state_dict(sections[name])
+            except (KeyError, ValueError) as error:
+                raise DamagedFileError(path, f"the saved {name} state does not fit "
+                                             f"({error})") from None
+        try:
+            self.z_rng.bit_generator.state = states["z"]
+            for i, m in enumerate(self._dropout_layers()):
+                m.rng.bit_generator.state = states[f"dropout{i}"]
+        except (KeyError, TypeError, ValueError) as error:
+            raise DamagedFileError(path, f"a random generator state is damaged ({error})") \
+                from None
         self.epoch, self.step = int(progress["epoch"]), int(progress["step"])
         self.batch_in_epoch = int(progress["batch_in_epoch"])
-        self.sample_frames = from_text_array(progress["sample_frames"])
+        self.sample_frames = [str(f) for f in frames]
         self.history.columns = {k: [float(v) for v in sections["history"][k]]
                                 for k in HISTORY_COLUMNS}
         self.metrics = {k: [float(v) for v in a] for k, a in sections.get("metrics", {}).items()}

@@ -13,9 +13,11 @@ Both start from the outputs of a fixed classifier run on images:
 The math (``frechet``, ``inception_score``, ``statistics``) works on NumPy arrays on the host
 (CuPy inputs are copied over). ``features`` is the classifier, built from minigan's own layers,
 whose features and probabilities feed the math, and ``gan_eval`` scores a generator with it.
+Training that classifier is ``minigan.classifier.train_classifier``: the metrics import neither
+the optimizer nor the data package.
 """
 
-from minigan.metrics.features import FeatureNet, accuracy, train_classifier
+from minigan.metrics.features import FeatureNet, accuracy
 from minigan.metrics.frechet import SingularCovarianceWarning, frechet_distance
 from minigan.metrics.gan_eval import (
     GANEvaluator,
@@ -41,7 +43,6 @@ __all__ = [
     "real_statistics",
     "save_real_statistics",
     "statistics_path",
-    "train_classifier",
     "feature_statistics",
     "frechet_distance",
     "inception_score",

@@ -34,30 +34,24 @@ pickles.
 from __future__ import annotations
 
 import hashlib
-import math
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy
 
-from minigan.backend import get_array_module, make_rng, to_numpy
-from minigan.checkpoint import from_text_array, load_checkpoint, save_checkpoint, text_array
-from minigan.nn import (
-    BatchNorm2d,
-    Conv2d,
-    CrossEntropyLoss,
-    Flatten,
-    Linear,
-    Module,
-    ReLU,
-    Sequential,
-    ShapeError,
+from minigan.backend import get_array_module, to_numpy
+from minigan.checkpoint import (
+    DamagedFileError,
+    load_checkpoint,
+    load_module_state,
+    read_json,
+    require,
+    save_checkpoint,
+    text_array,
 )
-from minigan.optim import Adam
+from minigan.nn import BatchNorm2d, Conv2d, Flatten, Linear, Module, ReLU, Sequential
 
-__all__ = ["FeatureNet", "accuracy", "pad_to", "random_shift", "to_float_images",
-           "train_classifier"]
+__all__ = ["FeatureNet", "accuracy", "pad_to", "to_float_images"]
 
 FORMAT = "minigan.FeatureNet/1"  # written into every file, checked when loading
 
@@ -66,11 +60,12 @@ def to_float_images(images: Any, dtype: Any = numpy.float32) -> Any:
     """uint8 pixels 0..255 -> floats in [-1, 1] (the scale of real batches and of G's tanh).
 
     Float input is returned unchanged (apart from the dtype): it is taken to be in [-1, 1].
+    The formula is the DataLoader's (``minigan.data.scale_images``; a test holds the two to the
+    same numbers), written out here because metrics do not import the data package.
     """
-    from minigan.data import scale_images  # the loader's own formula, so the numbers match
-
     if images.dtype.kind == "u":
-        return scale_images(images).astype(dtype, copy=False)
+        xp = get_array_module(images)
+        return (images.astype(xp.float32) / 255 * 2 - 1).astype(dtype, copy=False)
     return images.astype(dtype, copy=False)
 
 
@@ -232,120 +227,34 @@ class FeatureNet(Sequential):
         if not Path(path).is_file():
             raise FileNotFoundError(f"no feature network at {path} (make one with "
                                     f"examples/train_classifier.py)")
-        sections = load_checkpoint(path)
-        config = sections.get("config", {})
-        if "model" not in sections or "format" not in config or \
-                from_text_array(config["format"]) != FORMAT:
-            raise ValueError(f"{path} is not a feature network file (make one with "
-                             f"examples/train_classifier.py)")
+        sections = load_checkpoint(path, ["model", "config"], what="feature network file")
+        require(sections["config"], path, ["format", "json", "info"], what="config entry")
+        if read_json(sections["config"]["format"], path, "the format", kind=str) != FORMAT:
+            raise DamagedFileError(path, "not a feature network file (make one with "
+                                         "examples/train_classifier.py)")
         return sections
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureNet:
-        """Rebuild a network saved by ``save`` (on the active backend), in eval mode."""
+        """Rebuild a network saved by ``save`` (on the active backend), in eval mode.
+
+        A damaged file, settings that make no network, or weights that do not fit raise one
+        ``DamagedFileError`` naming the file.
+        """
         sections = cls._read(path)
-        net = cls(**from_text_array(sections["config"]["json"]))
+        config = read_json(sections["config"]["json"], path, "the network's settings")
         try:
-            net.load_state_dict(sections["model"])
-        except (KeyError, ShapeError) as error:
-            raise ValueError(f"{path}: the weights do not fit the saved architecture "
-                             f"({error})") from None
+            net = cls(**config)
+        except (TypeError, ValueError) as error:
+            raise DamagedFileError(path, f"the network's settings are not usable ({error})") \
+                from None
+        load_module_state(net, sections["model"], path, "weights")
         return net.eval()
 
     @classmethod
     def load_info(cls, path: str | Path) -> dict[str, Any]:
         """The ``info`` facts saved with the network (dataset, accuracy, ...)."""
-        return dict(from_text_array(cls._read(path)["config"]["info"]))
-
-
-def random_shift(x: Any, max_shift: int, rng: numpy.random.Generator) -> Any:
-    """Move each image of x (N, C, H, W) by up to ``max_shift`` pixels up/down and left/right.
-
-    Data augmentation: a digit one pixel to the left is the same digit, and seeing it in
-    several places keeps a small training set from being learnt by heart. The image is padded
-    by repeating its border pixels, then cropped back to H x W at a random offset.
-    """
-    if max_shift <= 0:
-        return x
-    xp = get_array_module(x)
-    h, w, s = x.shape[2], x.shape[3], max_shift
-    padded = xp.pad(x, ((0, 0), (0, 0), (s, s), (s, s)), mode="edge")
-    offsets = rng.integers(0, 2 * s + 1, size=(len(x), 2))
-    return xp.stack([padded[i, :, a:a + h, b:b + w] for i, (a, b) in enumerate(offsets)])
-
-
-def train_classifier(images: numpy.ndarray, labels: numpy.ndarray, epochs: int = 5,
-                     batch_size: int = 64, lr: float = 2e-3, seed: int = 0,
-                     progress: bool = True, width: int = 16, feature_dim: int = 128,
-                     num_classes: int = 10, shift: int = 1) -> FeatureNet:
-    """Train a FeatureNet on (N, C, S, S) uint8 images and (N,) integer labels; return it in
-    eval mode.
-
-    Plain supervised learning with minigan's pieces: the DataLoader scales pixels to [-1, 1] and
-    shuffles (seeded), each batch is shifted at random by up to ``shift`` pixels
-    (``random_shift``), the loss is softmax cross-entropy, the optimizer Adam. The learning
-    rate falls linearly to 0 over the last epoch, which settles the weights for a better test
-    score. ``seed`` fixes the initial weights, the batch order and the shifts.
-    """
-    from tqdm.auto import tqdm
-
-    from minigan.data import DataLoader
-
-    images, labels = numpy.asarray(images), numpy.asarray(labels)
-    if images.ndim != 4 or images.dtype != numpy.uint8:
-        raise ValueError(f"expected (N, C, H, W) uint8 images, got {images.dtype} "
-                         f"{images.shape}")
-    if images.shape[2] != images.shape[3]:
-        raise ValueError(f"expected square images, got {images.shape[2]}x{images.shape[3]}")
-    if labels.shape != (len(images),):
-        raise ValueError(f"expected ({len(images)},) labels, got shape {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got "
-                         f"{labels.min()}..{labels.max()}")
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be at least 1, got {epochs}, {batch_size}")
-    if shift < 0:
-        raise ValueError(f"shift must be 0 or more pixels, got {shift}")
-
-    loader = DataLoader(images, labels.astype(numpy.int64), batch_size=batch_size,
-                        shuffle=True, drop_last=True, seed=seed)
-    if len(loader) == 0:
-        raise ValueError(f"batch size {batch_size} is larger than the {len(images)} images")
-    net = FeatureNet(images.shape[1], num_classes, width, feature_dim, images.shape[2],
-                     rng=make_rng([seed, 3]))
-    criterion = CrossEntropyLoss()
-    optimizer = Adam(net.parameters(), lr=lr)
-    shift_rng = make_rng([seed, 4])
-    steps_per_epoch = len(loader)
-    decay_steps = steps_per_epoch if epochs > 1 else max(steps_per_epoch // 2, 1)
-    total = epochs * steps_per_epoch
-    net.train()
-    step, started = 0, time.perf_counter()
-    for epoch in range(epochs):
-        bar = tqdm(loader.epoch(epoch), total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}",
-                   disable=not progress, unit="batch", dynamic_ncols=True, leave=False)
-        correct = seen = 0
-        loss_sum = 0.0
-        for x, y in bar:
-            # Constant learning rate, then a linear ramp down to 0 over the last ``decay_steps``.
-            optimizer.lr = lr * min(1.0, (total - step) / decay_steps)
-            optimizer.zero_grad()
-            logits = net(random_shift(x, shift, shift_rng))
-            loss = criterion(logits, y)
-            net.backward(criterion.backward())
-            optimizer.step()
-            step += 1
-            correct += int((logits.argmax(axis=1) == y).sum())
-            seen += len(y)
-            loss_sum += loss * len(y)
-            bar.set_postfix(loss=f"{loss:.3f}", acc=f"{correct / seen:.3f}")
-        if not math.isfinite(loss_sum):
-            raise RuntimeError(f"classifier training diverged in epoch {epoch + 1} "
-                               f"(loss {loss}); try a lower learning rate")
-        if progress:
-            print(f"epoch {epoch + 1}/{epochs}: mean loss {loss_sum / seen:.4f}, training "
-                  f"accuracy {correct / seen:.4f} ({time.perf_counter() - started:.0f} s)")
-    return net.eval()
+        return read_json(cls._read(path)["config"]["info"], path, "the network's info")
 
 
 def accuracy(net: FeatureNet, images: Any, labels: Any, batch_size: int = 500) -> float:

@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy
 
-from minigan.backend import get_array_module, make_rng, randn, uniform
+from minigan.backend import get_array_module, make_rng
+from minigan.gan.dcgan import sample_z
 from minigan.metrics.features import FeatureNet
 from minigan.metrics.frechet import frechet_distance
 from minigan.metrics.inception_score import inception_score
@@ -146,11 +147,7 @@ class GANEvaluator:
             for start in tqdm(starts, desc="generating", unit="batch", disable=not self.progress,
                               leave=False):
                 n = min(self.batch_size, self.num_samples - start)
-                if self.z_distribution == "uniform":
-                    z = uniform(rng, (n, z_size), -1.0, 1.0, dtype=dtype)
-                else:
-                    z = randn(rng, (n, z_size), dtype=dtype)
-                batches.append(G(z))
+                batches.append(G(sample_z(n, z_size, self.z_distribution, rng, dtype)))
         finally:
             G.train(was_training)
         return get_array_module(batches[0]).concatenate(batches)

@@ -19,14 +19,20 @@ most N - 1), and FID is biased for small N. Reference numbers use N >= 2048 or m
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from minigan.backend import to_numpy
-from minigan.checkpoint import atomic_savez
+from minigan.checkpoint import (
+    DamagedFileError,
+    atomic_savez,
+    check_arrays,
+    read_json,
+    read_npz,
+    require,
+)
 
 __all__ = ["feature_statistics", "load_statistics", "load_statistics_meta", "save_statistics"]
 
@@ -85,22 +91,9 @@ def _read(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no statistics file at {path}")
-    try:
-        # allow_pickle=False: an .npz can hold pickled objects, and unpickling runs code.
-        # Open the file here rather than give np.load the path: then it is closed even when
-        # np.load fails halfway through a damaged archive.
-        with open(path, "rb") as f:
-            data = np.load(f, allow_pickle=False)
-            if isinstance(data, np.ndarray):
-                raise ValueError("a single .npy array, not an .npz archive")
-            with data:
-                arrays = {key: data[key] for key in data.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ValueError(f"{path} is not a readable statistics file ({reason})") from None
-    missing = [key for key in ("mu", "sigma") if key not in arrays]
-    if missing:
-        raise ValueError(f"{path} is not a statistics file: missing {', '.join(missing)}")
+    # read_npz: allow_pickle=False (unpickling runs code), and any damage is one named line.
+    arrays = read_npz(path, "statistics file")
+    require(arrays, path, ("mu", "sigma"), file_kind="statistics file")
     return arrays
 
 
@@ -109,11 +102,12 @@ def load_statistics(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     arrays = _read(path)
     mu, sigma = arrays["mu"], arrays["sigma"]
     if mu.dtype.kind != "f" or sigma.dtype.kind != "f":
-        raise ValueError(f"{path}: mu and sigma must be floating-point arrays")
+        raise DamagedFileError(path, "mu and sigma must be floating-point arrays")
+    check_arrays({"mu": mu, "sigma": sigma}, path, "statistics")   # no NaN or infinity
     try:
         _check_mu_sigma(mu, sigma)
     except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
+        raise DamagedFileError(path, str(error)) from None
     return mu.astype(np.float64), sigma.astype(np.float64)
 
 
@@ -122,10 +116,4 @@ def load_statistics_meta(path: str | Path) -> dict[str, Any]:
     arrays = _read(path)
     if "meta" not in arrays:
         return {}
-    try:
-        meta = json.loads(str(arrays["meta"]))
-    except json.JSONDecodeError:
-        raise ValueError(f"{path}: the meta entry is not valid JSON") from None
-    if not isinstance(meta, dict):
-        raise ValueError(f"{path}: the meta entry is not a JSON object")
-    return meta
+    return read_json(arrays["meta"], path, "the meta entry")

@@ -8,6 +8,8 @@ from minigan.nn.dropout import Dropout
 from minigan.nn.linear import Linear
 from minigan.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss
 from minigan.nn.module import Module, Parameter, Sequential, ShapeError
+from minigan.nn.pooling import AvgPool2d, GlobalAvgPool2d, MaxPool2d
+from minigan.nn.resize import ResizeBilinear
 from minigan.nn.shape import Flatten, Reshape
 from minigan.nn.summary import summary
 
@@ -15,4 +17,5 @@ __all__ = [
     "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Conv2d", "ConvTranspose2d",
     "CrossEntropyLoss", "Dropout", "Flatten", "LeakyReLU", "Linear", "Module", "Parameter",
     "ReLU", "Reshape", "Sequential", "ShapeError", "Sigmoid", "Tanh", "init", "summary",
+    "AvgPool2d", "GlobalAvgPool2d", "MaxPool2d", "ResizeBilinear",
 ]

@@ -40,6 +40,17 @@ class _ConvLayer(Module):
         return dx
 
 
+def _check_sizes(layer: str, **sizes: Any) -> None:
+    """Refuse at construction what no input could fit: a kernel size or stride below 1, a
+    negative padding (each an int or an (h, w) pair), or no channels."""
+    for name, value in sizes.items():
+        least = 0 if name == "padding" else 1
+        for v in value if isinstance(value, (tuple, list)) else (value,):
+            if not isinstance(v, (int, numpy.integer)) or v < least:
+                rule = "0 or more" if least == 0 else "at least 1"
+                raise ValueError(f"{layer}: {name} must be {rule}, got {value!r}")
+
+
 class Conv2d(_ConvLayer):
     """2-D convolution, as ``torch.nn.Conv2d``.
 
@@ -53,6 +64,8 @@ class Conv2d(_ConvLayer):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair,
                  stride: IntOrPair = 1, padding: IntOrPair = 0, bias: bool = True,
                  rng: numpy.random.Generator | None = None):
+        _check_sizes("Conv2d", in_channels=in_channels, out_channels=out_channels,
+                     kernel_size=kernel_size, stride=stride, padding=padding)
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         # Kept as given (an int stays an int, so print(layer) reads as it was written).
@@ -91,6 +104,8 @@ class ConvTranspose2d(_ConvLayer):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, output_padding: int = 0, bias: bool = True,
                  rng: numpy.random.Generator | None = None):
+        _check_sizes("ConvTranspose2d", in_channels=in_channels, out_channels=out_channels,
+                     kernel_size=kernel_size, stride=stride, padding=padding)
         super().__init__()
         if not 0 <= output_padding < max(stride, 1):
             raise ValueError(f"output_padding must be smaller than stride, got {output_padding}")

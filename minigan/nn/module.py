@@ -94,6 +94,18 @@ class Module:
         object.__setattr__(self, "_buffer_names", [])
         self._cache: Any = None
 
+    # The cache of the last forward pass. Each forward sets it, which allows one backward;
+    # ``_saved_cache`` marks it used, so a second backward on the same forward raises instead of
+    # silently adding the parameter gradients twice (PyTorch refuses it the same way).
+    @property
+    def _cache(self) -> Any:
+        return self.__dict__.get("_cache_value")
+
+    @_cache.setter
+    def _cache(self, value: Any) -> None:
+        self.__dict__["_cache_value"] = value
+        self.__dict__["_cache_used"] = False
+
     # ------------------------------------------------------------------ the forward/backward API
     def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
         y = self.forward(x, *args, **kwargs)
@@ -160,12 +172,17 @@ class Module:
         """
         if self._cache is None:
             raise RuntimeError(f"{self._describe()}.backward() was called before forward()")
+        if self.__dict__.get("_cache_used"):
+            raise RuntimeError(f"{self._describe()}.backward() was called twice after one "
+                               f"forward(): the parameter gradients would be added twice; run "
+                               f"forward() again first")
         dy_shape = getattr(dy, "shape", None)
         if self._output_shape is not None and dy_shape is not None \
                 and tuple(dy_shape) != self._output_shape:
             raise ShapeError(f"{self._describe()}.backward(): the gradient has shape "
                              f"{tuple(dy_shape)}, but the output of the last forward pass had "
                              f"shape {self._output_shape}")
+        self.__dict__["_cache_used"] = True
         return self._cache
 
     # ------------------------------------------------------------------ walking the tree
@@ -252,6 +269,9 @@ class Module:
             elif name in buffers:
                 owner, attr = self._owner_of(name)
                 old = getattr(owner, attr)
+                if tuple(value.shape) != tuple(old.shape):   # would broadcast silently later
+                    raise ShapeError(f"{name}: saved shape {tuple(value.shape)} does not match "
+                                     f"the model's {tuple(old.shape)}")
                 setattr(owner, attr, get_array_module(old).asarray(to_numpy(value),
                                                                    dtype=old.dtype))
 

@@ -33,6 +33,7 @@ from minigan.ops.batchnorm import (
     batch_norm_forward,
     update_running_stats,
 )
+from minigan.ops.concat import concat_backward, concat_forward
 from minigan.ops.conv2d import conv2d_backward, conv2d_forward
 from minigan.ops.conv_transpose2d import conv_transpose2d_backward, conv_transpose2d_forward
 from minigan.ops.dropout import dropout_backward, dropout_forward
@@ -43,6 +44,15 @@ from minigan.ops.losses import (
     softmax_cross_entropy_backward,
     softmax_cross_entropy_forward,
 )
+from minigan.ops.pooling import (
+    avg_pool2d_backward,
+    avg_pool2d_forward,
+    global_avg_pool_backward,
+    global_avg_pool_forward,
+    max_pool2d_backward,
+    max_pool2d_forward,
+)
+from minigan.ops.resize import resize_bilinear_backward, resize_bilinear_forward
 
 # The switch (not a kernel, so not in __all__, the list of swappable kernels).
 from minigan.ops.switch import fast_kernels as fast_kernels
@@ -57,4 +67,8 @@ __all__ = [
     "linear_backward", "linear_forward", "relu_backward", "relu_forward",
     "sigmoid_backward", "sigmoid_forward", "softmax_cross_entropy_backward",
     "softmax_cross_entropy_forward", "tanh_backward", "tanh_forward", "update_running_stats",
+    # Inception-v3's kernels (pooling, concatenation, resizing)
+    "avg_pool2d_backward", "avg_pool2d_forward", "concat_backward", "concat_forward",
+    "global_avg_pool_backward", "global_avg_pool_forward", "max_pool2d_backward",
+    "max_pool2d_forward", "resize_bilinear_backward", "resize_bilinear_forward",
 ]

@@ -201,3 +201,63 @@ def test_load_svhn_downloads_checks_and_caches(server, tmp_path, monkeypatch):
     assert images.shape == (5, 3, 32, 32) and labels.tolist() == [1, 0, 3, 0, 9]
     svhn.load_svhn("test", data_dir=tmp_path / "cache", base_url=server.url)
     assert len(server.requests) == 1  # the second call used the cached, checked file
+
+
+# ---------------------------------------------------------------------------------- mirrors
+@pytest.fixture
+def mirror_folder(tmp_path):
+    """A mirror in the cache's layout (<mirror>/<dataset>/<file>), reached by a file:// URL."""
+    from minigan.data.download import use_mirror
+
+    (tmp_path / "mirror" / "svhn").mkdir(parents=True)
+    (tmp_path / "mirror" / "svhn" / "data.bin").write_bytes(PAYLOAD)
+    yield tmp_path / "mirror"
+    use_mirror(None)
+
+
+def test_a_mirror_replaces_the_datasets_server(tmp_path, mirror_folder):
+    from minigan.data.download import find_or_download, use_mirror
+
+    use_mirror(mirror_folder.as_uri())
+    # The dataset's own server (port 9: nothing listens) is never asked.
+    path = find_or_download("data.bin", "http://127.0.0.1:9/", PAYLOAD_MD5, tmp_path / "cache",
+                            "svhn")
+    assert path == tmp_path / "cache" / "svhn" / "data.bin" and path.read_bytes() == PAYLOAD
+
+
+def test_minigan_mirror_variable_and_a_bad_mirror(tmp_path, mirror_folder, monkeypatch):
+    from minigan.data.download import find_or_download, use_mirror
+
+    monkeypatch.setenv("MINIGAN_MIRROR", mirror_folder.as_uri())
+    assert find_or_download("data.bin", "http://127.0.0.1:9/", PAYLOAD_MD5, tmp_path / "c",
+                            "svhn").is_file()
+    with pytest.raises(DataError, match="must start with http://, https://, file://"):
+        use_mirror("ftp.example/minigan")
+    monkeypatch.setenv("MINIGAN_MIRROR", mirror_folder.as_uri() + "/nothing_here")
+    with pytest.raises(DataError, match=r"nothing_here/svhn/data.bin"):
+        find_or_download("data.bin", "http://127.0.0.1:9/", PAYLOAD_MD5, tmp_path / "d", "svhn")
+
+
+def test_ctrl_c_during_a_download_keeps_the_part_file_and_the_next_run_resumes(
+        server, tmp_path, monkeypatch):
+    import minigan.data.download as download_module
+
+    server.files["/f.bin"] = PAYLOAD
+    monkeypatch.setattr(download_module, "CHUNK", 4096)       # several reads for 51,200 bytes
+    real_tqdm = download_module.tqdm
+
+    class CtrlCAfterFirstChunk(real_tqdm):
+        def update(self, n=1):
+            super().update(n)
+            raise KeyboardInterrupt                            # the user presses Ctrl-C
+
+    monkeypatch.setattr(download_module, "tqdm", CtrlCAfterFirstChunk)
+    with pytest.raises(KeyboardInterrupt):
+        download(server.url + "f.bin", tmp_path / "f.bin", PAYLOAD_MD5, progress=False)
+    part = tmp_path / "f.bin.part"
+    assert part.stat().st_size == 4096 and not (tmp_path / "f.bin").exists()
+
+    monkeypatch.setattr(download_module, "tqdm", real_tqdm)
+    download(server.url + "f.bin", tmp_path / "f.bin", PAYLOAD_MD5, progress=False)
+    assert (tmp_path / "f.bin").read_bytes() == PAYLOAD and not part.exists()
+    assert server.requests[-1] == ("/f.bin", "bytes=4096-")    # resumed, not started again

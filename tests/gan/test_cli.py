@@ -158,8 +158,8 @@ def test_train_on_an_npz_file_of_ones_own(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--split", "test"], "no 'test' split"),
-    (["--dataset", "svhm"], "unknown dataset 'svhm': choose svhn, cifar10, mnist, synthetic or "
-                            "the path of an .npz file"),
+    (["--dataset", "svhm"], "unknown dataset 'svhm': choose svhn, cifar10, mnist, synthetic, "
+                            "the path of an .npz file or a folder of pictures"),
 ], ids=["split", "name"])
 def test_an_npz_file_has_no_test_split_and_a_misspelt_name_is_refused(tmp_path, args, message):
     data = tiny_npz(tmp_path / "mine.npz")
@@ -172,7 +172,7 @@ def test_images_of_another_size_than_32_are_refused(tmp_path):
     data = tiny_npz(tmp_path / "big.npz", size=64)
     line = one_line_error(run("train_svhn.py", "--dataset", str(data),
                               "--out", str(tmp_path / "run")))
-    assert "are 64x64, but the DCGAN here makes 32x32 images" in line
+    assert "are 64x64, but --image-size is 32: give --image-size 64" in line
 
 
 def test_the_feature_network_needs_labels(tmp_path):

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from minigan import nn
-from minigan.backend import manual_seed, to_device, to_numpy
-from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
+from minigan.backend import make_rng, manual_seed, to_device, to_numpy
+from minigan.checkpoint import save_checkpoint, text_array
+from minigan.gan.dcgan import Discriminator, Generator, dcgan_init, load_generator, sample_z
 
 
 def layer_types(net):
@@ -67,3 +68,29 @@ def test_dcgan_initialisation():
     assert abs(gammas.mean() - 1) < 0.01 and 0.01 < gammas.std() < 0.03
     assert all(np.all(to_numpy(m.bias.data) == 0) for m in G.modules()
                if isinstance(m, nn.BatchNorm2d))
+
+
+def test_generator_settings_round_trip_and_unknown_ones_are_refused():
+    G = Generator(z_size=8, conv_dim=4, image_size=16, channels=1, z_distribution="normal")
+    assert Generator.from_config(G.config()).config() == G.config()
+    with pytest.raises(ValueError, match=r"unknown \['width'\]"):
+        Generator.from_config({**G.config(), "width": 3})
+    with pytest.raises(ValueError, match="z_distribution must be 'uniform' or 'normal'"):
+        Generator(z_distribution="gaussian")
+
+
+def test_one_sample_z_draws_both_distributions():
+    uniform = to_numpy(sample_z(2000, 4, "uniform", make_rng(0)))
+    normal = to_numpy(sample_z(2000, 4, "normal", make_rng(0)))
+    assert uniform.shape == normal.shape == (2000, 4)
+    assert uniform.min() >= -1 and uniform.max() <= 1 and abs(uniform.std() - 3 ** -0.5) < 0.02
+    assert abs(normal.std() - 1) < 0.05 and normal.max() > 2.5
+
+
+def test_a_checkpoint_without_generator_settings_is_read_off_its_weights(tmp_path):
+    # Checkpoints written before the settings were saved: sizes from the weights, z from config.
+    G = dcgan_init(Generator(z_size=8, conv_dim=4, image_size=16, channels=1))
+    run_config = text_array({"z_size": 8, "z_distribution": "normal"})
+    save_checkpoint(tmp_path / "old.npz", {"G": G.state_dict(), "config": {"json": run_config}})
+    loaded = load_generator(tmp_path / "old.npz")
+    assert loaded.config() == {**G.config(), "z_distribution": "normal"} and not loaded.training

@@ -154,3 +154,23 @@ def test_generator_step_leaves_discriminator_gradients_alone(tmp_path):
     assert all(float(abs(p.grad).max()) == 0 for p in trainer.D.parameters())
     assert any(float(abs(p.grad).max()) > 0 for p in trainer.G.parameters())
     assert all(p.requires_grad for p in trainer.D.parameters())   # switched back on
+
+
+def test_snapshots_keep_the_last_k_epochs_and_a_real_grid_is_saved_first(tmp_path):
+    # So that a late mode collapse can be undone: an earlier epoch's checkpoint is still there.
+    trainer = make_trainer(tmp_path, epochs=3, keep_snapshots=2)
+    trainer.fit(progress=False)
+    assert sorted(p.name for p in tmp_path.glob("checkpoint_epoch_*.npz")) == [
+        "checkpoint_epoch_002.npz", "checkpoint_epoch_003.npz"]
+    snapshot = load_checkpoint(tmp_path / "checkpoint_epoch_002.npz")
+    assert int(snapshot["progress"]["epoch"]) == 2 and int(snapshot["progress"]["step"]) == 12
+    assert (tmp_path / "real_samples.png").is_file()
+
+
+def test_save_every_writes_the_checkpoint_between_epochs(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=1, save_every=4)
+    saved_at = []
+    save = trainer.save_checkpoint
+    trainer.save_checkpoint = lambda: saved_at.append(trainer.step) or save()
+    trainer.fit(progress=False)
+    assert saved_at == [4, 6]       # step 4 by save_every, step 6 at the end of the epoch

@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 
 from minigan.backend import make_rng, manual_seed
+from minigan.classifier import train_classifier
 from minigan.data import DataLoader, make_synthetic_digits
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.gan.trainer import GANTrainer, TrainConfig
-from minigan.metrics.features import FeatureNet, train_classifier
+from minigan.metrics.features import FeatureNet
 from minigan.metrics.gan_eval import (
     GANEvaluator,
     SmallSampleWarning,
@@ -145,14 +146,15 @@ def test_evaluate_prints_fid_and_is_and_the_small_sample_warning(files):
 
 
 def test_evaluate_rebuilds_the_generator_that_was_saved(files):
-    """conv_dim, z_size and channels come from the saved weights' shapes."""
+    """The generator's settings are saved in the checkpoint and read back by from_config."""
     spec = importlib.util.spec_from_file_location("evaluate_script",
                                                   REPO_ROOT / "examples" / "evaluate.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    G, sizes, config = script.load_generator(files["checkpoint"])
-    assert sizes == {"z_size": Z_SIZE, "conv_dim": 4, "image_size": 32, "channels": 3}
-    assert config["z_size"] == Z_SIZE and not G.training
+    G, settings, where = script.load_generator(files["checkpoint"])
+    assert settings == {"z_size": Z_SIZE, "conv_dim": 4, "image_size": 32, "channels": 3,
+                        "z_distribution": "uniform"}
+    assert where["step"] >= 1 and not G.training
     for name, value in files["G"].state_dict().items():
         np.testing.assert_array_equal(G.state_dict()[name], value)
 

@@ -8,20 +8,17 @@ statistics), that the probabilities are a proper softmax even for extreme logits
 save/load reproduces the outputs bit for bit.
 """
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from minigan.backend import make_rng, to_device, to_numpy
 from minigan.checkpoint import save_checkpoint
-from minigan.data import make_synthetic_digits
-from minigan.metrics.features import (
-    FeatureNet,
-    accuracy,
-    pad_to,
-    random_shift,
-    to_float_images,
-    train_classifier,
-)
+from minigan.classifier import random_shift, train_classifier
+from minigan.data import make_synthetic_digits, scale_images
+from minigan.metrics.features import FeatureNet, accuracy, pad_to, to_float_images
 from minigan.nn import ShapeError
 
 
@@ -168,3 +165,19 @@ def test_training_rejects_bad_labels():
         train_classifier(images, labels + 10, epochs=1, batch_size=16, progress=False)
     with pytest.raises(ValueError, match="uint8"):
         train_classifier(images.astype(np.float32), labels, epochs=1, progress=False)
+
+
+def test_to_float_images_uses_the_loaders_formula():
+    # metrics may not import the data package, so the formula is written out twice: same numbers.
+    pixels = np.arange(256, dtype=np.uint8).reshape(1, 1, 16, 16)
+    np.testing.assert_array_equal(to_numpy(to_float_images(to_device(pixels))),
+                                  to_numpy(scale_images(to_device(pixels))))
+
+
+def test_metrics_import_neither_the_optimizer_nor_the_data_package():
+    # DESIGN.md: scoring needs a trained network, not the means of training one.
+    code = ("import sys, minigan.metrics; "
+            "print(sorted(m for m in sys.modules if m in ('minigan.optim', 'minigan.data')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

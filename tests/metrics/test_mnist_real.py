@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from minigan.backend import to_numpy
+from minigan.classifier import train_classifier
 from minigan.data import load_mnist
-from minigan.metrics.features import accuracy, pad_to, train_classifier
+from minigan.metrics.features import accuracy, pad_to
 from minigan.metrics.frechet import frechet_distance
 from minigan.metrics.inception_score import inception_score
 from minigan.metrics.statistics import feature_statistics

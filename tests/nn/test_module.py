@@ -139,3 +139,29 @@ def test_same_seed_same_weights():
 def test_backward_before_forward_is_a_clear_error():
     with pytest.raises(RuntimeError, match=r"Linear.*backward\(\) was called before forward"):
         nn.Linear(2, 2).backward(to_device(np.zeros((1, 2), dtype=np.float32)))
+
+
+def test_backward_twice_on_one_forward_is_refused():
+    # Issue 13's case: a second backward used to add every parameter gradient a second time.
+    set_default_dtype(np.float64)
+    net = small_net()
+    x = random_array(np.random.default_rng(0), (2, 3, 5, 5))
+    dy = random_array(np.random.default_rng(1), (2, 2))
+    net(x)
+    net.backward(dy)
+    once = to_numpy(net[4].weight.grad).copy()
+    with pytest.raises(RuntimeError, match=r"Linear.*backward\(\) was called twice"):
+        net.backward(dy)
+    np.testing.assert_array_equal(to_numpy(net[4].weight.grad), once)   # nothing was added
+    net(x)                                  # a new forward allows a new backward
+    net.backward(dy)
+    np.testing.assert_allclose(to_numpy(net[4].weight.grad), 2 * once, rtol=1e-12)
+
+
+def test_load_state_dict_checks_buffer_shapes():
+    # Issue 13's case: a running_mean of the wrong length broadcast silently in eval mode.
+    net = small_net()
+    state = net.state_dict()
+    state["1.running_mean"] = np.zeros(7, dtype=np.float32)
+    with pytest.raises(nn.ShapeError, match=r"1.running_mean: saved shape \(7,\)"):
+        net.load_state_dict(state)
