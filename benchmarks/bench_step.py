@@ -32,6 +32,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=10, help="timed steps (the median is shown)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    p.add_argument("--plain-kernels", action="store_true",
+                   help="time the plain textbook kernels (minigan.ops.fast_kernels(False))")
     return p.parse_args(argv)
 
 
@@ -49,11 +51,7 @@ from collections import defaultdict  # noqa: E402
 
 import numpy  # noqa: E402
 
-import minigan.nn.activation  # noqa: E402
-import minigan.nn.batchnorm  # noqa: E402
-import minigan.nn.conv  # noqa: E402
-import minigan.nn.linear  # noqa: E402
-import minigan.nn.loss  # noqa: E402
+import minigan.ops  # noqa: E402
 import minigan.ops.conv2d  # noqa: E402
 import minigan.ops.conv_transpose2d  # noqa: E402
 import minigan.ops.subpixel  # noqa: E402
@@ -63,21 +61,22 @@ from minigan.gan.trainer import GANTrainer, TrainConfig  # noqa: E402
 from minigan.optim import Adam  # noqa: E402
 
 # ---------------------------------------------------------------- timing each kind of op
-# Each entry: (kind, module whose global name the layers call, function name). Wrapping the
-# name in that module's namespace times every call the layers make, without touching the kernels.
+# Each entry: (kind, module whose global name the layers call, function name). The layers look
+# their kernels up in ``minigan.ops`` at call time, so wrapping the name there times every call
+# they make, without touching the kernels.
 INSTRUMENTED = [
-    ("conv", minigan.nn.conv, "conv2d_forward"),
-    ("conv", minigan.nn.conv, "conv2d_backward"),
-    ("transposed conv", minigan.nn.conv, "conv_transpose2d_forward"),
-    ("transposed conv", minigan.nn.conv, "conv_transpose2d_backward"),
-    ("batch norm", minigan.nn.batchnorm, "batch_norm_forward"),
-    ("batch norm", minigan.nn.batchnorm, "batch_norm_backward"),
-    ("batch norm", minigan.nn.batchnorm, "update_running_stats"),
-    ("linear", minigan.nn.linear, "linear_forward"),
-    ("linear", minigan.nn.linear, "linear_backward"),
-    ("loss", minigan.nn.loss, "bce_with_logits_forward"),
-    ("loss", minigan.nn.loss, "bce_with_logits_backward"),
-] + [("activations", minigan.nn.activation, f"{name}_{d}")
+    ("conv", minigan.ops, "conv2d_forward"),
+    ("conv", minigan.ops, "conv2d_backward"),
+    ("transposed conv", minigan.ops, "conv_transpose2d_forward"),
+    ("transposed conv", minigan.ops, "conv_transpose2d_backward"),
+    ("batch norm", minigan.ops, "batch_norm_forward"),
+    ("batch norm", minigan.ops, "batch_norm_backward"),
+    ("batch norm", minigan.ops, "update_running_stats"),
+    ("linear", minigan.ops, "linear_forward"),
+    ("linear", minigan.ops, "linear_backward"),
+    ("loss", minigan.ops, "bce_with_logits_forward"),
+    ("loss", minigan.ops, "bce_with_logits_backward"),
+] + [("activations", minigan.ops, f"{name}_{d}")
      for name in ("relu", "leaky_relu", "tanh") for d in ("forward", "backward")]
 # Patch copies (im2col's windows, layout changes) happen inside the conv kernels: timed
 # separately, reported as part of the conv times.
@@ -227,10 +226,12 @@ def bench(conv_dim: int) -> dict:
 
 def main() -> None:
     use_backend(ARGS.backend)
+    minigan.ops.use_fast_kernels(not ARGS.plain_kernels)
     instrument()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"backend {ARGS.backend}, {ARGS.threads} threads; NumPy {numpy.__version__}; "
+          f"{'plain' if ARGS.plain_kernels else 'fast'} kernels; "
           f"batch {ARGS.batch_size}, z {ARGS.z_size}; median of {ARGS.repeats} steps")
     kinds = ["conv", "patch copies", "transposed conv", "batch norm", "activations", "linear",
              "loss", "Adam"]

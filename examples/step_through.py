@@ -4,7 +4,10 @@
     python -m pdb examples/step_through.py      # or step through it (try `b forward_pass`)
 
 A batch of 2 tiny images (2, 3, 8, 8) in float64 goes through the three layers that make up
-every hidden block of the DCGAN discriminator. The script prints the shape of every array on the
+every hidden block of the DCGAN discriminator, with the *plain* kernels
+(``minigan.ops.fast_kernels(False)``): the textbook bodies, no speed tricks, so that stepping
+into ``conv.backward`` reaches col2im's loop. Each printed note names the kernel function that
+computed the array. The script prints the shape of every array on the
 way: the input, the convolution's output, batch norm's per-channel mean and variance, the
 normalised x_hat, batch norm's output, the activation's output; then, on the way back, the
 upstream gradient dy and every gradient the layers produce. Finally each layer is checked
@@ -24,6 +27,7 @@ import numpy
 from minigan.backend import to_device, use_backend
 from minigan.gradcheck import check_module
 from minigan.nn import BatchNorm2d, Conv2d, LeakyReLU, Module
+from minigan.ops import fast_kernels
 from minigan.scripts import (
     USER_ERRORS,
     OneLineParser,
@@ -55,11 +59,11 @@ def forward_pass(conv: Conv2d, bn: BatchNorm2d, act: LeakyReLU, x: Any) -> Any:
     print("forward")
     show("x", x, "input batch (N, C, H, W)")
     h = conv(x)
-    show("h = conv(x)", h, "H_out = (8 + 2*1 - 3) // 1 + 1 = 8")
-    cols = conv._cache.cols  # what conv2d_forward kept for backward: the im2col matrix
-    show("  im2col(x)", cols, "(N*H_out*W_out, K*K*C): one row per output pixel")
+    show("h = conv(x)", h, "conv2d_forward: im2col(x) @ weight_matrix(w), H_out = 8")
+    cols = conv.cache.cols  # what conv2d_forward kept for backward: the im2col matrix
+    show("  im2col(x)", cols, "im2col's slice loop: (N*H_out*W_out, K*K*C), a row per pixel")
     z = bn(h)
-    cache = bn._cache  # a BatchNormCache: a breakpoint here lets you look at every field
+    cache = bn.cache  # a BatchNormCache: a breakpoint here lets you look at every field
     show("  mu_B", cache.mean, "batch mean of each channel")
     show("  sigma2_B", cache.var, "biased batch variance of each channel")
     show("  x_hat", cache.x_hat, "(h - mu_B) / sqrt(sigma2_B + eps), rows (N*H*W, C)")
@@ -67,10 +71,10 @@ def forward_pass(conv: Conv2d, bn: BatchNorm2d, act: LeakyReLU, x: Any) -> Any:
     var = cache.x_hat.var(axis=0)
     print(f"  {'':<22} x_hat per channel: mean {numpy.abs(mean).max():.1e} (max |.|), "
           f"variance {var.min():.6f}..{var.max():.6f}")
-    show("z = bn(h)", z, "gamma * x_hat + beta")
-    show("  running_mean", bn.running_mean, "updated: 0.9 * old + 0.1 * mu_B")
+    show("z = bn(h)", z, "batch_norm_forward: gamma * x_hat + beta")
+    show("  running_mean", bn.running_mean, "update_running_stats: 0.9 * old + 0.1 * mu_B")
     y = act(z)
-    show("y = leaky_relu(z)", y, "z where z > 0, 0.2 * z elsewhere")
+    show("y = leaky_relu(z)", y, "leaky_relu_forward: z where z > 0, 0.2 * z elsewhere")
     return y
 
 
@@ -78,14 +82,14 @@ def backward_pass(conv: Conv2d, bn: BatchNorm2d, act: LeakyReLU, dy: Any) -> Any
     print("backward")
     show("dy", dy, "upstream gradient dL/dy, shaped like y")
     dz = act.backward(dy)
-    show("dz = act.backward(dy)", dz, "dy * (1 or 0.2)")
+    show("dz = act.backward(dy)", dz, "leaky_relu_backward: dy * (1 or 0.2)")
     dh = bn.backward(dz)
-    show("dh = bn.backward(dz)", dh, "the compact batch-norm formula")
+    show("dh = bn.backward(dz)", dh, "batch_norm_backward: via dx_hat, dsigma2_B, dmu_B")
     show("  bn.weight.grad", bn.weight.grad, "dgamma = sum of dz * x_hat")
     show("  bn.bias.grad", bn.bias.grad, "dbeta  = sum of dz")
     dx = conv.backward(dh)
-    show("dx = conv.backward(dh)", dx, "col2im(dh_rows @ w_mat.T): a transposed conv")
-    show("  conv.weight.grad", conv.weight.grad, "cols.T @ dh_rows, as (F, C, K, K)")
+    show("dx = conv.backward(dh)", dx, "conv2d_input_grad: col2im(to_rows(dh) @ w_mat.T)")
+    show("  conv.weight.grad", conv.weight.grad, "conv2d_weight_grad: cols.T @ to_rows(dh)")
     return dx
 
 
@@ -121,15 +125,16 @@ def main(argv: list[str] | None = None) -> int:
     conv, bn, act = build_layers(rng)
     x = to_device(rng.standard_normal((2, 3, 8, 8)))  # float64: NumPy's default
 
-    y = forward_pass(conv, bn, act, x)
-    dy = to_device(rng.standard_normal(y.shape))
-    backward_pass(conv, bn, act, dy)
+    with fast_kernels(False):  # the plain kernels: what the notes name is what runs
+        y = forward_pass(conv, bn, act, x)
+        dy = to_device(rng.standard_normal(y.shape))
+        backward_pass(conv, bn, act, dy)
 
-    # Each layer is checked at the input it actually received above.
-    h = conv(x)
-    z = bn(h)
-    ok = gradient_checks({"Conv2d": conv, "BatchNorm2d": bn, "LeakyReLU": act},
-                         {"Conv2d": x, "BatchNorm2d": h, "LeakyReLU": z})
+        # Each layer is checked at the input it actually received above.
+        h = conv(x)
+        z = bn(h)
+        ok = gradient_checks({"Conv2d": conv, "BatchNorm2d": bn, "LeakyReLU": act},
+                             {"Conv2d": x, "BatchNorm2d": h, "LeakyReLU": z})
     print("all layers PASS" if ok else "some layer FAILED")
     return 0 if ok else 1
 

@@ -1,5 +1,6 @@
-"""Small helpers shared by the tests: real-data paths, random inputs on the active backend, and
-the convolution geometries that hypothesis draws."""
+"""Small helpers shared by the tests: real-data paths, random inputs on the active backend, the
+convolution geometries that hypothesis draws, and ``helper_test_op``, which checks a kernel pair
+against its reference and finite differences in one line."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import pytest
 from hypothesis import strategies as st
 
 import minigan.backend as backend
+from minigan import ops
+from minigan.gradcheck import check_op
+from minigan.ops import reference
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MINIGAN_TEST_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -51,3 +55,41 @@ def conv_geometries(draw, max_kernel: int = 4, max_size: int = 7, rectangular: b
     stride, padding = (tuple(S), tuple(P)) if rectangular else (S[0], P[0])
     return dict(x=(N, C, H, W), w=(F, C, K[0], K[1]), stride=stride, padding=padding,
                 seed=draw(st.integers(0, 2**32 - 1)))
+
+
+def helper_test_op(name: str, *inputs, seed: int = 0, atol: float = 1e-12,
+                   grad_tolerance: float = 1e-6, forward_name: str | None = None, **options):
+    """Check the kernel pair ``minigan.ops.<name>_forward`` / ``<name>_backward`` in one line.
+
+    In the style of tinygrad's ``helper_test_op``: with the fast kernels and with the plain ones
+    (``ops.fast_kernels``), the forward output and every gradient of a random dy must match
+    ``minigan.ops.reference.<name>_forward_reference`` / ``_backward_reference`` (to ``atol``,
+    relative and absolute), and the backward pass must match finite differences (a relative
+    error under ``grad_tolerance``). Inputs that are None (no bias) are passed through.
+    ``forward_name`` picks another forward of the same op (``batch_norm_eval``).
+
+        helper_test_op("conv2d", x, w, b, stride=2, padding=1)
+    """
+    forward_name = forward_name or name
+    forward = getattr(ops, f"{forward_name}_forward")
+    backward = getattr(ops, f"{name}_backward")
+    y_ref, cache_ref = getattr(reference, f"{forward_name}_forward_reference")(*inputs, **options)
+    dy = random_array(np.random.default_rng([seed, 1]), y_ref.shape, dtype=y_ref.dtype)
+    grads_ref = getattr(reference, f"{name}_backward_reference")(dy, cache_ref)
+    for fast in (True, False):
+        path = "fast" if fast else "plain"
+        with ops.fast_kernels(fast):
+            y, cache = forward(*inputs, **options)
+            assert y.shape == y_ref.shape, (path, y.shape, y_ref.shape)
+            np.testing.assert_allclose(backend.to_numpy(y), backend.to_numpy(y_ref), rtol=atol,
+                                       atol=atol, err_msg=f"{name} forward ({path} kernels)")
+            grads = backward(dy, cache)
+            assert len(grads) == len(grads_ref)
+            for index, (g, g_ref) in enumerate(zip(grads, grads_ref)):
+                assert (g is None) == (g_ref is None), (path, index)
+                if g is not None:
+                    np.testing.assert_allclose(
+                        backend.to_numpy(g), backend.to_numpy(g_ref), rtol=atol, atol=atol,
+                        err_msg=f"{name} backward, gradient {index} ({path} kernels)")
+            err = check_op(forward, backward, *inputs, **options)
+            assert err < grad_tolerance, f"{name} ({path} kernels): gradcheck error {err:.2e}"

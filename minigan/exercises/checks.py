@@ -29,7 +29,13 @@ import scipy.special
 
 from minigan.backend import to_device, to_numpy
 from minigan.gradcheck import gradcheck
-from minigan.ops.reference import conv2d_reference, conv_transpose2d_reference
+from minigan.ops.reference import (
+    batch_norm_eval_forward_reference,
+    batch_norm_forward_reference,
+    conv2d_reference,
+    conv_transpose2d_reference,
+    im2col_reference,
+)
 
 Array = Any
 Case = dict[str, Any]
@@ -186,24 +192,13 @@ def inner(a: Array, b: Array) -> float:
 
 # ------------------------------------------------------------------------- im2col and col2im
 
-def im2col_by_loop(x: numpy.ndarray, K: int, S: int, P: int) -> numpy.ndarray:
-    """The documented layout spelled out: one row per output pixel (n, ho, wo), one column per
-    kernel offset and channel (i, j, c), c fastest."""
-    N, C, H, W = x.shape
-    x_pad = numpy.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))
-    H_out, W_out = (H + 2 * P - K) // S + 1, (W + 2 * P - K) // S + 1
-    rows = [x_pad[n, :, S * ho:S * ho + K, S * wo:S * wo + K].transpose(1, 2, 0).reshape(-1)
-            for n in range(N) for ho in range(H_out) for wo in range(W_out)]
-    return numpy.array(rows).reshape(N * H_out * W_out, K * K * C)
-
-
 def check_im2col(impl: Any, case: Case) -> None:
-    """im2col copies every window into a row in the documented order; col2im is its adjoint:
-    <im2col(x), c> == <x, col2im(c)> for every x and c."""
+    """im2col copies every window into a row in the documented order (``im2col_reference``, one
+    window at a time); col2im is its adjoint: <im2col(x), c> == <x, col2im(c)> for every x, c."""
     K, S, P, where = case["kernel_size"], case["stride"], case["padding"], im2col_text(case)
     x, = random_inputs(case["seed"], case["x"])
     cols = impl.im2col(x, K, S, P)
-    compare("im2col", "cols", cols, im2col_by_loop(to_numpy(x), K, S, P), where)
+    compare("im2col", "cols", cols, im2col_reference(x, K, S, P), where)
     c, = random_inputs(case["seed"] + 1, tuple(cols.shape))
     back = impl.col2im(c, tuple(case["x"]), K, S, P)
     if back is None or tuple(back.shape) != tuple(case["x"]):
@@ -289,11 +284,6 @@ def channel_axes(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (0,) if len(shape) == 2 else (0, 2, 3)
 
 
-def per_channel(v: numpy.ndarray, ndim: int) -> numpy.ndarray:
-    """(C,) -> (1, C) or (1, C, 1, 1), to broadcast against x."""
-    return v.reshape((1, -1) + (1,) * (ndim - 2))
-
-
 def batch_norm_inputs(case: Case) -> tuple[Array, Array, Array]:
     C = case["shape"][1]
     x, gamma, beta = random_inputs(case["seed"], case["shape"], (C,), (C,))
@@ -311,12 +301,8 @@ def check_batch_norm_train(impl: Any, case: Case) -> None:
     """Training mode: y = gamma * (x - mu_B) / sqrt(sigma2_B + eps) + beta with the batch's own
     mean and biased variance per channel; dx, dgamma and dbeta against finite differences."""
     x, gamma, beta = batch_norm_inputs(case)
-    eps, shape, where = case["eps"], case["shape"], shape_and(case, "eps")
-    x_h, g_h, b_h = to_numpy(x), to_numpy(gamma), to_numpy(beta)
-    axes, nd = channel_axes(shape), len(shape)
-    mean, var = x_h.mean(axis=axes), x_h.var(axis=axes)          # var: biased, divides by m
-    expected = (per_channel(g_h, nd) * (x_h - per_channel(mean, nd))
-                / numpy.sqrt(per_channel(var, nd) + eps) + per_channel(b_h, nd))
+    eps, where = case["eps"], shape_and(case, "eps")
+    expected, _ = batch_norm_forward_reference(x, gamma, beta, eps)   # one channel at a time
     y, _ = expect_pair(impl.batch_norm_forward(x, gamma, beta, eps=eps), "batch_norm_forward")
     compare("batch_norm_forward", "y", y, expected, where, rtol=1e-9, atol=1e-9)
     gradient_errors(impl.batch_norm_forward, impl.batch_norm_backward,
@@ -332,11 +318,9 @@ def check_batch_norm_eval(impl: Any, case: Case) -> None:
     fixed affine map; its gradients against finite differences."""
     x, gamma, beta = batch_norm_inputs(case)
     running_mean, running_var = running_statistics(case)
-    eps, shape, where = case["eps"], case["shape"], shape_and(case, "eps")
-    nd = len(shape)
-    rm, rv = to_numpy(running_mean), to_numpy(running_var)
-    expected = (per_channel(to_numpy(gamma), nd) * (to_numpy(x) - per_channel(rm, nd))
-                / numpy.sqrt(per_channel(rv, nd) + eps) + per_channel(to_numpy(beta), nd))
+    eps, where = case["eps"], shape_and(case, "eps")
+    expected, _ = batch_norm_eval_forward_reference(x, gamma, beta, running_mean, running_var,
+                                                    eps)
     name = "batch_norm_eval_forward"
     y, _ = expect_pair(impl.batch_norm_eval_forward(x, gamma, beta, running_mean, running_var,
                                                     eps=eps), name)

@@ -26,6 +26,7 @@ from minigan.checkpoint import (
 from minigan.data import DATASETS, dataset_label
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.gan.trainer import GANTrainer, TrainConfig
+from minigan.ops import fast_kernels_enabled, use_fast_kernels
 from minigan.scripts import (
     DATASET_HELP,
     EXIT_INTERRUPTED,
@@ -57,6 +58,9 @@ NOT_RECORDED = ("resume", "overwrite", "out", "data_dir", "backend", "mirror")
 def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
     p = OneLineParser(description=description)
     add_backend_argument(p)
+    p.add_argument("--plain-kernels", action="store_true",
+                   help="run the plain textbook kernels instead of their fast variants (same "
+                        "numbers, slower; as MINIGAN_KERNELS=plain)")
     p.add_argument("--dataset", type=dataset_argument, default=dataset,
                    metavar="NAME|FILE.npz", help=DATASET_HELP)
     p.add_argument("--data-dir", default=None,
@@ -283,6 +287,8 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
     from minigan.data import DataLoader
 
     use_backend(args.backend)
+    # --plain-kernels, else $MINIGAN_KERNELS (read now, so a bad value is a one-line error).
+    use_fast_kernels(False if args.plain_kernels else fast_kernels_enabled())
     apply_mirror(args)
     check_arguments(args)              # before the run folder is made; again after --resume
     out, changes = prepare_run_folder(args, set(given))

@@ -97,22 +97,23 @@ class ConvTranspose2d(_ConvLayer):
     """2-D transposed convolution, as ``torch.nn.ConvTranspose2d``: the adjoint of Conv2d.
 
     x: (N, in_channels, H, W) -> y: (N, out_channels, H_out, W_out),
-    H_out = (H - 1) * stride - 2 * padding + kernel_size + output_padding.
-    weight: (in_channels, out_channels, K, K) (PyTorch's layout); bias: (out_channels,).
+    H_out = (H - 1) * stride_h - 2 * padding_h + kernel_h + output_padding_h, W_out likewise.
+    ``kernel_size``, ``stride``, ``padding`` and ``output_padding`` are each an int or an (h, w)
+    pair. weight: (in_channels, out_channels, KH, KW) (PyTorch's layout); bias: (out_channels,).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, output_padding: int = 0, bias: bool = True,
-                 rng: numpy.random.Generator | None = None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair,
+                 stride: IntOrPair = 1, padding: IntOrPair = 0, output_padding: IntOrPair = 0,
+                 bias: bool = True, rng: numpy.random.Generator | None = None):
         _check_sizes("ConvTranspose2d", in_channels=in_channels, out_channels=out_channels,
                      kernel_size=kernel_size, stride=stride, padding=padding)
         super().__init__()
-        if not 0 <= output_padding < max(stride, 1):
+        if not all(0 <= op < max(s, 1) for op, s in zip(pair(output_padding), pair(stride))):
             raise ValueError(f"output_padding must be smaller than stride, got {output_padding}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = kernel_size, stride
         self.padding, self.output_padding = padding, output_padding
-        shape = (in_channels, out_channels, kernel_size, kernel_size)
+        shape = (in_channels, out_channels, *pair(kernel_size))
         self.weight = Parameter(init.pytorch_default(shape, shape, rng))
         self.bias = Parameter(init.pytorch_default((out_channels,), shape, rng)) if bias else None
 

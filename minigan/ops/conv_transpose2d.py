@@ -21,7 +21,9 @@ backwards": its forward pass is a convolution's backward pass, and vice versa.
 
 Output size: H_out = (H - 1) * S - 2P + K + output_padding, with 0 <= output_padding < S.
 (A strided convolution maps S different input sizes to the same output size;
-``output_padding`` picks which one the transposed convolution goes back to.)
+``output_padding`` picks which one the transposed convolution goes back to.) As for conv2d, the
+kernel may be K_h x K_w and stride, padding and output_padding may each be an (h, w) pair; the
+rule then holds per axis.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any, NamedTuple
 
 from minigan.backend import get_array_module
 from minigan.ops.conv2d import conv2d_forward, conv2d_input_grad, conv2d_weight_grad
-from minigan.ops.im2col import im2col
+from minigan.ops.im2col import IntOrPair, im2col, pair
 from minigan.ops.layout import to_rows
 
 Array = Any
@@ -40,9 +42,9 @@ class ConvTranspose2dCache(NamedTuple):
     """What ``conv_transpose2d_backward`` needs from the forward pass."""
 
     x_rows: Array                 # to_rows(x): (N*H*W, C_in)
-    w: Array                      # the weights, (C_in, C_out, K, K)
-    stride: int
-    padding: int
+    w: Array                      # the weights, (C_in, C_out, KH, KW)
+    stride: tuple[int, int]       # (S_h, S_w)
+    padding: tuple[int, int]      # (P_h, P_w)
     has_bias: bool                # was there a bias (so backward returns db, not None)?
 
 
@@ -52,22 +54,25 @@ def conv_transpose_output_size(size: int, kernel_size: int, stride: int = 1, pad
     return (size - 1) * stride - 2 * padding + kernel_size + output_padding
 
 
-def conv_transpose2d_forward(x: Array, w: Array, b: Array | None = None, stride: int = 1,
-                             padding: int = 0, output_padding: int = 0,
+def conv_transpose2d_forward(x: Array, w: Array, b: Array | None = None, stride: IntOrPair = 1,
+                             padding: IntOrPair = 0, output_padding: IntOrPair = 0,
                              ) -> tuple[Array, ConvTranspose2dCache]:
     """Forward pass of a 2-D transposed convolution.
 
-    x: (N, C_in, H, W), w: (C_in, C_out, K, K), b: (C_out,) or None
-    y: (N, C_out, H_out, W_out), H_out = (H - 1) * S - 2P + K + output_padding, W_out likewise
+    x: (N, C_in, H, W), w: (C_in, C_out, KH, KW), b: (C_out,) or None; stride, padding and
+    output_padding: an int or an (h, w) pair
+    y: (N, C_out, H_out, W_out), H_out = (H - 1) * S_h - 2P_h + KH + output_padding_h,
+    W_out likewise
     y = conv2d_input_grad(x): the gradient a conv2d with weights w would send back to its input
     if x were the gradient at its output, plus b.
     """
     xp = get_array_module(x)  # noqa: F841  (the kernel contract; conv2d's helpers do the work)
+    stride, padding, output_padding = pair(stride), pair(padding), pair(output_padding)
     _check_args(x, w, b, stride, padding, output_padding)
     N, _, H, W = x.shape
-    _, C_out, K, _ = w.shape
-    H_out = conv_transpose_output_size(H, K, stride, padding, output_padding)
-    W_out = conv_transpose_output_size(W, K, stride, padding, output_padding)
+    _, C_out, KH, KW = w.shape
+    H_out = conv_transpose_output_size(H, KH, stride[0], padding[0], output_padding[0])
+    W_out = conv_transpose_output_size(W, KW, stride[1], padding[1], output_padding[1])
     if min(H_out, W_out) < 1:
         raise ValueError(f"padding {padding} is too large: the output would be "
                          f"{H_out} x {W_out}")
@@ -85,7 +90,7 @@ def conv_transpose2d_backward(dy: Array, cache: ConvTranspose2dCache,
                               ) -> tuple[Array | None, Array | None, Array | None]:
     """Backward pass of a 2-D transposed convolution.
 
-    dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W), dw: (C_in, C_out, K, K),
+    dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W), dw: (C_in, C_out, KH, KW),
     db: (C_out,) or None
         dx = conv2d_forward(dy, w)                       (a plain convolution of dy, no bias)
         dw = im2col(dy).T @ x_rows                       (reshaped to (C_in, C_out, K, K))
@@ -100,7 +105,7 @@ def conv_transpose2d_backward(dy: Array, cache: ConvTranspose2dCache,
         dx, conv_cache = conv2d_forward(dy, cache.w, None, cache.stride, cache.padding)
         cols = conv_cache.cols
     else:
-        dx, cols = None, im2col(dy, cache.w.shape[2], cache.stride, cache.padding)
+        dx, cols = None, im2col(dy, tuple(cache.w.shape[2:]), cache.stride, cache.padding)
     if not need_weight_grad:
         return dx, None, None
     # In conv2d terms, dy plays the input and x the gradient at the output.
@@ -109,18 +114,17 @@ def conv_transpose2d_backward(dy: Array, cache: ConvTranspose2dCache,
     return dx, dw, db
 
 
-def _check_args(x: Array, w: Array, b: Array | None, stride: int, padding: int,
-                output_padding: int) -> None:
+def _check_args(x: Array, w: Array, b: Array | None, stride: tuple[int, int],
+                padding: tuple[int, int], output_padding: tuple[int, int]) -> None:
     if x.ndim != 4 or w.ndim != 4:
-        raise ValueError(f"conv_transpose2d expects x (N, C_in, H, W) and w (C_in, C_out, K, K), "
+        raise ValueError(f"conv_transpose2d expects x (N, C_in, H, W) and w (C_in, C_out, KH, KW), "
                          f"got x of shape {tuple(x.shape)} and w of shape {tuple(w.shape)}")
-    if w.shape[2] != w.shape[3]:
-        raise ValueError(f"only square kernels are supported, got w of shape {tuple(w.shape)}")
     if x.shape[1] != w.shape[0]:
-        raise ValueError(f"x has {x.shape[1]} channels but w (C_in, C_out, K, K) = "
+        raise ValueError(f"x has {x.shape[1]} channels but w (C_in, C_out, KH, KW) = "
                          f"{tuple(w.shape)} expects {w.shape[0]}")
     if b is not None and tuple(b.shape) != (w.shape[1],):
         raise ValueError(f"b must have shape ({w.shape[1]},), got {tuple(b.shape)}")
-    if stride < 1 or padding < 0 or not 0 <= output_padding < stride:
+    if min(stride) < 1 or min(padding) < 0 or not all(
+            0 <= op < s for op, s in zip(output_padding, stride)):
         raise ValueError(f"need stride >= 1, padding >= 0 and 0 <= output_padding < stride; got "
                          f"stride={stride}, padding={padding}, output_padding={output_padding}")

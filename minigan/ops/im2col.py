@@ -26,6 +26,11 @@ channels-last rows (N*H*W, C).
 Output size: H_out = (H + 2P - K) // S + 1 (and the same for W). Kernel size, stride and padding
 may each be one int or an (h, w) pair (a K_h x K_w kernel: 1 x 7 and 7 x 1 in Inception-v3); the
 rule then holds per axis, with the H numbers for H and the W numbers for W.
+
+``im2col`` and ``col2im`` are written as Chainer writes them: a loop over the kernel offsets
+(i, j), one strided slice copy (or add) each. Their fast variants, ``im2col_fast`` and
+``col2im_fast`` at the end of this file, compute the same numbers through window *views* with
+fewer, larger memory operations; the switch ``minigan.ops.fast_kernels`` picks (``switch.py``).
 """
 
 from __future__ import annotations
@@ -120,21 +125,16 @@ def col2im(cols: Array, x_shape: tuple[int, ...], kernel_size: IntOrPair, stride
     """
     if fast_kernels_enabled():  # same sums, ceil(K/S)**2 adds instead of K*K: see col2im_fast
         return col2im_fast(cols, x_shape, kernel_size, stride, padding)
-    xp = get_array_module(cols)
-    window = _cols_as_windows(cols, x_shape, kernel_size, stride, padding)
-    N, C, H, W = x_shape
-    (KH, KW), (SH, SW), (PH, PW) = pair(kernel_size), pair(stride), pair(padding)
+    window, x_pad = _windows_and_padded_zeros(cols, x_shape, kernel_size, stride, padding)
+    (KH, KW), (SH, SW) = pair(kernel_size), pair(stride)
     H_out, W_out = window.shape[1:3]
-
     # im2col's loop run backwards: for one kernel offset (i, j) the windows touch pixels
     # (S_h*ho + i, S_w*wo + j), all different, so the slice add below never writes a pixel
     # twice. Windows overlap when K > S: pixels then receive adds from several offsets.
-    x_pad = xp.zeros((N, H + 2 * PH, W + 2 * PW, C), dtype=cols.dtype)
     for i in range(KH):
         for j in range(KW):
             x_pad[:, i:i + SH * H_out:SH, j:j + SW * W_out:SW, :] += window[:, :, :, i, j, :]
-    # Drop the padding and go back to NCHW.
-    return xp.ascontiguousarray(x_pad[:, PH:PH + H, PW:PW + W, :].transpose(0, 3, 1, 2))
+    return _crop_to_nchw(x_pad, x_shape, padding)
 
 
 def pad_channels_last(x: Array, pad_h: int, pad_w: int) -> Array:
@@ -146,18 +146,28 @@ def pad_channels_last(x: Array, pad_h: int, pad_w: int) -> Array:
     return x_pad
 
 
-def _cols_as_windows(cols: Array, x_shape: tuple[int, ...], kernel_size: IntOrPair,
-                     stride: IntOrPair, padding: IntOrPair) -> Array:
-    """Check col2im's arguments; cols as (N, H_out, W_out, KH, KW, C), one window per pixel."""
+def _windows_and_padded_zeros(cols: Array, x_shape: tuple[int, ...], kernel_size: IntOrPair,
+                              stride: IntOrPair, padding: IntOrPair) -> tuple[Array, Array]:
+    """col2im's start: cols as windows (N, H_out, W_out, KH, KW, C), after checking its shape,
+    and the zero image (N, H + 2P_h, W + 2P_w, C), channels last, that they are added into."""
+    xp = get_array_module(cols)
     _check_geometry(x_shape, kernel_size, stride, padding)
-    N, C = x_shape[:2]
-    KH, KW = pair(kernel_size)
+    N, C, H, W = x_shape
+    (KH, KW), (PH, PW) = pair(kernel_size), pair(padding)
     H_out, W_out = output_shape(x_shape, kernel_size, stride, padding)
     if cols.shape != (N * H_out * W_out, KH * KW * C):
         raise ValueError(f"cols has shape {tuple(cols.shape)}, but an image of shape "
                          f"{tuple(x_shape)} with kernel_size={kernel_size}, stride={stride}, "
                          f"padding={padding} gives {(N * H_out * W_out, KH * KW * C)}")
-    return cols.reshape(N, H_out, W_out, KH, KW, C)
+    x_pad = xp.zeros((N, H + 2 * PH, W + 2 * PW, C), dtype=cols.dtype)
+    return cols.reshape(N, H_out, W_out, KH, KW, C), x_pad
+
+
+def _crop_to_nchw(x_pad: Array, x_shape: tuple[int, ...], padding: IntOrPair) -> Array:
+    """col2im's end: drop the padding and go back to NCHW (one copy)."""
+    xp = get_array_module(x_pad)
+    (PH, PW), (H, W) = pair(padding), x_shape[2:]
+    return xp.ascontiguousarray(x_pad[:, PH:PH + H, PW:PW + W, :].transpose(0, 3, 1, 2))
 
 
 # ---------------------------------------------------------------- the fast variants
@@ -193,19 +203,15 @@ def col2im_fast(cols: Array, x_shape: tuple[int, ...], kernel_size: IntOrPair,
     can be added at once through a window view of x_pad like im2col_fast's. No scatter-add,
     the same code on NumPy and CuPy.
     """
-    xp = get_array_module(cols)
-    window = _cols_as_windows(cols, x_shape, kernel_size, stride, padding)
-    N, C, H, W = x_shape
-    (KH, KW), (SH, SW), (PH, PW) = pair(kernel_size), pair(stride), pair(padding)
+    window, x_pad = _windows_and_padded_zeros(cols, x_shape, kernel_size, stride, padding)
+    (KH, KW), (SH, SW) = pair(kernel_size), pair(stride)
     H_out, W_out = window.shape[1:3]
-
-    x_pad = xp.zeros((N, H + 2 * PH, W + 2 * PW, C), dtype=cols.dtype)
     for i0 in range(0, KH, SH):
         for j0 in range(0, KW, SW):
             k_i, k_j = min(SH, KH - i0), min(SW, KW - j0)
             block = _window_view(x_pad[:, i0:, j0:, :], k_i, k_j, SH, SW, H_out, W_out)
             block += window[:, :, :, i0:i0 + k_i, j0:j0 + k_j, :]
-    return xp.ascontiguousarray(x_pad[:, PH:PH + H, PW:PW + W, :].transpose(0, 3, 1, 2))
+    return _crop_to_nchw(x_pad, x_shape, padding)
 
 
 def _window_view(x_pad: Array, k_h: int, k_w: int, s_h: int, s_w: int, H_out: int,

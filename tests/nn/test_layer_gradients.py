@@ -71,6 +71,18 @@ def test_conv_transpose2d(n, c_in, c_out, k, stride, padding, output_padding, si
     assert check_module(layer, away_from_zero((n, c_in, size, size), seed)) < TOLERANCE
 
 
+@given(n=st.integers(1, 2), c_in=small, c_out=small, kernel=st.tuples(small, small),
+       stride=st.tuples(st.integers(1, 2), st.integers(1, 2)), bias=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_conv_transpose2d_with_rectangular_kernels_and_strides(n, c_in, c_out, kernel, stride,
+                                                               bias, seed):
+    layer = nn.ConvTranspose2d(c_in, c_out, kernel, stride, padding=(1, 0),
+                               output_padding=(stride[0] - 1, 0), bias=bias,
+                               rng=np.random.default_rng(seed))
+    assert layer.weight.shape == (c_in, c_out, *kernel)
+    assert check_module(layer, away_from_zero((n, c_in, 3, 2), seed)) < TOLERANCE
+
+
 # In training mode batch norm needs at least 3 values per channel for a meaningful check: with
 # two, x_hat is +-1 whatever x is, so dL/dx is ~0 and the check would compare rounding noise.
 @given(n=st.integers(3, 5), c=small, seed=st.integers(0, 2**16), training=st.booleans())

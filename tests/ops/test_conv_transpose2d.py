@@ -4,12 +4,14 @@ A transposed convolution stamps a scaled copy of the kernel at every input pixel
 apart, and adds the overlaps. That is exactly how a convolution sends its output gradient back
 to its input, so:
 
-* the fast kernel agrees with ``conv_transpose2d_reference``, a plain loop that stamps kernels,
-  and its output size follows H_out = (H - 1) * S - 2P + K + output_padding;
+* the kernel, fast and plain, agrees with ``conv_transpose2d_forward_reference`` and
+  ``conv_transpose2d_backward_reference``, plain loops that stamp kernels, and its output size
+  follows H_out = (H - 1) * S - 2P + K + output_padding, per axis (square and rectangular
+  kernels, strides, paddings and output paddings are drawn);
 * it is the adjoint of conv2d with the same weights:
   ``<conv2d(x, w), y> == <x, conv_transpose2d(y, w)>`` for every x and y;
-* its backward pass agrees with finite differences, and its input gradient *is* conv2d's
-  forward pass.
+* its backward pass agrees with finite differences (``helper_test_op`` checks these two in one
+  line), and its input gradient *is* conv2d's forward pass.
 """
 
 from __future__ import annotations
@@ -20,31 +22,49 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from minigan.backend import to_numpy
-from minigan.gradcheck import check_op
 from minigan.ops.conv2d import conv2d_backward, conv2d_forward
 from minigan.ops.conv_transpose2d import (
     ConvTranspose2dCache,
     conv_transpose2d_backward,
     conv_transpose2d_forward,
 )
-from minigan.ops.reference import conv_transpose2d_reference
-from tests.helpers import conv_geometries, random_array
+from tests.helpers import conv_geometries, helper_test_op, random_array
 
 
 def output_size(H, K, S, P, output_padding):
     return (H - 1) * S - 2 * P + K + output_padding
 
 
+def per_axis(value):
+    """An int or an (h, w) pair, as a pair."""
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
 @st.composite
-def conv_transpose_cases(draw):
-    """x (N, C_in, H, W), w (C_in, C_out, K, K), stride, padding and output_padding < stride."""
+def conv_transpose_cases(draw, rectangular: bool | None = None):
+    """x (N, C_in, H, W), w (C_in, C_out, KH, KW), stride, padding and output_padding < stride.
+
+    Square (ints) or rectangular ((h, w) pairs, drawn per axis), as hypothesis chooses unless
+    ``rectangular`` says.
+    """
+    if rectangular is None:
+        rectangular = draw(st.booleans())
     N, C_in, C_out = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    K, S = draw(st.integers(1, 4)), draw(st.integers(1, 3))
-    P, output_padding = draw(st.integers(0, 2)), draw(st.integers(0, S - 1))
+    axes = []
+    for _ in range(2 if rectangular else 1):
+        K, S = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+        P, output_padding = draw(st.integers(0, 2)), draw(st.integers(0, S - 1))
+        axes.append((K, S, P, output_padding))
+    if not rectangular:
+        axes.append(axes[0])
     H, W = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    assume(min(output_size(H, K, S, P, output_padding),
-               output_size(W, K, S, P, output_padding)) >= 1)
-    return dict(x=(N, C_in, H, W), w=(C_in, C_out, K, K), stride=S, padding=P,
+    assume(output_size(H, *axes[0]) >= 1 and output_size(W, *axes[1]) >= 1)
+    (KH, SH, PH, OH), (KW, SW, PW, OW) = axes
+    if rectangular:
+        stride, padding, output_padding = (SH, SW), (PH, PW), (OH, OW)
+    else:
+        stride, padding, output_padding = SH, PH, OH
+    return dict(x=(N, C_in, H, W), w=(C_in, C_out, KH, KW), stride=stride, padding=padding,
                 output_padding=output_padding, seed=draw(st.integers(0, 2**32 - 1)))
 
 
@@ -61,24 +81,23 @@ def options(case):
                 output_padding=case["output_padding"])
 
 
+@given(conv_transpose_cases(), st.booleans())
+def test_kernel_matches_its_reference_and_finite_differences(case, bias):
+    """Forward and backward, fast and plain kernels, against the stamping loops of
+    ``minigan.ops.reference`` and against central differences."""
+    x, w, b = make_inputs(case, bias=bias)
+    helper_test_op("conv_transpose2d", x, w, b, **options(case))
+
+
 @given(conv_transpose_cases())
-def test_forward_matches_the_stamping_loop(case):
+def test_output_size_follows_the_rule_per_axis(case):
     x, w, b = make_inputs(case)
     y, _ = conv_transpose2d_forward(x, w, b, **options(case))
-
     N, _, H, W = case["x"]
-    _, C_out, K, _ = case["w"]
-    S, P, op = case["stride"], case["padding"], case["output_padding"]
-    assert y.shape == (N, C_out, output_size(H, K, S, P, op), output_size(W, K, S, P, op))
-    np.testing.assert_allclose(to_numpy(y), to_numpy(conv_transpose2d_reference(x, w, b, S, P, op)),
-                               rtol=1e-12, atol=1e-12)
-
-
-@given(conv_transpose_cases(), st.booleans())
-def test_backward_matches_finite_differences(case, bias):
-    x, w, b = make_inputs(case, bias=bias)
-    err = check_op(conv_transpose2d_forward, conv_transpose2d_backward, x, w, b, **options(case))
-    assert err < 1e-6
+    _, C_out, KH, KW = case["w"]
+    (SH, SW), (PH, PW) = per_axis(case["stride"]), per_axis(case["padding"])
+    OH, OW = per_axis(case["output_padding"])
+    assert y.shape == (N, C_out, output_size(H, KH, SH, PH, OH), output_size(W, KW, SW, PW, OW))
 
 
 @st.composite

@@ -4,8 +4,10 @@ them back.
 Three ideas are checked here:
 
 * im2col is a *copy*: every entry of its output is one pixel of the padded input, at the place
-  the documented layout says (compared with a plain loop over the windows);
-* col2im is the *adjoint* (transpose) of im2col: for every x and every cols,
+  the documented layout says (compared with ``im2col_reference``, a loop over the windows),
+  with the plain kernel (a slice per kernel offset) and the fast one (one copy of a view);
+* col2im is the *adjoint* (transpose) of im2col, plain (an add per kernel offset) and fast:
+  for every x and every cols,
   ``<im2col(x), cols> == <x, col2im(cols)>``. That single identity is why col2im is the right
   tool for the backward pass: the gradient of ``L = <im2col(x), G>`` with respect to x is
   ``col2im(G)``;
@@ -20,8 +22,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minigan.backend import to_device, to_numpy
+from minigan.ops import fast_kernels
 from minigan.ops.im2col import col2im, conv_output_size, im2col, pair
 from minigan.ops.layout import channels_last_view, to_rows
+from minigan.ops.reference import im2col_reference
 from tests.helpers import conv_geometries, random_array
 
 
@@ -36,44 +40,38 @@ def geometries(draw, rectangular: bool = False):
     return geometry["x"], kernel_size, geometry["stride"], geometry["padding"]
 
 
-def windows_by_loop(x: np.ndarray, K, S, P) -> np.ndarray:
-    """The documented layout, spelled out: one row per output pixel, columns in (i, j, c)."""
-    N, C, H, W = x.shape
-    (KH, KW), (SH, SW), (PH, PW) = pair(K), pair(S), pair(P)
-    x_pad = np.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW)))
-    H_out, W_out = conv_output_size(H, KH, SH, PH), conv_output_size(W, KW, SW, PW)
-    rows = []
-    for n in range(N):
-        for ho in range(H_out):
-            for wo in range(W_out):
-                window = x_pad[n, :, SH * ho:SH * ho + KH, SW * wo:SW * wo + KW]  # (C, KH, KW)
-                rows.append(window.transpose(1, 2, 0).reshape(-1))              # (i, j, c) order
-    return np.array(rows)
+kernel_paths = pytest.mark.parametrize("fast", [True, False], ids=["fast", "plain"])
 
 
-@given(st.booleans().flatmap(lambda rectangular: geometries(rectangular)))
-def test_im2col_copies_each_window_into_a_row(geometry):
+@kernel_paths
+@given(geometry=st.booleans().flatmap(lambda rectangular: geometries(rectangular)))
+def test_im2col_copies_each_window_into_a_row(fast, geometry):
+    """Against ``im2col_reference``, which reads the windows one at a time."""
     shape, K, S, P = geometry
     x = random_array(np.random.default_rng(0), shape)
-    cols = im2col(x, K, S, P)
+    with fast_kernels(fast):
+        cols = im2col(x, K, S, P)
     N, C, H, W = shape
     (KH, KW), (SH, SW), (PH, PW) = pair(K), pair(S), pair(P)
     assert cols.shape == (N * conv_output_size(H, KH, SH, PH) * conv_output_size(W, KW, SW, PW),
                           KH * KW * C)
-    np.testing.assert_array_equal(to_numpy(cols), windows_by_loop(to_numpy(x), K, S, P))
+    np.testing.assert_array_equal(to_numpy(cols), to_numpy(im2col_reference(x, K, S, P)))
 
 
-@given(st.booleans().flatmap(lambda rectangular: geometries(rectangular)),
-       st.integers(0, 2**32 - 1))
-def test_col2im_is_the_adjoint_of_im2col(geometry, seed):
+@kernel_paths
+@given(geometry=st.booleans().flatmap(lambda rectangular: geometries(rectangular)),
+       seed=st.integers(0, 2**32 - 1))
+def test_col2im_is_the_adjoint_of_im2col(fast, geometry, seed):
     """<im2col(x), c> == <x, col2im(c)> for random x and c."""
     shape, K, S, P = geometry
     rng = np.random.default_rng(seed)
     x = random_array(rng, shape)
-    cols = im2col(x, K, S, P)
-    c = random_array(rng, cols.shape)
+    with fast_kernels(fast):
+        cols = im2col(x, K, S, P)
+        c = random_array(rng, cols.shape)
+        back = col2im(c, shape, K, S, P)
     lhs = float(to_numpy(cols * c).sum())
-    rhs = float(to_numpy(x * col2im(c, shape, K, S, P)).sum())
+    rhs = float(to_numpy(x * back).sum())
     assert lhs == pytest.approx(rhs, rel=1e-10, abs=1e-10)
 
 

@@ -27,8 +27,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from minigan.backend import to_device, to_numpy
-from minigan.ops.conv2d import weight_matrix
-from minigan.ops.im2col import col2im, output_shape
+from minigan.ops import fast_kernels
+from minigan.ops.conv2d import conv2d_input_grad
+from minigan.ops.im2col import output_shape
 from minigan.ops.layout import channels_last_view, to_rows
 from minigan.ops.subpixel import conv2d_input_grad_subpixel, phase_weight_matrix
 from tests.helpers import conv_geometries, random_array
@@ -39,8 +40,10 @@ def case(x, w, stride, padding, seed=0):
 
 
 def plain_input_grad(dy, w, x_shape, stride, padding):
-    """The definition: every window's gradient, added back where the window came from."""
-    return col2im(to_rows(dy) @ weight_matrix(w).T, x_shape, w.shape[2:], stride, padding)
+    """The definition, col2im(to_rows(dy) @ weight_matrix(w).T): every window's gradient, added
+    back where the window came from. It is the plain body of ``conv2d_input_grad``."""
+    with fast_kernels(False):
+        return conv2d_input_grad(dy, w, x_shape, stride, padding)
 
 
 def make_dy_and_w(geometry, dtype=np.float64, channels_last=False):

@@ -6,6 +6,8 @@
 * with the switch off, no fast variant runs: each is replaced here by a function that fails, and
   a convolution, a transposed convolution and batch norm, forward and backward, still work;
 * with it on, each plain kernel hands over to its fast variant (counted);
+* stepping into ``Conv2d.backward`` with the plain kernels reaches col2im's loop and passes
+  through no speed trick (the functions that run are recorded, as a debugger would see them);
 * both give the same numbers (and tests/gan/test_fast_vs_plain.py trains a DCGAN both ways).
 """
 
@@ -22,7 +24,7 @@ import minigan.ops.batchnorm
 import minigan.ops.conv2d
 import minigan.ops.im2col
 from minigan import ops
-from minigan.backend import to_numpy
+from minigan.backend import to_device, to_numpy
 from tests.helpers import REPO_ROOT, random_array
 
 # (module, name of the fast variant) for every kernel that has one.
@@ -61,8 +63,8 @@ def test_the_switch_restores_the_previous_state_and_nests():
         with ops.fast_kernels(True):
             assert ops.fast_kernels_enabled() is True
         assert ops.fast_kernels_enabled() is False
-        with pytest.raises(ZeroDivisionError), ops.fast_kernels(True):
-            1 / 0
+        with pytest.raises(RuntimeError), ops.fast_kernels(True):
+            raise RuntimeError("an error inside the block")
         assert ops.fast_kernels_enabled() is False   # restored after the error, too
     assert ops.fast_kernels_enabled() is start
 
@@ -102,6 +104,43 @@ def test_both_paths_give_the_same_numbers():
         np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-12, atol=1e-12)
 
 
+def functions_called_by(call) -> list[str]:
+    """The names of the Python functions that run during call(), in order (what a debugger
+    stepping into it would pass through)."""
+    names = []
+
+    def profile(frame, event, arg):
+        if event == "call":
+            names.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        call()
+    finally:
+        sys.setprofile(None)
+    return names
+
+
+SPEED_TRICKS = {"im2col_fast", "col2im_fast", "conv2d_input_grad_subpixel", "_window_view",
+                "phase_weight_matrix", "batch_norm_forward_fast", "batch_norm_backward_fast"}
+
+
+def test_stepping_into_conv2d_backward_with_plain_kernels_reaches_the_col2im_loop():
+    from minigan import nn
+
+    conv = nn.Conv2d(3, 4, 4, stride=2, padding=1).to(dtype="float64")
+    x = random_array(np.random.default_rng(0), (2, 3, 8, 8))
+    with ops.fast_kernels(False):
+        y = conv(x)
+        called = functions_called_by(lambda: conv.backward(to_device(np.ones(y.shape))))
+    assert "conv2d_input_grad" in called and "col2im" in called
+    assert not SPEED_TRICKS & set(called), SPEED_TRICKS & set(called)
+    with ops.fast_kernels(True):
+        y = conv(x)
+        called = functions_called_by(lambda: conv.backward(to_device(np.ones(y.shape))))
+    assert "conv2d_input_grad_subpixel" in called and "col2im" not in called
+
+
 def kernels_in_a_fresh_process(value: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, MINIGAN_KERNELS=value, PYTHONPATH=str(REPO_ROOT))
     code = "from minigan import ops; print(ops.fast_kernels_enabled())"
@@ -121,3 +160,26 @@ def test_a_bad_environment_value_is_an_error_naming_the_variable():
     result = kernels_in_a_fresh_process("quick")
     assert result.returncode != 0
     assert "ValueError: MINIGAN_KERNELS must be 'plain' or 'fast', got 'quick'" in result.stderr
+
+
+def train_two_steps(tmp_path, *args: str, kernels: str = "fast") -> subprocess.CompletedProcess:
+    env = dict(os.environ, MINIGAN_KERNELS=kernels, PYTHONPATH=str(REPO_ROOT),
+               OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg", MINIGAN_BACKEND="numpy")
+    command = [sys.executable, str(REPO_ROOT / "examples" / "train_svhn.py"), "--dataset",
+               "synthetic", "--max-steps", "2", "--batch-size", "8", "--conv-dim", "4",
+               "--num-train", "16", "--out", str(tmp_path / "run"), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO_ROOT)
+
+
+def test_the_training_script_runs_with_plain_kernels(tmp_path):
+    result = train_two_steps(tmp_path, "--plain-kernels")
+    assert result.returncode == 0, result.stderr
+    assert "2 steps in" in result.stdout
+
+
+def test_the_training_script_reports_a_bad_kernel_choice_in_one_line(tmp_path):
+    result = train_two_steps(tmp_path, kernels="quick")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "MINIGAN_KERNELS must be 'plain' or 'fast'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
