@@ -5,12 +5,21 @@
     python benchmarks/bench_step.py --conv-dim 32 --threads 1 --repeats 20
 
 A step is exactly ``GANTrainer.train_step``: D on a real and a fake batch, one Adam step for D,
-then G through D with flipped labels and one Adam step for G. For each model size it prints the
-median milliseconds per step, the share of each kind of op, the achieved GFLOP/s of the matrix
-work, and the peak memory. If PyTorch happens to be importable (it is never a dependency), the
-same model and step are timed in PyTorch in the same run, in turns with minigan's (so both see
-the same noise), and the ratio is printed. Both run in one process, so PyTorch also gets the
-host-memory setting that minigan's NumPy backend turns on (``minigan.backend.cache_host_memory``).
+then G through D with flipped labels and one Adam step for G. For each model size it prints, in
+this order and from separate passes, so that measuring one thing does not slow another:
+
+1. the median milliseconds per step, with nothing instrumented, the achieved GFLOP/s of the
+   matrix work, and the peak memory;
+2. the array operations per step (each one a kernel launch on a GPU), counted on NumPy by
+   ``minigan.opcount``, and the host reads (each one a wait for the GPU);
+3. where the time and the operations go, by kind of op, from a pass with every layer's kernel
+   calls wrapped in a timer (which synchronises the GPU around each call).
+
+If PyTorch happens to be importable (it is never a dependency), the same model and step are
+timed in PyTorch in the same run, in turns with minigan's (so both see the same noise), and the
+ratio is printed. On a GPU, PyTorch's TF32 matrix products are switched off, so that both sides
+multiply in float32. Both run in one process, so PyTorch also gets the host-memory setting that
+minigan's NumPy backend turns on (``minigan.backend.cache_host_memory``).
 Speed is measured here, never asserted in tests: shared machines are noisy.
 """
 
@@ -55,28 +64,31 @@ import minigan.ops  # noqa: E402
 import minigan.ops.conv2d  # noqa: E402
 import minigan.ops.conv_transpose2d  # noqa: E402
 import minigan.ops.subpixel  # noqa: E402
-from minigan.backend import array_module, manual_seed, to_device, use_backend  # noqa: E402
+from minigan.backend import (  # noqa: E402
+    array_module,
+    backend_name,
+    manual_seed,
+    to_device,
+    use_backend,
+)
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init  # noqa: E402
 from minigan.gan.trainer import GANTrainer, TrainConfig  # noqa: E402
+from minigan.opcount import OpCounter, count_array_ops  # noqa: E402
 from minigan.optim import Adam  # noqa: E402
 
 # ---------------------------------------------------------------- timing each kind of op
-# Each entry: (kind, module whose global name the layers call, function name). The layers look
-# their kernels up in ``minigan.ops`` at call time, so wrapping the name there times every call
-# they make, without touching the kernels.
+# Each entry: (kind, function name in ``minigan.ops``). The layers look the kernels up there at
+# call time, so wrapping the name in that namespace times every call the layers make, without
+# touching the kernels.
 INSTRUMENTED = [
-    ("conv", minigan.ops, "conv2d_forward"),
-    ("conv", minigan.ops, "conv2d_backward"),
-    ("transposed conv", minigan.ops, "conv_transpose2d_forward"),
-    ("transposed conv", minigan.ops, "conv_transpose2d_backward"),
-    ("batch norm", minigan.ops, "batch_norm_forward"),
-    ("batch norm", minigan.ops, "batch_norm_backward"),
-    ("batch norm", minigan.ops, "update_running_stats"),
-    ("linear", minigan.ops, "linear_forward"),
-    ("linear", minigan.ops, "linear_backward"),
-    ("loss", minigan.ops, "bce_with_logits_forward"),
-    ("loss", minigan.ops, "bce_with_logits_backward"),
-] + [("activations", minigan.ops, f"{name}_{d}")
+    ("conv", "conv2d_forward"), ("conv", "conv2d_backward"),
+    ("transposed conv", "conv_transpose2d_forward"),
+    ("transposed conv", "conv_transpose2d_backward"),
+    ("batch norm", "batch_norm_forward"), ("batch norm", "batch_norm_backward"),
+    ("batch norm", "update_running_stats"),
+    ("linear", "linear_forward"), ("linear", "linear_backward"),
+    ("loss", "bce_with_logits_forward"), ("loss", "bce_with_logits_backward"),
+] + [("activations", f"{name}_{d}")
      for name in ("relu", "leaky_relu", "tanh") for d in ("forward", "backward")]
 # Patch copies (im2col's windows, layout changes) happen inside the conv kernels: timed
 # separately, reported as part of the conv times.
@@ -87,6 +99,9 @@ PATCH_COPIES = [(module, name)
                 if hasattr(module, name)]
 
 times: dict[str, float] = defaultdict(float)
+ops: dict[str, int] = defaultdict(int)      # array operations by kind, while counting
+counting: list[OpCounter] = []              # the active counter, if any
+originals: list[tuple] = []                 # (owner, name, function) to restore
 
 
 def synchronize() -> None:
@@ -95,26 +110,38 @@ def synchronize() -> None:
 
 
 def wrap(kind: str, owner, name: str) -> None:
-    """Replace ``owner.name`` by a version that adds its run time to ``times[kind]``."""
+    """Replace ``owner.name`` by a version that adds its run time to ``times[kind]`` and, while
+    operations are counted, their number to ``ops[kind]``."""
     original = getattr(owner, name)
+    originals.append((owner, name, original))
 
     def timed(*args, **kwargs):
         synchronize()
+        before = counting[0].total if counting else 0
         start = time.perf_counter()
         result = original(*args, **kwargs)
         synchronize()
         times[kind] += time.perf_counter() - start
+        if counting:
+            ops[kind] += counting[0].total - before
         return result
 
     setattr(owner, name, timed)
 
 
 def instrument() -> None:
-    for kind, module, name in INSTRUMENTED:
-        wrap(kind, module, name)
+    for kind, name in INSTRUMENTED:
+        wrap(kind, minigan.ops, name)
     for module, name in PATCH_COPIES:
         wrap("patch copies", module, name)
-    wrap("Adam", Adam, "step")
+    wrap("optimizer", Adam, "step")
+    wrap("optimizer", Adam, "zero_grad")
+
+
+def uninstrument() -> None:
+    while originals:
+        owner, name, original = originals.pop()
+        setattr(owner, name, original)
 
 
 # ---------------------------------------------------------------- counting the arithmetic
@@ -147,12 +174,10 @@ def step_flops(G, D, batch: int, z_size: int) -> float:
 # ---------------------------------------------------------------- the runs
 def interleaved_median_ms(steps: dict, repeats: int, warmup: int) -> dict[str, float]:
     """Median milliseconds per call of each function in ``steps``, timed in turns (a, b, a, b,
-    ...) so that both see the same noise from the rest of the machine. The per-op times of the
-    minigan calls are left in ``times``."""
+    ...) so that both see the same noise from the rest of the machine."""
     for step in steps.values():
         for _ in range(warmup):
             step()
-    times.clear()
     samples: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
@@ -174,6 +199,42 @@ def minigan_step(conv_dim: int):
     rng = numpy.random.default_rng(0)
     real = to_device(rng.uniform(-1, 1, (ARGS.batch_size, 3, 32, 32)).astype(numpy.float32))
     return (lambda: trainer.train_step(real)), G, D
+
+
+def instrumented_breakdown(step, repeats: int) -> dict[str, float]:
+    """Milliseconds per step by kind of op, from ``repeats`` steps with every kernel call timed
+    on its own (on a GPU each timer synchronises, so these steps run slower than untimed ones)."""
+    instrument()
+    try:
+        times.clear()
+        for _ in range(repeats):
+            step()
+    finally:
+        uninstrument()
+    return {kind: 1000 * seconds / repeats for kind, seconds in times.items()}
+
+
+def count_operations(conv_dim: int) -> tuple[OpCounter, dict[str, int]]:
+    """Array operations in one training step (after a first one), counted on NumPy whatever the
+    backend: the count models a GPU's kernel launches and does not depend on the device."""
+    active = backend_name()
+    use_backend("numpy")
+    try:
+        with count_array_ops() as counter:
+            step, _, _ = minigan_step(conv_dim)   # built inside: every array is counted
+            step()
+            counter.reset()
+            instrument()
+            counting.append(counter)
+            try:
+                ops.clear()
+                step()
+            finally:
+                counting.clear()
+                uninstrument()
+    finally:
+        use_backend(active)
+    return counter, dict(ops)
 
 
 def peak_memory_mb(step) -> float:
@@ -200,6 +261,9 @@ def torch_step(conv_dim: int):
     device = "cuda" if ARGS.backend == "cupy" else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         return None
+    if device == "cuda":   # TF32 would multiply in 10-bit precision: not the work minigan does
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     torch.set_num_threads(ARGS.threads)
     step = make_torch_step(conv_dim, ARGS.z_size, ARGS.batch_size, device)
 
@@ -217,24 +281,26 @@ def bench(conv_dim: int) -> dict:
     other = None if ARGS.no_torch else torch_step(conv_dim)
     if other is not None:
         steps["torch"] = other
-    ms = interleaved_median_ms(steps, ARGS.repeats, ARGS.warmup)
-    breakdown = {k: 1000 * v / ARGS.repeats for k, v in times.items()}
-    return {"ms": ms["minigan"], "torch_ms": ms.get("torch"), "breakdown": breakdown,
+    ms = interleaved_median_ms(steps, ARGS.repeats, ARGS.warmup)   # nothing instrumented
+    counter, ops_by_kind = count_operations(conv_dim)
+    return {"ms": ms["minigan"], "torch_ms": ms.get("torch"),
+            "breakdown": instrumented_breakdown(step, ARGS.repeats),
             "gflop": step_flops(G, D, ARGS.batch_size, ARGS.z_size) / 1e9,
-            "peak_mb": peak_memory_mb(step)}
+            "peak_mb": peak_memory_mb(step), "counter": counter, "ops": ops_by_kind}
 
 
 def main() -> None:
     use_backend(ARGS.backend)
     minigan.ops.use_fast_kernels(not ARGS.plain_kernels)
-    instrument()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"backend {ARGS.backend}, {ARGS.threads} threads; NumPy {numpy.__version__}; "
           f"{'plain' if ARGS.plain_kernels else 'fast'} kernels; "
           f"batch {ARGS.batch_size}, z {ARGS.z_size}; median of {ARGS.repeats} steps")
+    if ARGS.backend == "cupy" and not ARGS.no_torch:
+        print("PyTorch on CUDA: TF32 switched off (allow_tf32 = False), float32 like minigan")
     kinds = ["conv", "patch copies", "transposed conv", "batch norm", "activations", "linear",
-             "loss", "Adam"]
+             "loss", "optimizer"]
     for conv_dim in ARGS.conv_dim:
         result = bench(conv_dim)
         torch_ms = result["torch_ms"]
@@ -244,13 +310,20 @@ def main() -> None:
         if torch_ms is not None:
             print(f"  PyTorch eager: {torch_ms:.1f} ms/step; ratio minigan / PyTorch = "
                   f"{result['ms'] / torch_ms:.2f}x")
+        counter = result["counter"]
+        common = ", ".join(f"{name} {n}" for name, n in counter.by_name.most_common(6))
+        print(f"  array operations per step: {counter.total} (kernel launches on a GPU; counted "
+              f"on NumPy), host reads per step: {counter.host_reads}; most frequent: {common}")
         total = sum(v for k, v in result["breakdown"].items() if k != "patch copies")
-        print("  where the time goes (ms per step; patch copies are part of the conv times):")
+        print("  where the time and the operations go, from a separate pass with each kernel "
+              "call timed\n  (ms per step; patch copies are part of the conv rows):")
         for kind in kinds:
             value = result["breakdown"].get(kind, 0.0)
-            print(f"    {kind:<16} {value:7.1f}  {100 * value / max(total, 1e-9):5.1f}%")
-        print(f"    {'sum':<16} {total:7.1f}  (mean of the timed steps; the rest of a step is "
-              f"Python and bookkeeping)")
+            print(f"    {kind:<16} {value:7.1f} ms {100 * value / max(total, 1e-9):5.1f}%  "
+                  f"{result['ops'].get(kind, 0):4d} ops")
+        print(f"    {'sum':<16} {total:7.1f} ms         "
+              f"{sum(v for k, v in result['ops'].items() if k != 'patch copies'):4d} ops  "
+              f"(the rest of a step is Python, bookkeeping and the trainer's own operations)")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def make_torch_step(conv_dim: int, z_size: int, batch: int, device: str):
         for p in D.parameters():
             p.requires_grad_(True)
         opt_g.step()
-        # minigan turns each loss into a Python float every step; do the same here.
-        return loss_real.item() + loss_fake.item(), g_loss.item()
+        # Like minigan's trainer, leave the losses on the device (no .item(): no wait per step).
+        return loss_real + loss_fake, g_loss
 
     return step

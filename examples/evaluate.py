@@ -148,18 +148,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     count = load_statistics_meta(evaluate.stats_path).get("count", "?")
     print(f"feature network: {features} (trained on {trained_on or '?'}{acc_text}); real "
           f"statistics: {statistics_path(features)} ({count} images)")
-    print(f"generating and scoring {args.num_samples} samples (seed {args.seed}, backend "
-          f"{backend_name()})")
-    images = evaluate.generate(G)
-    if args.export_samples:
-        images = unscale_images(images)   # score exactly the 8-bit images written out
-        export_samples(images, args.export_samples)
-        print(f"wrote {len(images)} PNG files to {args.export_samples}")
-    scores = evaluate.score_images(images)
-
-    print(f"FID {scores['fid']:.3f}")
-    print(f"IS  {scores['inception_score']:.3f} ± {scores['inception_score_std']:.3f} "
-          f"(10 splits)")
+    scores = generate_and_score(evaluate, G, args)
     print(f"settings: feature network {features}, {args.num_samples} samples, seed {args.seed}. "
           f"Domain-specific scores: compare only with scores from this same feature network, "
           f"not with published Inception-v3 FID/IS.")
@@ -199,6 +188,16 @@ def run_inception(args: argparse.Namespace) -> dict[str, float]:
     print(f"feature network: FID Inception-v3 (pytorch-fid weights), images resized to 299x299; "
           f"reference statistics: {stats} ({meta.get('count', '?')} images of "
           f"{meta.get('dataset', '?')})")
+    scores = generate_and_score(evaluate, G, args)
+    print(f"settings: FID Inception-v3 pool3 (2048-d), {args.num_samples} samples, seed "
+          f"{args.seed}, reference statistics {stats}; IS from the 1008-way softmax without the "
+          f"last layer's bias, as the original code. Comparable with pytorch-fid on the same "
+          f"images and statistics; papers use 10,000-50,000 samples.")
+    return scores
+
+
+def generate_and_score(evaluate: Any, G: Generator, args: argparse.Namespace) -> dict[str, float]:
+    """Draw the samples, write them as PNG files if asked, score them and print FID and IS."""
     print(f"generating and scoring {args.num_samples} samples (seed {args.seed}, backend "
           f"{backend_name()})")
     images = evaluate.generate(G)
@@ -210,10 +209,6 @@ def run_inception(args: argparse.Namespace) -> dict[str, float]:
     print(f"FID {scores['fid']:.3f}")
     print(f"IS  {scores['inception_score']:.3f} ± {scores['inception_score_std']:.3f} "
           f"(10 splits)")
-    print(f"settings: FID Inception-v3 pool3 (2048-d), {args.num_samples} samples, seed "
-          f"{args.seed}, reference statistics {stats}; IS from the 1008-way softmax without the "
-          f"last layer's bias, as the original code. Comparable with pytorch-fid on the same "
-          f"images and statistics; papers use 10,000-50,000 samples.")
     return scores
 
 

@@ -117,6 +117,11 @@ def cache_host_memory() -> bool:
     return _host_memory_cached
 
 
+# While ``minigan.opcount.count_array_ops`` runs, its hooks: a counting stand-in for the numpy
+# module, and how to count a fused call (once, as on a GPU) and a read back to the host.
+_op_counting: Any = None
+
+
 def backend_name() -> str:
     """The name of the active backend: ``"numpy"`` or ``"cupy"``."""
     return _check_name(_active)
@@ -124,7 +129,9 @@ def backend_name() -> str:
 
 def array_module() -> ModuleType:
     """The module (``numpy`` or ``cupy``) that new arrays are created with."""
-    return _import_cupy() if backend_name() == "cupy" else numpy
+    if backend_name() == "cupy":
+        return _import_cupy()
+    return numpy if _op_counting is None else _op_counting.module
 
 
 def get_array_module(*arrays: Any) -> ModuleType:
@@ -135,7 +142,14 @@ def get_array_module(*arrays: Any) -> ModuleType:
     cupy = sys.modules.get("cupy")  # only loaded if someone asked for it
     if cupy is not None and any(isinstance(a, cupy.ndarray) for a in arrays):
         return cupy
-    return numpy
+    return numpy if _op_counting is None else _op_counting.module
+
+
+def runs_on_host(xp: Any) -> bool:
+    """True if ``xp`` is NumPy itself: kernels then run on the CPU, where a few choices differ
+    (a pass that writes a temporary array costs more than a launch). False for CuPy and for
+    ``minigan.opcount``'s counting stand-in, which models a GPU."""
+    return xp is numpy
 
 
 def is_cupy_array(a: Any) -> bool:
@@ -171,6 +185,8 @@ def fuse(function: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any) -> Any:
         nonlocal compiled
         if not any(is_cupy_array(a) for a in args):
+            if _op_counting is not None:   # counting launches on the CPU: one, as on a GPU
+                return _op_counting.run_fused(function, args)
             return function(*args)
         if compiled is None:  # compiled on the first call with CuPy arrays, then reused
             compiled = sys.modules["cupy"].fuse(kernel_name=function.__name__)(function)
@@ -184,6 +200,8 @@ def to_numpy(a: Any) -> numpy.ndarray:
     """Copy an array to the host as a NumPy array (a no-op for NumPy arrays)."""
     if is_cupy_array(a):
         return a.get()
+    if _op_counting is not None:
+        _op_counting.host_read(a)
     return numpy.asarray(a)
 
 

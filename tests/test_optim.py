@@ -7,6 +7,7 @@ closed form we can test against.
 """
 
 import numpy as np
+import pytest
 
 from minigan.backend import to_device, to_numpy
 from minigan.nn import Parameter
@@ -85,3 +86,115 @@ def test_zero_grad():
     p.grad[...] = 5.0
     Adam([p]).zero_grad()
     assert np.all(to_numpy(p.grad) == 0)
+
+
+# ---------------------------------------------------------------- one flat array per optimizer
+# Adam and SGD keep every parameter as a view of one flat array, so that the update and
+# zero_grad are one operation each (one kernel launch on a GPU) instead of one per parameter.
+
+def make_params(rng, shapes=((3, 2), (4,), (2, 1, 2))):
+    return [Parameter(to_device(rng.standard_normal(s))) for s in shapes]
+
+
+def test_parameters_and_gradients_become_views_of_one_flat_array():
+    params = make_params(np.random.default_rng(0))
+    values = [to_numpy(p.data).copy() for p in params]
+    opt = Adam(params)
+    assert opt.flat_data.shape == (6 + 4 + 4,)
+    for p, v in zip(params, values):
+        np.testing.assert_array_equal(to_numpy(p.data), v)        # values kept
+    opt.flat_data[6:10] = 7.0            # the flat array and the parameter share memory
+    np.testing.assert_array_equal(to_numpy(params[1].data), [7.0] * 4)
+    params[1].grad[...] = 5.0            # written through the view ...
+    np.testing.assert_array_equal(to_numpy(opt.flat_grad)[6:10], [5.0] * 4)   # ... lands here
+    opt.zero_grad()
+    assert not np.any(to_numpy(params[1].grad))
+
+
+def test_one_flat_update_equals_updating_each_parameter_on_its_own():
+    rng = np.random.default_rng(1)
+    params = make_params(rng)
+    singles = [Parameter(p.data.copy()) for p in params]
+    opt = Adam(params, lr=0.01, betas=(0.5, 0.999))
+    opts = [Adam([q], lr=0.01, betas=(0.5, 0.999)) for q in singles]   # one per parameter
+    for _ in range(3):
+        for p, q in zip(params, singles):
+            g = to_device(rng.standard_normal(p.shape))
+            p.grad[...] = g
+            q.grad[...] = g
+        opt.step()
+        for o in opts:
+            o.step()
+    for p, q in zip(params, singles):
+        np.testing.assert_array_equal(to_numpy(p.data), to_numpy(q.data))   # bit for bit
+    for i, o in enumerate(opts):
+        np.testing.assert_array_equal(opt.state_dict()[f"m.{i}"], o.state_dict()["m.0"])
+
+
+def test_step_and_zero_grad_are_one_array_operation_each():
+    from minigan import backend
+    from minigan.opcount import count_array_ops
+
+    if backend.backend_name() != "numpy":
+        pytest.skip("the counter counts on NumPy")
+    with count_array_ops() as counter:
+        params = make_params(np.random.default_rng(2), shapes=[(3, 3)] * 20)
+        opt = Adam(params)
+        counter.reset()
+        opt.zero_grad()
+        assert counter.by_name == {"setitem": 1}
+        counter.reset()
+        opt.step()
+        assert counter.by_name == {"adam_update": 1}
+
+
+def test_a_replaced_parameter_array_is_gathered_again_before_the_next_step():
+    """load_state_dict, Module.to and re-initialisation assign new arrays to p.data: the
+    optimizer must update those, not its stale copies."""
+    p, q = make_param([1.0, 2.0]), make_param([3.0])
+    opt = Adam([p, q], lr=0.1)
+    p.data = to_device(np.array([10.0, 20.0]))      # as load_state_dict does
+    p.grad[...] = 1.0
+    q.grad[...] = 1.0
+    opt.step()
+    np.testing.assert_allclose(to_numpy(p.data), [10.0 - 0.1, 20.0 - 0.1], rtol=1e-7)
+    np.testing.assert_allclose(to_numpy(q.data), [3.0 - 0.1], rtol=1e-7)
+    p.data[...] = 0.0                                # a view again: the flat array sees it
+    np.testing.assert_array_equal(to_numpy(opt.flat_data)[:2], [0.0, 0.0])
+
+
+def test_the_state_follows_a_dtype_change_of_the_model():
+    from minigan.nn import Linear
+
+    layer = Linear(3, 2)
+    opt = Adam(layer.parameters(), lr=0.1)
+    for p in layer.parameters():
+        p.grad[...] = 1.0
+    opt.step()
+    layer.to(dtype=np.float64)                      # new arrays, float64
+    for p in layer.parameters():
+        p.grad[...] = 1.0
+    opt.step()
+    assert opt.flat_data.dtype == opt.flat_state["m"].dtype == np.float64
+    assert all(p.data.dtype == np.float64 for p in layer.parameters())
+    # m = 0.9 * 0.1 + 0.1 * 1: the first step's m = 0.1 came along into float64
+    np.testing.assert_allclose(to_numpy(opt.state["m"][0]), 0.19, rtol=1e-6)
+
+
+def test_parameters_of_different_dtypes_are_refused():
+    a = Parameter(to_device(np.zeros(2, np.float32)))
+    b = Parameter(to_device(np.zeros(2, np.float64)))
+    with pytest.raises(ValueError, match="one dtype"):
+        Adam([a, b])
+
+
+def test_a_parameter_given_twice_has_one_place_and_moves_once():
+    p, q = make_param([1.0]), make_param([1.0])
+    with pytest.warns(UserWarning, match="more than once"):
+        twice = Adam([p, p], lr=0.1)
+    once = Adam([q], lr=0.1)
+    assert twice.flat_data.shape == (1,)
+    for opt, param in ((twice, p), (once, q)):
+        param.grad[...] = 1.0
+        opt.step()
+    np.testing.assert_array_equal(to_numpy(p.data), to_numpy(q.data))

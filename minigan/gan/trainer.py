@@ -35,7 +35,7 @@ from typing import Any
 import numpy
 
 from minigan import __version__
-from minigan.backend import make_rng, to_numpy
+from minigan.backend import get_array_module, make_rng, to_numpy
 from minigan.checkpoint import (
     DamagedFileError,
     atomic_write_text,
@@ -54,6 +54,9 @@ from minigan.optim import Adam
 from minigan.viz import plot_losses, save_gif, save_image_grid
 
 HISTORY_COLUMNS = ("step", "epoch", "d_loss", "g_loss", "d_real", "d_fake")
+# How often the training loop reads the losses back to the host (and refreshes the progress
+# bar): each read makes the host wait until the GPU has finished every step queued so far.
+READ_EVERY_SECONDS = 0.25
 
 
 class TrainingDiverged(RuntimeError):
@@ -103,31 +106,54 @@ class TrainConfig:
 
 @dataclass
 class StepResult:
-    d_loss: float
-    g_loss: float
-    d_real: float   # mean D(x): D's probability that real images are real
-    d_fake: float   # mean D(G(z)) during the D step: its probability that fakes are real
+    """A step's numbers, as 0-d arrays where they were computed (on the GPU with CuPy): reading
+    them (``float(result.d_loss)``) makes the host wait for the GPU, so the loop only does it
+    when it logs."""
+
+    d_loss: Any
+    g_loss: Any
+    d_real: Any   # mean D(x): D's probability that real images are real
+    d_fake: Any   # mean D(G(z)) during the D step: its probability that fakes are real
 
 
 @dataclass
 class History:
-    """Per-step records, kept in memory and in the checkpoint (so resume keeps them)."""
+    """Per-step records, kept in memory and in the checkpoint (so resume keeps them).
+
+    ``append`` keeps a step's numbers where they are (device arrays on a GPU); ``read`` copies
+    every step appended since the last read to the host at once, into ``columns``.
+    """
 
     columns: dict[str, list[float]] = field(
         default_factory=lambda: {c: [] for c in HISTORY_COLUMNS})
+    pending: list[tuple[int, int, StepResult]] = field(default_factory=list)
 
     def append(self, step: int, epoch: int, result: StepResult) -> None:
-        row = {"step": step, "epoch": epoch, **asdict(result)}
-        for key in HISTORY_COLUMNS:
-            self.columns[key].append(float(row[key]))
+        self.pending.append((step, epoch, result))
+
+    def read(self) -> None:
+        """Move the pending steps into ``columns``: one stack and one copy to the host."""
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, []
+        numbers = [getattr(r, key) for _, _, r in pending for key in HISTORY_COLUMNS[2:]]
+        xp = get_array_module(*numbers)
+        rows = to_numpy(xp.stack([xp.asarray(v) for v in numbers])).astype(numpy.float64)
+        rows = rows.reshape(len(pending), len(HISTORY_COLUMNS) - 2).tolist()
+        for (step, epoch, _), row in zip(pending, rows):
+            for key, value in zip(HISTORY_COLUMNS, [step, epoch, *row]):
+                self.columns[key].append(float(value))
 
     def __len__(self) -> int:
-        return len(self.columns["step"])
+        return len(self.columns["step"]) + len(self.pending)
 
 
-def _sigmoid_mean(logits: Any) -> float:
-    x = to_numpy(logits).astype(numpy.float64)
-    return float(numpy.mean(0.5 * (1 + numpy.tanh(0.5 * x))))  # sigmoid without overflow
+def _sigmoid_mean(logits: Any) -> Any:
+    """mean(sigmoid(x)) as a 0-d array on the logits' device. sigmoid(x) = (1 + tanh(x/2)) / 2
+    never overflows, and takes one tanh where the exp form takes several passes."""
+    xp = get_array_module(logits)
+    half = logits.dtype.type(0.5)
+    return (xp.tanh(logits * half).mean() + 1) * half
 
 
 class _StopRequested(Exception):
@@ -186,7 +212,7 @@ class GANTrainer:
         self.evaluate = evaluate
         self.settings = dict(settings or {})
         self.interrupted = False
-        self.criterion = BCEWithLogitsLoss()
+        self.criterion = BCEWithLogitsLoss(to_float=False)   # losses stay on the device
         self.opt_d = Adam(D.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
         self.opt_g = Adam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
         self.z_rng = make_rng([config.seed, 1])  # the latent vectors of training steps
@@ -203,9 +229,9 @@ class GANTrainer:
         """n latent vectors (n, z_size) from the run's distribution (``dcgan.sample_z``)."""
         return sample_z(n, self.config.z_size, self.config.z_distribution, rng or self.z_rng)
 
-    def d_step(self, real: Any) -> tuple[float, float, float]:
+    def d_step(self, real: Any) -> tuple[Any, Any, Any]:
         """One discriminator update on a real batch and a fake batch. Returns
-        (d_loss, mean D(x), mean D(G(z)))."""
+        (d_loss, mean D(x), mean D(G(z))) as 0-d arrays."""
         self.opt_d.zero_grad()
         logits_real = self.D(real)
         loss_real = self.criterion(logits_real, self.config.real_label)
@@ -218,7 +244,7 @@ class GANTrainer:
         self.opt_d.step()
         return loss_real + loss_fake, _sigmoid_mean(logits_real), _sigmoid_mean(logits_fake)
 
-    def g_step(self, batch_size: int) -> float:
+    def g_step(self, batch_size: int) -> Any:
         """One generator update: make D call G's images real."""
         self.opt_g.zero_grad()
         fake = self.G(self.sample_z(batch_size))
@@ -236,13 +262,7 @@ class GANTrainer:
         for _ in range(self.config.d_steps):
             d_loss, d_real, d_fake = self.d_step(real)
         g_loss = self.g_step(len(real))
-        result = StepResult(d_loss, g_loss, d_real, d_fake)
-        if not all(numpy.isfinite([d_loss, g_loss])):
-            raise TrainingDiverged(
-                f"training diverged at step {self.step + 1}: d_loss={d_loss}, g_loss={g_loss}; "
-                f"{self._last_checkpoint_text()} (try a lower learning rate or label "
-                f"smoothing)")
-        return result
+        return StepResult(d_loss, g_loss, d_real, d_fake)   # not read here: see read_history
 
     # ------------------------------------------------------------------ the loop
     @property
@@ -320,6 +340,7 @@ class GANTrainer:
 
     def _train_batches(self, bar: Any, ctrl_c: _FinishStepOnCtrlC) -> None:
         started, images = time.perf_counter(), 0
+        last_read = started
         for real, _ in self.loader.epoch(self.epoch, start_batch=self.batch_in_epoch):
             result = self.train_step(real)
             self.step += 1
@@ -327,12 +348,33 @@ class GANTrainer:
             self.history.append(self.step, self.epoch + 1, result)
             images += len(real)
             bar.update(1)
-            bar.set_postfix(d_loss=f"{result.d_loss:.3f}", g_loss=f"{result.g_loss:.3f}",
-                            img_s=f"{images / (time.perf_counter() - started):.0f}")
+            if time.perf_counter() - last_read >= READ_EVERY_SECONDS:
+                self.read_history(bar, images / (time.perf_counter() - started))
+                last_read = time.perf_counter()
             if ctrl_c.requested or self._reached_max_steps():
-                return
+                break
             if self.config.save_every and self.step % self.config.save_every == 0:
                 self.save_checkpoint()
+        self.read_history(bar, images / max(time.perf_counter() - started, 1e-9))
+
+    def read_history(self, bar: Any = None, images_per_second: float = 0.0) -> None:
+        """Bring the losses of the steps since the last read to the host, show the latest on
+        the progress bar, and stop if a loss is NaN or infinite (before any checkpoint of the
+        diverged weights is written)."""
+        first = len(self.history.columns["step"])
+        self.history.read()
+        columns = self.history.columns
+        for i in range(first, len(columns["step"])):
+            d_loss, g_loss = columns["d_loss"][i], columns["g_loss"][i]
+            if not numpy.isfinite([d_loss, g_loss]).all():
+                raise TrainingDiverged(
+                    f"training diverged at step {int(columns['step'][i])}: d_loss={d_loss}, "
+                    f"g_loss={g_loss}; {self._last_checkpoint_text()} (try a lower learning "
+                    f"rate or label smoothing)")
+        if bar is not None and len(columns["step"]) > first:
+            bar.set_postfix(d_loss=f"{columns['d_loss'][-1]:.3f}",
+                            g_loss=f"{columns['g_loss'][-1]:.3f}",
+                            img_s=f"{images_per_second:.0f}")
 
     def _reached_max_steps(self) -> bool:
         return self.config.max_steps is not None and self.step >= self.config.max_steps
@@ -411,7 +453,9 @@ class GANTrainer:
 
     def save_checkpoint(self) -> Path:
         """Write checkpoint.npz (atomically), then the logs: the checkpoint comes first, so a
-        log file that cannot be written never costs the training state."""
+        log file that cannot be written never costs the training state. The steps not read yet
+        are read first, and a diverged one stops here, before its weights are saved."""
+        self.read_history()
         rngs = {"z": rng_state(self.z_rng)}
         rngs.update({f"dropout{i}": rng_state(m.rng) for i, m in enumerate(self._dropout_layers())})
         sections = {

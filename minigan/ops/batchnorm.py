@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from minigan.backend import fuse, get_array_module
+from minigan.backend import fuse, get_array_module, runs_on_host
 from minigan.ops.layout import channels_last_view, column_sums, to_rows
 from minigan.ops.switch import fast_kernels_enabled
 
@@ -150,33 +150,34 @@ def batch_norm_backward(dy: Array, cache: BatchNormCache) -> tuple[Array, Array,
 
 
 # ---------------------------------------------------------------- the fast variants
-# Same numbers, fewer passes over the (m, C) arrays: column sums as matrix products (BLAS
-# streams through the rows once), einsum for sums of products (no temporary array), and the
-# element-wise passes as one GPU kernel each through ``fuse`` (see minigan/backend.py). The
-# plain functions above reach them through their first line when ``fast_kernels`` is on.
+# Same numbers, fewer passes over the (m, C) arrays and few array operations (each one a kernel
+# launch on a GPU, where for arrays this small the launches, not the arithmetic, take the
+# time): column sums as matrix products (BLAS streams through the rows once), and every
+# element-wise step, on the rows or on the (C,) per-channel vectors, as one GPU kernel through
+# ``fuse`` (see minigan/backend.py). The plain functions above reach them through their first
+# line when ``fast_kernels`` is on.
 
 def batch_norm_forward_fast(
     x: Array, gamma: Array, beta: Array, eps: float = 1e-5,
 ) -> tuple[Array, BatchNormCache]:
-    """``batch_norm_forward`` in three passes over the data: column sums, einsum, one fused
-    normalise-scale-shift."""
-    xp = get_array_module(x)
+    """``batch_norm_forward`` in three passes over the data (the mean, the squares, the
+    normalise-scale-shift) and six array operations where the plain lines take eleven (as
+    ``minigan.opcount`` counts them)."""
     rows = as_rows(x)                                     # (m, C)
     m = rows.shape[0]
-    eps = x.dtype.type(eps)
+    dtype = x.dtype.type
 
     mean = column_sums(rows) / m                          # mu_B, (C,)
-    centered = rows - mean
-    # einsum multiplies and sums in one pass, without a temporary (m, C) array of squares.
-    var = xp.einsum("mc,mc->c", centered, centered) / m
-    inv_std = 1 / xp.sqrt(var + eps)
+    centered, sum_of_squares = centered_and_sum_of_squares(rows, mean)
+    var, inv_std = variance_and_inv_std(sum_of_squares, dtype(m), dtype(eps))
     x_hat, y = normalize_scale_shift(centered, inv_std, gamma, beta)
     return from_rows(y, x.shape), BatchNormCache(x_hat=x_hat, gamma=gamma, inv_std=inv_std,
                                                   mean=mean, var=var, m=m, training=True)
 
 
 def batch_norm_backward_fast(dy: Array, cache: BatchNormCache) -> tuple[Array, Array, Array]:
-    """``batch_norm_backward`` with the training-mode input gradient in one line.
+    """``batch_norm_backward`` with the training-mode input gradient in one line, in five array
+    operations where the plain lines take 24.
 
     Substituting x_i - mu_B = x_hat_i / s into the plain version's three terms (the dmu term
     through sigma2_B is 0, since the centred values sum to 0) collapses them into
@@ -185,16 +186,53 @@ def batch_norm_backward_fast(dy: Array, cache: BatchNormCache) -> tuple[Array, A
     channel, that is  dx = (m k) dy - (k dgamma) x_hat - k dbeta : three passes over the (m, C)
     arrays instead of the plain version's dozen. docs/batch_norm.md derives it.
     """
-    xp = get_array_module(dy)
     dy_rows = as_rows(dy)                                 # (m, C)
     x_hat = cache.x_hat
     dbeta = column_sums(dy_rows)
-    dgamma = xp.einsum("mc,mc->c", dy_rows, x_hat)        # sum of dy * x_hat, in one pass
+    dgamma = sum_of_products(dy_rows, x_hat)              # sum of dy * x_hat, per channel
     if not cache.training:
         return from_rows(dy_rows * (cache.gamma * cache.inv_std), dy.shape), dgamma, dbeta
-    k = cache.gamma * cache.inv_std / cache.m             # (C,)
-    dx = input_grad_from_sums(dy_rows, x_hat, cache.m * k, k * dgamma, k * dbeta)
+    a, b, c = input_grad_coefficients(cache.gamma, cache.inv_std, dgamma, dbeta,
+                                      x_hat.dtype.type(cache.m))
+    dx = input_grad_from_sums(dy_rows, x_hat, a, b, c)
     return from_rows(dx, dy.shape), dgamma, dbeta
+
+
+# einsum("mc,mc->c", a, b) sums products per column in one pass with no temporary array, the
+# best there is on a CPU. CuPy's einsum first copies both operands into the layout of a batched
+# matrix product, so on a GPU the same sums are one element-wise kernel and one matrix-vector
+# product instead.
+
+def centered_and_sum_of_squares(rows: Array, mean: Array) -> tuple[Array, Array]:
+    """rows - mean, (m, C), and the sum of its squares per channel, (C,)."""
+    xp = get_array_module(rows)
+    if runs_on_host(xp):
+        centered = rows - mean
+        return centered, xp.einsum("mc,mc->c", centered, centered)
+    centered, squares = centered_and_squares(rows, mean)
+    return centered, column_sums(squares)
+
+
+def sum_of_products(a: Array, b: Array) -> Array:
+    """(m, C), (m, C) -> (C,): the sum of a * b per channel."""
+    xp = get_array_module(a)
+    if runs_on_host(xp):
+        return xp.einsum("mc,mc->c", a, b)
+    return column_sums(a * b)
+
+
+@fuse
+def centered_and_squares(rows, mean):
+    """x - mean and its square, element by element: what the variance needs."""
+    centered = rows - mean
+    return centered, centered * centered
+
+
+@fuse
+def variance_and_inv_std(sum_of_squares, m, eps):
+    """Per channel: sigma2_B = sum_of_squares / m (biased) and 1 / sqrt(sigma2_B + eps)."""
+    var = sum_of_squares / m
+    return var, 1 / (var + eps) ** 0.5
 
 
 @fuse
@@ -202,6 +240,13 @@ def normalize_scale_shift(centered, inv_std, gamma, beta):
     """x_hat = (x - mean) * inv_std and y = gamma * x_hat + beta, from centered = x - mean."""
     x_hat = centered * inv_std
     return x_hat, x_hat * gamma + beta
+
+
+@fuse
+def input_grad_coefficients(gamma, inv_std, dgamma, dbeta, m):
+    """Per channel, with k = gamma * inv_std / m: a = m k, b = k dgamma, c = k dbeta."""
+    k = gamma * inv_std / m
+    return m * k, k * dgamma, k * dbeta
 
 
 @fuse
@@ -225,11 +270,9 @@ def update_running_stats(
     data set; the forward pass still normalises with the biased sigma2_B. (Note: PyTorch's
     momentum is the weight of the *new* batch, the opposite of some other libraries' convention.)
     """
-    if not cache.training:
-        raise ValueError("update_running_stats needs the cache of a training-mode forward pass")
-    if cache.m < 2:
-        raise ValueError("the unbiased variance needs more than one value per channel, got "
-                         f"m = {cache.m}")
+    if fast_kernels_enabled():  # the same two lines as one GPU kernel
+        return update_running_stats_fast(running_mean, running_var, cache, momentum)
+    _check_running_stats_cache(cache)
     dtype = running_mean.dtype
     momentum = dtype.type(momentum)  # keep the buffers' dtype, whatever type momentum comes in
     keep = 1 - momentum
@@ -237,4 +280,35 @@ def update_running_stats(
     unbiased_var = (cache.var * (cache.m / (cache.m - 1))).astype(dtype)
     new_mean = keep * running_mean + momentum * batch_mean
     new_var = keep * running_var + momentum * unbiased_var
+    return new_mean, new_var
+
+
+def _check_running_stats_cache(cache: BatchNormCache) -> None:
+    if not cache.training:
+        raise ValueError("update_running_stats needs the cache of a training-mode forward pass")
+    if cache.m < 2:
+        raise ValueError("the unbiased variance needs more than one value per channel, got "
+                         f"m = {cache.m}")
+
+
+def update_running_stats_fast(
+    running_mean: Array, running_var: Array, cache: BatchNormCache, momentum: float = 0.1,
+) -> tuple[Array, Array]:
+    """``update_running_stats`` in one array operation where the plain lines take nine."""
+    _check_running_stats_cache(cache)
+    dtype = running_mean.dtype.type
+    momentum = dtype(momentum)
+    batch_mean, batch_var = cache.mean, cache.var
+    if batch_mean.dtype != running_mean.dtype:   # only if the buffers have another dtype
+        batch_mean, batch_var = batch_mean.astype(dtype), batch_var.astype(dtype)
+    return blend_running_stats(running_mean, running_var, batch_mean, batch_var,
+                               dtype(1 - momentum), momentum, dtype(cache.m / (cache.m - 1)))
+
+
+@fuse
+def blend_running_stats(running_mean, running_var, batch_mean, batch_var, keep, momentum,
+                        unbiased):
+    """keep * running + momentum * batch, for the mean and for the unbiased variance."""
+    new_mean = keep * running_mean + momentum * batch_mean
+    new_var = keep * running_var + momentum * (batch_var * unbiased)
     return new_mean, new_var

@@ -11,6 +11,7 @@ NumPy and CuPy arrays may have any strides, so an (N, C, H, W) array can be laid
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from minigan.backend import get_array_module
@@ -48,4 +49,11 @@ def column_sums(rows: Array) -> Array:
     Batch norm takes two or three of these sums per call, in every layer, every step.
     """
     xp = get_array_module(rows)
-    return xp.matmul(xp.ones(rows.shape[0], dtype=rows.dtype), rows)
+    return xp.matmul(_ones(xp, rows.shape[0], rows.dtype), rows)
+
+
+@functools.lru_cache(maxsize=32)
+def _ones(xp: Any, length: int, dtype: Any) -> Array:
+    """ones(length), made once per array module, length and dtype, then reused (never written
+    to): on a GPU, making it afresh would be one more kernel launch in every call."""
+    return xp.ones(length, dtype=dtype)

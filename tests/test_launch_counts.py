@@ -1,0 +1,173 @@
+"""A training step that is cheap to launch: few array operations, and no waits for the GPU.
+
+On a GPU every array operation is a kernel launch, and every read of a value on the host
+(``float(loss)``) waits until all queued launches have run. For a model as small as the SVHN
+DCGAN those two costs, not the arithmetic, set the step time. ``minigan.opcount`` counts both on
+NumPy, so these tests hold the line on a machine without a GPU.
+"""
+
+import numpy as np
+import pytest
+
+from minigan import backend
+from minigan.backend import manual_seed, to_device, to_numpy
+from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
+from minigan.gan.trainer import GANTrainer, History, StepResult, TrainConfig
+from minigan.opcount import count_array_ops
+from minigan.ops import fast_kernels
+from minigan.ops.losses import bce_with_logits_backward, bce_with_logits_forward
+
+# Array operations in one train_step of the SVHN DCGAN's layer structure, as measured when this
+# test was written (690 before the flat optimizer arrays, the fused BCE and batch norm variants
+# and device-side logging). The count does not depend on the batch size or conv_dim. Lower it
+# when you cut more.
+MAX_OPS_PER_STEP = 471
+
+
+@pytest.fixture(autouse=True)
+def _numpy_backend():
+    if backend.backend_name() != "numpy":
+        pytest.skip("counts array operations on the NumPy backend only")
+
+
+def test_a_training_step_makes_no_host_reads_and_few_operations(tmp_path):
+    with count_array_ops() as counter:
+        manual_seed(0)
+        G = dcgan_init(Generator(z_size=8, conv_dim=4))          # 32x32 images: SVHN's layers
+        D = dcgan_init(Discriminator(conv_dim=4))
+        trainer = GANTrainer(G, D, None, TrainConfig(z_size=8), tmp_path)
+        real = to_device(np.random.default_rng(0).uniform(-1, 1, (4, 3, 32, 32)), np.float32)
+        trainer.train_step(real)
+        counter.reset()
+        result = trainer.train_step(real)
+        assert counter.host_reads == 0          # nothing waits for the GPU inside a step
+        assert counter.total <= MAX_OPS_PER_STEP
+        assert counter.by_name["adam_update"] == 2       # one per optimizer, not per parameter
+    for value in (result.d_loss, result.g_loss, result.d_real, result.d_fake):
+        assert np.isfinite(float(to_numpy(value)))
+    assert 0 < float(to_numpy(result.d_real)) < 1
+
+
+def test_history_reads_pending_steps_in_one_go():
+    history = History()
+    values = [(0.5, 1.5, 0.25, 0.75), (0.4, 1.4, 0.2, 0.7)]
+    for step, row in enumerate(values, start=1):
+        history.append(step, 1, StepResult(*(to_device(np.float32(v)) for v in row)))
+    assert len(history) == 2 and history.columns["d_loss"] == []   # not read yet
+    with count_array_ops() as counter:
+        history.read()
+    assert counter.host_reads == 1           # one copy for all the steps
+    assert history.pending == []
+    assert history.columns["step"] == [1.0, 2.0]
+    for key, column in zip(("d_loss", "g_loss", "d_real", "d_fake"), zip(*values)):
+        np.testing.assert_allclose(history.columns[key], column, rtol=1e-7)
+
+
+def test_bce_with_a_number_as_target_equals_an_array_of_it():
+    rng = np.random.default_rng(0)
+    x = to_device(rng.standard_normal((16, 1)).astype(np.float32) * 5)
+    loss_n, cache_n = bce_with_logits_forward(x, 0.9)
+    loss_a, cache_a = bce_with_logits_forward(x, to_device(np.full((16, 1), 0.9, np.float32)))
+    assert loss_n.dtype == np.float32
+    np.testing.assert_array_equal(to_numpy(loss_n), to_numpy(loss_a))
+    np.testing.assert_array_equal(to_numpy(bce_with_logits_backward(1.0, cache_n)),
+                                  to_numpy(bce_with_logits_backward(1.0, cache_a)))
+
+
+@pytest.mark.parametrize("target", [0.9, "array"])
+@pytest.mark.parametrize("dloss", [1.0, np.array(2.0)])
+def test_bce_fast_variant_equals_the_plain_lines(target, dloss):
+    x = np.array([[1000.0], [-1000.0], [30.0], [-30.0], [0.0], [1e-3], [-2.5], [4.0]])
+    x = to_device(x.astype(np.float32))
+    if target == "array":
+        target = to_device(np.array([[0.0], [1.0], [0.0], [1.0], [0.5], [1.0], [0.0], [0.9]]))
+    results = {}
+    for fast in (False, True):
+        with fast_kernels(fast):
+            loss, cache = bce_with_logits_forward(x, target)
+            results[fast] = to_numpy(loss), to_numpy(bce_with_logits_backward(dloss, cache))
+    for plain, fast in zip(results[False], results[True]):
+        assert plain.dtype == fast.dtype == np.float32
+        np.testing.assert_allclose(fast, plain, rtol=1e-6, atol=1e-9)
+
+
+def test_bce_forward_and_backward_launch_counts():
+    with count_array_ops() as counter, fast_kernels(True):
+        x = backend.array_module().ones((16, 1), dtype=np.float32)
+        counter.reset()
+        loss, cache = bce_with_logits_forward(x, 1.0)
+        # abs, negative, exp, log1p, the fused terms, mean
+        assert counter.total == 6
+        counter.reset()
+        bce_with_logits_backward(1.0, cache)
+        assert counter.total == 4           # abs, negative, exp, the fused gradient
+    np.testing.assert_allclose(float(loss), np.log1p(np.exp(-1.0)), rtol=1e-6)
+
+
+def test_batch_norm_fast_variants_equal_the_plain_lines_in_few_operations():
+    from minigan.ops.batchnorm import (
+        batch_norm_backward,
+        batch_norm_forward,
+        update_running_stats,
+    )
+
+    rng = np.random.default_rng(3)
+
+    def channels_last(a):   # (N, H, W, C) in memory, as a convolution's output is: no copies
+        return to_device(a).transpose(0, 3, 1, 2)
+
+    x = channels_last(rng.standard_normal((4, 5, 5, 3)) * 3 + 1)       # float64: m = 100
+    dy = channels_last(rng.standard_normal((4, 5, 5, 3)))
+    gamma, beta = to_device(rng.standard_normal(3)), to_device(rng.standard_normal(3))
+    running = to_device(rng.standard_normal(3)), to_device(rng.uniform(0.5, 2, 3))
+    results = {}
+    for fast in (False, True):
+        with fast_kernels(fast):
+            y, cache = batch_norm_forward(x, gamma, beta)
+            results[fast] = [y, *batch_norm_backward(dy, cache),
+                             *update_running_stats(*running, cache, momentum=0.1)]
+    for plain, fast in zip(results[False], results[True]):
+        np.testing.assert_allclose(to_numpy(fast), to_numpy(plain), rtol=1e-12, atol=1e-12)
+
+    with count_array_ops() as counter, fast_kernels(True):
+        x, dy = (channels_last(to_numpy(a).transpose(0, 2, 3, 1)) for a in (x, dy))
+        gamma, beta, *running = (to_device(to_numpy(a)) for a in (gamma, beta, *running))
+        batch_norm_forward(x, gamma, beta)    # a first call makes the ones for column sums
+        counter.reset()
+        y, cache = batch_norm_forward(x, gamma, beta)
+        assert counter.total == 6              # 2 column sums, a divide, 3 fused kernels
+        counter.reset()
+        grads = batch_norm_backward(dy, cache)
+        assert counter.total == 5              # 2 column sums, a product, 2 fused kernels
+        counter.reset()
+        stats = update_running_stats(*running, cache)
+        assert counter.by_name == {"blend_running_stats": 1}
+    # The counting stand-in takes the GPU's path (no einsum): the same numbers again.
+    for plain, counted_path in zip(results[False], [y, *grads, *stats]):
+        np.testing.assert_allclose(np.asarray(counted_path), to_numpy(plain), rtol=1e-12,
+                                   atol=1e-12)
+
+
+def test_fit_reads_the_losses_a_fixed_number_of_times_however_many_steps(tmp_path, monkeypatch):
+    """The loop copies losses to the host when it logs, not after every step: with the read
+    interval longer than the run, 3 steps and 9 steps make the same number of host reads."""
+    import minigan.gan.trainer as trainer_module
+    from minigan.data import DataLoader, make_synthetic_digits
+
+    monkeypatch.setattr(trainer_module, "READ_EVERY_SECONDS", 1e9)
+    images, _ = make_synthetic_digits(96, seed=0, size=16, channels=3)
+
+    def host_reads_of_a_run(steps):
+        with count_array_ops() as counter:
+            manual_seed(0)
+            G = dcgan_init(Generator(z_size=8, conv_dim=4, image_size=16))
+            D = dcgan_init(Discriminator(conv_dim=4, image_size=16))
+            config = TrainConfig(epochs=1, z_size=8, num_samples=4, max_steps=steps)
+            trainer = GANTrainer(G, D, DataLoader(images, batch_size=8, seed=0), config,
+                                 tmp_path / str(steps))
+            counter.reset()
+            history = trainer.fit(progress=False)
+        assert len(history.columns["d_loss"]) == steps and history.pending == []
+        return counter.host_reads
+
+    assert host_reads_of_a_run(3) == host_reads_of_a_run(9) > 0
