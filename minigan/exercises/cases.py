@@ -88,7 +88,8 @@ def tanh_cases() -> st.SearchStrategy[dict[str, Any]]:
 
 def bce_cases() -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(dict(shape=elementwise_shapes, soft_targets=st.booleans(),
-                                      scale=st.sampled_from([1.0, 1000.0]), seed=seeds))
+                                      scale=st.sampled_from([1.0, 1000.0]),
+                                      number_target=st.booleans(), seed=seeds))
 
 
 def adam_cases() -> st.SearchStrategy[dict[str, Any]]:

@@ -56,7 +56,7 @@ SIMPLEST_CASES: dict[str, dict[str, Any]] = {
     "running_stats": dict(shape=(3, 1), momentum=0.1, seed=0),
     "leaky_relu": dict(shape=(2,), negative_slope=0.2, seed=0),
     "tanh": dict(shape=(2,), seed=0),
-    "bce": dict(shape=(2,), soft_targets=False, scale=1.0, seed=0),
+    "bce": dict(shape=(2,), soft_targets=False, scale=1.0, number_target=False, seed=0),
     "adam": dict(shape=(1, 1), steps=1, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, seed=0),
 }
 
@@ -86,6 +86,16 @@ def conv_text(case: Case) -> str:
 def im2col_text(case: Case) -> str:
     return (f"x {shape_text(case['x'])}, kernel_size {case['kernel_size']}, "
             f"stride {case['stride']}, padding {case['padding']}")
+
+
+def bce_text(case: Case) -> str:
+    """'x (3,), logits as large as 1000, target the number 0.9' (what is unusual, only)."""
+    text = shape_and(case)
+    if case["scale"] > 1:
+        text += f", logits as large as {case['scale']:g}"
+    if case.get("number_target"):
+        text += f", target the number {0.9 if case['soft_targets'] else 1.0:g}"
+    return text
 
 
 def shape_and(case: Case, *keys: str) -> str:
@@ -404,13 +414,14 @@ def bce_oracle(x: numpy.ndarray, t: numpy.ndarray) -> tuple[float, numpy.ndarray
 def check_bce_with_logits(impl: Any, case: Case) -> None:
     """The mean binary cross-entropy of sigmoid(logits): right values, finite and silent even
     at logits of size 1000 (no overflow in exp), and its gradient against finite differences."""
-    scale = case["scale"]
-    where = shape_and(case) + (f", logits as large as {scale:g}" if scale > 1 else "")
+    scale, where = case["scale"], bce_text(case)
     rng = numpy.random.default_rng(case["seed"])
     x_h = scale * rng.standard_normal(case["shape"])
     t_h = rng.uniform(0, 1, case["shape"]) if case["soft_targets"] else \
         rng.integers(0, 2, case["shape"]).astype(numpy.float64)
     x, t = to_device(x_h), to_device(t_h)
+    if case.get("number_target"):   # one number for every element: the trainer's 1.0 and 0.9
+        t_h = t = 0.9 if case["soft_targets"] else 1.0
     expected_loss, expected_grad = bce_oracle(x_h, t_h)
     name = "bce_with_logits_forward"
     try:

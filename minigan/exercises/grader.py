@@ -70,7 +70,7 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("tanh", ("tanh_forward", "tanh_backward"), "tanh", checks.check_tanh,
              _describe_shape()),
     Exercise("BCE with logits", ("bce_with_logits_forward", "bce_with_logits_backward"), "bce",
-             checks.check_bce_with_logits, _describe_shape("scale")),
+             checks.check_bce_with_logits, checks.bce_text),
     Exercise("Adam update", ("adam_update",), "adam", checks.check_adam_update,
              lambda case: f"param {checks.shape_text(case['shape'])}"),
 )

@@ -106,6 +106,11 @@ NAIVE_BCE = {"bce_with_logits_forward": """
     from minigan.ops.losses import bce_with_logits_backward
     return bce_with_logits_backward(dloss, cache)
 """}
+BCE_FOR_ARRAY_TARGETS_ONLY = {"bce_with_logits_forward": """
+    t = targets.astype(logits.dtype)   # but the trainer passes the number 1.0 (or 0.9) too
+    per_element = xp.maximum(logits, 0) - logits * t + xp.log1p(xp.exp(-xp.abs(logits)))
+    return xp.asarray(per_element.mean()), BCEWithLogitsCache(logits, t)
+""", "bce_with_logits_backward": NAIVE_BCE["bce_with_logits_backward"]}
 ADAM_ON_COPIES = {"adam_update": """
     m = beta1 * m + one_minus_beta1 * grad     # new local arrays: the caller sees nothing
     v = beta2 * v + one_minus_beta2 * grad * grad
@@ -124,12 +129,14 @@ TANH_FOR_VECTORS_ONLY = {"tanh_forward": """
      r"bce_with_logits_forward or its backward is not stable for x \(1,\), logits as large "
      r"as 1000: FloatingPointError: (overflow encountered in exp|divide by zero encountered "
      r"in log)"),
+    ("BCE with logits", "losses.py", BCE_FOR_ARRAY_TARGETS_ONLY,
+     r"bce_with_logits_forward raised AttributeError: .* for x \(1,\), target the number 1"),
     ("Adam update", "adam.py", ADAM_ON_COPIES,
      r"adam_update did not change param at step 1 \(param \(1, 1\), lr 0\.1, betas "
      r"\(0\.9, 0\.999\), eps 1e-08\): update param, m and v in place .*"),
     ("tanh", "activations.py", TANH_FOR_VECTORS_ONLY,
      r"tanh_forward raised ValueError: only vectors for now for x \(1, 1\)"),
-], ids=["naive-bce", "adam-on-copies", "tanh-crashes"])
+], ids=["naive-bce", "bce-array-targets-only", "adam-on-copies", "tanh-crashes"])
 def test_typical_mistakes_get_their_sentence(stubs, title, file, bodies, sentence):
     for function, body in bodies.items():
         fill_in(stubs / file, function, body)

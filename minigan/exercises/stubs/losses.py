@@ -22,13 +22,14 @@ Array = Any
 
 class BCEWithLogitsCache(NamedTuple):
     logits: Array   # any shape
-    targets: Array  # same shape, values in [0, 1]
+    targets: Any    # same shape, values in [0, 1], or one number
 
 
-def bce_with_logits_forward(logits: Array, targets: Array) -> tuple[Array, BCEWithLogitsCache]:
+def bce_with_logits_forward(logits: Array, targets: Any) -> tuple[Array, BCEWithLogitsCache]:
     """Binary cross-entropy of sigmoid(logits) against targets, mean over all elements.
 
-    logits: any shape; targets: same shape, in [0, 1]  ->  loss: 0-d array
+    logits: any shape; targets: same shape, in [0, 1], or one number for every element
+    ->  loss: 0-d array
     loss = mean(-t * log(s) - (1 - t) * log(1 - s)),  s = sigmoid(x)
     """
     xp = get_array_module(logits)  # noqa: F841
