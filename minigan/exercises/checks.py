@@ -7,8 +7,8 @@ functions (``impl.conv2d_forward``, ``impl.im2col``, ...: a learner's folder loa
 hypothesis). It returns None when the kernel is right for that case and raises
 ``KernelCheckFailed`` with one plain sentence when it is not, for example::
 
-    conv2d_backward: dw is wrong for x (1, 1, 2, 2), w (1, 1, 1, 1), stride 2, padding 0:
-    relative error 1 against finite differences (should be below 1e-06)
+    conv2d_backward: dw is wrong for x (1, 2, 2, 2), w (1, 2, 2, 2), stride 1, padding 0,
+    no bias: relative error 0.92 against finite differences (should be below 1e-06)
 
 The checks use the project's own checking machinery: ``minigan.gradcheck`` for finite
 differences, the loops of ``minigan.ops.reference`` as forward oracles, the adjoint identity for
