@@ -37,7 +37,9 @@ from minigan.ops.concat import concat_backward, concat_forward
 from minigan.ops.conv2d import conv2d_backward, conv2d_forward
 from minigan.ops.conv_transpose2d import conv_transpose2d_backward, conv_transpose2d_forward
 from minigan.ops.dropout import dropout_backward, dropout_forward
+from minigan.ops.feature_matching import feature_matching_backward, feature_matching_forward
 from minigan.ops.linear import linear_backward, linear_forward
+from minigan.ops.logsumexp import logsumexp_backward, logsumexp_forward
 from minigan.ops.losses import (
     bce_with_logits_backward,
     bce_with_logits_forward,
@@ -67,6 +69,9 @@ __all__ = [
     "linear_backward", "linear_forward", "relu_backward", "relu_forward",
     "sigmoid_backward", "sigmoid_forward", "softmax_cross_entropy_backward",
     "softmax_cross_entropy_forward", "tanh_backward", "tanh_forward", "update_running_stats",
+    # the semi-supervised GAN's kernels (examples/semi_supervised.py)
+    "feature_matching_backward", "feature_matching_forward", "logsumexp_backward",
+    "logsumexp_forward",
     # Inception-v3's kernels (pooling, concatenation, resizing)
     "avg_pool2d_backward", "avg_pool2d_forward", "concat_backward", "concat_forward",
     "global_avg_pool_backward", "global_avg_pool_forward", "max_pool2d_backward",
