@@ -114,20 +114,20 @@ def _examples(rng):
                         f32(1e-8)),
         "normalize_scale_shift": (rows, np.abs(array(channels)) + 1, array(channels),
                                   array(channels)),
-        "input_grad_from_sums": (array(12, 5), rows, array(channels), array(channels),
-                                 array(channels)),
+        "input_grad_from_sums": (array(12, 5), rows, array(channels), np.abs(array(channels)),
+                                 array(channels), array(channels), f32(12)),
         "leaky_relu_and_slope": (array(2, 3, 4, 4), f32(0.2), f32(0.8)),
         "relu_and_mask": (array(2, 3, 4, 4),),
+        "tanh_gradient": (array(2, 3, 4, 4), np.tanh(array(2, 3, 4, 4))),
         "centered_and_squares": (rows, array(channels)),
         "variance_and_inv_std": (np.abs(array(channels)) * 12, f32(12), f32(1e-5)),
-        "input_grad_coefficients": (array(channels), np.abs(array(channels)), array(channels),
-                                    array(channels), f32(12)),
         "blend_running_stats": (array(channels), np.abs(array(channels)), array(channels),
                                 np.abs(array(channels)), f32(0.9), f32(0.1), f32(12 / 11)),
         # A number as the target (the trainer's labels), then an array of targets.
         "bce_terms": (array(8, 1), f32(0.9), np.abs(array(8, 1))),
         "bce_gradient": (array(8, 1), (array(8, 1) > 0).astype(f32), np.exp(-np.abs(array(8, 1))),
                          f32(1 / 8)),
+        "negative_abs": (array(8, 1),),
     }
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy
+
 from minigan import ops
+from minigan.backend import to_numpy
 from minigan.nn import init
 from minigan.nn.module import Module, Parameter
 
@@ -40,11 +43,23 @@ class _BatchNorm(Module):
             y, self._cache = ops.batch_norm_forward(x, gamma, beta, self.eps)
             self.running_mean, self.running_var = ops.update_running_stats(
                 self.running_mean, self.running_var, self._cache, self.momentum)
-            self.num_batches_tracked = self.num_batches_tracked + 1
+            self._batches_tracked += 1                    # a host integer: no array operation
         else:
             y, self._cache = ops.batch_norm_eval_forward(x, gamma, beta, self.running_mean,
                                                      self.running_var, self.eps)
         return y
+
+    # num_batches_tracked is counted on the host, as a Python int: an array counter would cost
+    # an array operation (a kernel launch on a GPU) in every training forward. It still reads and
+    # loads as the 0-d int64 array PyTorch has, so state_dict and checkpoints are unchanged.
+    @property
+    def num_batches_tracked(self) -> numpy.ndarray:
+        """How many training batches updated the running statistics: a 0-d int64 array."""
+        return numpy.array(self._batches_tracked, dtype=numpy.int64)
+
+    @num_batches_tracked.setter
+    def num_batches_tracked(self, value: Any) -> None:
+        self._batches_tracked = int(to_numpy(value))
 
     def backward(self, dy: Any) -> Any:
         # No need_weight_grad here: in training mode dx is built from dgamma and dbeta, so the

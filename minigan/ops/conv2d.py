@@ -110,10 +110,13 @@ def weight_matrix(w: Array) -> Array:
 
 
 def weight_from_matrix(w_mat: Array, w_shape: tuple[int, ...]) -> Array:
-    """The inverse of ``weight_matrix``: (KH*KW*C, F) -> (F, C, KH, KW)."""
-    xp = get_array_module(w_mat)
+    """The inverse of ``weight_matrix``: (KH*KW*C, F) -> (F, C, KH, KW), as a view of w_mat.
+
+    No copy: a weight gradient is next added into its parameter's ``grad``, and that add reads
+    the view in whatever order its strides say (one array operation fewer per layer).
+    """
     F, C, KH, KW = w_shape
-    return xp.ascontiguousarray(w_mat.reshape(KH, KW, C, F).transpose(3, 2, 0, 1))
+    return w_mat.reshape(KH, KW, C, F).transpose(3, 2, 0, 1)
 
 
 def conv2d_input_grad(dy: Array, w: Array, x_shape: tuple[int, ...], stride: IntOrPair,

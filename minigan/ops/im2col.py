@@ -35,6 +35,7 @@ fewer, larger memory operations; the switch ``minigan.ops.fast_kernels`` picks (
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from minigan.backend import get_array_module
@@ -187,9 +188,36 @@ def im2col_fast(x: Array, kernel_size: IntOrPair, stride: IntOrPair = 1,
     N, C = x.shape[:2]
     (KH, KW), (SH, SW), (PH, PW) = pair(kernel_size), pair(stride), pair(padding)
     H_out, W_out = output_shape(x.shape, kernel_size, stride, padding)
-    x_pad = pad_channels_last(x, PH, PW)
+    x_pad = _pad_channels_last_fast(x, PH, PW)
     window = _window_view(x_pad, KH, KW, SH, SW, H_out, W_out)   # (N, H_out, W_out, KH, KW, C)
+    if window.flags.c_contiguous:   # the view is all of x_pad (K = S, no overlap): copy it, so
+        window = window.copy()      # that cols never shares memory with x or the reused buffer
     return xp.ascontiguousarray(window).reshape(N * H_out * W_out, KH * KW * C)
+
+
+def _pad_channels_last_fast(x: Array, pad_h: int, pad_w: int) -> Array:
+    """``pad_channels_last`` in at most one array operation instead of two.
+
+    x: (N, C, H, W) -> (N, H + 2 pad_h, W + 2 pad_w, C). Without padding it is a view of x
+    (im2col_fast's window copy then reads x directly). With padding, the image is copied into
+    a zero-bordered buffer that is made once per shape and reused: only its inside is ever
+    written, so its border stays zero, and ``im2col_fast`` copies out of it before returning.
+    """
+    if pad_h == 0 and pad_w == 0:
+        return x.transpose(0, 2, 3, 1)
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    x_pad = _zero_bordered_buffer(xp, (N, H + 2 * pad_h, W + 2 * pad_w, C), x.dtype, pad_h, pad_w)
+    x_pad[:, pad_h:pad_h + H, pad_w:pad_w + W, :] = x.transpose(0, 2, 3, 1)
+    return x_pad
+
+
+@functools.lru_cache(maxsize=64)
+def _zero_bordered_buffer(xp: Any, shape: tuple[int, ...], dtype: Any, pad_h: int,
+                          pad_w: int) -> Array:
+    """zeros(shape), one per array module, shape, dtype and padding (the padding is part of the
+    key: the same padded shape with another padding would find inside pixels in its border)."""
+    return xp.zeros(shape, dtype=dtype)
 
 
 def col2im_fast(cols: Array, x_shape: tuple[int, ...], kernel_size: IntOrPair,

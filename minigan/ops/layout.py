@@ -52,8 +52,24 @@ def column_sums(rows: Array) -> Array:
     return xp.matmul(_ones(xp, rows.shape[0], rows.dtype), rows)
 
 
-@functools.lru_cache(maxsize=32)
+def column_means(rows: Array) -> Array:
+    """(M, C) -> (C,): the mean of each column, ``rows.sum(axis=0) / M``.
+
+    As ``column_sums``, but with a vector of 1/M in place of the ones, so that the division is
+    part of the matrix-vector product: one array operation instead of two (sum(x_i / M) equals
+    sum(x_i) / M up to rounding, and exactly when M is a power of two).
+    """
+    xp = get_array_module(rows)
+    M = rows.shape[0]
+    return xp.matmul(_filled(xp, M, rows.dtype, 1 / M), rows)
+
+
 def _ones(xp: Any, length: int, dtype: Any) -> Array:
-    """ones(length), made once per array module, length and dtype, then reused (never written
-    to): on a GPU, making it afresh would be one more kernel launch in every call."""
-    return xp.ones(length, dtype=dtype)
+    return _filled(xp, length, dtype, 1.0)
+
+
+@functools.lru_cache(maxsize=32)
+def _filled(xp: Any, length: int, dtype: Any, value: float) -> Array:
+    """full(length, value), made once per array module, length, dtype and value, then reused
+    (never written to): on a GPU, making it afresh would be one more kernel launch in every call."""
+    return xp.full(length, value, dtype=dtype)

@@ -24,6 +24,7 @@ Array = Any
 class BCEWithLogitsCache(NamedTuple):
     logits: Array   # any shape
     targets: Any    # same shape, values in [0, 1]; or one number (a scalar of the logits' dtype)
+    exp_neg_abs: Array | None = None   # exp(-|logits|), kept by the fast forward for its backward
 
 
 class SoftmaxCrossEntropyCache(NamedTuple):
@@ -77,24 +78,34 @@ def bce_with_logits_backward(dloss: Any, cache: BCEWithLogitsCache) -> Array:
 def bce_with_logits_forward_fast(
     logits: Array, targets: Any,
 ) -> tuple[Array, BCEWithLogitsCache]:
-    """``bce_with_logits_forward`` in six array operations instead of nine."""
+    """``bce_with_logits_forward`` in five array operations instead of nine; it keeps exp(-|x|)
+    in the cache, so that the backward pass need not compute it again."""
     xp = get_array_module(logits)
     x, t = logits, _targets_like(logits, targets)
-    exp_neg_abs = xp.exp(-xp.abs(x))                       # exp(-|x|), in (0, 1]
+    exp_neg_abs = xp.exp(negative_abs(x))                  # exp(-|x|), in (0, 1]
     per_element = bce_terms(x, t, xp.log1p(exp_neg_abs))
     loss = xp.asarray(per_element.mean())
-    return loss, BCEWithLogitsCache(logits=x, targets=t)
+    return loss, BCEWithLogitsCache(logits=x, targets=t, exp_neg_abs=exp_neg_abs)
 
 
 def bce_with_logits_backward_fast(dloss: Any, cache: BCEWithLogitsCache) -> Array:
-    """``bce_with_logits_backward`` in four array operations instead of thirteen."""
+    """``bce_with_logits_backward`` in one array operation instead of thirteen (three when the
+    cache comes from the plain forward, which does not keep exp(-|x|))."""
     xp = get_array_module(cache.logits)
-    x, t = cache.logits, cache.targets
+    x, t, exp_neg_abs = cache
     if isinstance(dloss, Number):   # worked out on the host: no array operation
         scale = x.dtype.type(dloss / x.size)
     else:
         scale = xp.asarray(dloss, dtype=x.dtype) / x.size
-    return bce_gradient(x, t, xp.exp(-xp.abs(x)), scale)
+    if exp_neg_abs is None:
+        exp_neg_abs = xp.exp(negative_abs(x))
+    return bce_gradient(x, t, exp_neg_abs, scale)
+
+
+@fuse
+def negative_abs(x):
+    """-|x|: x where x <= 0, -x where x > 0 (a multiplication by -1 or 1, so exact)."""
+    return x * (1 - 2 * (x > 0).astype(x.dtype))
 
 
 @fuse

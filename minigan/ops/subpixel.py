@@ -56,8 +56,10 @@ def phase_weight_matrix(w: Array, stride: IntOrPair) -> Array:
     F, C, KH, KW = w.shape
     SH, SW = pair(stride)
     TH, TW = -(-KH // SH), -(-KW // SW)                   # ceil(K / S) per axis
-    w_taps = xp.zeros((F, C, SH * TH, SW * TW), dtype=w.dtype)
-    w_taps[:, :, :KH, :KW] = w                            # zero taps past K, so S divides the size
+    w_taps = w
+    if (KH, KW) != (SH * TH, SW * TW):   # S does not divide K: zero taps past K, so that it does
+        w_taps = xp.zeros((F, C, SH * TH, SW * TW), dtype=w.dtype)
+        w_taps[:, :, :KH, :KW] = w
     # tap i = S*t + a  ->  axes (t, a); then reverse t so that t' = T - 1 - t
     w_taps = w_taps.reshape(F, C, TH, SH, TW, SW)[:, :, ::-1, :, ::-1, :]   # (f, c, t', a, u', b)
     return xp.ascontiguousarray(w_taps.transpose(2, 4, 0, 3, 5, 1)).reshape(TH * TW * F,
@@ -91,7 +93,10 @@ def conv2d_input_grad_subpixel(dy: Array, w: Array, x_shape: tuple[int, ...], st
     blocks = blocks.reshape(N, Q, R, SH, SW, C).transpose(0, 1, 3, 2, 4, 5)  # (n, q, a, r, b, c)
     dx_pad = blocks.reshape(N, Q * SH, R * SW, C)
     # Crop the padding. Pixels past the last window (when (H + 2P - K) % S > 0) get no gradient.
-    dx = xp.zeros((N, H, W, C), dtype=dy.dtype)
     h_kept, w_kept = min(H, Q * SH - PH), min(W, R * SW - PW)
-    dx[:, :h_kept, :w_kept, :] = dx_pad[:, PH:PH + h_kept, PW:PW + w_kept, :]
+    if (h_kept, w_kept) == (H, W):       # every pixel is covered (as in a DCGAN): one copy
+        dx = xp.ascontiguousarray(dx_pad[:, PH:PH + H, PW:PW + W, :])
+    else:
+        dx = xp.zeros((N, H, W, C), dtype=dy.dtype)
+        dx[:, :h_kept, :w_kept, :] = dx_pad[:, PH:PH + h_kept, PW:PW + w_kept, :]
     return channels_last_view(dx.reshape(N * H * W, C), x_shape)

@@ -80,6 +80,9 @@ def test_state_dict_round_trip_includes_batchnorm_buffers():
     net.eval()
     other.eval()
     np.testing.assert_array_equal(to_numpy(net(x)), to_numpy(other(x)))
+    assert int(other[1].num_batches_tracked) == 1        # loaded, then counted on from there
+    other.train()(x)
+    assert int(other.state_dict()["1.num_batches_tracked"]) == 2
 
 
 def test_load_state_dict_names_what_does_not_match():

@@ -58,6 +58,23 @@ def test_im2col_copies_each_window_into_a_row(fast, geometry):
     np.testing.assert_array_equal(to_numpy(cols), to_numpy(im2col_reference(x, K, S, P)))
 
 
+def test_fast_im2col_reuses_its_padded_buffer_without_stale_or_shared_numbers():
+    """im2col_fast copies padded images into a zero-bordered buffer kept per shape. The same
+    padded shape (1, 8, 8, 2) comes from a 6 x 6 image with padding 1 and a 4 x 4 one with
+    padding 2; each must see zeros in its own border, and no result may change afterwards."""
+    rng = np.random.default_rng(0)
+    calls = [(random_array(rng, (1, 2, 6, 6)), 3, 1, 1), (random_array(rng, (1, 2, 4, 4)), 3, 1, 2),
+             (random_array(rng, (1, 2, 6, 6)), 3, 1, 1),
+             (random_array(rng, (1, 2, 3, 3)), 1, 1, 1),    # K = 1: the window view is all of
+             (random_array(rng, (1, 2, 3, 3)), 1, 1, 1)]    # the buffer, yet cols is a copy
+    with fast_kernels(True):
+        results = [im2col(x, K, S, P) for x, K, S, P in calls]
+    expected = [to_numpy(im2col_reference(x, K, S, P)) for x, K, S, P in calls]
+    for cols, want in zip(results, expected):
+        np.testing.assert_array_equal(to_numpy(cols), want)
+
+
+
 @kernel_paths
 @given(geometry=st.booleans().flatmap(lambda rectangular: geometries(rectangular)),
        seed=st.integers(0, 2**32 - 1))
