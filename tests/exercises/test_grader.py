@@ -103,8 +103,9 @@ NAIVE_BCE = {"bce_with_logits_forward": """
     loss = -xp.mean(targets * xp.log(s) + (1 - targets) * xp.log(1 - s))
     return xp.asarray(loss), BCEWithLogitsCache(logits, targets)
 """, "bce_with_logits_backward": """
-    from minigan.ops.losses import bce_with_logits_backward
-    return bce_with_logits_backward(dloss, cache)
+    from minigan.ops.activations import sigmoid   # stable for any x
+    x, t = cache.logits, cache.targets
+    return (sigmoid(x) - t) * (get_array_module(x).asarray(dloss, dtype=x.dtype) / x.size)
 """}
 BCE_FOR_ARRAY_TARGETS_ONLY = {"bce_with_logits_forward": """
     t = targets.astype(logits.dtype)   # but the trainer passes the number 1.0 (or 0.9) too
