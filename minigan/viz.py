@@ -85,13 +85,14 @@ def _smooth(values: numpy.ndarray, window: int) -> numpy.ndarray:
 def plot_losses(history: dict[str, Sequence[float]], path: str | Path,
                 metrics: dict[str, Sequence[float]] | None = None) -> Path:
     """Loss curves (and D's outputs) per step; FID/IS per epoch in a third panel if given."""
-    import matplotlib
-    matplotlib.use("Agg")  # no screen needed
-    import matplotlib.pyplot as plt
+    # A Figure made directly (not through pyplot) needs no screen and leaves pyplot's backend
+    # alone, so a notebook that calls this still draws its own plots inline afterwards.
+    from matplotlib.figure import Figure
 
     steps = numpy.asarray(history["step"])
     panels = 3 if metrics and len(metrics.get("epoch", [])) else 2
-    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4))
+    fig = Figure(figsize=(5.5 * panels, 4))
+    axes = fig.subplots(1, panels)
     window = max(1, len(steps) // 50)
     for key, label in (("d_loss", "discriminator"), ("g_loss", "generator")):
         values = numpy.asarray(history[key])
@@ -121,5 +122,4 @@ def plot_losses(history: dict[str, Sequence[float]], path: str | Path,
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

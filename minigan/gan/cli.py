@@ -11,6 +11,8 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +95,9 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--keep-snapshots", type=snapshots_argument, default=0, metavar="K|all",
                    help="keep a copy of each epoch's checkpoint as checkpoint_epoch_NNN.npz: "
                         "the last K of them, or all (0: none)")
+    p.add_argument("--kernels", default=None, metavar="FOLDER",
+                   help="train on your own kernels: a folder made by `python -m "
+                        "minigan.exercises init` (unfinished ones stay minigan's)")
     g = p.add_argument_group("model")
     g.add_argument("--image-size", type=int_argument, default=32,
                    help="height and width of the images G makes and D reads: 32 as in the "
@@ -186,6 +191,9 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.resume and args.overwrite:
         raise ValueError("--resume continues the run in the folder and --overwrite replaces "
                          "it: give one of them")
+    if args.kernels is not None and not Path(args.kernels).is_dir():
+        raise FileNotFoundError(f"--kernels: no folder {args.kernels} (make one with "
+                                f"`python -m minigan.exercises init {args.kernels}`)")
 
 
 def check_sizes(args: argparse.Namespace, channels: int = 3) -> None:
@@ -368,13 +376,29 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
               f"per process, batch norm {norm}")
     started = time.perf_counter()
     steps_before = trainer.step
-    trainer.fit(progress=world.is_root)
+    with kernels_in_use(args.kernels):
+        trainer.fit(progress=world.is_root)
     seconds = time.perf_counter() - started
     steps = trainer.step - steps_before
     if steps:
         print(f"{steps} steps in {seconds:.1f} s ({1000 * seconds / steps:.0f} ms/step)")
     report(trainer)
     return trainer
+
+
+@contextmanager
+def kernels_in_use(folder: str | None) -> Iterator[None]:
+    """With ``--kernels``, run the layers on the learner's kernels (``minigan.exercises``)."""
+    if folder is None:
+        yield
+        return
+    from minigan.exercises import use_kernels
+
+    with use_kernels(folder) as in_use:
+        yours = [name for name, used in in_use.items() if used]
+        print(f"your kernels from {folder}: {', '.join(yours) or 'none started yet'}; "
+              f"minigan's: {', '.join(n for n, used in in_use.items() if not used) or 'none'}")
+        yield
 
 
 def report(trainer: GANTrainer) -> None:

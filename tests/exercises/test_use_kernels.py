@@ -1,0 +1,133 @@
+"""Training on one's own kernels: ``use_kernels(folder)`` swaps a learner's functions in.
+
+Inside ``with use_kernels("my_kernels")`` the layers and Adam run the learner's functions (the
+layers call kernels through the ``minigan.ops`` namespace, Adam calls ``minigan.optim.
+adam_update``); kernels that are still stubs stay minigan's; on the way out, even after an
+error, minigan's own kernels are back. ``examples/train_svhn.py --kernels my_kernels/`` trains
+a DCGAN that way.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import minigan.ops
+import minigan.optim
+from minigan.backend import to_device, to_numpy
+from minigan.exercises import use_kernels
+from minigan.nn import LeakyReLU, Parameter
+from minigan.optim import Adam
+from tests.exercises.conftest import LEAKY_RELU_BACKWARD, LEAKY_RELU_FORWARD, fill_in
+from tests.helpers import REPO_ROOT
+
+COUNTING_LEAKY_RELU_FORWARD = (
+    "leaky_relu_forward.calls = getattr(leaky_relu_forward, 'calls', 0) + 1\n"
+    + textwrap.dedent(LEAKY_RELU_FORWARD))
+ADAM_IN_PLACE = """
+    adam_update.calls = getattr(adam_update, "calls", 0) + 1
+    m *= beta1
+    m += one_minus_beta1 * grad
+    v *= beta2
+    v += one_minus_beta2 * (grad * grad)
+    param -= step_size * m / (v ** 0.5 / sqrt_bias2 + eps)
+"""
+
+
+@pytest.fixture
+def leaky_relu_and_adam(stubs):
+    """A learner who has written leaky ReLU and Adam's update, and nothing else yet."""
+    fill_in(stubs / "activations.py", "leaky_relu_forward", COUNTING_LEAKY_RELU_FORWARD)
+    fill_in(stubs / "activations.py", "leaky_relu_backward", LEAKY_RELU_BACKWARD)
+    fill_in(stubs / "adam.py", "adam_update", ADAM_IN_PLACE)
+    return stubs
+
+
+def test_started_kernels_are_swapped_in_and_put_back(leaky_relu_and_adam):
+    originals = {n: getattr(minigan.ops, n) for n in minigan.ops.__all__}
+    with use_kernels(leaky_relu_and_adam) as in_use:
+        assert in_use == {"conv2d": False, "conv_transpose2d": False, "batch_norm": False,
+                          "leaky_relu": True, "tanh": False, "bce_with_logits": False,
+                          "adam_update": True}
+        for name in ("leaky_relu_forward", "leaky_relu_backward"):
+            assert getattr(minigan.ops, name).__module__.startswith("minigan_learner_kernels")
+        assert minigan.ops.conv2d_forward is originals["conv2d_forward"]   # still a stub
+        assert minigan.optim.adam_update.__module__.startswith("minigan_learner_kernels")
+    assert {n: getattr(minigan.ops, n) for n in minigan.ops.__all__} == originals
+    assert minigan.optim.adam_update.__module__ == "minigan.optim"
+
+
+def test_minigans_kernels_come_back_after_an_error(leaky_relu_and_adam):
+    original = minigan.ops.leaky_relu_forward
+    with pytest.raises(ZeroDivisionError), use_kernels(leaky_relu_and_adam):
+        raise ZeroDivisionError("an error in the middle of training")
+    assert minigan.ops.leaky_relu_forward is original
+
+
+def test_adam_steps_with_the_learners_update(leaky_relu_and_adam):
+    values, grad = np.array([1.0, -2.0, 3.0]), np.array([0.5, -1.0, 2.0])
+    params = [Parameter(to_device(values.copy())) for _ in range(2)]
+    with use_kernels(leaky_relu_and_adam):
+        learners_update = minigan.optim.adam_update
+        calls_before = getattr(learners_update, "calls", 0)   # use_kernels tried it once
+        params[0].grad[...] = to_device(grad)
+        Adam([params[0]], lr=0.1).step()
+    params[1].grad[...] = to_device(grad)
+    Adam([params[1]], lr=0.1).step()                                    # minigan's own
+    assert learners_update.calls == calls_before + 1
+    np.testing.assert_allclose(to_numpy(params[0].data), to_numpy(params[1].data), rtol=1e-12)
+
+
+def test_a_layer_runs_the_learners_kernel(leaky_relu_and_adam):
+    """The layers look their kernels up in ``minigan.ops`` at call time, so they see the swap."""
+    x = to_device(np.array([[-1.0, 2.0]]))
+    with use_kernels(leaky_relu_and_adam):
+        learners_forward = minigan.ops.leaky_relu_forward
+        calls_before = getattr(learners_forward, "calls", 0)
+        y = LeakyReLU(0.2)(x)
+    assert learners_forward.calls == calls_before + 1
+    np.testing.assert_allclose(to_numpy(y), [[-0.2, 2.0]])
+
+
+def read_losses(path):
+    with open(path, newline="") as f:
+        return [(float(r["d_loss"]), float(r["g_loss"])) for r in csv.DictReader(f)]
+
+
+def test_train_svhn_trains_on_the_learners_kernels(leaky_relu_and_adam, tmp_path):
+    """Three steps of the DCGAN with the learner's leaky ReLU and Adam: the script says whose
+    kernels run, and since these two are right, the losses are minigan's own to rounding."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg",
+           "MINIGAN_BACKEND": "numpy"}
+    common = ["--dataset", "synthetic", "--num-train", "32", "--batch-size", "16",
+              "--max-steps", "3", "--conv-dim", "8", "--seed", "3"]
+    script = str(REPO_ROOT / "examples" / "train_svhn.py")
+    runs = {}
+    for label, extra in (("learner", ["--kernels", str(leaky_relu_and_adam)]), ("minigan", [])):
+        out = tmp_path / label
+        result = subprocess.run([sys.executable, script, *common, *extra, "--out", str(out)],
+                                capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode == 0, result.stderr
+        runs[label] = (result.stdout, read_losses(out / "losses.csv"))
+    assert (f"your kernels from {leaky_relu_and_adam}: leaky_relu, adam_update; minigan's: "
+            f"conv2d, conv_transpose2d, batch_norm, tanh, bce_with_logits") in runs["learner"][0]
+    assert "your kernels" not in runs["minigan"][0]
+    assert len(runs["learner"][1]) == 3
+    np.testing.assert_allclose(runs["learner"][1], runs["minigan"][1], rtol=1e-4)
+
+
+def test_a_missing_kernel_folder_is_one_line(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "examples" / "train_svhn.py"),
+                             "--dataset", "synthetic", "--kernels", str(tmp_path / "none"),
+                             "--out", str(tmp_path / "run")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: --kernels: no folder {tmp_path / 'none'} (make one with "
+        f"`python -m minigan.exercises init {tmp_path / 'none'}`)"]
