@@ -37,7 +37,7 @@ from PIL import Image
 
 from minigan.backend import backend_name, get_array_module, to_device, to_numpy, use_backend
 from minigan.classifier import train_classifier
-from minigan.data import DataError, dataset_label, load_dataset, scale_images
+from minigan.data import dataset_label, load_train_test, scale_images
 from minigan.data.cifar10 import CLASSES as CIFAR10_CLASSES
 from minigan.metrics.features import FeatureNet, accuracy
 from minigan.nn import CrossEntropyLoss, Module
@@ -46,23 +46,19 @@ from minigan.scripts import (
     USER_ERRORS,
     OneLineParser,
     add_backend_argument,
+    add_data_dir_arguments,
+    check_at_least_one,
     dataset_argument,
     one_line_warnings,
     print_error,
 )
-
-TEST_ONLY_SPLIT = 8000  # MNIST's test files alone: train on the first 8000, attack the rest
 
 
 def build_parser() -> OneLineParser:
     p = OneLineParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", type=dataset_argument, default="mnist", metavar="NAME|FILE.npz",
                    help=DATASET_HELP + " (labels needed)")
-    p.add_argument("--data-dir", default=None,
-                   help="where the dataset's files are (default: $MINIGAN_DATA or "
-                        "~/.cache/minigan)")
-    p.add_argument("--no-download", action="store_true",
-                   help="use only files already on disk, never download")
+    add_data_dir_arguments(p)
     p.add_argument("--epsilons", type=float, nargs="+",
                    default=[0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3],
                    help="perturbation sizes, as fractions of the pixel range (0.1 = 25.5 of 255)")
@@ -131,34 +127,13 @@ def load_data(args: argparse.Namespace) -> tuple[tuple[numpy.ndarray, ...], str]
     test files (or one .npz file) at hand, one set is split in two. 28x28 images are padded to
     32x32, the size the classifier (the FID feature network) takes.
     """
-    try:
-        train = load_dataset(args.dataset, "train", data_dir=args.data_dir,
-                             download=not args.no_download)
-        test = None if args.dataset.endswith(".npz") else load_dataset(
-            args.dataset, "test", data_dir=args.data_dir, download=not args.no_download)
-        note = args.dataset if test is None else \
-            f"{args.dataset}: the classifier trains on the training split, the test split is " \
-            f"attacked"
-    except DataError as error:
-        if args.dataset != "mnist":
-            raise
-        try:
-            train = load_dataset("mnist", "test", data_dir=args.data_dir, download=False)
-        except DataError:
-            raise error from None
-        test = None
-        note = "only MNIST's test files are at hand"
-    if train[1] is None:
-        raise DataError(f"{args.dataset} has no labels: accuracy needs them")
-    if test is None:
-        images, labels = train
-        cut = TEST_ONLY_SPLIT if len(images) > TEST_ONLY_SPLIT else int(len(images) * 0.8)
-        train, test = (images[:cut], labels[:cut]), (images[cut:], labels[cut:])
-        note += f": the classifier trains on the first {cut} images, the rest are attacked"
-    if args.limit is not None:
-        train = (train[0][:args.limit], train[1][:args.limit])
-        note += f" (--limit: only the first {len(train[0])} training images)"
-    test = (test[0][:args.attack_size], test[1][:args.attack_size])
+    train, test, note = load_train_test(
+        args.dataset, args.data_dir, download=not args.no_download, limit=args.limit,
+        test_size=args.attack_size, why_labels="accuracy needs them",
+        both_note="{name}: the classifier trains on the training split, the test split is "
+                  "attacked",
+        split_note=": the classifier trains on the first {cut} images, the rest are attacked",
+        limit_note=" (--limit: only the first {n} training images)")
     pad = ((0, 0), (0, 0), (2, 2), (2, 2))
     if train[0].shape[-1] == 28:
         train, test = (numpy.pad(train[0], pad), train[1]), (numpy.pad(test[0], pad), test[1])
@@ -298,10 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     one_line_warnings()
     try:
-        for name in ("epochs", "attack_size"):
-            if getattr(args, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got "
-                                 f"{getattr(args, name)}")
+        check_at_least_one(args, "epochs", "attack_size")
         if any(not 0 <= e <= 1 for e in args.epsilons):
             raise ValueError(f"--epsilons must lie in [0, 1] (fractions of the pixel range), "
                              f"got {args.epsilons}")

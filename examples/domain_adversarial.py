@@ -42,7 +42,7 @@ from typing import Any
 import numpy
 
 from minigan.backend import backend_name, get_array_module, make_rng, to_numpy, use_backend
-from minigan.data import DataError, DataLoader, load_dataset
+from minigan.data import TEST_ONLY_SPLIT, DataLoader, load_dataset, load_train_test
 from minigan.nn import (
     BCEWithLogitsLoss,
     Conv2d,
@@ -59,13 +59,14 @@ from minigan.scripts import (
     USER_ERRORS,
     OneLineParser,
     add_backend_argument,
+    add_data_dir_arguments,
+    check_at_least_one,
     one_line_warnings,
     print_error,
 )
 
 DOMAINS = ("mnist", "synthetic", "svhn")
 FEATURES = 128  # length of the feature vector that both classifiers read
-TEST_ONLY_SPLIT = 8000  # MNIST's test files alone: the first 8000 train, the last 2000 are held out
 
 
 def build_parser() -> OneLineParser:
@@ -74,11 +75,7 @@ def build_parser() -> OneLineParser:
                    help="the labelled domain")
     p.add_argument("--target", choices=DOMAINS, default="synthetic",
                    help="the unlabelled domain, on which accuracy is reported")
-    p.add_argument("--data-dir", default=None,
-                   help="where the datasets' files are (default: $MINIGAN_DATA or "
-                        "~/.cache/minigan)")
-    p.add_argument("--no-download", action="store_true",
-                   help="use only files already on disk, never download")
+    add_data_dir_arguments(p, "the datasets'")
     p.add_argument("--epochs", type=int, default=10, help="passes over the source images")
     p.add_argument("--batch-size", type=int, default=64,
                    help="source images per step (and as many target images)")
@@ -127,27 +124,11 @@ def load_domain(name: str, args: argparse.Namespace) -> tuple[tuple[numpy.ndarra
         note = f"synthetic house numbers drawn in grey: {n_train} to train, " \
                f"{args.test_size} held out"
     else:
-        try:
-            train = load_dataset(name, "train", data_dir=args.data_dir,
-                                 download=not args.no_download)
-            test = load_dataset(name, "test", data_dir=args.data_dir,
-                                download=not args.no_download)
-            note = f"{name}: training and test splits"
-        except DataError as error:
-            if name != "mnist":
-                raise
-            try:
-                images, labels = load_dataset("mnist", "test", data_dir=args.data_dir,
-                                              download=False)
-            except DataError:
-                raise error from None
-            train = (images[:TEST_ONLY_SPLIT], labels[:TEST_ONLY_SPLIT])
-            test = (images[TEST_ONLY_SPLIT:], labels[TEST_ONLY_SPLIT:])
-            note = f"only MNIST's test files: the first {TEST_ONLY_SPLIT} train, the rest are " \
-                   f"held out"
-        if limit is not None:
-            train = (train[0][:limit], train[1][:limit])
-            note += f" (--limit: {len(train[0])} training images)"
+        train, test, note = load_train_test(
+            name, args.data_dir, download=not args.no_download, limit=limit,
+            fallback_note="only MNIST's test files",
+            split_note=": the first {cut} train, the rest are held out",
+            limit_note=" (--limit: {n} training images)")
     test = (test[0][:args.test_size], test[1][:args.test_size])
     data = (to_grey_32(train[0]), train[1], to_grey_32(test[0]), test[1])
     return data, note
@@ -388,10 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     one_line_warnings()
     try:
-        for name in ("epochs", "batch_size", "test_size"):
-            if getattr(args, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got "
-                                 f"{getattr(args, name)}")
+        check_at_least_one(args, "epochs", "batch_size", "test_size")
         if args.source == args.target:
             raise ValueError(f"--source and --target are both {args.source}: domain "
                              f"adaptation needs two different domains")

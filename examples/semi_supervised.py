@@ -41,7 +41,7 @@ from typing import Any
 import numpy
 
 from minigan.backend import backend_name, make_rng, manual_seed, randn, uniform, use_backend
-from minigan.data import DataError, DataLoader, dataset_label, load_dataset
+from minigan.data import DataLoader, dataset_label, load_train_test
 from minigan.gan.dcgan import Generator
 from minigan.nn import (
     BatchNorm1d,
@@ -66,23 +66,19 @@ from minigan.scripts import (
     USER_ERRORS,
     OneLineParser,
     add_backend_argument,
+    add_data_dir_arguments,
+    check_at_least_one,
     dataset_argument,
     one_line_warnings,
     print_error,
 )
-
-TEST_ONLY_SPLIT = 8000  # MNIST's test files alone: the first 8000 are the pool, the rest held out
 
 
 def build_parser() -> OneLineParser:
     p = OneLineParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", type=dataset_argument, default="mnist", metavar="NAME|FILE.npz",
                    help=DATASET_HELP + " (labels needed)")
-    p.add_argument("--data-dir", default=None,
-                   help="where the dataset's files are (default: $MINIGAN_DATA or "
-                        "~/.cache/minigan)")
-    p.add_argument("--no-download", action="store_true",
-                   help="use only files already on disk, never download")
+    add_data_dir_arguments(p)
     p.add_argument("--labels-per-class", type=int, default=10,
                    help="labelled training images per class; every pool image is also used "
                         "unlabelled")
@@ -117,34 +113,13 @@ def load_data(args: argparse.Namespace) -> tuple[tuple[numpy.ndarray, ...], str]
     The training split is the pool, the test split is held out; with only MNIST's test files
     (or a single .npz file) at hand, one set is split in two.
     """
-    try:
-        pool = load_dataset(args.dataset, "train", data_dir=args.data_dir,
-                            download=not args.no_download)
-        test = None if args.dataset.endswith(".npz") else load_dataset(
-            args.dataset, "test", data_dir=args.data_dir, download=not args.no_download)
-        note = args.dataset if test is None else \
-            f"{args.dataset}: the training split is the pool, the test split is held out"
-    except DataError as error:
-        if args.dataset != "mnist":
-            raise
-        try:
-            pool = load_dataset("mnist", "test", data_dir=args.data_dir, download=False)
-        except DataError:
-            raise error from None
-        test = None
-        note = "only MNIST's test files are at hand"
-    if pool[1] is None:
-        raise DataError(f"{args.dataset} has no labels: the labelled part of semi-supervised "
-                        f"learning needs some")
-    if test is None:  # one set of images: split it
-        images, labels = pool
-        cut = TEST_ONLY_SPLIT if len(images) > TEST_ONLY_SPLIT else int(len(images) * 0.8)
-        pool, test = (images[:cut], labels[:cut]), (images[cut:], labels[cut:])
-        note += f": the first {cut} images are the pool, the last {len(test[0])} are held out"
-    if args.pool is not None:
-        pool = (pool[0][:args.pool], pool[1][:args.pool])
-        note += f" (--pool: only the first {len(pool[0])} pool images)"
-    test = (test[0][:args.test_size], test[1][:args.test_size])
+    pool, test, note = load_train_test(
+        args.dataset, args.data_dir, download=not args.no_download, limit=args.pool,
+        test_size=args.test_size,
+        why_labels="the labelled part of semi-supervised learning needs some",
+        both_note="{name}: the training split is the pool, the test split is held out",
+        split_note=": the first {cut} images are the pool, the last {rest} are held out",
+        limit_note=" (--pool: only the first {n} pool images)")
     return (*pool, *test), note
 
 
@@ -471,10 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     one_line_warnings()
     try:
-        for name in ("labels_per_class", "epochs", "batch_size", "test_size"):
-            if getattr(args, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got "
-                                 f"{getattr(args, name)}")
+        check_at_least_one(args, "labels_per_class", "epochs", "batch_size", "test_size")
         if not args.lr > 0:
             raise ValueError(f"--lr must be positive, got {args.lr}")
         if not args.unsupervised_weight >= 0:

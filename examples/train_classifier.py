@@ -32,7 +32,7 @@ import numpy
 
 from minigan.backend import backend_name, use_backend
 from minigan.classifier import train_classifier
-from minigan.data import DataError, dataset_label, load_dataset
+from minigan.data import DataError, dataset_label, load_dataset, mnist_test_files_instead
 from minigan.metrics.features import accuracy, pad_to
 from minigan.metrics.gan_eval import save_real_statistics, statistics_path
 from minigan.scripts import (
@@ -92,13 +92,7 @@ def load_images(args: argparse.Namespace) -> tuple[numpy.ndarray, numpy.ndarray,
                                       download=not args.no_download)
         split = "train"
     except DataError as error:
-        if args.dataset != "mnist":
-            raise
-        try:
-            images, labels = load_dataset("mnist", "test", data_dir=args.data_dir,
-                                          download=False)
-        except DataError:
-            raise error from None
+        images, labels = mnist_test_files_instead(args.dataset, error, args.data_dir)
         split = "test"
         where = args.data_dir or "the data folder"
         how = "" if args.no_download else " and could not be downloaded"

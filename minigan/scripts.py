@@ -76,6 +76,19 @@ def add_backend_argument(parser: argparse.ArgumentParser) -> None:
                         help="numpy runs on the CPU, cupy on an NVIDIA GPU ($MINIGAN_BACKEND)")
 
 
+def add_data_dir_arguments(parser: argparse.ArgumentParser, whose: str = "the dataset's") -> None:
+    """``--data-dir`` and ``--no-download``, for the scripts that read datasets' files.
+
+    ``whose`` names the files in the help (``"the datasets'"`` for a script that reads two),
+    so each script keeps its own wording while the options stay the same everywhere.
+    """
+    parser.add_argument("--data-dir", default=None,
+                        help=f"where {whose} files are (default: $MINIGAN_DATA or "
+                             f"~/.cache/minigan)")
+    parser.add_argument("--no-download", action="store_true",
+                        help="use only files already on disk, never download")
+
+
 def add_mirror_argument(parser: argparse.ArgumentParser) -> None:
     """``--mirror URL`` for the scripts that download datasets (default: $MINIGAN_MIRROR)."""
     parser.add_argument("--mirror", default=None, metavar="URL",
@@ -139,6 +152,18 @@ def run_script(work: Callable[[argparse.Namespace], Any], args: argparse.Namespa
 
 
 # ---------------------------------------------------------------- checking values where parsed
+def check_at_least_one(args: argparse.Namespace, *names: str) -> None:
+    """Raise ValueError naming the first option in ``names`` (attribute names) set below 1.
+
+    For counts (epochs, batch sizes) that a script checks after parsing, so the message
+    names the option as typed: ``--batch-size must be at least 1, got 0``.
+    """
+    for name in names:
+        value = getattr(args, name)
+        if value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+
 def seed_argument(value: str) -> int:
     """argparse ``type=`` for ``--seed``: an integer 0 or more (NumPy's generators need it)."""
     seed = int_argument(value)

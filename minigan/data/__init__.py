@@ -11,7 +11,8 @@ Every loader returns NumPy arrays ``images: (N, C, H, W) uint8`` and ``labels: (
 Files are cached in ``default_data_dir()`` (``$MINIGAN_DATA``, else ``~/.cache/minigan``).
 Your own images work too: ``load_dataset("my_images.npz")`` reads an ``.npz`` file with an
 ``images`` array (see ``minigan.data.npz``); its ``labels`` are None when the file has none
-that match the images.
+that match the images. ``load_train_test`` gives a labelled train/test pair, splitting one set
+in two when only one is at hand.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from minigan.data.folder import is_image_folder, load_image_folder
 from minigan.data.loader import DataLoader, scale_images, unscale_images
 from minigan.data.mnist import load_mnist, read_idx
 from minigan.data.npz import load_npz_images
+from minigan.data.splits import TEST_ONLY_SPLIT, load_train_test, mnist_test_files_instead
 from minigan.data.svhn import load_svhn, read_svhn_mat
 from minigan.data.synthetic import make_synthetic_digits
 
@@ -109,6 +111,7 @@ def load_dataset(
 
 __all__ = [
     "DATASETS",
+    "TEST_ONLY_SPLIT",
     "DataError",
     "DataLoader",
     "dataset_label",
@@ -123,8 +126,10 @@ __all__ = [
     "load_mnist",
     "load_npz_images",
     "load_svhn",
+    "load_train_test",
     "make_synthetic_digits",
     "md5_of",
+    "mnist_test_files_instead",
     "read_idx",
     "read_svhn_mat",
     "scale_images",
