@@ -8,6 +8,7 @@ convolutions).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from minigan.backend import get_array_module
@@ -22,19 +23,7 @@ def max_pool2d_reference(x: Array, kernel_size: int, stride: int | None = None,
     x: (N, C, H, W) -> y: (N, C, H_out, W_out), H_out = (H + 2P - K) // S + 1.
     Padding never wins: the window is cut to the pixels inside the image.
     """
-    xp = get_array_module(x)
-    K, S, P = kernel_size, stride or kernel_size, padding
-    N, C, H, W = x.shape
-    H_out, W_out = (H + 2 * P - K) // S + 1, (W + 2 * P - K) // S + 1
-    y = xp.zeros((N, C, H_out, W_out), dtype=x.dtype)
-    for n in range(N):
-        for c in range(C):
-            for ho in range(H_out):
-                for wo in range(W_out):
-                    top, left = S * ho - P, S * wo - P
-                    window = x[n, c, max(top, 0):top + K, max(left, 0):left + K]
-                    y[n, c, ho, wo] = window.max()
-    return y
+    return _pool_each_window(x, kernel_size, stride, padding, lambda window: window.max())
 
 
 def avg_pool2d_reference(x: Array, kernel_size: int, stride: int | None = None,
@@ -42,6 +31,19 @@ def avg_pool2d_reference(x: Array, kernel_size: int, stride: int | None = None,
     """y[n, c, ho, wo] = (sum of the window's real pixels) / (K*K, or how many real pixels).
 
     x: (N, C, H, W) -> y: (N, C, H_out, W_out), H_out = (H + 2P - K) // S + 1.
+    """
+    K = kernel_size
+    return _pool_each_window(
+        x, kernel_size, stride, padding,
+        lambda window: window.sum() / (K * K if count_include_pad else window.size))
+
+
+def _pool_each_window(x: Array, kernel_size: int, stride: int | None, padding: int,
+                      pool: Callable[[Array], Any]) -> Array:
+    """y[n, c, ho, wo] = pool(the real pixels of the K x K window at (S*ho - P, S*wo - P)).
+
+    The window is cut to the pixels inside the image, so padding is never looked at; the two
+    poolings above differ only in what they make of the window.
     """
     xp = get_array_module(x)
     K, S, P = kernel_size, stride or kernel_size, padding
@@ -53,9 +55,7 @@ def avg_pool2d_reference(x: Array, kernel_size: int, stride: int | None = None,
             for ho in range(H_out):
                 for wo in range(W_out):
                     top, left = S * ho - P, S * wo - P
-                    window = x[n, c, max(top, 0):top + K, max(left, 0):left + K]
-                    count = K * K if count_include_pad else window.size
-                    y[n, c, ho, wo] = window.sum() / count
+                    y[n, c, ho, wo] = pool(x[n, c, max(top, 0):top + K, max(left, 0):left + K])
     return y
 
 
