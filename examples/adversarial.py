@@ -43,14 +43,12 @@ from minigan.metrics.features import FeatureNet, accuracy
 from minigan.nn import CrossEntropyLoss, Module
 from minigan.scripts import (
     DATASET_HELP,
-    USER_ERRORS,
     OneLineParser,
     add_backend_argument,
     add_data_dir_arguments,
     check_at_least_one,
     dataset_argument,
-    one_line_warnings,
-    print_error,
+    run_script,
 )
 
 
@@ -269,21 +267,21 @@ def run(args: argparse.Namespace) -> None:
     print(f"plots: {out / 'fgsm_accuracy.png'}, {out / 'fgsm_examples.png'}")
 
 
+def check_and_run(args: argparse.Namespace) -> None:
+    """Refuse values that make no sense, in one line each, then run."""
+    check_at_least_one(args, "epochs", "attack_size")
+    if any(not 0 <= e <= 1 for e in args.epsilons):
+        raise ValueError(f"--epsilons must lie in [0, 1] (fractions of the pixel range), "
+                         f"got {args.epsilons}")
+    if args.limit is not None and args.limit < 64:
+        raise ValueError(f"--limit must be at least 64 (one training batch), got "
+                         f"{args.limit}")
+    run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    one_line_warnings()
-    try:
-        check_at_least_one(args, "epochs", "attack_size")
-        if any(not 0 <= e <= 1 for e in args.epsilons):
-            raise ValueError(f"--epsilons must lie in [0, 1] (fractions of the pixel range), "
-                             f"got {args.epsilons}")
-        if args.limit is not None and args.limit < 64:
-            raise ValueError(f"--limit must be at least 64 (one training batch), got "
-                             f"{args.limit}")
-        run(args)
-    except USER_ERRORS as error:
-        return print_error(error)
-    return 0
+    # run_script: one-line warnings and errors, Ctrl-C (exit 130), out of memory (exit 2)
+    return run_script(check_and_run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -56,13 +56,11 @@ from minigan.nn import (
 )
 from minigan.optim import SGD, Adam
 from minigan.scripts import (
-    USER_ERRORS,
     OneLineParser,
     add_backend_argument,
     add_data_dir_arguments,
     check_at_least_one,
-    one_line_warnings,
-    print_error,
+    run_script,
 )
 
 DOMAINS = ("mnist", "synthetic", "svhn")
@@ -365,26 +363,26 @@ def run(args: argparse.Namespace) -> None:
     print(f"plots: {png}, {out / 'features.png'}; per-epoch numbers: {out / 'accuracy.csv'}")
 
 
+def check_and_run(args: argparse.Namespace) -> None:
+    """Refuse values that make no sense, in one line each, then run."""
+    check_at_least_one(args, "epochs", "batch_size", "test_size")
+    if args.source == args.target:
+        raise ValueError(f"--source and --target are both {args.source}: domain "
+                         f"adaptation needs two different domains")
+    if args.lr is None:
+        args.lr = 1e-3 if args.optimizer == "adam" else 1e-2
+    if not args.lr > 0:
+        raise ValueError(f"--lr must be positive, got {args.lr}")
+    if not args.max_lambda >= 0:
+        raise ValueError(f"--max-lambda must be 0 or more, got {args.max_lambda}")
+    if args.limit is not None and args.limit < 2:
+        raise ValueError(f"--limit must be at least 2, got {args.limit}")
+    run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    one_line_warnings()
-    try:
-        check_at_least_one(args, "epochs", "batch_size", "test_size")
-        if args.source == args.target:
-            raise ValueError(f"--source and --target are both {args.source}: domain "
-                             f"adaptation needs two different domains")
-        if args.lr is None:
-            args.lr = 1e-3 if args.optimizer == "adam" else 1e-2
-        if not args.lr > 0:
-            raise ValueError(f"--lr must be positive, got {args.lr}")
-        if not args.max_lambda >= 0:
-            raise ValueError(f"--max-lambda must be 0 or more, got {args.max_lambda}")
-        if args.limit is not None and args.limit < 2:
-            raise ValueError(f"--limit must be at least 2, got {args.limit}")
-        run(args)
-    except USER_ERRORS as error:
-        return print_error(error)
-    return 0
+    # run_script: one-line warnings and errors, Ctrl-C (exit 130), out of memory (exit 2)
+    return run_script(check_and_run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -63,14 +63,12 @@ from minigan.nn import (
 from minigan.optim import Adam
 from minigan.scripts import (
     DATASET_HELP,
-    USER_ERRORS,
     OneLineParser,
     add_backend_argument,
     add_data_dir_arguments,
     check_at_least_one,
     dataset_argument,
-    one_line_warnings,
-    print_error,
+    run_script,
 )
 
 
@@ -442,22 +440,22 @@ def run(args: argparse.Namespace) -> None:
           f"{out / 'accuracy.csv'}")
 
 
+def check_and_run(args: argparse.Namespace) -> None:
+    """Refuse values that make no sense, in one line each, then run."""
+    check_at_least_one(args, "labels_per_class", "epochs", "batch_size", "test_size")
+    if not args.lr > 0:
+        raise ValueError(f"--lr must be positive, got {args.lr}")
+    if not args.unsupervised_weight >= 0:
+        raise ValueError(f"--unsupervised-weight must be 0 or more, got "
+                         f"{args.unsupervised_weight}")
+    if args.pool is not None and args.pool < 2:
+        raise ValueError(f"--pool must be at least 2, got {args.pool}")
+    run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    one_line_warnings()
-    try:
-        check_at_least_one(args, "labels_per_class", "epochs", "batch_size", "test_size")
-        if not args.lr > 0:
-            raise ValueError(f"--lr must be positive, got {args.lr}")
-        if not args.unsupervised_weight >= 0:
-            raise ValueError(f"--unsupervised-weight must be 0 or more, got "
-                             f"{args.unsupervised_weight}")
-        if args.pool is not None and args.pool < 2:
-            raise ValueError(f"--pool must be at least 2, got {args.pool}")
-        run(args)
-    except USER_ERRORS as error:
-        return print_error(error)
-    return 0
+    # run_script: one-line warnings and errors, Ctrl-C (exit 130), out of memory (exit 2)
+    return run_script(check_and_run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":
