@@ -33,7 +33,7 @@ from minigan.distributed import (
     convert_sync_batch_norm,
     join_mpi_world,
 )
-from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
+from minigan.gan import dcgan
 from minigan.gan.trainer import GANTrainer, TrainConfig
 from minigan.ops import fast_kernels_enabled, use_fast_kernels
 from minigan.scripts import (
@@ -329,10 +329,11 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
         raise ValueError(f"--batch-size {args.batch_size} is larger than the dataset "
                          f"({len(images)} images)")
     channels = images.shape[1]
-    G = dcgan_init(Generator(args.z_size, args.conv_dim, image_size=args.image_size,
-                             channels=channels, z_distribution=args.z_distribution))
-    D = dcgan_init(Discriminator(args.conv_dim, image_size=args.image_size, channels=channels,
-                                 dropout=args.dropout))
+    # dcgan.Generator, looked up now: the exercises can swap in a learner's own networks.
+    G = dcgan.dcgan_init(dcgan.Generator(args.z_size, args.conv_dim, image_size=args.image_size,
+                                         channels=channels, z_distribution=args.z_distribution))
+    D = dcgan.dcgan_init(dcgan.Discriminator(args.conv_dim, image_size=args.image_size,
+                                             channels=channels, dropout=args.dropout))
     if args.distributed and args.sync_batch_norm:
         G, D = convert_sync_batch_norm(G, world), convert_sync_batch_norm(D, world)
     config = TrainConfig(epochs=args.epochs, lr_d=args.lr_d, lr_g=args.lr_g, beta1=args.beta1,
