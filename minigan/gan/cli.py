@@ -21,15 +21,12 @@ import numpy
 from minigan.backend import backend_name, manual_seed, use_backend
 from minigan.checkpoint import remove_orphaned_temporaries
 from minigan.data import DATASETS, dataset_label
-from minigan.distributed import (
-    SINGLE_PROCESS,
-    ShardedLoader,
-    abort_other_ranks,
-    convert_sync_batch_norm,
-    join_mpi_world,
-)
+from minigan.data.loader import DataLoader
+from minigan.data.sharded import ShardedLoader
+from minigan.distributed import SINGLE_PROCESS, abort_other_ranks, join_mpi_world
 from minigan.gan import dcgan, run_folder
 from minigan.gan.trainer import GANTrainer, TrainConfig
+from minigan.nn.sync_batchnorm import convert_sync_batch_norm
 from minigan.ops import fast_kernels_enabled, use_fast_kernels
 from minigan.scripts import (
     DATASET_HELP,
@@ -283,8 +280,6 @@ def prepare_run_folder(args: argparse.Namespace, given: set[str]) -> tuple[Path,
 
 
 def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer:
-    from minigan.data import DataLoader
-
     use_backend(args.backend)
     # --plain-kernels, else $MINIGAN_KERNELS (read now, so a bad value is a one-line error).
     use_fast_kernels(False if args.plain_kernels else fast_kernels_enabled())
@@ -299,15 +294,15 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
     check_arguments(args)
     check_sizes(args)
     manual_seed(args.seed)
-    if args.backend == "cupy" and world.size > 1:
-        world.use_nccl()   # one GPU per rank, summed by NCCL (untested: see the docs)
 
     print(f"preparing the {args.split} images of {args.dataset}", flush=True)
     images = world.root_first(lambda: load_training_images(args))  # rank 0 downloads
-    loader = DataLoader(images, batch_size=args.batch_size, shuffle=True, drop_last=True,
-                        seed=args.seed)
-    if args.distributed:
-        loader = ShardedLoader(images, batch_size=args.batch_size, world=world, seed=args.seed)
+    if args.distributed:   # each rank: its share of every batch (the same batches in all)
+        loader = ShardedLoader(images, batch_size=args.batch_size, rank=world.rank,
+                               size=world.size, seed=args.seed)
+    else:
+        loader = DataLoader(images, batch_size=args.batch_size, shuffle=True, drop_last=True,
+                            seed=args.seed)
     if len(loader) == 0:
         raise ValueError(f"--batch-size {args.batch_size} is larger than the dataset "
                          f"({len(images)} images)")
