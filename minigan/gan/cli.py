@@ -62,6 +62,8 @@ NOT_RECORDED = ("resume", "overwrite", "out", "backend", "mirror")
 
 
 def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
+    """The command line of the training scripts. Longer than 60 lines because it is a plain
+    list of options, one ``add_argument`` each, in the order ``--help`` shows them."""
     p = OneLineParser(description=description)
     add_backend_argument(p)
     p.add_argument("--plain-kernels", action="store_true",
