@@ -29,6 +29,7 @@ from minigan.distributed import SINGLE_PROCESS, World, abort_other_ranks, join_m
 from minigan.gan import dcgan, run_folder
 from minigan.gan.run_lock import RunLock
 from minigan.gan.trainer import GANTrainer, TrainConfig
+from minigan.latent import LATENT_DISTRIBUTIONS
 from minigan.nn.sync_batchnorm import convert_sync_batch_norm
 from minigan.ops import fast_kernels_enabled, use_fast_kernels
 from minigan.scripts import (
@@ -104,7 +105,7 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
     g.add_argument("--conv-dim", type=int_argument, default=32, help="channels of D's first conv")
     g.add_argument("--z-size", type=int_argument, default=100,
                    help="length of the latent vector z")
-    g.add_argument("--z-distribution", choices=("uniform", "normal"), default="uniform",
+    g.add_argument("--z-distribution", choices=LATENT_DISTRIBUTIONS, default="uniform",
                    help="uniform in [-1, 1] as in the course, or standard normal")
     g.add_argument("--dropout", type=finite_float, default=0.0,
                    help="dropout probability after each LeakyReLU of D (0 = none)")

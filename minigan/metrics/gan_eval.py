@@ -34,7 +34,7 @@ from typing import Any
 import numpy
 
 from minigan.backend import get_array_module, make_rng
-from minigan.latent import sample_z
+from minigan.latent import check_distribution, sample_z
 from minigan.metrics.features import FeatureNet
 from minigan.metrics.frechet import frechet_distance
 from minigan.metrics.inception_score import inception_score
@@ -99,9 +99,7 @@ class GANEvaluator:
                  batch_size: int = 500, seed: int = 0, stats_path: str | Path | None = None,
                  z_distribution: str = "uniform", progress: bool = False):
         self.progress = progress   # tqdm bars while generating and extracting features
-        if z_distribution not in ("uniform", "normal"):
-            raise ValueError(f"z_distribution must be 'uniform' or 'normal', "
-                             f"not {z_distribution!r}")
+        check_distribution(z_distribution, "z_distribution")
         self.z_distribution = z_distribution
         if num_samples < 2:
             raise ValueError(f"num_samples must be at least 2, got {num_samples}")

@@ -33,6 +33,7 @@ from typing import Any
 import numpy
 
 from minigan.backend import get_array_module, to_numpy
+from minigan.latent import check_distribution
 from minigan.metrics.features import to_float_images
 from minigan.metrics.frechet import frechet_distance
 from minigan.metrics.gan_eval import MIN_RELIABLE_SAMPLES, GANEvaluator, SmallSampleWarning
@@ -115,9 +116,7 @@ class InceptionEvaluator(GANEvaluator):
                  progress: bool = False):
         import warnings
 
-        if z_distribution not in ("uniform", "normal"):
-            raise ValueError(f"z_distribution must be 'uniform' or 'normal', "
-                             f"not {z_distribution!r}")
+        check_distribution(z_distribution, "z_distribution")
         if num_samples < 10:
             raise ValueError(f"num_samples must be at least 10 (IS uses 10 splits), got "
                              f"{num_samples}")
