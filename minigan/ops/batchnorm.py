@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from minigan.backend import fuse, get_array_module, runs_on_host
+from minigan.backend import fuse, get_array_module, is_cupy_array
 from minigan.ops.layout import channels_last_view, column_means, column_sums, to_rows
 from minigan.ops.switch import fast_kernels_enabled
 
@@ -218,12 +218,13 @@ def batch_norm_backward_fast(dy: Array, cache: BatchNormCache) -> tuple[Array, A
 # einsum("mc,mc->c", a, b) sums products per column in one pass with no temporary array, the
 # best there is on a CPU. CuPy's einsum first copies both operands into the layout of a batched
 # matrix product, so on a GPU the same sums are one element-wise kernel and one matrix-vector
-# product instead.
+# product instead. The choice follows where the arrays are (CuPy or not), so that counting array
+# operations on the CPU (minigan.opcount) runs the same lines as an uncounted step.
 
 def centered_and_sum_of_squares(rows: Array, mean: Array) -> tuple[Array, Array]:
     """rows - mean, (m, C), and the sum of its squares per channel, (C,)."""
     xp = get_array_module(rows)
-    if runs_on_host(xp):
+    if not is_cupy_array(rows):
         centered = rows - mean
         return centered, xp.einsum("mc,mc->c", centered, centered)
     centered, squares = centered_and_squares(rows, mean)
@@ -233,7 +234,7 @@ def centered_and_sum_of_squares(rows: Array, mean: Array) -> tuple[Array, Array]
 def sum_of_products(a: Array, b: Array) -> Array:
     """(m, C), (m, C) -> (C,): the sum of a * b per channel."""
     xp = get_array_module(a)
-    if runs_on_host(xp):
+    if not is_cupy_array(a):
         return xp.einsum("mc,mc->c", a, b)
     return column_sums(a * b)
 
