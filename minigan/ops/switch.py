@@ -48,6 +48,9 @@ FAST_VARIANTS: tuple[tuple[str, str, str], ...] = (
     ("batchnorm", "update_running_stats", "update_running_stats_fast"),
     ("losses", "bce_with_logits_forward", "bce_with_logits_forward_fast"),
     ("losses", "bce_with_logits_backward", "bce_with_logits_backward_fast"),
+    ("activations", "relu_forward", "relu_forward_fast"),
+    ("activations", "leaky_relu_forward", "leaky_relu_forward_fast"),
+    ("activations", "tanh_backward", "tanh_backward_fast"),
 )
 CHOICES = ("plain", "fast")
 
