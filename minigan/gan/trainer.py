@@ -26,7 +26,7 @@ from minigan.gan.run_folder import HISTORY_COLUMNS
 from minigan.gan.step import StepResult, TrainConfig
 from minigan.latent import sample_z
 from minigan.nn import Dropout, Module
-from minigan.optim import Adam
+from minigan.optim import FlatAdam
 
 # How often the training loop reads the losses back to the host (and refreshes the progress
 # bar): each read makes the host wait until the GPU has finished every step queued so far.
@@ -135,8 +135,8 @@ class GANTrainer:
         # What continues the run, for the message when Ctrl-C or SIGTERM stops it (the
         # command line sets the whole command: examples/train_svhn.py --resume --out RUN).
         self.resume_command = "--resume"
-        self.opt_d = Adam(D.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
-        self.opt_g = Adam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
+        self.opt_d = FlatAdam(D.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
+        self.opt_g = FlatAdam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
         # Data parallelism reaches the step from outside, as PyTorch's DDP does: these
         # optimizers average the gradients over the ranks before they step (in one process
         # they are opt_d and opt_g themselves), and training_z gives each rank its share of z.

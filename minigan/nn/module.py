@@ -16,6 +16,20 @@ The contract, as in PyTorch but with an explicit backward pass:
 
 Gradients accumulate, so call ``zero_grad()`` (or ``optimizer.zero_grad()``) before each step.
 
+A layer's state, all of it in plain attributes a reader can print:
+
+* **one cache per forward call**, ``self._cache``: the kernel's NamedTuple (or, for a layer
+  built of others, one record of what its own backward needs). Only the layer's own ``forward``
+  writes it (``y, self._cache = ops.<op>_forward(...)``); ``layer.cache`` shows it, read-only;
+* **read and cleared in one place**, ``_saved_cache(dy)``, called at the start of every backward:
+  it hands the cache over and sets ``_cache`` back to None. So each forward allows exactly one
+  backward (a second would add the parameter gradients twice; it raises instead, as PyTorch
+  does), and the memory of the cache is free as soon as the backward has read it;
+* **no backward will follow** (scoring, feature extraction): ``module.clear_cache()`` drops the
+  caches of a module and every module inside it; nothing outside a layer touches ``_cache``;
+* **at most two backward entry points**, ``backward(dy)`` and ``backward_params(dy)`` (below);
+  ``tests/nn/test_layer_state.py`` checks every layer for all of these rules.
+
 Skipping gradients no one needs, one rule for every layer (this is the only place it is
 written down):
 
@@ -75,36 +89,57 @@ class Parameter:
 
     def accumulate(self, grad: Any) -> None:
         """Add a gradient computed by a backward pass, unless this parameter is frozen
-        (``requires_grad`` False) or the gradient was not computed (None)."""
-        if grad is not None and self.requires_grad:
-            self.grad += grad
+        (``requires_grad`` False) or the gradient was not computed (None).
+
+        A gradient of another dtype or shape is refused: ``+=`` would cast it silently (float64
+        into float32) or broadcast it."""
+        if grad is None or not self.requires_grad:
+            return
+        if grad.dtype != self.data.dtype or tuple(grad.shape) != self.data.shape:
+            raise ValueError(f"a gradient of dtype {grad.dtype} and shape {tuple(grad.shape)} "
+                             f"cannot be added to a parameter of dtype {self.data.dtype} and "
+                             f"shape {self.data.shape}")
+        self.grad += grad
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.shape}, dtype={self.dtype})"
+
+
+def _check_loadable(name: str, value: Any) -> None:
+    """Refuse a saved value no layer can use: not a number array, or NaN / infinite values (a
+    diverged run's weights would only turn every output into NaN, far from where they came)."""
+    host = to_numpy(value) if hasattr(value, "dtype") else numpy.asarray(value)
+    if host.dtype.kind not in "fiub":
+        raise ValueError(f"{name}: saved values of dtype {host.dtype} are not numbers")
+    if host.dtype.kind == "f" and not numpy.isfinite(host).all():
+        bad = int(host.size - numpy.isfinite(host).sum())
+        raise ValueError(f"{name}: {bad} of its {host.size} saved values are NaN or infinite; "
+                         f"refusing to load them")
+
+
+def _float_dtype(dtype: Any) -> numpy.dtype:
+    """``dtype`` as a NumPy dtype, if it is a floating type (parameters need one)."""
+    try:
+        result = numpy.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"module.to: {dtype!r} is not a dtype") from None
+    if result.kind != "f":
+        raise ValueError(f"module.to: parameters need a floating dtype (float32 or float64), "
+                         f"got {result}")
+    return result
 
 
 class Module:
     """Base class of every layer and network. Subclasses define ``forward`` and ``backward``."""
 
     training: bool = True
+    _cache: Any = None       # what the last forward saved for backward (module docstring)
     _output_shape: tuple[int, ...] | None = None  # the shape of the last forward's output
 
     def __init__(self) -> None:
         # Buffers are state that is saved and moved with the module but not learned.
-        object.__setattr__(self, "_buffer_names", [])
-        self._cache: Any = None
-
-    # The cache of the last forward pass. Each forward sets it, which allows one backward;
-    # ``_saved_cache`` marks it used, so a second backward on the same forward raises instead of
-    # silently adding the parameter gradients twice (PyTorch refuses it the same way).
-    @property
-    def _cache(self) -> Any:
-        return self.__dict__.get("_cache_value")
-
-    @_cache.setter
-    def _cache(self, value: Any) -> None:
-        self.__dict__["_cache_value"] = value
-        self.__dict__["_cache_used"] = False
+        self._buffer_names: list[str] = []
+        self._cache = None
 
     # ------------------------------------------------------------------ the forward/backward API
     def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
@@ -129,12 +164,20 @@ class Module:
 
     @property
     def cache(self) -> Any:
-        """What the last forward pass saved for backward (a kernel's NamedTuple cache), or None.
+        """What the last forward pass saved for backward (a kernel's NamedTuple cache), or None
+        (no forward yet, its backward has run, or ``clear_cache``).
 
         Public so that you can look at it (``conv.cache.cols`` is the im2col matrix,
         ``bn.cache.x_hat`` the normalised input); read-only, since backward relies on it.
         """
         return self._cache
+
+    def clear_cache(self) -> None:
+        """Drop what the last forward passes of this module and every module inside it saved
+        for backward: for a forward pass that no backward will follow (scoring, features), so
+        that its memory is free now. A backward afterwards raises, as before any forward."""
+        for m in self.modules():
+            m._cache = None
 
     def needs_param_grads(self) -> bool:
         """Whether any of this layer's own parameters (not its children's) wants a gradient."""
@@ -164,26 +207,27 @@ class Module:
                              f"module.to(dtype=...)")
 
     def _saved_cache(self, dy: Any = None) -> Any:
-        """The cache of the last forward pass, once ``dy`` is known to fit it; else a clear error.
+        """Hand over the cache of the last forward pass and clear it: the one place a backward
+        reads it (see the module docstring). A clear error if there is none, or if ``dy`` does
+        not fit it.
 
         Give it the backward pass's ``dy``: dy must have the shape of the output it is the
         gradient of, and a mismatch found here names the layer, where the kernel would only say
         that two shapes do not broadcast (checked when the forward pass went through ``__call__``).
         """
-        if self._cache is None:
-            raise RuntimeError(f"{self._describe()}.backward() was called before forward()")
-        if self.__dict__.get("_cache_used"):
-            raise RuntimeError(f"{self._describe()}.backward() was called twice after one "
-                               f"forward(): the parameter gradients would be added twice; run "
-                               f"forward() again first")
+        cache = self._cache
+        if cache is None:
+            raise RuntimeError(f"{self._describe()}.backward() was called before forward(), or "
+                               f"twice after one forward(): each forward() allows one backward() "
+                               f"(a second would add the parameter gradients twice)")
         dy_shape = getattr(dy, "shape", None)
         if self._output_shape is not None and dy_shape is not None \
                 and tuple(dy_shape) != self._output_shape:
             raise ShapeError(f"{self._describe()}.backward(): the gradient has shape "
                              f"{tuple(dy_shape)}, but the output of the last forward pass had "
                              f"shape {self._output_shape}")
-        self.__dict__["_cache_used"] = True
-        return self._cache
+        self._cache = None
+        return cache
 
     # ------------------------------------------------------------------ walking the tree
     def register_buffer(self, name: str, value: Any) -> None:
@@ -250,7 +294,11 @@ class Module:
         return state
 
     def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
-        """Copy values into this module's parameters and buffers (on this module's backend)."""
+        """Copy values into this module's parameters and buffers (on this module's backend).
+
+        Every entry is checked before anything is copied, so a refused state leaves the module
+        as it was: a missing or unexpected name (when ``strict``), a shape that differs from the
+        module's, values that are not numbers, and NaN or infinite values are refused."""
         params = dict(self.named_parameters())
         buffers = {name for name, _ in self.named_buffers()}
         expected = set(params) | buffers
@@ -259,21 +307,20 @@ class Module:
             if missing or unexpected:
                 raise KeyError(f"state_dict does not match {type(self).__name__}: missing "
                                f"{sorted(missing)}, unexpected {sorted(unexpected)}")
-        for name, value in state.items():
+        targets = {name: params[name].data if name in params else getattr(*self._owner_of(name))
+                   for name in state if name in expected}
+        for name, old in targets.items():
+            value = state[name]
+            _check_loadable(name, value)
+            if tuple(value.shape) != tuple(old.shape):   # would broadcast silently later
+                raise ShapeError(f"{name}: saved shape {tuple(value.shape)} does not match "
+                                 f"the model's {tuple(old.shape)}")
+        for name, old in targets.items():
+            new = get_array_module(old).asarray(to_numpy(state[name]), dtype=old.dtype)
             if name in params:
-                p = params[name]
-                if tuple(value.shape) != p.shape:
-                    raise ShapeError(f"{name}: saved shape {tuple(value.shape)} does not match "
-                                     f"the model's {p.shape}")
-                p.data = get_array_module(p.data).asarray(to_numpy(value), dtype=p.dtype)
-            elif name in buffers:
-                owner, attr = self._owner_of(name)
-                old = getattr(owner, attr)
-                if tuple(value.shape) != tuple(old.shape):   # would broadcast silently later
-                    raise ShapeError(f"{name}: saved shape {tuple(value.shape)} does not match "
-                                     f"the model's {tuple(old.shape)}")
-                setattr(owner, attr, get_array_module(old).asarray(to_numpy(value),
-                                                                   dtype=old.dtype))
+                params[name].data = new
+            else:
+                setattr(*self._owner_of(name), new)
 
     def _owner_of(self, dotted: str) -> tuple[Module, str]:
         *path, attr = dotted.split(".")
@@ -285,9 +332,14 @@ class Module:
     def to(self, dtype: Any = None, backend: str | None = None) -> Module:
         """Convert every parameter and buffer to ``dtype`` and/or move it to ``backend``.
 
+        ``dtype`` must be a floating type (float32, float64, ...): anything else is refused
+        before any array changes.
+
         ``backend`` switches the active backend too (``minigan.use_backend``), so that batches
         made afterwards land on the same device as the model.
         """
+        if dtype is not None:
+            dtype = _float_dtype(dtype)   # before anything changes
         if backend is not None:
             use_backend(backend)
         for m in self.modules():
@@ -304,7 +356,7 @@ class Module:
                 if dtype is not None and buf.dtype.kind == "f":
                     buf = buf.astype(dtype)
                 setattr(m, name, buf)
-            m._cache = None
+        self.clear_cache()   # a cache holds arrays of the old dtype or device
         return self
 
     # ------------------------------------------------------------------ printing
