@@ -40,7 +40,9 @@ from minigan.scripts import (
     OneLineParser,
     add_backend_argument,
     add_mirror_argument,
+    add_overwrite_argument,
     apply_mirror,
+    check_no_earlier_results,
     check_writable_file,
     dataset_argument,
     finite_float,
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None,
                    help="network file (default: runs/features_<dataset>.npz); the real-data "
                         "statistics go beside it as <name>_stats.npz")
+    add_overwrite_argument(p)
     p.add_argument("--holdout", type=finite_float, default=0.1,
                    help="fraction of the images held out (randomly, by --seed) to measure "
                         "accuracy")
@@ -117,7 +120,9 @@ def run(args: argparse.Namespace) -> None:
     out = Path(args.out or f"runs/features_{label}.npz")
     if out.suffix != ".npz":
         raise ValueError(f"--out must end in .npz, got {out}")
-    # Both outputs are checked before minutes of training, not after.
+    # Both outputs are checked before minutes of training, not after. An existing network is
+    # never replaced without --overwrite: the FID of every run scored with it depends on it.
+    check_no_earlier_results([out, statistics_path(out)], args.overwrite)
     check_writable_file(out, "--out")
     check_writable_file(statistics_path(out), "--out")
     images, labels, split = load_images(args)

@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +230,38 @@ def check_writable_folder(folder: str | Path, option: str = "--out") -> Path:
     if folder.exists() and not folder.is_dir():
         raise OSError(f"{option} {folder} is a file, not a folder")
     _can_write_in(folder, option)
+    return folder
+
+
+def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite``: the one way to let a script replace the results of an earlier run."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the results of an earlier run in --out (without it, a "
+                             "script refuses to start when one of its result files exists)")
+
+
+def check_no_earlier_results(results: Iterable[str | Path], overwrite: bool,
+                             option: str = "--out") -> None:
+    """The rule of every script that writes results: a run never replaces the results of an
+    earlier one unless ``--overwrite`` is given. Raise ``FileExistsError`` naming the first of
+    ``results`` (the files this run would write) that exists; check before any work, so no
+    minutes are spent on a run that would then be refused (or, worse, silently replace a
+    feature network that other runs' scores depend on)."""
+    if overwrite:
+        return
+    for path in map(Path, results):
+        if path.exists():
+            raise FileExistsError(f"{path} already exists, the result of an earlier run: keep "
+                                  f"it by giving another {option}, or replace it with "
+                                  f"--overwrite")
+
+
+def prepare_results_folder(folder: str | Path, names: Iterable[str], overwrite: bool,
+                           option: str = "--out") -> Path:
+    """``check_writable_folder(folder)`` and ``check_no_earlier_results`` of the files
+    ``names`` in it, before any work. Returns the folder."""
+    folder = check_writable_folder(folder, option)
+    check_no_earlier_results((folder / name for name in names), overwrite, option)
     return folder
 
 
