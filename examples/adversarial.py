@@ -25,6 +25,9 @@ images with the predicted classes), the classifier and ``summary.txt``.
 
 from __future__ import annotations
 
+import minigan.startup  # noqa: F401  (first: Ctrl-C while NumPy loads is one line)
+
+# isort: split
 import argparse
 import csv
 import sys

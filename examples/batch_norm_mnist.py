@@ -19,6 +19,9 @@ training and the last 2000 held out, and the script says so.
 
 from __future__ import annotations
 
+import minigan.startup  # noqa: F401  (first: Ctrl-C while NumPy loads is one line)
+
+# isort: split
 import argparse
 import csv
 import sys

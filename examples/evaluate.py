@@ -22,6 +22,9 @@ can score too; the scores printed are then those of exactly these 8-bit images.
 
 from __future__ import annotations
 
+import minigan.startup  # noqa: F401  (first: Ctrl-C while NumPy loads is one line)
+
+# isort: split
 import argparse
 import sys
 from pathlib import Path

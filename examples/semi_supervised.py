@@ -30,6 +30,9 @@ With MNIST's test files only (no network), the first 8,000 test images are the t
 
 from __future__ import annotations
 
+import minigan.startup  # noqa: F401  (first: Ctrl-C while NumPy loads is one line)
+
+# isort: split
 import argparse
 import csv
 import sys

@@ -23,6 +23,9 @@ one per image, in 0..9.
 
 from __future__ import annotations
 
+import minigan.startup  # noqa: F401  (first: Ctrl-C while NumPy loads is one line)
+
+# isort: split
 import argparse
 import sys
 import time

@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -128,20 +129,53 @@ def dataset_argument(value: str) -> str:
                                      f"the path of an .npz file or a folder of pictures")
 
 
+class _TerminateAsInterrupt:
+    """While active (main thread only): SIGTERM -- what ``kill`` and job schedulers send --
+    raises KeyboardInterrupt("SIGTERM") like Ctrl-C, so that it too ends the work with one line
+    and exit code 130 (by default it kills Python silently, without any cleanup). The
+    handlers found are put back at the end, so a test or notebook calling ``main`` keeps its
+    own."""
+
+    def __enter__(self) -> _TerminateAsInterrupt:
+        import signal
+
+        from minigan import startup
+
+        self._saved: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            startup.hand_back()   # the script's start is over: usual Ctrl-C handling again
+            self._saved[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum: int, frame: Any) -> None:   # noqa: ARG004 -- a signal handler
+        raise KeyboardInterrupt("SIGTERM")
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
+
+
 def run_script(work: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> int:
     """Run a script's ``work(args)`` and turn how it ended into an exit code and one line.
 
     A user error prints ``error: ...`` (exit 2); running out of memory says so (exit 2);
-    Ctrl-C before or between the steps of the work (a download, data preparation) prints one
-    line (exit 130; a partial download stays as ``.part`` and resumes next time). ``work`` may
-    return an int exit code itself (training returns 130 after saving when interrupted).
+    Ctrl-C or SIGTERM before or between the steps of the work (a download, data preparation)
+    prints one line (exit 130; a partial download stays as ``.part`` and resumes next time).
+    ``work`` may return an int exit code itself (training returns 130 after saving when
+    interrupted). Ctrl-C while the script was still starting is handled by
+    ``minigan.startup``.
     """
     one_line_warnings()
     try:
-        code = work(args)
-    except KeyboardInterrupt:
-        print("\ninterrupted (Ctrl-C): stopped; a partial download, if any, is kept and "
-              "resumes on the next run", file=sys.stderr)
+        with _TerminateAsInterrupt():
+            code = work(args)
+    except KeyboardInterrupt as interrupt:
+        name = str(interrupt) or "Ctrl-C"
+        print(f"\ninterrupted ({name}): stopped; a partial download, if any, is kept and "
+              f"resumes on the next run", file=sys.stderr)
         return EXIT_INTERRUPTED
     except MemoryError as error:
         return print_error(f"out of memory{': ' + str(error) if str(error) else ''}; try smaller "
