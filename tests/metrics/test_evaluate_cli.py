@@ -159,6 +159,28 @@ def test_evaluate_rebuilds_the_generator_that_was_saved(files):
         np.testing.assert_array_equal(G.state_dict()[name], value)
 
 
+@pytest.mark.parametrize("fault", ["not positive semi-definite", "not symmetric"])
+def test_evaluate_refuses_statistics_that_are_not_a_covariance(files, tmp_path, fault):
+    """Issue 22: evaluate.py printed FID -127.991 for a sigma with a negative eigenvalue, and
+    0.015 for a non-symmetric one. Now: one line naming the file, exit 2, no FID at all."""
+    features = tmp_path / "features.npz"
+    features.write_bytes(files["features"].read_bytes())
+    with np.load(statistics_path(files["features"])) as real:
+        mu, sigma, meta = real["mu"], real["sigma"], real["meta"]
+    eigenvalues, vectors = np.linalg.eigh(sigma)
+    top = vectors[:, -1]
+    if fault == "not symmetric":
+        bad = sigma + 0.5 * eigenvalues[-1] * np.outer(top, np.roll(top, 1))
+    else:                                  # the largest eigenvalue turned into -2 times it
+        bad = sigma - 3 * eigenvalues[-1] * np.outer(top, top)
+    np.savez(statistics_path(features), mu=mu, sigma=bad, meta=meta)
+    result = run_script("evaluate.py", "--checkpoint", files["checkpoint"], "--features",
+                        features, "--num-samples", 40, "--backend", "numpy")
+    assert_one_line_error(result)
+    assert str(statistics_path(features)) in result.stderr and fault in result.stderr
+    assert "FID" not in result.stdout
+
+
 @pytest.mark.parametrize("bad", ["missing", "features", "garbage"])
 def test_evaluate_bad_checkpoint_is_a_one_line_error(files, tmp_path, bad):
     path = {"missing": tmp_path / "nothing.npz", "features": files["features"],
