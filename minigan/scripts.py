@@ -144,7 +144,8 @@ class _TerminateAsInterrupt:
         self._saved: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
             startup.hand_back()   # the script's start is over: usual Ctrl-C handling again
-            self._saved[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._raise)
+            if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:   # nohup: stays so
+                self._saved[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._raise)
         return self
 
     @staticmethod

@@ -69,7 +69,10 @@ def install() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     for signum in SIGNALS:
-        previous_handlers[signum] = signal.signal(signum, stop_while_starting)
+        # An ignored signal stays ignored: a job started in the background (``cmd &``) or under
+        # ``nohup`` was asked not to stop on it.
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            previous_handlers[signum] = signal.signal(signum, stop_while_starting)
 
 
 def hand_back() -> None:

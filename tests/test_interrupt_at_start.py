@@ -40,13 +40,18 @@ def caught_signals(pid: int) -> int:
     return 0
 
 
-def signal_while_starting(script: str, signum: int, *args: str) -> tuple[int, str, bool]:
+def signal_while_starting(script: str, signum: int, *args: str,
+                          ignore_sigint: bool = False) -> tuple[int, str, bool]:
     """Start ``examples/<script>``, send ``signum`` as soon as its start-up handlers are in
-    place; return (exit code, stderr, whether NumPy was still not fully loaded then)."""
+    place; return (exit code, stderr, whether NumPy was still not fully loaded then).
+    ``ignore_sigint``: start it with SIGINT ignored, as ``cmd &`` in a script does."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OPENBLAS_NUM_THREADS": "1"}
+    # Whatever this test process inherited, the script starts with Ctrl-C's usual action.
+    action = signal.SIG_IGN if ignore_sigint else signal.SIG_DFL
     process = subprocess.Popen([sys.executable, str(REPO_ROOT / "examples" / script), *args],
                                cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, action))
     deadline = time.monotonic() + 60
     try:
         while not caught_signals(process.pid) & (1 << (signal.SIGTERM - 1)):
@@ -80,13 +85,21 @@ def test_sigterm_while_starting_is_one_line_too(script):
                                   ""], stderr
 
 
+def test_a_script_started_with_ctrl_c_ignored_keeps_ignoring_it():
+    """``cmd &`` (or nohup) starts a program with SIGINT ignored: it was asked not to stop."""
+    code, stderr, _ = signal_while_starting("train_classifier.py", signal.SIGINT, "--help",
+                                            ignore_sigint=True)
+    assert code == 0 and stderr == "", stderr      # --help ran to its end
+
+
 def test_sigterm_during_the_work_is_one_line_and_exit_130(tmp_path):
     """After the start, run_script turns SIGTERM into the same one line as Ctrl-C."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OPENBLAS_NUM_THREADS": "1"}
     process = subprocess.Popen(
         [sys.executable, str(REPO_ROOT / "examples" / "train_classifier.py"), "--dataset",
          "synthetic", "--epochs", "1000", "--out", str(tmp_path / "f.npz")],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = ""
         deadline = time.monotonic() + 120
