@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy
 
 from minigan.backend import backend_name, use_backend
-from minigan.classifier import train_classifier
+from minigan.classifier import check_better_than_chance, train_classifier
 from minigan.data import DataError, dataset_label, load_dataset, mnist_test_files_instead
 from minigan.metrics.features import accuracy, pad_to
 from minigan.metrics.gan_eval import save_real_statistics, statistics_path
@@ -147,6 +147,8 @@ def run(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - started
     acc = accuracy(net, images[held], labels[held])
     print(f"held-out accuracy {acc:.4f} on {n_held} images (trained in {seconds:.0f} s)")
+    # A network that learned nothing (--lr 1e6) would give every GAN meaningless scores.
+    check_better_than_chance(acc, labels[held], "the feature network")
 
     net.save(out, dataset=args.dataset, split=split, accuracy=acc, held_out=n_held,
              epochs=args.epochs, seed=args.seed)

@@ -256,3 +256,37 @@ def test_train_classifier_on_mnist_test_files_only(tmp_path):
     assert (net.channels, net.image_size) == (1, 32)   # 28x28 digits padded to 32x32
     assert FeatureNet.load_info(out)["split"] == "test"
     assert statistics_path(out).is_file()
+
+
+def test_a_classifier_no_better_than_chance_is_not_saved(tmp_path):
+    """Issue 22: with --lr 1e6 the network learns nothing, and was saved as a feature network
+    all the same. Now it says so, exit 2, and writes nothing."""
+    out = tmp_path / "f.npz"
+    result = run_script("train_classifier.py", "--dataset", "synthetic", "--num-train", 400,
+                        "--epochs", 1, "--lr", "1e6", "--width", 4, "--feature-dim", 16,
+                        "--out", out)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [ln for ln in result.stderr.replace("\r", "\n").splitlines() if "error" in ln]
+    assert len(errors) == 1 and errors[0].startswith("error: the feature network reached"), \
+        result.stderr                          # (the rest of stderr is the progress bar)
+    assert "no better than chance" in errors[0] and "not saved" in errors[0]
+    assert not out.exists() and not statistics_path(out).exists()
+
+
+def test_chance_accuracy_is_that_of_always_answering_the_most_common_class():
+    from minigan.classifier import chance_accuracy, check_better_than_chance
+
+    assert chance_accuracy(np.arange(10)) == 0.1
+    assert chance_accuracy(np.array([3, 3, 3, 1])) == 0.75
+    check_better_than_chance(0.76, np.array([3, 3, 3, 1]), "net")
+    with pytest.raises(RuntimeError, match=r"net reached a held-out accuracy of 0.7500, no "
+                                           r"better than chance \(0.7500"):
+        check_better_than_chance(0.75, np.array([3, 3, 3, 1]), "net")
+
+
+def test_a_single_class_is_refused_before_training():
+    """Issue 22: on a one-class folder the classifier reported accuracy 1.0."""
+    images = np.zeros((32, 3, 32, 32), dtype=np.uint8)
+    with pytest.raises(ValueError, match="all 32 images have the label 0: a classifier needs "
+                                         "at least two classes"):
+        train_classifier(images, np.zeros(32, dtype=np.int64), progress=False)
