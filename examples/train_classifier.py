@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy
 
 from minigan.backend import backend_name, use_backend
-from minigan.classifier import check_better_than_chance, train_classifier
+from minigan.classifier import check_better_than_chance, check_two_classes, train_classifier
 from minigan.data import DataError, dataset_label, load_dataset, mnist_test_files_instead
 from minigan.metrics.features import accuracy, pad_to
 from minigan.metrics.gan_eval import save_real_statistics, statistics_path
@@ -111,6 +111,7 @@ def load_images(args: argparse.Namespace) -> tuple[numpy.ndarray, numpy.ndarray,
                         f"numpy.savez(file, images=..., labels=...)")
     if args.num_train is not None:
         images, labels = images[:args.num_train], labels[:args.num_train]
+    check_two_classes(labels, f"{args.dataset}: ")   # before any training, not after it
     if images.shape[-1] == 28:  # MNIST: pad to 32x32, the size the DCGAN generates
         images = pad_to(images, 32)
     return images, labels, split

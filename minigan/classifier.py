@@ -21,7 +21,8 @@ from minigan.metrics.features import FeatureNet
 from minigan.nn import CrossEntropyLoss
 from minigan.optim import Adam
 
-__all__ = ["check_better_than_chance", "chance_accuracy", "random_shift", "train_classifier"]
+__all__ = ["chance_accuracy", "check_better_than_chance", "check_two_classes", "random_shift",
+           "train_classifier"]
 
 
 def chance_accuracy(labels: numpy.ndarray) -> float:
@@ -31,6 +32,16 @@ def chance_accuracy(labels: numpy.ndarray) -> float:
     if labels.size == 0:
         raise ValueError("chance accuracy of no labels is undefined")
     return float(numpy.bincount(labels.astype(numpy.int64) - labels.min()).max() / labels.size)
+
+
+def check_two_classes(labels: numpy.ndarray, what: str = "") -> None:
+    """Raise ValueError (one line) when all ``labels`` are the same: a classifier would be
+    right every time without learning anything, and report an accuracy of 1.0."""
+    labels = numpy.asarray(labels)
+    if labels.size and numpy.unique(labels).size < 2:
+        raise ValueError(f"{what}all {labels.size} images have the label {int(labels.flat[0])}: "
+                         f"a classifier needs at least two classes to tell apart (a folder of "
+                         f"pictures gives one class per subfolder)")
 
 
 def check_better_than_chance(accuracy: float, labels: numpy.ndarray, what: str) -> None:
@@ -88,11 +99,7 @@ def train_classifier(images: numpy.ndarray, labels: numpy.ndarray, epochs: int =
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"labels must lie in 0..{num_classes - 1}, got "
                          f"{labels.min()}..{labels.max()}")
-    if labels.size and numpy.unique(labels).size < 2:
-        # Every answer would be right: accuracy 1.0 that means nothing.
-        raise ValueError(f"all {labels.size} images have the label {int(labels[0])}: a "
-                         f"classifier needs at least two classes to tell apart (a folder of "
-                         f"pictures gives one class per subfolder)")
+    check_two_classes(labels)
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be at least 1, got {epochs}, {batch_size}")
     if shift < 0:

@@ -119,6 +119,10 @@ def dataset_argument(value: str) -> str:
     the choices."""
     from minigan.data import DATASETS, is_image_folder, is_npz_path
 
+    if not value.strip():   # not "the current folder": say which one, as "."
+        raise argparse.ArgumentTypeError(f"empty: choose {', '.join(DATASETS)}, the path of an "
+                                         f".npz file or a folder of pictures ('.' for the "
+                                         f"current folder)")
     if is_npz_path(value):
         return value
     if value.lower() in DATASETS:
