@@ -290,3 +290,21 @@ def test_a_single_class_is_refused_before_training():
     with pytest.raises(ValueError, match="all 32 images have the label 0: a classifier needs "
                                          "at least two classes"):
         train_classifier(images, np.zeros(32, dtype=np.int64), progress=False)
+
+
+def test_evaluate_never_mixes_an_earlier_export_with_new_samples(tmp_path):
+    """--export-samples into a folder that holds an earlier export's PNG files is refused
+    before any work (pytorch-fid would score the mix); --overwrite removes them first."""
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    (samples / "000000.png").write_bytes(b"an earlier sample")
+    result = run_script("evaluate.py", "--checkpoint", tmp_path / "none.npz", "--features",
+                        tmp_path / "none_features.npz", "--export-samples", samples)
+    assert_one_line_error(result)
+    assert "000000.png already exists" in result.stderr and "--overwrite" in result.stderr
+    assert (samples / "000000.png").read_bytes() == b"an earlier sample"
+    again = run_script("evaluate.py", "--checkpoint", tmp_path / "none.npz", "--features",
+                       tmp_path / "none_features.npz", "--export-samples", samples,
+                       "--overwrite")
+    assert_one_line_error(again)                  # now it fails on the missing checkpoint
+    assert "none.npz" in again.stderr and not (samples / "000000.png").exists()
