@@ -230,6 +230,8 @@ def read_state_dict(path: str | os.PathLike, max_pickle_bytes: int = MAX_PICKLE_
     """
     path = os.fspath(path)
     file_size = os.path.getsize(path)      # FileNotFoundError, PermissionError: as usual
+    if os.path.isdir(path):
+        raise PthError(path, "a folder, not a .pth file")
     budget = _Budget(path, file_size, max_expansion)
     try:
         if zipfile.is_zipfile(path):

@@ -329,6 +329,7 @@ CRAFTED = {
         (FIXTURES / "tiny_state_dict_zip.pth").read_bytes()[:-30]) and d / "f.pth",
     "truncated-legacy": lambda d: (d / "f.pth").write_bytes(
         (FIXTURES / "tiny_state_dict_legacy.pth").read_bytes()[:300]) and d / "f.pth",
+    "a-folder": lambda d: d,
     "keys-not-a-list-legacy": lambda d: legacy_file(
         d / "f.pth", tensor_pickle(), "0", struct.pack("<q", 4) + FOUR_FLOATS),
 }
