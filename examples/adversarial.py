@@ -25,6 +25,9 @@ images with the predicted classes), the classifier and ``summary.txt``.
 
 from __future__ import annotations
 
+import minigan.startup  # noqa: F401  (first: Ctrl-C while NumPy loads is one line)
+
+# isort: split
 import argparse
 import csv
 import sys
@@ -46,10 +49,14 @@ from minigan.scripts import (
     OneLineParser,
     add_backend_argument,
     add_data_dir_arguments,
+    add_overwrite_argument,
     check_at_least_one,
     dataset_argument,
+    prepare_results_folder,
     run_script,
 )
+
+RESULTS = ("accuracy.csv", "fgsm_accuracy.png", "fgsm_examples.png", "summary.txt")
 
 
 def build_parser() -> OneLineParser:
@@ -73,6 +80,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--seed", type=int, default=0,
                    help="fixes the classifier's training and the images shown")
     p.add_argument("--out", default=None, help="run folder (default: runs/adversarial_<dataset>)")
+    add_overwrite_argument(p)
     add_backend_argument(p)
     return p
 
@@ -232,10 +240,13 @@ def get_classifier(args: argparse.Namespace, data: tuple[numpy.ndarray, ...],
 
 def run(args: argparse.Namespace) -> None:
     use_backend(args.backend)
+    # Before any work: the folder is writable and holds no earlier results (--overwrite
+    # replaces them), the classifier trained here included.
+    out = Path(args.out or f"runs/adversarial_{dataset_label(args.dataset)}")
+    trained_here = () if args.classifier else ("classifier.npz",)
+    out = prepare_results_folder(out, RESULTS + trained_here, args.overwrite)
     data, note = load_data(args)
     print(note)
-    out = Path(args.out or f"runs/adversarial_{dataset_label(args.dataset)}")
-    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     net = get_classifier(args, data, out).eval()
     net.requires_grad_(False)   # the attack needs dL/dx only, never the weight gradients

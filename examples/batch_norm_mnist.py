@@ -19,6 +19,9 @@ training and the last 2000 held out, and the script says so.
 
 from __future__ import annotations
 
+import minigan.startup  # noqa: F401  (first: Ctrl-C while NumPy loads is one line)
+
+# isort: split
 import argparse
 import csv
 import sys
@@ -38,15 +41,17 @@ from minigan.scripts import (
     OneLineParser,
     add_backend_argument,
     add_mirror_argument,
+    add_overwrite_argument,
     apply_mirror,
-    check_writable_folder,
     finite_float,
     int_argument,
+    prepare_results_folder,
     run_script,
     seed_argument,
 )
 
 TEST_ONLY_SPLIT = 8000  # test-files-only mode: train on the first 8000, hold out the rest
+RESULTS = ("batch_norm_mnist.png", "losses.csv", "heldout_accuracy.csv", "summary.txt")
 
 
 def build_parser() -> OneLineParser:
@@ -72,6 +77,7 @@ def build_parser() -> OneLineParser:
                         "(default: 0)")
     p.add_argument("--out", default="runs/batch_norm_mnist",
                    help="run folder: the plot, the curves as CSV, the summary")
+    add_overwrite_argument(p)
     add_backend_argument(p)
     return p
 
@@ -305,7 +311,8 @@ def write_csv(result: dict[str, Any], out: Path) -> None:
 def run(args: argparse.Namespace) -> None:
     use_backend(args.backend)
     apply_mirror(args)
-    out = check_writable_folder(args.out, "--out")   # before the training, not after it
+    # Before the training, not after it: writable, and no earlier results (unless --overwrite).
+    out = prepare_results_folder(args.out, RESULTS, args.overwrite)
     data, note = load_data(args)
     print(note)
     print(f"{args.epochs} epoch(s), batch {args.batch_size}, {args.optimizer} lr {args.lr:g}, "

@@ -30,6 +30,9 @@ both networks) and ``summary.txt``.
 
 from __future__ import annotations
 
+import minigan.startup  # noqa: F401  (first: Ctrl-C while NumPy loads is one line)
+
+# isort: split
 import argparse
 import csv
 import math
@@ -59,12 +62,15 @@ from minigan.scripts import (
     OneLineParser,
     add_backend_argument,
     add_data_dir_arguments,
+    add_overwrite_argument,
     check_at_least_one,
+    prepare_results_folder,
     run_script,
 )
 
 DOMAINS = ("mnist", "synthetic", "svhn")
 FEATURES = 128  # length of the feature vector that both classifiers read
+RESULTS = ("domain_adversarial.png", "features.png", "accuracy.csv", "summary.txt")
 
 
 def build_parser() -> OneLineParser:
@@ -96,6 +102,7 @@ def build_parser() -> OneLineParser:
                         "the synthetic images")
     p.add_argument("--out", default=None,
                    help="run folder (default: runs/domain_adversarial_<source>_to_<target>)")
+    add_overwrite_argument(p)
     add_backend_argument(p)
     return p
 
@@ -326,6 +333,9 @@ def write_csv(runs: dict[str, dict[str, list[float]]], path: Path) -> None:
 
 def run(args: argparse.Namespace) -> None:
     use_backend(args.backend)
+    # Before any work: writable, and no earlier results unless --overwrite.
+    out = prepare_results_folder(args.out or f"runs/domain_adversarial_{args.source}_to_"
+                                             f"{args.target}", RESULTS, args.overwrite)
     source, source_note = load_domain(args.source, args)
     target, target_note = load_domain(args.target, args)
     print(f"source (labelled): {source_note}\ntarget (unlabelled): {target_note}")
@@ -334,8 +344,6 @@ def run(args: argparse.Namespace) -> None:
                          f"images ({len(source[0])} and {len(target[0])})")
     print(f"{args.epochs} epochs of {len(source[0]) // args.batch_size} steps, backend "
           f"{backend_name()}")
-    out = Path(args.out or f"runs/domain_adversarial_{args.source}_to_{args.target}")
-    out.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
     results = {"source only": train(args, source, target, adversarial=False),

@@ -22,6 +22,9 @@ can score too; the scores printed are then those of exactly these 8-bit images.
 
 from __future__ import annotations
 
+import minigan.startup  # noqa: F401  (first: Ctrl-C while NumPy loads is one line)
+
+# isort: split
 import argparse
 import sys
 from pathlib import Path
@@ -45,6 +48,9 @@ from minigan.metrics.statistics import load_statistics_meta
 from minigan.scripts import (
     OneLineParser,
     add_backend_argument,
+    add_overwrite_argument,
+    check_no_earlier_results,
+    check_writable_folder,
     dataset_argument,
     run_script,
     seed_argument,
@@ -72,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-samples", default=None, metavar="DIR",
                    help="write the scored samples as PNG files in DIR (for pytorch-fid or "
                         "clean-fid); the scores are then those of these 8-bit images")
+    add_overwrite_argument(p)
     p.add_argument("--data-dir", default=None,
                    help="where datasets and the Inception weights are cached "
                         "(default: $MINIGAN_DATA or ~/.cache/minigan)")
@@ -104,8 +111,22 @@ def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any], dict[st
     return G, G.config(), where
 
 
+def check_export_folder(args: argparse.Namespace) -> None:
+    """--export-samples DIR: writable, and holding no samples of an earlier export (they would
+    mix with these in whatever scores the folder next), unless --overwrite, which removes
+    them first. Checked before any work."""
+    if not args.export_samples:
+        return
+    folder = check_writable_folder(args.export_samples, "--export-samples")
+    earlier = sorted(folder.glob("[0-9]" * 6 + ".png"))   # the names export_samples writes
+    check_no_earlier_results(earlier[:1], args.overwrite, "--export-samples")
+    for path in earlier:
+        path.unlink()
+
+
 def run(args: argparse.Namespace) -> dict[str, float]:
     use_backend(args.backend)
+    check_export_folder(args)
     if args.features == "inception":
         return run_inception(args)
     if args.reference_stats is not None:

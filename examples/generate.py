@@ -9,6 +9,9 @@ table of training images) into --out (default: the checkpoint's folder).
 
 from __future__ import annotations
 
+import minigan.startup  # noqa: F401  (first: Ctrl-C while NumPy loads is one line)
+
+# isort: split
 import argparse
 import sys
 from pathlib import Path

@@ -30,6 +30,9 @@ With MNIST's test files only (no network), the first 8,000 test images are the t
 
 from __future__ import annotations
 
+import minigan.startup  # noqa: F401  (first: Ctrl-C while NumPy loads is one line)
+
+# isort: split
 import argparse
 import csv
 import sys
@@ -66,10 +69,14 @@ from minigan.scripts import (
     OneLineParser,
     add_backend_argument,
     add_data_dir_arguments,
+    add_overwrite_argument,
     check_at_least_one,
     dataset_argument,
+    prepare_results_folder,
     run_script,
 )
+
+RESULTS = ("semi_supervised.png", "accuracy.csv", "samples.png", "summary.txt")
 
 
 def build_parser() -> OneLineParser:
@@ -99,6 +106,7 @@ def build_parser() -> OneLineParser:
                         "networks), the batches and the noise")
     p.add_argument("--out", default=None,
                    help="run folder (default: runs/semi_supervised_<dataset>)")
+    add_overwrite_argument(p)
     add_backend_argument(p)
     return p
 
@@ -389,6 +397,10 @@ def run(args: argparse.Namespace) -> None:
     from minigan.viz import save_image_grid
 
     use_backend(args.backend)
+    # Before any work: writable, and no earlier results unless --overwrite.
+    out = prepare_results_folder(args.out or f"runs/semi_supervised_"
+                                             f"{dataset_label(args.dataset)}",
+                                 RESULTS, args.overwrite)
     data, note = load_data(args)
     pool_x, pool_y, test_x, test_y = data
     if args.arch == "auto":
@@ -404,8 +416,6 @@ def run(args: argparse.Namespace) -> None:
         raise ValueError(f"--batch-size {args.batch_size} is larger than the pool of "
                          f"{len(pool_x)} images")
     labelled = choose_labelled(pool_y, args.labels_per_class, args.seed)
-    out = Path(args.out or f"runs/semi_supervised_{dataset_label(args.dataset)}")
-    out.mkdir(parents=True, exist_ok=True)
     print(note)
     print(f"{len(labelled)} labelled images ({args.labels_per_class} per class), "
           f"{len(pool_x)} unlabelled, {len(test_x)} held out; {args.arch} networks, "

@@ -19,6 +19,9 @@ finite-difference signal); training itself runs in float32.
 
 from __future__ import annotations
 
+import minigan.startup  # noqa: F401  (first: Ctrl-C while NumPy loads is one line)
+
+# isort: split
 import sys
 from typing import Any
 

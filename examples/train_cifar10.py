@@ -6,6 +6,9 @@ The first run downloads the binary CIFAR-10 archive (163 MB, MD5-checked) into ~
 Same options and outputs as examples/train_svhn.py (see --help).
 """
 
+import minigan.startup  # noqa: F401  (first: Ctrl-C while NumPy loads is one line)
+
+# isort: split
 import sys
 
 from minigan.gan import cli

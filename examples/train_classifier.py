@@ -23,6 +23,9 @@ one per image, in 0..9.
 
 from __future__ import annotations
 
+import minigan.startup  # noqa: F401  (first: Ctrl-C while NumPy loads is one line)
+
+# isort: split
 import argparse
 import sys
 import time
@@ -31,7 +34,7 @@ from pathlib import Path
 import numpy
 
 from minigan.backend import backend_name, use_backend
-from minigan.classifier import train_classifier
+from minigan.classifier import check_better_than_chance, check_two_classes, train_classifier
 from minigan.data import DataError, dataset_label, load_dataset, mnist_test_files_instead
 from minigan.metrics.features import accuracy, pad_to
 from minigan.metrics.gan_eval import save_real_statistics, statistics_path
@@ -40,7 +43,9 @@ from minigan.scripts import (
     OneLineParser,
     add_backend_argument,
     add_mirror_argument,
+    add_overwrite_argument,
     apply_mirror,
+    check_no_earlier_results,
     check_writable_file,
     dataset_argument,
     finite_float,
@@ -68,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None,
                    help="network file (default: runs/features_<dataset>.npz); the real-data "
                         "statistics go beside it as <name>_stats.npz")
+    add_overwrite_argument(p)
     p.add_argument("--holdout", type=finite_float, default=0.1,
                    help="fraction of the images held out (randomly, by --seed) to measure "
                         "accuracy")
@@ -105,6 +111,7 @@ def load_images(args: argparse.Namespace) -> tuple[numpy.ndarray, numpy.ndarray,
                         f"numpy.savez(file, images=..., labels=...)")
     if args.num_train is not None:
         images, labels = images[:args.num_train], labels[:args.num_train]
+    check_two_classes(labels, f"{args.dataset}: ")   # before any training, not after it
     if images.shape[-1] == 28:  # MNIST: pad to 32x32, the size the DCGAN generates
         images = pad_to(images, 32)
     return images, labels, split
@@ -117,7 +124,9 @@ def run(args: argparse.Namespace) -> None:
     out = Path(args.out or f"runs/features_{label}.npz")
     if out.suffix != ".npz":
         raise ValueError(f"--out must end in .npz, got {out}")
-    # Both outputs are checked before minutes of training, not after.
+    # Both outputs are checked before minutes of training, not after. An existing network is
+    # never replaced without --overwrite: the FID of every run scored with it depends on it.
+    check_no_earlier_results([out, statistics_path(out)], args.overwrite)
     check_writable_file(out, "--out")
     check_writable_file(statistics_path(out), "--out")
     images, labels, split = load_images(args)
@@ -139,6 +148,8 @@ def run(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - started
     acc = accuracy(net, images[held], labels[held])
     print(f"held-out accuracy {acc:.4f} on {n_held} images (trained in {seconds:.0f} s)")
+    # A network that learned nothing (--lr 1e6) would give every GAN meaningless scores.
+    check_better_than_chance(acc, labels[held], "the feature network")
 
     net.save(out, dataset=args.dataset, split=split, accuracy=acc, held_out=n_held,
              epochs=args.epochs, seed=args.seed)

@@ -13,6 +13,9 @@ The recipe itself is ``minigan.gan.cli.train``; the training step is
 ``minigan.gan.step.train_step``.
 """
 
+import minigan.startup  # noqa: F401  (first: Ctrl-C while NumPy loads is one line)
+
+# isort: split
 import sys
 
 from minigan.gan import cli

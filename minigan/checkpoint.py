@@ -9,9 +9,10 @@ half-written checkpoint where the last good one was.
 
 Every ``.npz`` file minigan reads (checkpoints, feature networks, statistics, datasets) goes
 through ``read_npz``, and its parts through ``require``, ``read_json`` and ``check_arrays``:
-whatever is wrong with a file (cut short, a flipped bit, a missing or unexpected part, the wrong
-dtype or shape, NaN where a weight should be, bad JSON) becomes one ``DamagedFileError`` whose
-message names the file and the fault, never a traceback from deep inside ``zipfile``.
+whatever is wrong with a file (cut short, a flipped bit, a missing or unexpected part, a part
+that is not an array, the wrong dtype or shape, NaN where a weight should be, a negative step
+count, bad JSON) becomes one ``DamagedFileError`` whose message names the file and the fault,
+never a traceback from deep inside ``zipfile`` or from the first training step.
 """
 
 from __future__ import annotations
@@ -70,9 +71,15 @@ def read_npz(path: str | Path, what: str = "file") -> dict[str, numpy.ndarray]:
             if not isinstance(data, numpy.lib.npyio.NpzFile):
                 raise ValueError("it is a single .npy array, not an .npz archive")
             with data:
-                return {key: data[key] for key in data.files}
+                arrays = {key: data[key] for key in data.files}
     except Exception as error:   # noqa: BLE001 -- any damage at all becomes one named line
         raise DamagedFileError(path, f"not a readable {what} ({_reason(error)})") from None
+    for key, value in arrays.items():
+        # NumPy hands back the raw bytes of a zip member that is not a .npy file.
+        if not isinstance(value, numpy.ndarray):
+            raise DamagedFileError(path, f"not a readable {what}: its part {key!r:.60} is not "
+                                         f"an array (.npy) but {type(value).__name__}")
+    return arrays
 
 
 def require(arrays: dict[str, Any], path: str | Path, names: Iterable[str],
@@ -196,7 +203,25 @@ def load_checkpoint(path: str | Path, sections: Iterable[str] = (),
         section, _, name = key.partition("/")
         result.setdefault(section, {})[name] = value
     require(result, path, sections, what="section", file_kind=what)
+    # A step count (an optimizer's "opt_*/step", a run's "progress/step") is checked here, where
+    # every checkpoint is read; "history/step" is a column of steps, not a count.
+    for section, arrays in result.items():
+        step = arrays.get("step")
+        if step is not None and (step.ndim == 0 or section.startswith("opt")):
+            check_step_count(step, path, f"{section} step")
     return result
+
+
+def check_step_count(value: numpy.ndarray, path: str | Path, what: str) -> int:
+    """A saved step count (an optimizer's, a run's) is one whole number, 0 or more; return it.
+
+    A negative one would make Adam's bias correction 1 - beta**t divide by zero (or worse,
+    silently scale the first updates) when training resumes.
+    """
+    if value.shape != () or value.dtype.kind not in "iu" or int(value) < 0:
+        shown = value if value.size < 5 else f"{value.dtype} array of shape {value.shape}"
+        raise DamagedFileError(path, f"{what} must be a whole number, 0 or more, not {shown}")
+    return int(value)
 
 
 def text_array(obj: Any) -> numpy.ndarray:

@@ -21,7 +21,38 @@ from minigan.metrics.features import FeatureNet
 from minigan.nn import CrossEntropyLoss
 from minigan.optim import Adam
 
-__all__ = ["random_shift", "train_classifier"]
+__all__ = ["chance_accuracy", "check_better_than_chance", "check_two_classes", "random_shift",
+           "train_classifier"]
+
+
+def chance_accuracy(labels: numpy.ndarray) -> float:
+    """The accuracy of a classifier that learned nothing: always answering the most common
+    label of ``labels`` (N,). 0.1 for ten balanced classes; 1.0 when there is only one."""
+    labels = numpy.asarray(labels)
+    if labels.size == 0:
+        raise ValueError("chance accuracy of no labels is undefined")
+    return float(numpy.bincount(labels.astype(numpy.int64) - labels.min()).max() / labels.size)
+
+
+def check_two_classes(labels: numpy.ndarray, what: str = "") -> None:
+    """Raise ValueError (one line) when all ``labels`` are the same: a classifier would be
+    right every time without learning anything, and report an accuracy of 1.0."""
+    labels = numpy.asarray(labels)
+    if labels.size and numpy.unique(labels).size < 2:
+        raise ValueError(f"{what}all {labels.size} images have the label {int(labels.flat[0])}: "
+                         f"a classifier needs at least two classes to tell apart (a folder of "
+                         f"pictures gives one class per subfolder)")
+
+
+def check_better_than_chance(accuracy: float, labels: numpy.ndarray, what: str) -> None:
+    """Raise RuntimeError (one line) when ``accuracy`` on the images of ``labels`` is no better
+    than ``chance_accuracy(labels)``: training failed (a learning rate far too large, say), and
+    such a network must not be saved and used to score anything."""
+    chance = chance_accuracy(labels)
+    if accuracy <= chance:
+        raise RuntimeError(f"{what} reached a held-out accuracy of {accuracy:.4f}, no better "
+                           f"than chance ({chance:.4f}, always answering the most common "
+                           f"class): training failed (a smaller --lr?), so it was not saved")
 
 
 def random_shift(x: Any, max_shift: int, rng: numpy.random.Generator) -> Any:
@@ -68,6 +99,7 @@ def train_classifier(images: numpy.ndarray, labels: numpy.ndarray, epochs: int =
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"labels must lie in 0..{num_classes - 1}, got "
                          f"{labels.min()}..{labels.max()}")
+    check_two_classes(labels)
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be at least 1, got {epochs}, {batch_size}")
     if shift < 0:

@@ -12,8 +12,9 @@ import math
 import os
 import sys
 import tempfile
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,10 @@ def dataset_argument(value: str) -> str:
     the choices."""
     from minigan.data import DATASETS, is_image_folder, is_npz_path
 
+    if not value.strip():   # not "the current folder": say which one, as "."
+        raise argparse.ArgumentTypeError(f"empty: choose {', '.join(DATASETS)}, the path of an "
+                                         f".npz file or a folder of pictures ('.' for the "
+                                         f"current folder)")
     if is_npz_path(value):
         return value
     if value.lower() in DATASETS:
@@ -128,20 +133,54 @@ def dataset_argument(value: str) -> str:
                                      f"the path of an .npz file or a folder of pictures")
 
 
+class _TerminateAsInterrupt:
+    """While active (main thread only): SIGTERM -- what ``kill`` and job schedulers send --
+    raises KeyboardInterrupt("SIGTERM") like Ctrl-C, so that it too ends the work with one line
+    and exit code 130 (by default it kills Python silently, without any cleanup). The
+    handlers found are put back at the end, so a test or notebook calling ``main`` keeps its
+    own."""
+
+    def __enter__(self) -> _TerminateAsInterrupt:
+        import signal
+
+        from minigan import startup
+
+        self._saved: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            startup.hand_back()   # the script's start is over: usual Ctrl-C handling again
+            if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:   # nohup: stays so
+                self._saved[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum: int, frame: Any) -> None:   # noqa: ARG004 -- a signal handler
+        raise KeyboardInterrupt("SIGTERM")
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
+
+
 def run_script(work: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> int:
     """Run a script's ``work(args)`` and turn how it ended into an exit code and one line.
 
     A user error prints ``error: ...`` (exit 2); running out of memory says so (exit 2);
-    Ctrl-C before or between the steps of the work (a download, data preparation) prints one
-    line (exit 130; a partial download stays as ``.part`` and resumes next time). ``work`` may
-    return an int exit code itself (training returns 130 after saving when interrupted).
+    Ctrl-C or SIGTERM before or between the steps of the work (a download, data preparation)
+    prints one line (exit 130; a partial download stays as ``.part`` and resumes next time).
+    ``work`` may return an int exit code itself (training returns 130 after saving when
+    interrupted). Ctrl-C while the script was still starting is handled by
+    ``minigan.startup``.
     """
     one_line_warnings()
     try:
-        code = work(args)
-    except KeyboardInterrupt:
-        print("\ninterrupted (Ctrl-C): stopped; a partial download, if any, is kept and "
-              "resumes on the next run", file=sys.stderr)
+        with _TerminateAsInterrupt():
+            code = work(args)
+    except KeyboardInterrupt as interrupt:
+        name = str(interrupt) or "Ctrl-C"
+        print(f"\ninterrupted ({name}): stopped; a partial download, if any, is kept and "
+              f"resumes on the next run", file=sys.stderr)
         return EXIT_INTERRUPTED
     except MemoryError as error:
         return print_error(f"out of memory{': ' + str(error) if str(error) else ''}; try smaller "
@@ -230,6 +269,38 @@ def check_writable_folder(folder: str | Path, option: str = "--out") -> Path:
     if folder.exists() and not folder.is_dir():
         raise OSError(f"{option} {folder} is a file, not a folder")
     _can_write_in(folder, option)
+    return folder
+
+
+def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite``: the one way to let a script replace the results of an earlier run."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the results of an earlier run in --out (without it, a "
+                             "script refuses to start when one of its result files exists)")
+
+
+def check_no_earlier_results(results: Iterable[str | Path], overwrite: bool,
+                             option: str = "--out") -> None:
+    """The rule of every script that writes results: a run never replaces the results of an
+    earlier one unless ``--overwrite`` is given. Raise ``FileExistsError`` naming the first of
+    ``results`` (the files this run would write) that exists; check before any work, so no
+    minutes are spent on a run that would then be refused (or, worse, silently replace a
+    feature network that other runs' scores depend on)."""
+    if overwrite:
+        return
+    for path in map(Path, results):
+        if path.exists():
+            raise FileExistsError(f"{path} already exists, the result of an earlier run: keep "
+                                  f"it by giving another {option}, or replace it with "
+                                  f"--overwrite")
+
+
+def prepare_results_folder(folder: str | Path, names: Iterable[str], overwrite: bool,
+                           option: str = "--out") -> Path:
+    """``check_writable_folder(folder)`` and ``check_no_earlier_results`` of the files
+    ``names`` in it, before any work. Returns the folder."""
+    folder = check_writable_folder(folder, option)
+    check_no_earlier_results((folder / name for name in names), overwrite, option)
     return folder
 
 

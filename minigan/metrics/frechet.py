@@ -28,7 +28,18 @@ import scipy.linalg
 
 from minigan.backend import to_numpy
 
-__all__ = ["SingularCovarianceWarning", "frechet_distance"]
+__all__ = ["COVARIANCE_TOLERANCE", "NEGATIVE_TOLERANCE", "SingularCovarianceWarning",
+           "check_covariance", "frechet_distance"]
+
+# A covariance is symmetric and positive semi-definite. Rounding (float32 storage, the sums of
+# np.cov) leaves it so only up to a tiny fraction of its size: asymmetry up to this fraction of
+# its largest entry, and eigenvalues down to minus this fraction of its largest one, are
+# accepted as rounding; more means the matrix is not a covariance, and no distance exists.
+COVARIANCE_TOLERANCE = 1e-5
+# FID is a squared distance, never negative. For two identical Gaussians rounding in sqrtm can
+# give -1e-12; anything down to minus this fraction of the size of the terms is that rounding
+# and reported as 0, anything below it is an error.
+NEGATIVE_TOLERANCE = 1e-6
 
 
 class SingularCovarianceWarning(UserWarning):
@@ -80,6 +91,24 @@ def _as_float64(name: str, a: Any, ndim: int) -> np.ndarray:
     return a
 
 
+def check_covariance(sigma: np.ndarray, name: str = "sigma") -> None:
+    """Raise ValueError (one line) unless the (D, D) float array ``sigma`` is symmetric and
+    positive semi-definite, up to ``COVARIANCE_TOLERANCE`` (see there). Costs one symmetric
+    eigenvalue decomposition (``eigvalsh``), a fraction of ``sqrtm``'s time."""
+    scale = float(np.max(np.abs(sigma))) if sigma.size else 0.0
+    asymmetry = float(np.max(np.abs(sigma - sigma.T))) if sigma.size else 0.0
+    if asymmetry > COVARIANCE_TOLERANCE * scale:
+        raise ValueError(f"{name} is not symmetric (entries differ from their mirror image "
+                         f"by up to {asymmetry:.3g}, the largest entry is {scale:.3g}): not a "
+                         f"covariance matrix")
+    eigenvalues = np.linalg.eigvalsh((sigma + sigma.T) / 2)
+    largest = float(np.max(np.abs(eigenvalues))) if sigma.size else 0.0
+    if sigma.size and eigenvalues[0] < -COVARIANCE_TOLERANCE * largest:
+        raise ValueError(f"{name} is not positive semi-definite (an eigenvalue of "
+                         f"{eigenvalues[0]:.3g}, the largest is {largest:.3g}): not a "
+                         f"covariance matrix")
+
+
 def frechet_distance(
     mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, eps: float = 1e-6
 ) -> float:
@@ -96,8 +125,10 @@ def frechet_distance(
         NumPy or CuPy arrays are accepted; the computation is float64 on the host.
 
     Raises:
-        ValueError: on mismatched shapes, non-finite input, or when the square root has a
-            large imaginary part on its diagonal (the covariances are not valid).
+        ValueError: on mismatched shapes, non-finite input, covariances that are not
+            symmetric positive semi-definite (``check_covariance``), or when the square root
+            has a large imaginary part on its diagonal. Never a negative distance: one within
+            ``NEGATIVE_TOLERANCE`` of 0 is rounding and returned as 0.0, one below it raises.
     """
     mu1 = _as_float64("mu1", mu1, 1)
     mu2 = _as_float64("mu2", mu2, 1)
@@ -111,6 +142,7 @@ def frechet_distance(
             raise ValueError(
                 f"{name} must be ({d}, {d}) to match the means, got shape {sigma.shape}"
             )
+        check_covariance(sigma, name)
 
     diff = mu1 - mu2
 
@@ -121,6 +153,7 @@ def frechet_distance(
     # off-diagonal entry by the sum of two diagonal entries; 0 + 0 meets a rounding error of
     # 1e-17 above the diagonal and the result is inf or NaN.
     covmean = _sqrtm(sigma1 @ sigma2)
+    regularized = 0.0   # how much eps * I adds to the trace term, if it is used
     if not np.isfinite(covmean).all():
         # Adding eps * I makes both matrices positive definite, so every eigenvalue of the
         # product is at least about eps^2 > 0 and no division by zero is left. The price is a
@@ -134,6 +167,7 @@ def frechet_distance(
         )
         offset = np.eye(d) * eps
         covmean = _sqrtm((sigma1 + offset) @ (sigma2 + offset))
+        regularized = 2.0 * d * eps
         if not np.isfinite(covmean).all():
             raise ValueError(
                 f"sqrtm(sigma1 @ sigma2) is not finite even with {eps:g} added to the "
@@ -154,4 +188,13 @@ def frechet_distance(
             )
         covmean = covmean.real
 
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+    distance = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+    if distance < 0:
+        # The size of the terms that cancel: rounding is relative to it.
+        scale = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2)) + regularized
+        if distance < -NEGATIVE_TOLERANCE * scale - regularized:
+            raise ValueError(f"the Fréchet distance came out negative ({distance:.6g}, the "
+                             f"terms are of size {scale:.6g}), which no pair of covariances "
+                             f"can give: are sigma1 and sigma2 valid covariances?")
+        distance = 0.0   # rounding below an exact 0 (two identical Gaussians)
+    return distance

@@ -33,6 +33,7 @@ from minigan.checkpoint import (
     read_npz,
     require,
 )
+from minigan.metrics.frechet import check_covariance
 
 __all__ = ["feature_statistics", "load_statistics", "load_statistics_meta", "save_statistics"]
 
@@ -98,17 +99,25 @@ def _read(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def load_statistics(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``(mu, sigma)`` (float64, shapes (D,) and (D, D)) saved by ``save_statistics``."""
+    """Read ``(mu, sigma)`` (float64, shapes (D,) and (D, D)) saved by ``save_statistics``.
+
+    A file whose arrays are damaged, of the wrong shapes, not finite, or whose ``sigma`` is not
+    a covariance (symmetric, positive semi-definite: ``frechet.check_covariance``) raises a
+    one-line ``DamagedFileError`` naming the file."""
     arrays = _read(path)
     mu, sigma = arrays["mu"], arrays["sigma"]
     if mu.dtype.kind != "f" or sigma.dtype.kind != "f":
         raise DamagedFileError(path, "mu and sigma must be floating-point arrays")
     check_arrays({"mu": mu, "sigma": sigma}, path, "statistics")   # no NaN or infinity
+    mu, sigma = mu.astype(np.float64), sigma.astype(np.float64)
     try:
         _check_mu_sigma(mu, sigma)
+        # Not symmetric, or a negative eigenvalue: not a covariance (FID came out -127.991
+        # from one such file, 0.015 from an asymmetric one). Refused here, naming the file.
+        check_covariance(sigma, "sigma")
     except ValueError as error:
         raise DamagedFileError(path, str(error)) from None
-    return mu.astype(np.float64), sigma.astype(np.float64)
+    return mu, sigma
 
 
 def load_statistics_meta(path: str | Path) -> dict[str, Any]:

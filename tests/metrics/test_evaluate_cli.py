@@ -159,6 +159,28 @@ def test_evaluate_rebuilds_the_generator_that_was_saved(files):
         np.testing.assert_array_equal(G.state_dict()[name], value)
 
 
+@pytest.mark.parametrize("fault", ["not positive semi-definite", "not symmetric"])
+def test_evaluate_refuses_statistics_that_are_not_a_covariance(files, tmp_path, fault):
+    """Issue 22: evaluate.py printed FID -127.991 for a sigma with a negative eigenvalue, and
+    0.015 for a non-symmetric one. Now: one line naming the file, exit 2, no FID at all."""
+    features = tmp_path / "features.npz"
+    features.write_bytes(files["features"].read_bytes())
+    with np.load(statistics_path(files["features"])) as real:
+        mu, sigma, meta = real["mu"], real["sigma"], real["meta"]
+    eigenvalues, vectors = np.linalg.eigh(sigma)
+    top = vectors[:, -1]
+    if fault == "not symmetric":
+        bad = sigma + 0.5 * eigenvalues[-1] * np.outer(top, np.roll(top, 1))
+    else:                                  # the largest eigenvalue turned into -2 times it
+        bad = sigma - 3 * eigenvalues[-1] * np.outer(top, top)
+    np.savez(statistics_path(features), mu=mu, sigma=bad, meta=meta)
+    result = run_script("evaluate.py", "--checkpoint", files["checkpoint"], "--features",
+                        features, "--num-samples", 40, "--backend", "numpy")
+    assert_one_line_error(result)
+    assert str(statistics_path(features)) in result.stderr and fault in result.stderr
+    assert "FID" not in result.stdout
+
+
 @pytest.mark.parametrize("bad", ["missing", "features", "garbage"])
 def test_evaluate_bad_checkpoint_is_a_one_line_error(files, tmp_path, bad):
     path = {"missing": tmp_path / "nothing.npz", "features": files["features"],
@@ -234,3 +256,55 @@ def test_train_classifier_on_mnist_test_files_only(tmp_path):
     assert (net.channels, net.image_size) == (1, 32)   # 28x28 digits padded to 32x32
     assert FeatureNet.load_info(out)["split"] == "test"
     assert statistics_path(out).is_file()
+
+
+def test_a_classifier_no_better_than_chance_is_not_saved(tmp_path):
+    """Issue 22: with --lr 1e6 the network learns nothing, and was saved as a feature network
+    all the same. Now it says so, exit 2, and writes nothing."""
+    out = tmp_path / "f.npz"
+    result = run_script("train_classifier.py", "--dataset", "synthetic", "--num-train", 400,
+                        "--epochs", 1, "--lr", "1e6", "--width", 4, "--feature-dim", 16,
+                        "--out", out)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [ln for ln in result.stderr.replace("\r", "\n").splitlines() if "error" in ln]
+    assert len(errors) == 1 and errors[0].startswith("error: the feature network reached"), \
+        result.stderr                          # (the rest of stderr is the progress bar)
+    assert "no better than chance" in errors[0] and "not saved" in errors[0]
+    assert not out.exists() and not statistics_path(out).exists()
+
+
+def test_chance_accuracy_is_that_of_always_answering_the_most_common_class():
+    from minigan.classifier import chance_accuracy, check_better_than_chance
+
+    assert chance_accuracy(np.arange(10)) == 0.1
+    assert chance_accuracy(np.array([3, 3, 3, 1])) == 0.75
+    check_better_than_chance(0.76, np.array([3, 3, 3, 1]), "net")
+    with pytest.raises(RuntimeError, match=r"net reached a held-out accuracy of 0.7500, no "
+                                           r"better than chance \(0.7500"):
+        check_better_than_chance(0.75, np.array([3, 3, 3, 1]), "net")
+
+
+def test_a_single_class_is_refused_before_training():
+    """Issue 22: on a one-class folder the classifier reported accuracy 1.0."""
+    images = np.zeros((32, 3, 32, 32), dtype=np.uint8)
+    with pytest.raises(ValueError, match="all 32 images have the label 0: a classifier needs "
+                                         "at least two classes"):
+        train_classifier(images, np.zeros(32, dtype=np.int64), progress=False)
+
+
+def test_evaluate_never_mixes_an_earlier_export_with_new_samples(tmp_path):
+    """--export-samples into a folder that holds an earlier export's PNG files is refused
+    before any work (pytorch-fid would score the mix); --overwrite removes them first."""
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    (samples / "000000.png").write_bytes(b"an earlier sample")
+    result = run_script("evaluate.py", "--checkpoint", tmp_path / "none.npz", "--features",
+                        tmp_path / "none_features.npz", "--export-samples", samples)
+    assert_one_line_error(result)
+    assert "000000.png already exists" in result.stderr and "--overwrite" in result.stderr
+    assert (samples / "000000.png").read_bytes() == b"an earlier sample"
+    again = run_script("evaluate.py", "--checkpoint", tmp_path / "none.npz", "--features",
+                       tmp_path / "none_features.npz", "--export-samples", samples,
+                       "--overwrite")
+    assert_one_line_error(again)                  # now it fails on the missing checkpoint
+    assert "none.npz" in again.stderr and not (samples / "000000.png").exists()

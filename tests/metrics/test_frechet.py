@@ -186,9 +186,54 @@ def test_small_imaginary_part_is_dropped(monkeypatch, rng):
 
 
 def test_not_a_covariance_raises():
-    # diag(-1, 1) is not positive semi-definite: sqrt(-1) = i lands on the diagonal.
-    with pytest.raises(ValueError, match="imaginary component"):
+    # diag(-1, 1) is not positive semi-definite (sqrt(-1) = i would land on the diagonal):
+    # refused before any square root, naming the matrix.
+    with pytest.raises(ValueError, match="sigma1 is not positive semi-definite"):
         frechet_distance(np.zeros(2), np.diag([-1.0, 1.0]), np.zeros(2), np.eye(2))
+
+
+def test_a_covariance_with_a_negative_eigenvalue_is_refused_not_scored_negative(rng):
+    """Issue 22: such a "covariance" made evaluate.py print FID -127.991. Symmetric, with
+    positive diagonal (it looks like a covariance), but eigenvalues 4 and -2."""
+    bad = np.array([[1.0, 3.0], [3.0, 1.0]])
+    assert np.linalg.eigvalsh(bad).min() == pytest.approx(-2.0)
+    with pytest.raises(ValueError, match=r"sigma2 is not positive semi-definite.*-2"):
+        frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), bad)
+
+
+def test_a_non_symmetric_covariance_is_refused():
+    """Issue 22: a non-symmetric one gave FID 0.015, a number that means nothing."""
+    lopsided = np.array([[1.0, 0.5], [0.0, 1.0]])
+    with pytest.raises(ValueError, match="sigma1 is not symmetric"):
+        frechet_distance(np.zeros(2), lopsided, np.zeros(2), np.eye(2))
+
+
+def test_rounding_asymmetry_and_tiny_negative_eigenvalues_are_accepted(rng):
+    """Covariances as files really hold them: float32 storage and rank-deficient estimates."""
+    mu, sigma = feature_statistics(rng.standard_normal((8, 32)))   # rank 7 of 32
+    sigma32 = sigma.astype(np.float32).astype(np.float64)
+    sigma32[0, 1] *= 1 + 1e-7                                      # one ulp-ish of asymmetry
+    frechet.check_covariance(sigma32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SingularCovarianceWarning)
+        assert frechet_distance(mu, sigma32, mu, sigma32) >= 0.0
+
+
+def test_the_distance_is_never_negative(monkeypatch, rng):
+    """Rounding just below 0 is 0 (within NEGATIVE_TOLERANCE of the terms' size); a larger
+    negative value, which no valid covariances give, raises."""
+    s = random_spd(rng, 4)
+    mu = np.zeros(4)
+    real_sqrtm = frechet._sqrtm
+    monkeypatch.setattr(frechet, "_sqrtm", lambda a: real_sqrtm(a) * (1 + 1e-9))
+    assert frechet_distance(mu, s, mu, s) == 0.0          # about -2e-9 Tr(s): rounding
+    monkeypatch.setattr(frechet, "_sqrtm", lambda a: real_sqrtm(a) * 1.01)
+    with pytest.raises(ValueError, match="came out negative"):
+        frechet_distance(mu, s, mu, s)
+    for seed in range(20):   # and unpatched, identical Gaussians give 0 or more, every time
+        monkeypatch.setattr(frechet, "_sqrtm", real_sqrtm)
+        m, c = feature_statistics(np.random.default_rng(seed).standard_normal((40, 6)))
+        assert frechet_distance(m, c, m, c) >= 0.0
 
 
 @pytest.mark.parametrize(

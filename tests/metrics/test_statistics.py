@@ -111,3 +111,26 @@ def test_malformed_files_raise_one_line_value_errors(tmp_path):
 def test_missing_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError, match="no statistics file"):
         load_statistics(tmp_path / "nope.npz")
+
+
+@pytest.mark.parametrize("sigma, fault", [
+    (np.array([[1.0, 3.0], [3.0, 1.0]]), "not positive semi-definite"),   # eigenvalue -2
+    (np.array([[1.0, 0.5], [0.0, 1.0]]), "not symmetric"),
+    (np.diag([2.0, -1e-3]), "not positive semi-definite"),
+])
+def test_a_sigma_that_is_not_a_covariance_is_refused_naming_the_file(tmp_path, sigma, fault):
+    """Issue 22: evaluate.py printed FID -127.991 for such a file, 0.015 for an asymmetric one."""
+    path = tmp_path / "bad_stats.npz"
+    np.savez(path, mu=np.zeros(2), sigma=sigma)
+    with pytest.raises(ValueError) as info:
+        load_statistics(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: sigma is {fault}") and "\n" not in message, message
+
+
+def test_a_float32_covariance_of_a_rank_deficient_estimate_still_loads(tmp_path, rng):
+    mu, sigma = feature_statistics(rng.standard_normal((10, 64)))   # rank 9 of 64
+    path = tmp_path / "f32.npz"
+    np.savez(path, mu=mu.astype(np.float32), sigma=sigma.astype(np.float32))
+    mu2, sigma2 = load_statistics(path)
+    np.testing.assert_allclose(sigma2, sigma, rtol=1e-6, atol=1e-7)
