@@ -24,7 +24,8 @@ The public API (what notebooks call):
 * ``find(name)``: an exercise's record by name ("conv2d_backward", "generator", ...);
   ``hint(name, tier=2)``: its hints after the stub's own;
 * ``use_kernels(folder)``: swap the learner's finished groups into minigan for a ``with``
-  block; ``check_before_training(folder)``: the quick check ``--kernels`` runs first.
+  block; ``check_before_training(folder)``: the quick check ``--kernels`` runs first;
+  ``kernels_for_training(folder, unchecked)``: both, as the training scripts' ``--kernels``.
 
 The pieces: ``records`` (one record per exercise: stub file, functions, solutions, check,
 cases, hints, swap group), ``checks`` and ``course_checks`` (one check per exercise),
@@ -38,9 +39,15 @@ from minigan.exercises.grader import FAILED, NOT_STARTED, PASSED, Result, grade,
 from minigan.exercises.hint import hint
 from minigan.exercises.isolation import check_and_report, check_folder
 from minigan.exercises.records import EXERCISES, FUNCTION_NAMES, STUB_FILES, Exercise, find
-from minigan.exercises.swap import check_before_training, use_kernels
+from minigan.exercises.swap import (
+    KernelsFailGrader,
+    check_before_training,
+    kernels_for_training,
+    use_kernels,
+)
 
 __all__ = ["EXERCISES", "FAILED", "FUNCTION_NAMES", "NOT_STARTED", "PASSED", "STUB_FILES",
-           "Exercise", "KernelCheckFailed", "Result", "check_and_report",
+           "Exercise", "KernelCheckFailed", "KernelsFailGrader", "Result", "check_and_report",
            "check_before_training", "check_folder", "find", "grade", "grade_one", "hint",
-           "init_folder", "load_kernels", "minigan_kernels", "use_kernels"]
+           "init_folder", "kernels_for_training", "load_kernels", "minigan_kernels",
+           "use_kernels"]

@@ -115,3 +115,38 @@ def use_kernels(folder: str | Path, groups: tuple[str, ...] | None = None,
     finally:
         for module, name, original in reversed(saved):
             setattr(module, name, original)
+
+
+class KernelsFailGrader(ValueError):
+    """``--kernels`` on a folder with a started group that the grader fails (one line)."""
+
+
+@contextmanager
+def kernels_for_training(folder: str | Path, unchecked: bool = False,
+                         backend: str = "numpy") -> Iterator[dict[str, bool]]:
+    """What a training script's ``--kernels FOLDER`` does, around the whole run.
+
+    First the quick check of every started group (``check_before_training``): a failing group
+    raises KernelsFailGrader, naming it with the grader's sentence, before anything trains.
+    ``unchecked`` skips the check and swaps in every started group as it is. Then it prints
+    which groups are the learner's and swaps them in for the ``with`` block.
+    """
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"--kernels: no folder {folder} (make one with "
+                                f"`python -m minigan.exercises init {folder}`)")
+    if unchecked:
+        with use_kernels(folder) as in_use:
+            yours = [group for group, used in in_use.items() if used]
+            print(f"your code from {folder} (unchecked): {', '.join(yours) or 'none started'}; "
+                  f"minigan's: {', '.join(g for g, used in in_use.items() if not used)}",
+                  flush=True)
+            yield in_use
+        return
+    print(f"checking your code in {folder} before training (a few cases per exercise)",
+          flush=True)
+    found = check_before_training(folder, backend=backend)
+    if found.failures:
+        raise KernelsFailGrader(found.refusal())
+    print(found.startup_line(folder), flush=True)
+    with use_kernels(folder, groups=found.learners) as in_use:
+        yield in_use
