@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
+from minigan.exercises.limits import CaseTimedOut
 from minigan.exercises.records import EXERCISES, STUB_FILES
 
 STUBS = Path(__file__).resolve().parent / "stubs"
@@ -125,7 +126,7 @@ def _execute(spec: Any, module: ModuleType, path: Path) -> None:
         raise
     except SyntaxError as error:
         raise KernelImportError(f"{path}, line {error.lineno}: {error.msg}") from None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, CaseTimedOut):
         raise
     except BaseException as error:   # SystemExit too: a file must not end the grader
         what = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

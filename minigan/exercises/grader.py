@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import inspect
 import random
-import signal
-import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from minigan.exercises.checks import KernelCheckFailed
 from minigan.exercises.folder import KernelImportError
+from minigan.exercises.limits import CaseTimedOut, time_limit
 from minigan.exercises.records import EXERCISES, FUNCTION_NAMES, Exercise
 
 PASSED, FAILED, NOT_STARTED = "passed", "failed", "not started"
@@ -40,32 +38,6 @@ class Result:
     sentence: str = ""          # for a failure: what is wrong, on the smallest failing case
     case: dict[str, Any] | None = None
     detail: str = ""            # expected and actual side by side, several lines (or "")
-
-
-class CaseTimedOut(BaseException):
-    """One case ran past its time limit. A BaseException, so that a learner's
-    ``except Exception`` cannot swallow it."""
-
-
-@contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise CaseTimedOut in this thread after ``seconds`` (None: no limit). Uses SIGALRM, so
-    it needs the main thread of a POSIX process (the grader's child process is one)."""
-    if not seconds or threading.current_thread() is not threading.main_thread() \
-            or not hasattr(signal, "setitimer"):
-        yield
-        return
-
-    def expire(signum: int, frame: Any) -> None:
-        raise CaseTimedOut(seconds)
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 # ------------------------------------------------------------------------- running one check
