@@ -149,6 +149,8 @@ def position(index: tuple[int, ...], axes: Axes) -> str:
     """An index named by its meaning: '(f, c, i, j) = (0, 1, 0, 1)', or plain '(0, 1)'."""
     if callable(axes):
         return axes(index)
+    if axes and len(axes) == len(index) == 1:
+        return f"{axes[0]} = {index[0]}"
     if axes and len(axes) == len(index):
         return f"({', '.join(axes)}) = {index}"
     return f"index {index}"
