@@ -2,7 +2,7 @@
 
 Every ``check_*`` function below receives ``impl``, any object whose attributes are the kernel
 functions (``impl.conv2d_forward``, ``impl.im2col``, ...: a learner's folder loaded by
-``minigan.exercises.kernels.load_kernels``, or minigan's own from ``minigan_kernels()``), and
+``minigan.exercises.folder.load_kernels``, or minigan's own from ``minigan_kernels()``), and
 ``case``, a small dict of shapes and settings (``minigan.exercises.cases`` draws them with
 hypothesis). It returns None when the kernel is right for that case and raises
 ``KernelCheckFailed`` with one plain sentence when it is not, for example::
