@@ -312,6 +312,9 @@ class _Side:
                                      channels=channels).to(dtype=numpy.float64)
         dcgan.dcgan_init(self.G, rng)
         dcgan.dcgan_init(self.D, rng)
+        # DCGAN's small initial weights give logits near 0 and every loss near log 2; a larger
+        # last layer makes D's verdicts, and so the mistakes, visible in the numbers.
+        layer_list(self.D)[-1].weight.data *= 50
         self.opt_g = Adam(self.G.parameters(), lr=2e-2, betas=(0.5, 0.999))
         self.opt_d = Adam(self.D.parameters(), lr=2e-2, betas=(0.5, 0.999))
         noise_rng = numpy.random.default_rng([case["seed"], 1])
@@ -398,7 +401,20 @@ def check_g_step(impl: Any, case: Case) -> None:
         g_loss = api.g_step(side.G, side.D, side.opt_g, len(real), side.noise, side.config)
         return {"g_loss": g_loss}
 
-    _run_steps(impl, "g_step", case, one)
+    probe = _Side(case)   # what the first step's fakes score against either label
+    logits = probe.D(probe.G(probe.noise(case["batch"])))
+    with_fake_label = float(to_numpy(losses.fake_loss(logits)[0]))
+    try:
+        _run_steps(impl, "g_step", case, one)
+    except KernelCheckFailed as failure:
+        mine = _Side(case)
+        got = impl.g_step(mine.G, mine.D, mine.opt_g, case["batch"], mine.noise, mine.config)
+        if got is not None and math.isclose(float(to_numpy(got)), with_fake_label,
+                                            rel_tol=1e-9):
+            raise KernelCheckFailed(f"g_step scores G's images with the fake label 0 for "
+                                    f"{step_text(case)}: G wants D to call them real (flipped "
+                                    f"labels, target 1)") from None
+        raise failure
 
 
 def check_train_step(impl: Any, case: Case) -> None:

@@ -132,8 +132,9 @@ MISTAKES = {
                                  r"something carry over from one step to the next\?\)"),
     "g-step-without-flipped-labels": ("g_step", "step.py",
                                       {"g_step": G_STEP_WITHOUT_FLIPPED_LABELS},
-                                      r"g_step: g_loss is wrong for 1 step, batch 2, real_label "
-                                      r"1, after step 1: \S+ should be \S+"),
+                                      r"g_step scores G's images with the fake label 0 for 1 "
+                                      r"step, batch 2, real_label 1: G wants D to call them "
+                                      r"real \(flipped labels, target 1\)"),
     "is-with-one-marginal": ("inception_score", "metrics.py",
                              {"inception_score": IS_WITH_ONE_MARGINAL},
                              r"inception_score: the mean is wrong for random predictions, 2 "
