@@ -77,14 +77,15 @@ def check_scale(impl: Any, case: Case) -> None:
     if not numpy.array_equal(to_numpy(x), pixels):
         raise KernelCheckFailed(f"scale changed its input for {where}: return a new array")
     expected = lo + pixels.astype(numpy.float64) / 255 * (hi - lo)
-    got = to_numpy(y).astype(numpy.float64) if numpy.shape(to_numpy(y)) == pixels.shape \
-        else to_numpy(y)
-    if numpy.shape(got) == pixels.shape and numpy.all(numpy.isfinite(got)):
+    got = numpy.asarray(to_numpy(y))
+    if got.shape == pixels.shape and numpy.all(numpy.isfinite(got)):
+        got = got.astype(numpy.float64)
         wrong = numpy.abs(got - expected) > 1e-6 * (1 + numpy.abs(expected))
-        if wrong.any() and numpy.all(pixels[wrong] > 127):
+        if wrong.any() and numpy.all(pixels[wrong] > 127):   # small pixels right, large wrong
             raise KernelCheckFailed(f"scale is wrong only for pixels above 127 for {where}: "
-                                    f"uint8 arithmetic wraps around at 256 (pixel 255 gives "
-                                    f"{got[wrong][0]:.6g}); make the pixels floats first")
+                                    f"uint8 arithmetic wraps around at 256 (pixel "
+                                    f"{int(pixels[wrong][0])} gives {got[wrong][0]:.6g}); make "
+                                    f"the pixels floats first")
     compare("scale", "the output", got, expected, where, rtol=1e-6, atol=1e-6,
             axes=_pixel_axes(pixels))
     expect_dtype("scale", "the output", y, numpy.float32, where.replace("pixels", "uint8 pixels"))
