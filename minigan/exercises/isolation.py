@@ -235,3 +235,18 @@ def check_and_report(folder: str | Path | None, max_examples: int = 50, seed: in
     return results, format_report(results, source, time.perf_counter() - started,
                                   f"up to {max_examples} cases per exercise, seed {seed}, "
                                   f"{seconds:g} s per case")
+
+
+def one_line(result: Result) -> str:
+    """'conv2d backward: passed', or 'conv2d backward: failed: <the sentence>'."""
+    return f"{result.exercise.title}: {result.status}" + (
+        f": {result.sentence}" if result.sentence else "")
+
+
+def check_lines(folder: str | Path | None, *names: str, max_examples: int = 20, seed: int = 0,
+                seconds: float = DEFAULT_SECONDS) -> str:
+    """Grade the named exercises (all of them if none) in child processes; one line each, as a
+    notebook's check cell prints it: ``check_lines("my_kernels", "scale")``."""
+    exercises = [find(name) for name in names] or list(EXERCISES)
+    return "\n".join(one_line(r) for r in check_folder(folder, max_examples, seed, seconds,
+                                                        exercises=exercises))
