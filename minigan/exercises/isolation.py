@@ -213,7 +213,7 @@ def check_folder(folder: str | Path | None, max_examples: int = 50, seed: int = 
     jobs = jobs or min(4, os.cpu_count() or 1)
     pool = ThreadPoolExecutor(max_workers=jobs)
     bar = tqdm(total=len(exercises), desc="grading", unit="exercise", leave=False,
-               disable=not progress)
+               disable=not (progress and sys.stderr.isatty()))   # a terminal's, not a log's
     try:
         futures = [pool.submit(_grade_group, group, orders, children)
                    for group in groups_of(exercises)]
