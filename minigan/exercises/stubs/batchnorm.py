@@ -61,10 +61,8 @@ def batch_norm_forward(
     x: (N, C) or (N, C, H, W); gamma, beta: (C,)  ->  y: shaped like x
     y = gamma * (x - mu_B) / sqrt(sigma2_B + eps) + beta, with mu_B and sigma2_B (biased) taken
     per channel over N (and H, W).
-    ``across``: for a batch split over processes (``--sync-batch-norm``), anything with
-    ``size`` and ``allreduce_sum(a)``; the statistics are then the whole batch's. The grader
-    passes None; until you train on several processes with synchronized batch norm, you may
-    leave it aside.
+    ``across`` is None except in training on several processes (minigan/nn/sync_batchnorm.py,
+    which refuses a kernel that ignores it): you may leave it out of your code.
     """
     xp = get_array_module(x)  # noqa: F841
     # Hint: the statistics of each channel over the axes channel_axes gives, shaped so that
@@ -87,17 +85,17 @@ def batch_norm_eval_forward(
     raise NotImplementedError("batch_norm_eval_forward: write me")
 
 
-def batch_norm_backward(dy: Array, cache: BatchNormCache,
-                        across: Any = None) -> tuple[Array, Array, Array]:
-    """Gradients of batch norm, in whichever mode the cache was made.
+def batch_norm_backward(
+    dy: Array, cache: BatchNormCache, across: Any = None,
+) -> tuple[Array, Array, Array]:
+    """Gradients of batch norm, in whichever mode the cache was made (``across``: as for the
+    forward pass).
 
     dy: shaped like x  ->  dx: shaped like x; dgamma, dbeta: (C,)
     dbeta  = sum of dy over N (and H, W)        since y = gamma * x_hat + beta
     dgamma = sum of dy * x_hat over N (and H, W)
     dx     = eval mode:     gamma * inv_std * dy
              training mode: the chain rule along the three paths from x to the loss
-    ``across`` (as for the forward pass): dx takes its sums over the whole batch; dgamma and
-    dbeta stay this process's share. The grader passes None.
     """
     # Hint: in evaluation mode x -> y is an affine map; in training mode each x_i reaches the
     # loss three ways (directly, through mu_B, through sigma2_B): derive it step by step.
