@@ -45,11 +45,13 @@ import sys
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
+    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
+                   help="where minigan runs")
     p.add_argument("--threads", type=int, default=2, help="BLAS / PyTorch threads (CPU only)")
-    p.add_argument("--conv-dim", type=int, nargs="+", default=[32, 64])
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--z-size", type=int, default=100)
+    p.add_argument("--conv-dim", type=int, nargs="+", default=[32, 64],
+                   help="model sizes to time, one after the other")
+    p.add_argument("--batch-size", type=int, default=128, help="images per step")
+    p.add_argument("--z-size", type=int, default=100, help="latent vector length")
     p.add_argument("--repeats", type=int, default=10, help="timed steps (the median is shown)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--rounds", type=int, default=3,
@@ -57,7 +59,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--plain-kernels", action="store_true",
                    help="time the plain textbook kernels (minigan.ops.fast_kernels(False))")
-    return p.parse_args(argv)
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the batches")
+    args = p.parse_args(argv)
+    for value, what in ((args.repeats, "--repeats"), (args.rounds, "--rounds"),
+                        (args.threads, "--threads"), (args.batch_size, "--batch-size"),
+                        (args.z_size, "--z-size"), (min(args.conv_dim), "--conv-dim")):
+        if value < 1:
+            p.error(f"{what} must be at least 1, got {value}")   # one line, exit status 2
+    if args.warmup < 0:
+        p.error(f"--warmup must be 0 or more, got {args.warmup}")
+    return args
 
 
 ARGS = parse_args()
@@ -81,6 +92,7 @@ import minigan.ops.conv2d  # noqa: E402
 import minigan.ops.conv_transpose2d  # noqa: E402
 import minigan.ops.subpixel  # noqa: E402
 from minigan.backend import (  # noqa: E402
+    BackendError,
     array_module,
     backend_name,
     manual_seed,
@@ -207,12 +219,12 @@ def interleaved_median_ms(steps: dict, repeats: int, warmup: int) -> dict[str, f
 
 def minigan_step(conv_dim: int):
     """The minigan training step of the SVHN DCGAN, and the trainer that runs it."""
-    manual_seed(0)
+    manual_seed(ARGS.seed)
     G = dcgan_init(Generator(ARGS.z_size, conv_dim))
     D = dcgan_init(Discriminator(conv_dim))
     with tempfile.TemporaryDirectory() as tmp:
         trainer = GANTrainer(G, D, None, TrainConfig(z_size=ARGS.z_size), tmp)
-    rng = numpy.random.default_rng(0)
+    rng = numpy.random.default_rng(ARGS.seed)
     real = to_device(rng.uniform(-1, 1, (ARGS.batch_size, 3, 32, 32)).astype(numpy.float32))
     return (lambda: trainer.train_step(real)), G, D
 
@@ -281,7 +293,7 @@ def torch_alone_ms(conv_dim: int) -> float:
     command = [sys.executable, os.path.join(HERE, "torch_dcgan.py"), "--conv-dim", str(conv_dim),
                "--z-size", str(ARGS.z_size), "--batch-size", str(ARGS.batch_size),
                "--threads", str(ARGS.threads), "--repeats", str(ARGS.repeats),
-               "--warmup", str(ARGS.warmup)]
+               "--warmup", str(ARGS.warmup), "--seed", str(ARGS.seed)]
     done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -292,9 +304,12 @@ def torch_alone_ms(conv_dim: int) -> float:
 def alone_rounds(conv_dim: int, with_torch: bool) -> tuple[list[float], list[float]]:
     """``--rounds`` rounds of (minigan's median ms in this process, PyTorch's in a fresh one).
     Run before anything imports PyTorch here, so that minigan's process is as a user's."""
+    from tqdm import tqdm
+
     step, _, _ = minigan_step(conv_dim)
     ours, theirs = [], []
-    for _ in range(ARGS.rounds):
+    for _ in tqdm(range(ARGS.rounds), desc=f"conv_dim {conv_dim}, alone", unit="round",
+                  leave=False):
         ours.append(interleaved_median_ms({"minigan": step}, ARGS.repeats, ARGS.warmup)["minigan"])
         if with_torch:
             theirs.append(torch_alone_ms(conv_dim))
@@ -414,4 +429,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (BackendError, RuntimeError) as error:   # no GPU, PyTorch's process failed...
+        sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        sys.exit(130)

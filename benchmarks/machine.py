@@ -13,9 +13,9 @@ import ctypes
 import os
 import platform
 
-# Environment variables that choose threads or kernels; printed when set.
-RELEVANT_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                      "MKL_NUM_THREADS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+# Environment variables that choose kernels (OpenBLAS's, oneDNN's), and threads.
+KERNEL_VARIABLES = ("OPENBLAS_CORETYPE", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def cpu_model_and_flags() -> tuple[str, set[str]]:
@@ -108,10 +108,11 @@ def describe(torch_info: str | None = None) -> list[str]:
              f"NumPy {numpy.__version__}, BLAS: {numpy_blas()}"]
     if torch_info:
         lines.append(torch_info)
-    set_here = [f"{name}={os.environ[name]}" for name in RELEVANT_VARIABLES
-                if name in os.environ]
-    lines.append("environment: " + (", ".join(set_here) if set_here else
-                                    "no thread or kernel variables set"))
+    kernels = [f"{name}={os.environ[name]}" for name in KERNEL_VARIABLES if name in os.environ]
+    threads = [f"{name}={os.environ[name]}" for name in THREAD_VARIABLES if name in os.environ]
+    lines.append("kernel variables: " + (", ".join(kernels) if kernels else
+                                         "none set (OPENBLAS_CORETYPE unset: OpenBLAS chose)")
+                 + "; threads: " + (", ".join(threads) if threads else "library defaults"))
     return lines
 
 
