@@ -7,10 +7,14 @@ array raises instead of copying it to the host. Without a GPU the CuPy backend n
 tests/test_cupy_api.py runs the code on this stand-in instead and compares what was recorded
 with the installed ``cupy`` package, which imports without a GPU.
 
-It plugs in where ``minigan.opcount`` does: ``minigan.backend._op_counting`` holds a hooks
-object whose ``module`` the backend hands out as ``xp`` (``array_module``,
+It plugs in where ``minigan.opcount`` does: the backend's seam for host arrays
+(``backend.host_arrays`` with a ``backend.HostArrays``; before that seam, the hooks object in
+``backend._op_counting``), whose ``module`` the backend hands out as ``xp`` (``array_module``,
 ``get_array_module``, ``to_device``), and which runs the ``fuse`` functions and is told of
-reads to the host (``to_numpy``). Here:
+reads to the host (``to_numpy``). Kernels that do something else for CuPy arrays ask
+``is_cupy_array``; while the stand-in runs, that name in minigan's modules (not in the backend,
+which must keep running ``fuse`` functions as Python) answers True for its arrays, so their CuPy
+branches are the ones recorded. Here:
 
 * ``FakeCupy`` is that module: every attribute asked of it is recorded (with the keywords of the
   call), and what it returns makes ``DeviceArray`` objects;
@@ -109,6 +113,7 @@ class DeviceArray(NDArrayOperatorsMixin):
     # ---- what NumPy asks of an object before converting it
     def __array__(self, dtype: Any = None, copy: Any = None) -> numpy.ndarray:
         if any(a is self for a in _explicit_reads):
+            _explicit_reads.clear()   # once: a later numpy.asarray of it is implicit again
             return self._data if dtype is None else self._data.astype(dtype)
         raise TypeError(IMPLICIT_CONVERSION)
 
@@ -155,6 +160,11 @@ class DeviceArray(NDArrayOperatorsMixin):
         return (_to_device(row) for row in self._data)
 
     # ---- reads to the host that CuPy allows (each one waits for the GPU)
+    def get(self) -> numpy.ndarray:
+        """The explicit copy to the host, as ``cupy.ndarray.get``."""
+        _note("method", "get")
+        return self._data.copy()
+
     def __float__(self) -> float:
         return float(self._data)
 
@@ -234,8 +244,8 @@ class FakeCupy(_Namespace):
         super().__init__(numpy)
 
 
-class _Hooks:
-    """What ``minigan.backend`` asks of ``_op_counting`` (see ``minigan.opcount``)."""
+class _Hooks(getattr(backend, "HostArrays", object)):
+    """What ``minigan.backend`` asks of its host-array seam (see ``minigan.opcount``)."""
 
     module = FakeCupy()
 
@@ -244,10 +254,49 @@ class _Hooks:
         return function(*args)   # its lines run on device arrays, and are recorded
 
     @staticmethod
-    def host_read(a: Any) -> None:
+    def note_read(a: Any) -> None:
         # ``to_numpy`` calls this just before ``numpy.asarray(a)``: the one explicit copy.
         if isinstance(a, DeviceArray):
             _explicit_reads[:] = [a]
+
+    host_read = note_read   # the name before backend.HostArrays
+
+
+def _is_device_array(a: Any) -> bool:
+    return isinstance(a, DeviceArray) or backend.is_cupy_array(a)
+
+
+@contextlib.contextmanager
+def _cupy_branches() -> Iterator[None]:
+    """``is_cupy_array``, as imported by minigan's modules other than the backend, answers True
+    for device arrays inside the block."""
+    import sys
+
+    patched = [module for name, module in list(sys.modules.items())
+               if name.startswith("minigan.") and module is not backend
+               and getattr(module, "is_cupy_array", None) is backend.is_cupy_array]
+    for module in patched:
+        module.is_cupy_array = _is_device_array
+    try:
+        yield
+    finally:
+        for module in patched:
+            module.is_cupy_array = backend.is_cupy_array
+
+
+@contextlib.contextmanager
+def _installed(hooks: _Hooks) -> Iterator[None]:
+    if hasattr(backend, "host_arrays"):
+        with backend.host_arrays(hooks):
+            yield
+        return
+    if backend._op_counting is not None:
+        raise RuntimeError("the op counter is active")
+    backend._op_counting = hooks
+    try:
+        yield
+    finally:
+        backend._op_counting = None
 
 
 @contextlib.contextmanager
@@ -255,15 +304,16 @@ def on_fake_device() -> Iterator[Calls]:
     """Run the block with the stand-in as the backend's ``xp``, and collect what it asked for.
     Build models inside the block: arrays made before it are NumPy arrays."""
     global _calls
-    if backend._op_counting is not None or _calls is not None:
-        raise RuntimeError("the op counter or the device stand-in is already active")
+    if _calls is not None:
+        raise RuntimeError("the device stand-in is already active")
     if backend.backend_name() != "numpy":
         raise RuntimeError("the device stand-in runs on the NumPy backend")
+    if backend.array_module() is not numpy:
+        raise RuntimeError("the op counter is active: the stand-in replaces what it replaces")
     _calls = Calls()
-    backend._op_counting = _Hooks()
     try:
-        yield _calls
+        with _installed(_Hooks()), _cupy_branches():
+            yield _calls
     finally:
-        backend._op_counting = None
         _calls = None
         _explicit_reads.clear()

@@ -201,6 +201,23 @@ def test_the_step_asks_for_what_a_step_needs(recorded):
     assert any("out" in keywords for keywords in used.values())
 
 
+def test_kernels_take_their_cupy_branches_on_the_stand_in():
+    """Where a kernel does something else on a GPU (batch norm's sums), the stand-in's arrays
+    take the GPU's lines, so that those are the ones checked; afterwards, nothing is left
+    patched."""
+    from minigan import backend
+    from minigan.ops import batchnorm
+
+    with on_fake_device():
+        x = to_device(numpy.ones(2))
+        if hasattr(batchnorm, "is_cupy_array"):
+            assert batchnorm.is_cupy_array(x)
+        if hasattr(batchnorm, "runs_on_host"):
+            assert not batchnorm.runs_on_host(backend.get_array_module(x))
+    assert getattr(batchnorm, "is_cupy_array", backend.is_cupy_array) is backend.is_cupy_array
+    assert backend.array_module() is numpy
+
+
 # ---- the checks can fail
 def test_a_numpy_asarray_on_a_device_array_fails():
     with on_fake_device():
