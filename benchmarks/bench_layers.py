@@ -167,12 +167,16 @@ def main(argv: list[str] | None = None) -> int:
           f"kernels; each side in a fresh process, {args.rounds} rounds of {args.repeats} calls")
     if len(sides) == 1:
         print("PyTorch is not installed: minigan's times only (`pip install torch` to compare)")
+    from tqdm import tqdm
+
     samples: dict[str, dict[str, list[float]]] = {side: {} for side in sides}
-    for round_number in range(args.rounds):
-        order = sides if round_number % 2 == 0 else sides[::-1]   # neither always goes first
-        for side in order:
-            for name, ms in run_side(side, argv).items():
-                samples[side].setdefault(name, []).append(ms)
+    with tqdm(total=args.rounds * len(sides), unit="process", leave=False) as bar:
+        for round_number in range(args.rounds):
+            order = sides if round_number % 2 == 0 else sides[::-1]   # neither always first
+            for side in order:
+                for name, ms in run_side(side, argv).items():
+                    samples[side].setdefault(name, []).append(ms)
+                bar.update()
     header = "| layer | minigan ms | PyTorch ms | ratio |" if len(sides) == 2 else \
         "| layer | minigan ms |"
     print("\nmedian of the rounds (range)\n" + header)
