@@ -284,7 +284,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def torch_installed() -> bool:
     """Whether PyTorch can be imported, without importing it (which would load its libraries
     and threads into this process)."""
-    return importlib.util.find_spec("torch") is not None
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):   # a broken install, or torch blocked in sys.modules
+        return False
 
 
 def torch_alone_ms(conv_dim: int) -> float:
@@ -405,10 +408,11 @@ def main() -> None:
               f"GFLOP/s, peak memory {result['peak_mb']:.0f} MiB")
         if conv_dim in alone:
             ours, theirs = alone[conv_dim]
-            print(f"  alone, as users run it ({ARGS.rounds} rounds; minigan in this process "
-                  f"before PyTorch was loaded: {rounds_text(ours)} ms"
-                  + (f"; PyTorch in a fresh process: {rounds_text(theirs)} ms)" if theirs
-                     else ")"))
+            print(f"  alone, as users run it ({ARGS.rounds} rounds): minigan in this process"
+                  + (" before PyTorch was loaded" if theirs else "")
+                  + f": {rounds_text(ours)} ms"
+                  + (f"; PyTorch in a fresh process: {rounds_text(theirs)} ms" if theirs
+                     else ""))
             print_ratio("alone, medians of the rounds", statistics.median(ours),
                         statistics.median(theirs) if theirs else None)
         print_ratio("in turns in this process", result["ms"], torch_ms)
