@@ -53,24 +53,37 @@ def training_steps(fast: bool) -> None:
     assert numpy.isfinite(trainer.history.columns["d_loss"]).all()
 
 
-def exercise_solutions() -> None:
-    """Every exercise's check on minigan's own kernels, on the simplest case and a strided,
-    padded one where the exercise has them."""
-    from minigan.exercises import EXERCISES, minigan_kernels
-    from minigan.exercises.checks import SIMPLEST_CASES
+def larger_case(simplest: dict[str, Any]) -> dict[str, Any] | None:
+    """A strided, padded, multi-channel version of an exercise's simplest case (told apart by
+    its keys), or None for the element-wise exercises."""
+    if "output_padding" in simplest:
+        changes = dict(x=(2, 3, 3, 3), w=(3, 2, 4, 4), stride=2, padding=1)
+    elif "w" in simplest:
+        changes = dict(x=(2, 3, 5, 5), w=(4, 3, 3, 3), stride=2, padding=1)
+    elif "kernel_size" in simplest:
+        changes = dict(x=(2, 3, 5, 5), kernel_size=3, stride=2, padding=1)
+    elif "eps" in simplest:
+        changes = dict(shape=(4, 3, 2, 2))
+    else:
+        return None
+    return dict(simplest, seed=1, **changes)
 
-    larger = {
-        "conv": dict(x=(2, 3, 5, 5), w=(4, 3, 3, 3), stride=2, padding=1, bias=True, seed=1),
-        "im2col": dict(x=(2, 3, 5, 5), kernel_size=3, stride=2, padding=1, seed=1),
-        "conv_transpose": dict(x=(2, 3, 3, 3), w=(3, 2, 4, 4), stride=2, padding=1,
-                               output_padding=0, bias=True, seed=1),
-        "batch_norm": dict(shape=(4, 3, 2, 2), eps=1e-5, seed=1),
-    }
+
+def exercise_solutions() -> None:
+    """Every exercise's check on minigan's own kernels, on its simplest case and a strided,
+    padded one where the exercise has them, with the fast and the plain kernels."""
+    from minigan.exercises import EXERCISES, minigan_kernels
+
     solutions = minigan_kernels()
     for fast in (True, False):
         minigan.ops.use_fast_kernels(fast)
         for exercise in EXERCISES:
-            for case in (SIMPLEST_CASES[exercise.kind], larger.get(exercise.kind)):
+            simplest = getattr(exercise, "simplest", None)
+            if simplest is None:   # before the exercises' records held their simplest case
+                from minigan.exercises.checks import SIMPLEST_CASES
+
+                simplest = SIMPLEST_CASES[exercise.kind]
+            for case in (simplest, larger_case(simplest)):
                 if case is not None:
                     exercise.check(solutions, dict(case))
 
