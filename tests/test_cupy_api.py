@@ -1,8 +1,8 @@
 """The CuPy path, checked without a GPU.
 
-What a training step (fast and plain kernels), the exercises' solutions and the FID Inception
-network ask of ``xp`` is recorded by running them on ``tests/device_standin.py``'s stand-in for
-CuPy, and then:
+What a training step (fast and plain kernels), a short training run around it (samples,
+checkpoint, resume), the exercises' solutions and the FID Inception network ask of ``xp`` is
+recorded by running them on ``tests/device_standin.py``'s stand-in for CuPy, and then:
 
 * each run must finish: the stand-in's arrays refuse ``numpy.asarray`` (as CuPy's do) and
   refuse to meet a NumPy array in one operation, so an implicit copy to the host fails here as
@@ -51,6 +51,31 @@ def training_steps(fast: bool) -> None:
         trainer.history.append(step, 1, trainer.train_step(real))
     trainer.history.read()
     assert numpy.isfinite(trainer.history.columns["d_loss"]).all()
+
+
+def training_run() -> None:
+    """What a training run does around its steps: ``fit`` (batches from the loader, the loss
+    history, sample grids, the checkpoint), resuming from the checkpoint, and generating."""
+    from minigan.data import DataLoader, make_synthetic_digits
+    from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
+    from minigan.gan.trainer import GANTrainer, TrainConfig
+
+    images, _ = make_synthetic_digits(16, seed=0, size=32, channels=3)
+
+    def trainer(folder: str, steps: int) -> GANTrainer:
+        G, D = dcgan_init(Generator(16, 4)), dcgan_init(Discriminator(4))
+        config = TrainConfig(epochs=1, z_size=16, num_samples=4, seed=0, max_steps=steps)
+        return GANTrainer(G, D, DataLoader(images, batch_size=8, seed=0), config, folder)
+
+    with tempfile.TemporaryDirectory() as folder:
+        trainer(folder, 1).fit(progress=False)
+        resumed = trainer(folder, 2)
+        resumed.load_checkpoint()
+        resumed.fit(progress=False)
+        assert len(resumed.history.columns["d_loss"]) == 2
+        G = resumed.G.eval()
+        picture = G(to_device(numpy.random.default_rng(0).uniform(-1, 1, (2, 16)), "float32"))
+        assert to_numpy(picture).shape == (2, 3, 32, 32)
 
 
 def larger_case(simplest: dict[str, Any]) -> dict[str, Any] | None:
@@ -105,6 +130,7 @@ def inception_network() -> None:
 WORKLOADS: dict[str, Callable[[], None]] = {
     "training step, fast kernels": lambda: training_steps(fast=True),
     "training step, plain kernels": lambda: training_steps(fast=False),
+    "training run: fit, checkpoint, resume": training_run,
     "exercise solutions": exercise_solutions,
     "Inception network": inception_network,
 }
