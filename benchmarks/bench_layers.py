@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     import machine
 
     sides = ["minigan"] + (["torch"] if torch_installed() else [])
-    print("\n".join(machine.describe()))
+    print("\n".join(machine.describe(with_torch=len(sides) == 2)))
     print(f"forward + backward per layer, batch {args.batch_size}, conv_dim {args.conv_dim}, "
           f"float32, {args.threads} threads, {'plain' if args.plain_kernels else 'fast'} "
           f"kernels; each side in a fresh process, {args.rounds} rounds of {args.repeats} calls")

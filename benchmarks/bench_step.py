@@ -23,7 +23,7 @@ If PyTorch is installed (it is never a dependency), the same model and step
   rounds (the median of the rounds' medians). This is the comparison to quote;
 * **in turns in this process**: one minigan step, one PyTorch step, and so on, so that both see
   the same noise from the rest of the machine. PyTorch then also gets the host-memory setting
-  of minigan's NumPy backend (``minigan.backend.cache_host_memory``) and shares the process's
+  that minigan's NumPy backend turns on (``cache_host_memory``) and shares the process's
   threads, which on some machines slows it (by about 30% on an AVX-512 CPU) and on others
   speeds it: a steadier ratio on a busy machine, but not the one users see.
 
@@ -358,16 +358,6 @@ def bench(conv_dim: int) -> dict:
             "peak_mb": peak_memory_mb(step), "counter": counter, "ops": ops_by_kind}
 
 
-def torch_version_line() -> str:
-    """PyTorch's version and CPU capability, asked in a separate process (importing it here
-    would put its libraries and threads into minigan's process before minigan is timed)."""
-    code = ("import torch; print(f'PyTorch {torch.__version__}, CPU capability '"
-            "f'{torch.backends.cpu.get_cpu_capability()}, oneDNN '"
-            "f'{torch.backends.mkldnn.is_available()}')")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    return done.stdout.strip() or "PyTorch: installed, but importing it failed"
-
-
 def print_ratio(label: str, ours: float, theirs: float | None) -> None:
     if theirs is not None:
         print(f"  {label}: minigan {ours:.1f} ms, PyTorch eager {theirs:.1f} ms; "
@@ -385,7 +375,7 @@ def main() -> None:
     use_backend(ARGS.backend)
     minigan.ops.use_fast_kernels(not ARGS.plain_kernels)
     with_torch = not ARGS.no_torch and torch_installed()
-    print("\n".join(machine.describe(torch_version_line() if with_torch else None)))
+    print("\n".join(machine.describe(with_torch)))
     print(f"backend {ARGS.backend}, {ARGS.threads} threads; "
           f"{'plain' if ARGS.plain_kernels else 'fast'} kernels; batch {ARGS.batch_size}, "
           f"z {ARGS.z_size}; medians of {ARGS.repeats} steps")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import subprocess
+import sys
 
 # Environment variables that choose kernels (OpenBLAS's, oneDNN's), and threads.
 KERNEL_VARIABLES = ("OPENBLAS_CORETYPE", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
@@ -99,15 +101,25 @@ def _openblas_corename() -> str | None:
     return None
 
 
-def describe(torch_info: str | None = None) -> list[str]:
-    """Lines that say what the machine and its libraries are."""
+def torch_description() -> str:
+    """PyTorch's version and the CPU kernels it picks, asked in a separate process (importing it
+    here would put its libraries and threads into the process that times minigan)."""
+    code = ("import torch; print(f'PyTorch {torch.__version__}, CPU capability '"
+            "f'{torch.backends.cpu.get_cpu_capability()}, oneDNN '"
+            "f'{torch.backends.mkldnn.is_available()}')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return done.stdout.strip() or "PyTorch: installed, but importing it failed"
+
+
+def describe(with_torch: bool = False) -> list[str]:
+    """Lines that say what the machine and its libraries are (PyTorch's too, if asked)."""
     import numpy
 
     model, flags = cpu_model_and_flags()
     lines = [f"CPU: {model}, {os.cpu_count()} logical cores, {vector_instructions(flags)}",
              f"NumPy {numpy.__version__}, BLAS: {numpy_blas()}"]
-    if torch_info:
-        lines.append(torch_info)
+    if with_torch:
+        lines.append(torch_description())
     kernels = [f"{name}={os.environ[name]}" for name in KERNEL_VARIABLES if name in os.environ]
     threads = [f"{name}={os.environ[name]}" for name in THREAD_VARIABLES if name in os.environ]
     lines.append("kernel variables: " + (", ".join(kernels) if kernels else
