@@ -187,14 +187,16 @@ def main(argv: list[str] | None = None) -> int:
                 bar.update()
     header = "| layer | minigan ms | PyTorch ms | ratio |" if len(sides) == 2 else \
         "| layer | minigan ms |"
-    print("\nmedian of the rounds (range)\n" + header)
+    print("\nms: median of the rounds (range); ratio: median of the rounds' ratios\n" + header)
     print("|" + " --- |" * header.count(" | ") + " --- |")
     for name, *_ in layers(args.conv_dim):
         ours = samples["minigan"][name]
         row = f"| {name} | {spread(ours)} |"
         if "torch" in samples:
             theirs = samples["torch"][name]
-            ratio = statistics.median(ours) / statistics.median(theirs)
+            # Each round's ratio first: the two processes of a round ran back to back, so the
+            # machine's drift between rounds cancels out of it.
+            ratio = statistics.median([o / t for o, t in zip(ours, theirs)])
             row += f" {spread(theirs)} | {ratio:.2f}x |"
         print(row)
     return 0

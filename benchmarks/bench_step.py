@@ -405,6 +405,11 @@ def main() -> None:
                      else ""))
             print_ratio("alone, medians of the rounds", statistics.median(ours),
                         statistics.median(theirs) if theirs else None)
+            if theirs:   # each round's two runs are a minute apart at most: less drift
+                ratios = [o / t for o, t in zip(ours, theirs)]
+                print(f"  alone, each round's ratio: "
+                      f"{', '.join(f'{r:.2f}x' for r in ratios)}; their median "
+                      f"{statistics.median(ratios):.2f}x")
         print_ratio("in turns in this process", result["ms"], torch_ms)
         counter = result["counter"]
         common = ", ".join(f"{name} {n}" for name, n in counter.by_name.most_common(6))
