@@ -15,11 +15,23 @@ this order and from separate passes, so that measuring one thing does not slow a
 3. where the time and the operations go, by kind of op, from a pass with every layer's kernel
    calls wrapped in a timer (which synchronises the GPU around each call).
 
-If PyTorch happens to be importable (it is never a dependency), the same model and step are
-timed in PyTorch in the same run, in turns with minigan's (so both see the same noise), and the
-ratio is printed. On a GPU, PyTorch's TF32 matrix products are switched off, so that both sides
-multiply in float32. Both run in one process, so PyTorch also gets the host-memory setting that
-minigan's NumPy backend turns on (``minigan.hostmem.cache_host_memory``).
+If PyTorch is installed (it is never a dependency), the same model and step
+(``torch_dcgan.py``) are timed in PyTorch too, two ways, and the ratio to each is printed:
+
+* **alone, as users run it**: PyTorch in a fresh process of its own (``torch_dcgan.py`` run as a
+  script) and minigan in this process before PyTorch is loaded, in ``--rounds`` alternating
+  rounds (the median of the rounds' medians). This is the comparison to quote;
+* **in turns in this process**: one minigan step, one PyTorch step, and so on, so that both see
+  the same noise from the rest of the machine. PyTorch then also gets the host-memory setting
+  that minigan's NumPy backend turns on (``cache_host_memory``) and shares the process's
+  threads, which on some machines slows it (by about 30% on an AVX-512 CPU) and on others
+  speeds it: a steadier ratio on a busy machine, but not the one users see.
+
+On a GPU, only the second is measured, with PyTorch's TF32 matrix products switched off so that
+both sides multiply in float32. The first lines printed say what the machine is: the CPU model,
+its vector instructions (AVX2 or AVX-512), the BLAS kernels NumPy's OpenBLAS chose, and the
+thread and kernel variables set (``OPENBLAS_CORETYPE`` among them: it overrides OpenBLAS's
+choice of kernels).
 Speed is measured here, never asserted in tests: shared machines are noisy.
 """
 
@@ -33,17 +45,30 @@ import sys
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
+    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
+                   help="where minigan runs")
     p.add_argument("--threads", type=int, default=2, help="BLAS / PyTorch threads (CPU only)")
-    p.add_argument("--conv-dim", type=int, nargs="+", default=[32, 64])
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--z-size", type=int, default=100)
+    p.add_argument("--conv-dim", type=int, nargs="+", default=[32, 64],
+                   help="model sizes to time, one after the other")
+    p.add_argument("--batch-size", type=int, default=128, help="images per step")
+    p.add_argument("--z-size", type=int, default=100, help="latent vector length")
     p.add_argument("--repeats", type=int, default=10, help="timed steps (the median is shown)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="alternating rounds of minigan alone and PyTorch in a fresh process")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--plain-kernels", action="store_true",
                    help="time the plain textbook kernels (minigan.ops.fast_kernels(False))")
-    return p.parse_args(argv)
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the batches")
+    args = p.parse_args(argv)
+    for value, what in ((args.repeats, "--repeats"), (args.rounds, "--rounds"),
+                        (args.threads, "--threads"), (args.batch_size, "--batch-size"),
+                        (args.z_size, "--z-size"), (min(args.conv_dim), "--conv-dim")):
+        if value < 1:
+            p.error(f"{what} must be at least 1, got {value}")   # one line, exit status 2
+    if args.warmup < 0:
+        p.error(f"--warmup must be 0 or more, got {args.warmup}")
+    return args
 
 
 ARGS = parse_args()
@@ -51,8 +76,10 @@ ARGS = parse_args()
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)
 
-import platform  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
@@ -65,6 +92,7 @@ import minigan.ops.conv2d  # noqa: E402
 import minigan.ops.conv_transpose2d  # noqa: E402
 import minigan.ops.subpixel  # noqa: E402
 from minigan.backend import (  # noqa: E402
+    BackendError,
     array_module,
     backend_name,
     manual_seed,
@@ -191,12 +219,12 @@ def interleaved_median_ms(steps: dict, repeats: int, warmup: int) -> dict[str, f
 
 def minigan_step(conv_dim: int):
     """The minigan training step of the SVHN DCGAN, and the trainer that runs it."""
-    manual_seed(0)
+    manual_seed(ARGS.seed)
     G = dcgan_init(Generator(ARGS.z_size, conv_dim))
     D = dcgan_init(Discriminator(conv_dim))
     with tempfile.TemporaryDirectory() as tmp:
         trainer = GANTrainer(G, D, None, TrainConfig(z_size=ARGS.z_size), tmp)
-    rng = numpy.random.default_rng(0)
+    rng = numpy.random.default_rng(ARGS.seed)
     real = to_device(rng.uniform(-1, 1, (ARGS.batch_size, 3, 32, 32)).astype(numpy.float32))
     return (lambda: trainer.train_step(real)), G, D
 
@@ -250,6 +278,47 @@ def peak_memory_mb(step) -> float:
     return peak / 2**20
 
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def torch_installed() -> bool:
+    """Whether PyTorch can be imported, without importing it (which would load its libraries
+    and threads into this process)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):   # a broken install, or torch blocked in sys.modules
+        return False
+
+
+def torch_alone_ms(conv_dim: int) -> float:
+    """PyTorch's median ms per CPU step, timed by ``torch_dcgan.py`` in a fresh process of its
+    own, with the same thread variables (set above) as this one."""
+    command = [sys.executable, os.path.join(HERE, "torch_dcgan.py"), "--conv-dim", str(conv_dim),
+               "--z-size", str(ARGS.z_size), "--batch-size", str(ARGS.batch_size),
+               "--threads", str(ARGS.threads), "--repeats", str(ARGS.repeats),
+               "--warmup", str(ARGS.warmup), "--seed", str(ARGS.seed)]
+    done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"PyTorch's step in its own process failed: {last}")
+    return json.loads(done.stdout.strip().splitlines()[-1])["ms"]
+
+
+def alone_rounds(conv_dim: int, with_torch: bool) -> tuple[list[float], list[float]]:
+    """``--rounds`` rounds of (minigan's median ms in this process, PyTorch's in a fresh one).
+    Run before anything imports PyTorch here, so that minigan's process is as a user's."""
+    from tqdm import tqdm
+
+    step, _, _ = minigan_step(conv_dim)
+    ours, theirs = [], []
+    for _ in tqdm(range(ARGS.rounds), desc=f"conv_dim {conv_dim}, alone", unit="round",
+                  leave=False):
+        ours.append(interleaved_median_ms({"minigan": step}, ARGS.repeats, ARGS.warmup)["minigan"])
+        if with_torch:
+            theirs.append(torch_alone_ms(conv_dim))
+    return ours, theirs
+
+
 def torch_step(conv_dim: int):
     """The same model and step in PyTorch eager mode, or None if PyTorch is not importable."""
     try:
@@ -278,7 +347,7 @@ def torch_step(conv_dim: int):
 def bench(conv_dim: int) -> dict:
     step, G, D = minigan_step(conv_dim)
     steps = {"minigan": step}
-    other = None if ARGS.no_torch else torch_step(conv_dim)
+    other = None if ARGS.no_torch or not torch_installed() else torch_step(conv_dim)
     if other is not None:
         steps["torch"] = other
     ms = interleaved_median_ms(steps, ARGS.repeats, ARGS.warmup)   # nothing instrumented
@@ -289,16 +358,36 @@ def bench(conv_dim: int) -> dict:
             "peak_mb": peak_memory_mb(step), "counter": counter, "ops": ops_by_kind}
 
 
+def print_ratio(label: str, ours: float, theirs: float | None) -> None:
+    if theirs is not None:
+        print(f"  {label}: minigan {ours:.1f} ms, PyTorch eager {theirs:.1f} ms; "
+              f"ratio minigan / PyTorch = {ours / theirs:.2f}x")
+
+
+def rounds_text(values: list[float]) -> str:
+    return ", ".join(f"{v:.1f}" for v in values)
+
+
 def main() -> None:
+    sys.path.insert(0, HERE)   # machine.py and torch_dcgan.py, beside this script
+    import machine
+
     use_backend(ARGS.backend)
     minigan.ops.use_fast_kernels(not ARGS.plain_kernels)
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"backend {ARGS.backend}, {ARGS.threads} threads; NumPy {numpy.__version__}; "
-          f"{'plain' if ARGS.plain_kernels else 'fast'} kernels; "
-          f"batch {ARGS.batch_size}, z {ARGS.z_size}; median of {ARGS.repeats} steps")
-    if ARGS.backend == "cupy" and not ARGS.no_torch:
+    with_torch = not ARGS.no_torch and torch_installed()
+    print("\n".join(machine.describe(with_torch)))
+    print(f"backend {ARGS.backend}, {ARGS.threads} threads; "
+          f"{'plain' if ARGS.plain_kernels else 'fast'} kernels; batch {ARGS.batch_size}, "
+          f"z {ARGS.z_size}; medians of {ARGS.repeats} steps")
+    if not ARGS.no_torch and not with_torch:
+        print("PyTorch is not installed: no PyTorch times (`pip install torch` to compare; "
+              "it is never a dependency of minigan)")
+    if ARGS.backend == "cupy" and with_torch:
         print("PyTorch on CUDA: TF32 switched off (allow_tf32 = False), float32 like minigan")
+    alone = {}
+    if ARGS.backend == "numpy":   # before anything loads PyTorch into this process
+        for conv_dim in ARGS.conv_dim:
+            alone[conv_dim] = alone_rounds(conv_dim, with_torch)
     kinds = ["conv", "patch copies", "transposed conv", "batch norm", "activations", "linear",
              "loss", "optimizer"]
     for conv_dim in ARGS.conv_dim:
@@ -307,9 +396,21 @@ def main() -> None:
         print(f"\nconv_dim {conv_dim}: minigan {result['ms']:.1f} ms/step, "
               f"{result['gflop']:.2f} GFLOP/step -> {result['gflop'] / result['ms'] * 1e3:.0f} "
               f"GFLOP/s, peak memory {result['peak_mb']:.0f} MiB")
-        if torch_ms is not None:
-            print(f"  PyTorch eager: {torch_ms:.1f} ms/step; ratio minigan / PyTorch = "
-                  f"{result['ms'] / torch_ms:.2f}x")
+        if conv_dim in alone:
+            ours, theirs = alone[conv_dim]
+            print(f"  alone, as users run it ({ARGS.rounds} rounds): minigan in this process"
+                  + (" before PyTorch was loaded" if theirs else "")
+                  + f": {rounds_text(ours)} ms"
+                  + (f"; PyTorch in a fresh process: {rounds_text(theirs)} ms" if theirs
+                     else ""))
+            print_ratio("alone, medians of the rounds", statistics.median(ours),
+                        statistics.median(theirs) if theirs else None)
+            if theirs:   # each round's two runs are a minute apart at most: less drift
+                ratios = [o / t for o, t in zip(ours, theirs)]
+                print(f"  alone, each round's ratio: "
+                      f"{', '.join(f'{r:.2f}x' for r in ratios)}; their median "
+                      f"{statistics.median(ratios):.2f}x")
+        print_ratio("in turns in this process", result["ms"], torch_ms)
         counter = result["counter"]
         common = ", ".join(f"{name} {n}" for name, n in counter.by_name.most_common(6))
         print(f"  array operations per step: {counter.total} (kernel launches on a GPU; counted "
@@ -327,4 +428,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (BackendError, RuntimeError) as error:   # no GPU, PyTorch's process failed...
+        sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        sys.exit(130)

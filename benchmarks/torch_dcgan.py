@@ -1,8 +1,20 @@
 """The DCGAN of ``minigan.gan.dcgan`` and the step of ``GANTrainer.train_step``, in PyTorch.
 
-Used only by bench_step.py to time the same work in PyTorch's eager mode. PyTorch is never a
+Used only by the benchmarks, to time the same work in PyTorch's eager mode. PyTorch is never a
 dependency of minigan: this file is imported only when PyTorch is installed.
+
+Run as a script, it times PyTorch's step alone in a process of its own, as a user runs
+PyTorch (bench_step.py starts it that way; the thread variables must be set before it starts):
+
+    OMP_NUM_THREADS=2 python benchmarks/torch_dcgan.py --conv-dim 32 --threads 2
+
+and prints the median milliseconds per step, and a last line ``{"ms": ...}`` for bench_step.py.
 """
+
+import argparse
+import json
+import statistics
+import time
 
 import torch
 from torch import nn
@@ -30,8 +42,8 @@ def discriminator(conv_dim: int) -> nn.Module:
     )
 
 
-def make_torch_step(conv_dim: int, z_size: int, batch: int, device: str):
-    torch.manual_seed(0)
+def make_torch_step(conv_dim: int, z_size: int, batch: int, device: str, seed: int = 0):
+    torch.manual_seed(seed)
     G, D = generator(z_size, conv_dim).to(device), discriminator(conv_dim).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -60,3 +72,41 @@ def make_torch_step(conv_dim: int, z_size: int, batch: int, device: str):
         return loss_real + loss_fake, g_loss
 
     return step
+
+
+def time_alone(conv_dim: int, z_size: int, batch: int, threads: int, repeats: int,
+               warmup: int, seed: int = 0) -> list[float]:
+    """Milliseconds of each of ``repeats`` CPU steps, after ``warmup`` untimed ones."""
+    torch.set_num_threads(threads)
+    step = make_torch_step(conv_dim, z_size, batch, "cpu", seed)
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(1000 * (time.perf_counter() - start))
+    return times
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="Time PyTorch's DCGAN step alone, on the CPU.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--conv-dim", type=int, default=32)
+    p.add_argument("--z-size", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=10, help="timed steps (the median is shown)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    p.add_argument("--seed", type=int, default=0, help="torch.manual_seed for weights and data")
+    args = p.parse_args()
+    times = time_alone(args.conv_dim, args.z_size, args.batch_size, args.threads, args.repeats,
+                       args.warmup, args.seed)
+    ms = statistics.median(times)
+    print(f"PyTorch {torch.__version__} eager, CPU, {args.threads} threads, conv_dim "
+          f"{args.conv_dim}: {ms:.1f} ms/step (median of {args.repeats})")
+    print(json.dumps({"ms": ms, "times": times, "torch": torch.__version__}))
+
+
+if __name__ == "__main__":
+    main()

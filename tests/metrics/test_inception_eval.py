@@ -24,6 +24,7 @@ from PIL import Image
 
 from minigan.metrics import inception_weights
 from minigan.metrics.frechet import frechet_distance
+from minigan.metrics.gan_eval import SmallSampleWarning
 from minigan.metrics.inception import FIDInceptionV3
 from minigan.metrics.inception_eval import InceptionScorer, export_samples
 from minigan.metrics.statistics import feature_statistics, load_statistics, load_statistics_meta
@@ -64,6 +65,33 @@ def test_is_probabilities_ignore_the_last_layers_bias(net):
     finally:
         net.fc.bias.data[:] = old_bias
     np.testing.assert_array_equal(before, after)
+
+
+def test_scoring_shows_a_progress_bar_with_the_time_left_on_stderr(net, capsys):
+    images = np.random.default_rng(3).integers(0, 256, (3, 3, 16, 16), dtype=np.uint8)
+    scorer = InceptionScorer(net, batch_size=2)
+    scorer.pool3_and_probabilities(images, progress=True)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    # The last state of the bar: all 3 images (not 2 batches), elapsed<remaining, the rate.
+    final = captured.err.replace("\r", "\n").strip().splitlines()[-1]
+    assert re.search(r"FID Inception: 100%.* 3/3 \[\d\d:\d\d<00:00, +[\d.]+s?/?image", final), \
+        final
+    scorer.pool3_and_probabilities(images)              # progress=False: silent
+    assert capsys.readouterr().err == ""
+
+
+def test_the_training_evaluator_shows_progress_by_default(tmp_path, monkeypatch, capsys):
+    from minigan.metrics.inception_eval import inception_evaluator
+
+    monkeypatch.setattr(inception_weights, "load_fid_inception",
+                        lambda *args, **kwargs: small_inception())
+    real = np.random.default_rng(4).integers(0, 256, (2, 3, 16, 16), dtype=np.uint8)
+    with pytest.warns(SmallSampleWarning):
+        evaluate = inception_evaluator(real, "tiny", num_samples=10,
+                                       stats_path=tmp_path / "stats.npz", batch_size=2)
+    assert evaluate.progress is True
+    assert "FID Inception: 100%" in capsys.readouterr().err   # the reference statistics' bar
 
 
 def test_exported_pngs_read_back_as_the_8_bit_images(tmp_path):
