@@ -11,7 +11,7 @@ import minigan.startup  # noqa: F401  (first: Ctrl-C while NumPy loads is one li
 # isort: split
 import sys
 
-from minigan.gan import cli
+from minigan import cli
 
 DESCRIPTION = __doc__.split("\n\n")[0]
 

@@ -9,7 +9,7 @@
 The first run downloads SVHN's training set (182 MB, checked against its MD5 sum) into
 ~/.cache/minigan. Each epoch writes a grid of samples from fixed latent vectors, the loss curves
 and a checkpoint into the run folder (runs/svhn); --resume continues an interrupted run.
-The recipe itself is ``minigan.gan.cli.train``; the training step is
+The recipe itself is ``minigan.cli.train``; the training step is
 ``minigan.gan.step.train_step``.
 """
 
@@ -18,7 +18,7 @@ import minigan.startup  # noqa: F401  (first: Ctrl-C while NumPy loads is one li
 # isort: split
 import sys
 
-from minigan.gan import cli
+from minigan import cli
 
 DESCRIPTION = __doc__.split("\n\n")[0]
 

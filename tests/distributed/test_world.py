@@ -285,7 +285,7 @@ def test_without_mpi4py_distributed_says_what_to_install(monkeypatch, capsys, tm
     monkeypatch.setitem(__import__("sys").modules, "mpi4py", None)   # import mpi4py fails
     with pytest.raises(DistributedError, match=r'pip install -e "\.\[mpi\]"'):
         join_mpi_world()
-    from minigan.gan import cli
+    from minigan import cli
 
     code = cli.main(["--distributed", "--dataset", "synthetic", "--out", str(tmp_path)])
     err = capsys.readouterr().err

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def run(script, *args, cwd=None):
@@ -116,7 +116,7 @@ def test_missing_data_offline_gives_one_line(tmp_path):
     result = subprocess.run(
         [sys.executable, "-c",
          "import sys, minigan.data.svhn as s; s.BASE_URL = 'http://127.0.0.1:9/'; "
-         "from minigan.gan.cli import main; sys.exit(main(sys.argv[1:]))", *env_args],
+         "from minigan.cli import main; sys.exit(main(sys.argv[1:]))", *env_args],
         capture_output=True, text=True, timeout=120)
     line = one_line_error(result)
     assert "train_32x32.mat" in line and "synthetic" in line
