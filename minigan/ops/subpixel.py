@@ -89,14 +89,18 @@ def conv2d_input_grad_subpixel(dy: Array, w: Array, x_shape: tuple[int, ...], st
     cols = im2col(dy, (TH, TW), stride=1, padding=(TH - 1, TW - 1))   # (N*Q*R, TH*TW*F)
     blocks = xp.matmul(cols, phase_weight_matrix(w, (SH, SW)))  # (N*Q*R, SH*SW*C): (a, b, c)
 
-    # Pixel shuffle: block (q, r), phase (a, b) -> padded pixel (S_h*q + a, S_w*r + b); one copy.
-    blocks = blocks.reshape(N, Q, R, SH, SW, C).transpose(0, 1, 3, 2, 4, 5)  # (n, q, a, r, b, c)
-    dx_pad = blocks.reshape(N, Q * SH, R * SW, C)
+    # Pixel shuffle: block (q, r), phase (a, b) -> padded pixel (S_h*q + a, S_w*r + b); one copy,
+    # written into the (n, q, a, r, b, c) view of the padded image.
+    dx_pad = xp.empty((N, Q * SH, R * SW, C), dtype=blocks.dtype)
+    dx_pad.reshape(N, Q, SH, R, SW, C)[...] = (
+        blocks.reshape(N, Q, R, SH, SW, C).transpose(0, 1, 3, 2, 4, 5))
     # Crop the padding. Pixels past the last window (when (H + 2P - K) % S > 0) get no gradient.
     h_kept, w_kept = min(H, Q * SH - PH), min(W, R * SW - PW)
-    if (h_kept, w_kept) == (H, W):       # every pixel is covered (as in a DCGAN): one copy
-        dx = xp.ascontiguousarray(dx_pad[:, PH:PH + H, PW:PW + W, :])
-    else:
-        dx = xp.zeros((N, H, W, C), dtype=dy.dtype)
-        dx[:, :h_kept, :w_kept, :] = dx_pad[:, PH:PH + h_kept, PW:PW + w_kept, :]
+    if (h_kept, w_kept) == (H, W):
+        # Every pixel is covered (as in a DCGAN): the crop is a view, not a second copy. Its
+        # rows of W*C numbers are contiguous; the next element-wise kernel (an activation's
+        # backward) reads it as fast as a contiguous array and writes a contiguous result.
+        return dx_pad[:, PH:PH + H, PW:PW + W, :].transpose(0, 3, 1, 2)
+    dx = xp.zeros((N, H, W, C), dtype=dy.dtype)
+    dx[:, :h_kept, :w_kept, :] = dx_pad[:, PH:PH + h_kept, PW:PW + w_kept, :]
     return channels_last_view(dx.reshape(N * H * W, C), x_shape)
