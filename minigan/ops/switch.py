@@ -3,7 +3,8 @@
 Every kernel's body is its textbook version: a slice loop, a matrix product, the steps of a
 derivation. Where a faster way to compute the same numbers exists, it is a separately named
 function (``im2col_fast``, ``col2im_fast``, ``conv2d_input_grad_subpixel``,
-``batch_norm_forward_fast``, ``batch_norm_backward_fast``), reached by one guarded statement
+``batch_norm_forward_fast``, ``batch_norm_backward_fast``; and, reached from the batch norm
+layer, ``batch_norm_forward_with_running_stats_fast``), reached by one guarded statement
 at the top of the plain kernel (two lines, as the style checker wants)::
 
     def im2col(x, kernel_size, stride=1, padding=0):
