@@ -15,14 +15,17 @@ checkpoint can store, so a resumed run continues exactly.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
 import numpy
+
+from minigan import hostmem
 
 BACKENDS = ("numpy", "cupy")
 DEFAULT_DTYPE = numpy.float32
@@ -69,57 +72,49 @@ def _import_cupy() -> ModuleType:
 
 
 def use_backend(name: str) -> None:
-    """Choose where new arrays are created: ``"numpy"`` (CPU) or ``"cupy"`` (NVIDIA GPU).
-
-    Choosing NumPy also turns on ``cache_host_memory`` (see there): training makes many large
-    temporary arrays, and reusing their memory is what keeps the CPU backend fast.
-    """
+    """Choose where new arrays are created: ``"numpy"`` (CPU) or ``"cupy"`` (NVIDIA GPU)."""
     global _active
     name = _check_name(name)
     if name == "cupy":
         _import_cupy()  # fail now, with a clear message, rather than at the first array
     else:
-        cache_host_memory()
+        # Training makes many large temporaries; reusing their memory is what keeps the CPU
+        # backend fast. The why and the cost are in minigan/hostmem.py.
+        hostmem.cache_host_memory()
     _active = name
 
 
-# glibc's mallopt parameters (malloc.h): M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_host_memory_cached = False
+class HostArrays:
+    """How arrays that are not on a GPU are made and read: by NumPy itself.
 
-
-def cache_host_memory() -> bool:
-    """Keep freed host memory for reuse, as CuPy's memory pool does on the GPU. Linux only.
-
-    Every layer makes temporaries of a few MB per call (im2col's patches, batch norm's x_hat,
-    ...). By default the C allocator (glibc's malloc) gives each freed block above a threshold
-    straight back to the operating system, and the next array of that size gets fresh pages that
-    the kernel must map and zero one by one: measured here, that made a batch-norm forward pass 3
-    to 4 times slower than its arithmetic. Raising the two thresholds keeps freed blocks in the
-    process's heap, where the next array of that size reuses them. The cost: the process holds on
-    to its peak memory. Returns True if the setting took effect (glibc only; a no-op elsewhere).
+    It is the one seam of this module: ``minigan.opcount`` puts a counting stand-in in its
+    place (``host_arrays``) for as long as it counts, and nothing else in minigan knows.
     """
-    global _host_memory_cached
-    if _host_memory_cached:
-        return True
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
 
+    module: Any = numpy   # what array_module / get_array_module hand out for host arrays
+
+    @staticmethod
+    def run_fused(function: Callable[..., Any], args: tuple) -> Any:
+        """Run a ``fuse`` function on host arrays: as the plain Python it is."""
+        return function(*args)
+
+    @staticmethod
+    def note_read(a: Any) -> None:
+        """Called by ``to_numpy`` before an array is read on the host (nothing to do here)."""
+
+
+_host = HostArrays()
+
+
+@contextlib.contextmanager
+def host_arrays(host: HostArrays) -> Iterator[None]:
+    """Use ``host`` in place of NumPy's own HostArrays inside the block (``minigan.opcount``)."""
+    global _host
+    previous, _host = _host, host
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        # Blocks up to 32 MiB (glibc's largest allowed mmap threshold on 64-bit) come from the
-        # heap, and the heap is only shrunk when 1 GiB at its top is free.
-        _host_memory_cached = bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)
-                                   and libc.mallopt(_M_TRIM_THRESHOLD, 2**30))
-    except (OSError, AttributeError):   # not glibc (musl, ...): keep the defaults
-        return False
-    return _host_memory_cached
-
-
-# While ``minigan.opcount.count_array_ops`` runs, its hooks: a counting stand-in for the numpy
-# module, and how to count a fused call (once, as on a GPU) and a read back to the host.
-_op_counting: Any = None
+        yield
+    finally:
+        _host = previous
 
 
 def backend_name() -> str:
@@ -131,7 +126,7 @@ def array_module() -> ModuleType:
     """The module (``numpy`` or ``cupy``) that new arrays are created with."""
     if backend_name() == "cupy":
         return _import_cupy()
-    return numpy if _op_counting is None else _op_counting.module
+    return _host.module
 
 
 def get_array_module(*arrays: Any) -> ModuleType:
@@ -142,14 +137,7 @@ def get_array_module(*arrays: Any) -> ModuleType:
     cupy = sys.modules.get("cupy")  # only loaded if someone asked for it
     if cupy is not None and any(isinstance(a, cupy.ndarray) for a in arrays):
         return cupy
-    return numpy if _op_counting is None else _op_counting.module
-
-
-def runs_on_host(xp: Any) -> bool:
-    """True if ``xp`` is NumPy itself: kernels then run on the CPU, where a few choices differ
-    (a pass that writes a temporary array costs more than a launch). False for CuPy and for
-    ``minigan.opcount``'s counting stand-in, which models a GPU."""
-    return xp is numpy
+    return _host.module
 
 
 def is_cupy_array(a: Any) -> bool:
@@ -185,9 +173,7 @@ def fuse(function: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any) -> Any:
         nonlocal compiled
         if not any(is_cupy_array(a) for a in args):
-            if _op_counting is not None:   # counting launches on the CPU: one, as on a GPU
-                return _op_counting.run_fused(function, args)
-            return function(*args)
+            return _host.run_fused(function, args)
         if compiled is None:  # compiled on the first call with CuPy arrays, then reused
             compiled = sys.modules["cupy"].fuse(kernel_name=function.__name__)(function)
         return compiled(*args)
@@ -200,8 +186,7 @@ def to_numpy(a: Any) -> numpy.ndarray:
     """Copy an array to the host as a NumPy array (a no-op for NumPy arrays)."""
     if is_cupy_array(a):
         return a.get()
-    if _op_counting is not None:
-        _op_counting.host_read(a)
+    _host.note_read(a)
     return numpy.asarray(a)
 
 

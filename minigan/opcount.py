@@ -25,6 +25,14 @@ counted apart, as ``host_reads``: on a GPU each one waits until every queued lau
 It is a model of a GPU, not a GPU: it counts the calls minigan makes, not the kernels a library
 function runs inside (CuPy's einsum, for one, may copy its operands first, which counts as one
 here), and it says nothing about time. Use it to compare versions of the code.
+
+Counting changes no branch a kernel takes: the counted arrays are NumPy arrays, and a kernel that
+does something else for CuPy arrays (batch norm's fast variants sum with einsum on the host, with
+a product and a column sum on a GPU) takes its host path while counted, exactly as it does
+uncounted (``tests/test_opcount.py`` runs a training step both ways and compares the functions
+called and the numbers). Where the paths differ, a GPU makes one more launch than counted here.
+The only thing of minigan's this module replaces is ``minigan.backend.HostArrays``, the seam
+through which host arrays are made, fused functions run and values read.
 """
 
 from __future__ import annotations
@@ -266,8 +274,8 @@ class CountingNumpy:
         return counted(numpy.ascontiguousarray(_plain(a), dtype=dtype))
 
 
-class _CountingHooks:
-    """What ``minigan.backend`` asks while counting (see its ``_op_counting``)."""
+class _CountingHost(backend.HostArrays):
+    """What ``minigan.backend`` uses for host arrays while counting (``backend.host_arrays``)."""
 
     module = CountingNumpy()
 
@@ -278,7 +286,7 @@ class _CountingHooks:
             return counted(function(*args))
 
     @staticmethod
-    def host_read(a: Any) -> None:
+    def note_read(a: Any) -> None:
         if isinstance(a, CountingArray):
             _active().note_host_read()
 
@@ -296,9 +304,8 @@ def count_array_ops() -> Iterator[OpCounter]:
     if backend.backend_name() != "numpy":
         raise RuntimeError("count_array_ops counts on the NumPy backend only")
     _counter = OpCounter()
-    backend._op_counting = _CountingHooks()
     try:
-        yield _counter
+        with backend.host_arrays(_CountingHost()):
+            yield _counter
     finally:
-        backend._op_counting = None
         _counter = None

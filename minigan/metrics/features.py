@@ -164,7 +164,7 @@ class FeatureNet(Sequential):
                 y = to_float_images(batch, weight.dtype)
                 for layer in layers:
                     y = layer(y)
-                    layer._cache = None  # no backward will follow: free the memory now
+                    layer.clear_cache()  # no backward will follow: free the memory now
                 outputs.append(y)
         finally:
             self.train(was_training)

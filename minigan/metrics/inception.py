@@ -38,7 +38,7 @@ The attribute names are torchvision's, so the state dict of pytorch-fid's weight
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from minigan import ops
 from minigan.backend import get_array_module
@@ -90,6 +90,13 @@ class BasicConv2d(Module):
 Step = str | tuple[str, ...]
 
 
+class InceptionBlockCache(NamedTuple):
+    """What an InceptionBlock's backward needs besides its layers' own caches."""
+
+    concat: Any                             # the cache of the concatenation of the branches
+    splits: dict[tuple[str, ...], Any]      # the caches of the concatenations inside branches
+
+
 class InceptionBlock(Module):
     """Branches run on the same input; their outputs concatenated along the channels.
 
@@ -100,44 +107,40 @@ class InceptionBlock(Module):
 
     branches: list[list[Step]]
 
-    def __init__(self) -> None:
-        super().__init__()
-        # The concatenations inside branches (the tuple steps) keep their caches here.
-        self.split_caches: dict[tuple[str, ...], Any] = {}
-
     def forward(self, x: Any) -> Any:
-        outputs = [self._run(x, branch) for branch in self.branches]
-        y, self._cache = ops.concat_forward(outputs, axis=1)
+        # The block's one cache: the final concatenation's, and those of the concatenations
+        # inside branches (the tuple steps), by step.
+        split_caches: dict[tuple[str, ...], Any] = {}
+        outputs = [self._run(x, branch, split_caches) for branch in self.branches]
+        y, concat_cache = ops.concat_forward(outputs, axis=1)
+        self._cache = InceptionBlockCache(concat_cache, split_caches)
         return y
 
-    def _run(self, x: Any, branch: Sequence[Step]) -> Any:
+    def _run(self, x: Any, branch: Sequence[Step], split_caches: dict) -> Any:
         for step in branch:
             if isinstance(step, str):
                 x = getattr(self, step)(x)
             else:   # side by side, then concatenated
-                x = self._run_side_by_side(x, step)
+                x, split_caches[step] = ops.concat_forward(
+                    [getattr(self, name)(x) for name in step], axis=1)
         return x
-
-    def _run_side_by_side(self, x: Any, names: tuple[str, ...]) -> Any:
-        y, cache = ops.concat_forward([getattr(self, name)(x) for name in names], axis=1)
-        self.split_caches[names] = cache
-        return y
 
     def backward(self, dy: Any) -> Any:
         # Every branch read the same x, so dL/dx is the sum of what each branch sends back.
-        pieces = ops.concat_backward(dy, self._saved_cache(dy))
+        cache = self._saved_cache(dy)
+        pieces = ops.concat_backward(dy, cache.concat)
         dx = None
         for branch, piece in zip(self.branches, pieces):
-            d = self._back(piece, branch)
+            d = self._back(piece, branch, cache.splits)
             dx = d if dx is None else dx + d
         return dx
 
-    def _back(self, dy: Any, branch: Sequence[Step]) -> Any:
+    def _back(self, dy: Any, branch: Sequence[Step], split_caches: dict) -> Any:
         for step in reversed(branch):
             if isinstance(step, str):
                 dy = getattr(self, step).backward(dy)
             else:
-                parts = ops.concat_backward(dy, self.split_caches[step])
+                parts = ops.concat_backward(dy, split_caches[step])
                 grads = [getattr(self, name).backward(p) for name, p in zip(step, parts)]
                 dy = sum(grads[1:], grads[0])
         return dy
@@ -318,7 +321,7 @@ class FIDInceptionV3(Module):
         for layer in layers:
             x = layer(x)
             if not keep_caches:
-                free_caches(layer)
+                layer.clear_cache()
         return x
 
     def pool3_and_logits(self, x: Any, keep_caches: bool = True) -> tuple[Any, Any]:
@@ -326,7 +329,7 @@ class FIDInceptionV3(Module):
         features = self.pool3(x, keep_caches)
         logits = self.fc(features)
         if not keep_caches:
-            free_caches(self.fc)
+            self.fc.clear_cache()
         return features, logits
 
     def forward(self, x: Any) -> Any:
@@ -342,11 +345,9 @@ class FIDInceptionV3(Module):
 
 
 def free_caches(module: Module) -> None:
-    """Forget what ``module`` and the layers inside it saved for a backward pass."""
-    for m in module.modules():
-        m._cache = None
-        if isinstance(m, InceptionBlock):
-            m.split_caches.clear()
+    """Forget what ``module`` and the layers inside it saved for a backward pass
+    (``Module.clear_cache``)."""
+    module.clear_cache()
 
 
 def softmax(logits: Any) -> Any:

@@ -13,31 +13,19 @@ from minigan.ops.im2col import IntOrPair, pair
 
 
 class _ConvLayer(Module):
-    """What Conv2d and ConvTranspose2d share: a backward pass through their kernel's backward,
-    which can skip the weight gradients (frozen parameters) or the input gradient
-    (``backward_params``): the rule is in ``minigan/nn/module.py``'s docstring."""
+    """What Conv2d and ConvTranspose2d share: adding their kernel's weight and bias gradients.
+
+    Each defines the two backward entry points: ``backward`` (input gradient too) and
+    ``backward_params`` (the input is data: the kernel skips dx). Both skip the weight gradients
+    when the parameters are frozen: the rule is in ``minigan/nn/module.py``'s docstring."""
 
     weight: Parameter
     bias: Parameter | None
 
-    def kernel_backward(self, dy: Any, cache: Any, need_weight_grad: bool,
-                        need_input_grad: bool) -> tuple[Any, Any, Any]:
-        """The op's backward function (``conv2d_backward`` or ``conv_transpose2d_backward``)."""
-        raise NotImplementedError
-
-    def backward(self, dy: Any) -> Any:
-        return self._backward(dy, need_input_grad=True)
-
-    def backward_params(self, dy: Any) -> None:
-        self._backward(dy, need_input_grad=False)   # the input is data: skip dx
-
-    def _backward(self, dy: Any, need_input_grad: bool) -> Any:
-        dx, dw, db = self.kernel_backward(dy, self._saved_cache(dy), self.needs_param_grads(),
-                                          need_input_grad)
+    def _add_param_grads(self, dw: Any, db: Any) -> None:
         self.weight.accumulate(dw)
         if self.bias is not None:
             self.bias.accumulate(db)
-        return dx
 
 
 def _check_sizes(layer: str, **sizes: Any) -> None:
@@ -84,9 +72,15 @@ class Conv2d(_ConvLayer):
         y, self._cache = ops.conv2d_forward(x, self.weight.data, bias, self.stride, self.padding)
         return y
 
-    def kernel_backward(self, dy: Any, cache: Any, need_weight_grad: bool,
-                        need_input_grad: bool) -> tuple[Any, Any, Any]:
-        return ops.conv2d_backward(dy, cache, need_weight_grad, need_input_grad)
+    def backward(self, dy: Any) -> Any:
+        dx, dw, db = ops.conv2d_backward(dy, self._saved_cache(dy), self.needs_param_grads())
+        self._add_param_grads(dw, db)
+        return dx
+
+    def backward_params(self, dy: Any) -> None:
+        _, dw, db = ops.conv2d_backward(dy, self._saved_cache(dy), self.needs_param_grads(),
+                                        need_input_grad=False)
+        self._add_param_grads(dw, db)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -124,9 +118,16 @@ class ConvTranspose2d(_ConvLayer):
                                                       self.padding, self.output_padding)
         return y
 
-    def kernel_backward(self, dy: Any, cache: Any, need_weight_grad: bool,
-                        need_input_grad: bool) -> tuple[Any, Any, Any]:
-        return ops.conv_transpose2d_backward(dy, cache, need_weight_grad, need_input_grad)
+    def backward(self, dy: Any) -> Any:
+        dx, dw, db = ops.conv_transpose2d_backward(dy, self._saved_cache(dy),
+                                                   self.needs_param_grads())
+        self._add_param_grads(dw, db)
+        return dx
+
+    def backward_params(self, dy: Any) -> None:
+        _, dw, db = ops.conv_transpose2d_backward(dy, self._saved_cache(dy),
+                                                  self.needs_param_grads(), need_input_grad=False)
+        self._add_param_grads(dw, db)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

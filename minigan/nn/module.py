@@ -16,6 +16,20 @@ The contract, as in PyTorch but with an explicit backward pass:
 
 Gradients accumulate, so call ``zero_grad()`` (or ``optimizer.zero_grad()``) before each step.
 
+A layer's state, all of it in plain attributes a reader can print:
+
+* **one cache per forward call**, ``self._cache``: the kernel's NamedTuple (or, for a layer
+  built of others, one record of what its own backward needs). Only the layer's own ``forward``
+  writes it (``y, self._cache = ops.<op>_forward(...)``); ``layer.cache`` shows it, read-only;
+* **read and cleared in one place**, ``_saved_cache(dy)``, the first line of every backward:
+  it hands the cache over and sets ``_cache`` back to None. So each forward allows exactly one
+  backward (a second would add the parameter gradients twice; it raises instead, as PyTorch
+  does), and the memory of the cache is free as soon as the backward has read it;
+* **no backward will follow** (scoring, feature extraction): ``module.clear_cache()`` drops the
+  caches of a module and every module inside it; nothing outside a layer touches ``_cache``;
+* **at most two backward entry points**, ``backward(dy)`` and ``backward_params(dy)`` (below);
+  ``tests/nn/test_layer_state.py`` checks every layer for all of these rules.
+
 Skipping gradients no one needs, one rule for every layer (this is the only place it is
 written down):
 
@@ -87,24 +101,13 @@ class Module:
     """Base class of every layer and network. Subclasses define ``forward`` and ``backward``."""
 
     training: bool = True
+    _cache: Any = None       # what the last forward saved for backward (module docstring)
     _output_shape: tuple[int, ...] | None = None  # the shape of the last forward's output
 
     def __init__(self) -> None:
         # Buffers are state that is saved and moved with the module but not learned.
-        object.__setattr__(self, "_buffer_names", [])
-        self._cache: Any = None
-
-    # The cache of the last forward pass. Each forward sets it, which allows one backward;
-    # ``_saved_cache`` marks it used, so a second backward on the same forward raises instead of
-    # silently adding the parameter gradients twice (PyTorch refuses it the same way).
-    @property
-    def _cache(self) -> Any:
-        return self.__dict__.get("_cache_value")
-
-    @_cache.setter
-    def _cache(self, value: Any) -> None:
-        self.__dict__["_cache_value"] = value
-        self.__dict__["_cache_used"] = False
+        self._buffer_names: list[str] = []
+        self._cache = None
 
     # ------------------------------------------------------------------ the forward/backward API
     def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
@@ -129,12 +132,20 @@ class Module:
 
     @property
     def cache(self) -> Any:
-        """What the last forward pass saved for backward (a kernel's NamedTuple cache), or None.
+        """What the last forward pass saved for backward (a kernel's NamedTuple cache), or None
+        (no forward yet, its backward has run, or ``clear_cache``).
 
         Public so that you can look at it (``conv.cache.cols`` is the im2col matrix,
         ``bn.cache.x_hat`` the normalised input); read-only, since backward relies on it.
         """
         return self._cache
+
+    def clear_cache(self) -> None:
+        """Drop what the last forward passes of this module and every module inside it saved
+        for backward: for a forward pass that no backward will follow (scoring, features), so
+        that its memory is free now. A backward afterwards raises, as before any forward."""
+        for m in self.modules():
+            m._cache = None
 
     def needs_param_grads(self) -> bool:
         """Whether any of this layer's own parameters (not its children's) wants a gradient."""
@@ -164,26 +175,27 @@ class Module:
                              f"module.to(dtype=...)")
 
     def _saved_cache(self, dy: Any = None) -> Any:
-        """The cache of the last forward pass, once ``dy`` is known to fit it; else a clear error.
+        """Hand over the cache of the last forward pass and clear it: the one place a backward
+        reads it (see the module docstring). A clear error if there is none, or if ``dy`` does
+        not fit it.
 
         Give it the backward pass's ``dy``: dy must have the shape of the output it is the
         gradient of, and a mismatch found here names the layer, where the kernel would only say
         that two shapes do not broadcast (checked when the forward pass went through ``__call__``).
         """
-        if self._cache is None:
-            raise RuntimeError(f"{self._describe()}.backward() was called before forward()")
-        if self.__dict__.get("_cache_used"):
-            raise RuntimeError(f"{self._describe()}.backward() was called twice after one "
-                               f"forward(): the parameter gradients would be added twice; run "
-                               f"forward() again first")
+        cache = self._cache
+        if cache is None:
+            raise RuntimeError(f"{self._describe()}.backward() was called before forward(), or "
+                               f"twice after one forward(): each forward() allows one backward() "
+                               f"(a second would add the parameter gradients twice)")
         dy_shape = getattr(dy, "shape", None)
         if self._output_shape is not None and dy_shape is not None \
                 and tuple(dy_shape) != self._output_shape:
             raise ShapeError(f"{self._describe()}.backward(): the gradient has shape "
                              f"{tuple(dy_shape)}, but the output of the last forward pass had "
                              f"shape {self._output_shape}")
-        self.__dict__["_cache_used"] = True
-        return self._cache
+        self._cache = None
+        return cache
 
     # ------------------------------------------------------------------ walking the tree
     def register_buffer(self, name: str, value: Any) -> None:
@@ -304,7 +316,7 @@ class Module:
                 if dtype is not None and buf.dtype.kind == "f":
                     buf = buf.astype(dtype)
                 setattr(m, name, buf)
-            m._cache = None
+        self.clear_cache()   # a cache holds arrays of the old dtype or device
         return self
 
     # ------------------------------------------------------------------ printing

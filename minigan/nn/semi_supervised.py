@@ -35,7 +35,8 @@ class FeatureMatchingLoss(Module):
 
     ``loss = criterion(real_features, fake_features)`` with (N_r, D) and (N_f, D) arrays;
     ``criterion.backward()`` returns d loss / d fake_features, (N_f, D): the generator's
-    gradient (the real features are data to it). ``criterion.backward_both()`` returns both.
+    gradient (the real features are data to it). The kernel,
+    ``ops.feature_matching_backward``, gives the gradient at the real features too.
     """
 
     def forward(self, real_features: Any, fake_features: Any) -> float:
@@ -45,8 +46,5 @@ class FeatureMatchingLoss(Module):
         return float(loss)
 
     def backward(self, dloss: float = 1.0) -> Any:
-        return self.backward_both(dloss)[1]
-
-    def backward_both(self, dloss: float = 1.0) -> tuple[Any, Any]:
-        """(d loss / d real_features, d loss / d fake_features)."""
-        return ops.feature_matching_backward(dloss, self._saved_cache(dloss))
+        _, d_fake = ops.feature_matching_backward(dloss, self._saved_cache(dloss))
+        return d_fake

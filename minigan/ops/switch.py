@@ -2,15 +2,20 @@
 
 Every kernel's body is its textbook version: a slice loop, a matrix product, the steps of a
 derivation. Where a faster way to compute the same numbers exists, it is a separately named
-function (``im2col_fast``, ``col2im_fast``, ``conv2d_input_grad_subpixel``,
-``batch_norm_forward_fast``, ``batch_norm_backward_fast``; and, reached from the batch norm
-layer, ``batch_norm_forward_with_running_stats_fast``), reached by one guarded statement
-at the top of the plain kernel (two lines, as the style checker wants)::
+function, reached by one guarded statement at the top of the plain kernel (two lines, as the
+style checker wants)::
 
     def im2col(x, kernel_size, stride=1, padding=0):
         if fast_kernels_enabled():  # same numbers, one copy through a window view
             return im2col_fast(x, kernel_size, stride, padding)
         ...the plain slice loop...
+
+``FAST_VARIANTS`` below lists every such guard: which plain kernel hands over to which fast
+function. ``tests/ops/test_switch.py`` finds the guards in the source and compares them with this
+list, so a new fast variant cannot be added without being named here. What a fast variant does
+beyond its kernel (``im2col_fast`` reuses a zero-bordered buffer per shape, the fast BCE forward
+keeps exp(-|x|) in its cache, the fast batch-norm kernels use ``fuse`` and cached vectors of
+ones) happens inside it, so with the switch off none of it runs.
 
 This is how Chainer's convolution is written. Training runs fast (the default); to read or step
 through the plain code, turn the switch off::
@@ -31,6 +36,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 ENV_VARIABLE = "MINIGAN_KERNELS"
+
+# (module in minigan.ops, plain kernel, its fast variant): every guard in minigan/ops.
+FAST_VARIANTS: tuple[tuple[str, str, str], ...] = (
+    ("im2col", "im2col", "im2col_fast"),
+    ("im2col", "col2im", "col2im_fast"),
+    ("conv2d", "conv2d_input_grad", "conv2d_input_grad_subpixel"),
+    ("batchnorm", "batch_norm_forward", "batch_norm_forward_fast"),
+    ("batchnorm", "batch_norm_eval_forward", "batch_norm_eval_forward_fast"),
+    ("batchnorm", "batch_norm_backward", "batch_norm_backward_fast"),
+    ("batchnorm", "update_running_stats", "update_running_stats_fast"),
+    ("losses", "bce_with_logits_forward", "bce_with_logits_forward_fast"),
+    ("losses", "bce_with_logits_backward", "bce_with_logits_backward_fast"),
+)
 CHOICES = ("plain", "fast")
 
 

@@ -3,8 +3,11 @@
 * the switch is a context manager that restores the previous state, even after an error, and
   nests; ``MINIGAN_KERNELS=plain|fast`` sets the state a process starts in, and a bad value is a
   one-line error that names the variable;
+* ``switch.FAST_VARIANTS`` names every guard: the guards are found in the source of
+  ``minigan/ops`` (every ``if fast_kernels_enabled(): return X(...)``) and compared with it;
 * with the switch off, no fast variant runs: each is replaced here by a function that fails, and
-  a convolution, a transposed convolution and batch norm, forward and backward, still work;
+  every kernel that has one still works, forward and backward; nor does anything a fast variant
+  brings with it (the reused zero-bordered buffer, fused helpers, the loss cache's extra field);
 * with it on, each plain kernel hands over to its fast variant (counted);
 * stepping into ``Conv2d.backward`` with the plain kernels reaches col2im's loop and passes
   through no speed trick (the functions that run are recorded, as a debugger would see them);
@@ -13,6 +16,8 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import os
 import subprocess
 import sys
@@ -21,25 +26,52 @@ import numpy as np
 import pytest
 
 import minigan.ops.batchnorm
-import minigan.ops.conv2d
 import minigan.ops.im2col
 from minigan import ops
 from minigan.backend import to_device, to_numpy
+from minigan.ops.switch import FAST_VARIANTS
 from tests.helpers import REPO_ROOT, random_array
 
-# (module, name of the fast variant) for every kernel that has one.
-FAST_VARIANTS = [
-    (minigan.ops.im2col, "im2col_fast"),
-    (minigan.ops.im2col, "col2im_fast"),
-    (minigan.ops.conv2d, "conv2d_input_grad_subpixel"),
-    (minigan.ops.batchnorm, "batch_norm_forward_fast"),
-    (minigan.ops.batchnorm, "batch_norm_backward_fast"),
-]
+OPS_FOLDER = REPO_ROOT / "minigan" / "ops"
+
+
+def guards_in_the_source() -> set[tuple[str, str, str]]:
+    """(module, plain kernel, fast variant) for every ``if fast_kernels_enabled(): return X(...)``
+    in minigan/ops; and an assertion that the switch is read nowhere else there."""
+    found, reads = set(), 0
+    for path in sorted(OPS_FOLDER.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        reads += sum(isinstance(node, ast.Call) and getattr(node.func, "id", "") ==
+                     "fast_kernels_enabled" for node in ast.walk(tree))
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef):
+                continue
+            for statement in function.body:
+                if (isinstance(statement, ast.If)
+                        and isinstance(statement.test, ast.Call)
+                        and getattr(statement.test.func, "id", "") == "fast_kernels_enabled"):
+                    assert len(statement.body) == 1 and not statement.orelse, function.name
+                    returned = statement.body[0]
+                    assert isinstance(returned, ast.Return), function.name
+                    assert isinstance(returned.value, ast.Call), function.name
+                    found.add((path.stem, function.name, returned.value.func.id))
+    assert reads == len(found), "fast_kernels_enabled() is read outside a guard in minigan/ops"
+    return found
+
+
+def test_the_list_of_fast_variants_is_every_guard_in_the_source():
+    assert guards_in_the_source() == set(FAST_VARIANTS)
+
+
+def fast_variant_places():
+    """(module object, name of the fast variant) for each guard: where to replace it."""
+    return [(importlib.import_module(f"minigan.ops.{module}"), fast)
+            for module, _, fast in FAST_VARIANTS]
 
 
 def run_every_kernel_with_a_fast_variant():
-    """conv2d, conv_transpose2d and batch norm, forward and backward, and col2im(im2col(x)):
-    all their outputs."""
+    """conv2d, conv_transpose2d, batch norm (training and eval, running statistics) and the BCE
+    loss, forward and backward, and col2im(im2col(x)): all their outputs."""
     rng = np.random.default_rng(0)
     x = random_array(rng, (2, 3, 6, 6))
     w = random_array(rng, (4, 3, 3, 3))
@@ -51,9 +83,15 @@ def run_every_kernel_with_a_fast_variant():
     gamma, beta = random_array(rng, (3,)), random_array(rng, (3,))
     z, cache_bn = ops.batch_norm_forward(x, gamma, beta)
     grads_bn = ops.batch_norm_backward(random_array(rng, z.shape), cache_bn)
+    running = ops.update_running_stats(gamma * 0, gamma * 0 + 1, cache_bn)
+    z_eval, cache_eval = ops.batch_norm_eval_forward(x, gamma, beta, *running)
+    grads_eval = ops.batch_norm_backward(random_array(rng, z.shape), cache_eval)
+    loss, cache_loss = ops.bce_with_logits_forward(random_array(rng, (4, 1)), 0.9)
+    dlogits = ops.bce_with_logits_backward(1.0, cache_loss)
     # col2im on its own: with the fast kernels, the convolutions' input gradients do not use it.
     back = minigan.ops.im2col.col2im(minigan.ops.im2col.im2col(x, 3, 2, 1), x.shape, 3, 2, 1)
-    return [y, *grads[:2], yt, *grads_t[:2], z, *grads_bn, back]
+    return [y, *grads[:2], yt, *grads_t[:2], z, *grads_bn, *running, z_eval, *grads_eval, loss,
+            dlogits, back]
 
 
 def test_the_switch_restores_the_previous_state_and_nests():
@@ -73,16 +111,24 @@ def test_plain_kernels_never_call_a_fast_variant(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a fast variant ran with fast_kernels(False)")
 
-    for module, name in FAST_VARIANTS:
+    for module, name in fast_variant_places():
+        monkeypatch.setattr(module, name, refuse)
+    # What the fast variants bring with them: none of it may run either.
+    for module, name in [(minigan.ops.im2col, "_zero_bordered_buffer"),
+                         (minigan.ops.batchnorm, "normalize_scale_shift"),
+                         (minigan.ops.batchnorm, "input_grad_from_sums"),
+                         (minigan.ops.batchnorm, "blend_running_stats")]:
         monkeypatch.setattr(module, name, refuse)
     with ops.fast_kernels(False):
         outputs = run_every_kernel_with_a_fast_variant()
+        _, cache = ops.bce_with_logits_forward(to_device(np.zeros((2, 1))), 1.0)
     assert all(np.all(np.isfinite(to_numpy(a))) for a in outputs)
+    assert not hasattr(cache, "exp_neg_abs")    # the loss cache's fast-only field
 
 
 def test_fast_kernels_call_every_fast_variant(monkeypatch):
-    calls = {name: 0 for _, name in FAST_VARIANTS}
-    for module, name in FAST_VARIANTS:
+    calls = {name: 0 for _, name in fast_variant_places()}
+    for module, name in fast_variant_places():
         original = getattr(module, name)
 
         def counted(*args, _original=original, _name=name, **kwargs):
@@ -121,8 +167,7 @@ def functions_called_by(call) -> list[str]:
     return names
 
 
-SPEED_TRICKS = {"im2col_fast", "col2im_fast", "conv2d_input_grad_subpixel", "_window_view",
-                "phase_weight_matrix", "batch_norm_forward_fast", "batch_norm_backward_fast"}
+SPEED_TRICKS = {fast for _, _, fast in FAST_VARIANTS} | {"_window_view", "phase_weight_matrix"}
 
 
 def test_stepping_into_conv2d_backward_with_plain_kernels_reaches_the_col2im_loop():
