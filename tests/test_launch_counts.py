@@ -22,8 +22,9 @@ from minigan.ops.losses import bce_with_logits_backward, bce_with_logits_forward
 # logging; 471 after them; 356 after the second round (padded-image buffer, no zero-tap kernel
 # copy, weight gradients as views, num_batches_tracked on the host, ...); in the third round
 # 347 with the sub-pixel crop a view, 337 with the running statistics in the variance
-# kernel. The count does not depend on the batch size or conv_dim. Lower it when you cut more.
-MAX_OPS_PER_STEP = 337
+# kernel, 329 with batch norm's backward counted on the path the CPU takes (einsum). The count
+# does not depend on the batch size or conv_dim. Lower it when you cut more.
+MAX_OPS_PER_STEP = 329
 
 
 @pytest.fixture(autouse=True)

@@ -17,10 +17,7 @@ from minigan import ops
 from minigan.backend import to_numpy
 from minigan.nn import init
 from minigan.nn.module import Module, Parameter
-from minigan.ops.batchnorm import (
-    batch_norm_forward_with_running_stats_fast,
-    running_stats_in_forward,
-)
+from minigan.ops.batchnorm import batch_norm_train_forward
 
 
 class _BatchNorm(Module):
@@ -44,25 +41,13 @@ class _BatchNorm(Module):
             if x.size == x.shape[1]:
                 raise ValueError(f"{self._describe()}: training mode needs more than one value "
                                  f"per channel to compute a variance, got input {tuple(x.shape)}")
-            if running_stats_in_forward():  # fast: the running statistics blended in the
-                return self._forward_with_running_stats(x)   # variance kernel, a launch fewer
-            y, self._cache = ops.batch_norm_forward(x, gamma, beta, self.eps)
-            self.running_mean, self.running_var = ops.update_running_stats(
-                self.running_mean, self.running_var, self._cache, self.momentum)
+            # ops.batch_norm_forward, then ops.update_running_stats with the batch's statistics
+            y, self._cache, self.running_mean, self.running_var = batch_norm_train_forward(
+                x, gamma, beta, self.running_mean, self.running_var, self.eps, self.momentum)
             self._batches_tracked += 1                    # a host integer: no array operation
         else:
             y, self._cache = ops.batch_norm_eval_forward(x, gamma, beta, self.running_mean,
                                                      self.running_var, self.eps)
-        return y
-
-    def _forward_with_running_stats(self, x: Any) -> Any:
-        """The training branch of ``forward`` through
-        ``batch_norm_forward_with_running_stats_fast``: the same numbers as its two calls."""
-        y, self._cache, self.running_mean, self.running_var = (
-            batch_norm_forward_with_running_stats_fast(
-                x, self.weight.data, self.bias.data, self.running_mean, self.running_var,
-                self.eps, self.momentum))
-        self._batches_tracked += 1
         return y
 
     # num_batches_tracked is counted on the host, as a Python int: an array counter would cost

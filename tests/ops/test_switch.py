@@ -29,6 +29,7 @@ import minigan.ops.batchnorm
 import minigan.ops.im2col
 from minigan import ops
 from minigan.backend import to_device, to_numpy
+from minigan.ops.batchnorm import batch_norm_train_forward
 from minigan.ops.switch import FAST_VARIANTS
 from tests.helpers import REPO_ROOT, random_array
 
@@ -84,14 +85,15 @@ def run_every_kernel_with_a_fast_variant():
     z, cache_bn = ops.batch_norm_forward(x, gamma, beta)
     grads_bn = ops.batch_norm_backward(random_array(rng, z.shape), cache_bn)
     running = ops.update_running_stats(gamma * 0, gamma * 0 + 1, cache_bn)
+    z_train, _, *running_train = batch_norm_train_forward(x, gamma, beta, *running)
     z_eval, cache_eval = ops.batch_norm_eval_forward(x, gamma, beta, *running)
     grads_eval = ops.batch_norm_backward(random_array(rng, z.shape), cache_eval)
     loss, cache_loss = ops.bce_with_logits_forward(random_array(rng, (4, 1)), 0.9)
     dlogits = ops.bce_with_logits_backward(1.0, cache_loss)
     # col2im on its own: with the fast kernels, the convolutions' input gradients do not use it.
     back = minigan.ops.im2col.col2im(minigan.ops.im2col.im2col(x, 3, 2, 1), x.shape, 3, 2, 1)
-    return [y, *grads[:2], yt, *grads_t[:2], z, *grads_bn, *running, z_eval, *grads_eval, loss,
-            dlogits, back]
+    return [y, *grads[:2], yt, *grads_t[:2], z, *grads_bn, *running, z_train, *running_train,
+            z_eval, *grads_eval, loss, dlogits, back]
 
 
 def test_the_switch_restores_the_previous_state_and_nests():
