@@ -11,7 +11,7 @@ import pytest
 
 from minigan.backend import to_device, to_numpy
 from minigan.nn import Parameter
-from minigan.optim import SGD, Adam
+from minigan.optim import SGD, Adam, FlatAdam, flatten_parameters
 
 
 def make_param(values):
@@ -88,9 +88,11 @@ def test_zero_grad():
     assert np.all(to_numpy(p.grad) == 0)
 
 
-# ---------------------------------------------------------------- one flat array per optimizer
-# Adam and SGD keep every parameter as a view of one flat array, so that the update and
-# zero_grad are one operation each (one kernel launch on a GPU) instead of one per parameter.
+# ---------------------------------------------------------------- FlatAdam: one flat buffer
+# Adam and SGD update one parameter after another and leave the parameters' arrays alone.
+# FlatAdam keeps every parameter as a view of one flat array (flatten_parameters), so that the
+# update and zero_grad are one operation each (one kernel launch on a GPU) instead of one per
+# parameter, with Adam's numbers bit for bit.
 
 def make_params(rng, shapes=((3, 2), (4,), (2, 1, 2))):
     return [Parameter(to_device(rng.standard_normal(s))) for s in shapes]
@@ -99,7 +101,7 @@ def make_params(rng, shapes=((3, 2), (4,), (2, 1, 2))):
 def test_parameters_and_gradients_become_views_of_one_flat_array():
     params = make_params(np.random.default_rng(0))
     values = [to_numpy(p.data).copy() for p in params]
-    opt = Adam(params)
+    opt = FlatAdam(params)
     assert opt.flat_data.shape == (6 + 4 + 4,)
     for p, v in zip(params, values):
         np.testing.assert_array_equal(to_numpy(p.data), v)        # values kept
@@ -111,12 +113,14 @@ def test_parameters_and_gradients_become_views_of_one_flat_array():
     assert not np.any(to_numpy(params[1].grad))
 
 
-def test_one_flat_update_equals_updating_each_parameter_on_its_own():
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_one_flat_update_equals_updating_each_parameter_on_its_own(weight_decay):
     rng = np.random.default_rng(1)
     params = make_params(rng)
     singles = [Parameter(p.data.copy()) for p in params]
-    opt = Adam(params, lr=0.01, betas=(0.5, 0.999))
-    opts = [Adam([q], lr=0.01, betas=(0.5, 0.999)) for q in singles]   # one per parameter
+    opt = FlatAdam(params, lr=0.01, betas=(0.5, 0.999), weight_decay=weight_decay)
+    opts = [Adam([q], lr=0.01, betas=(0.5, 0.999), weight_decay=weight_decay)
+            for q in singles]   # the plain loop, one optimizer per parameter
     for _ in range(3):
         for p, q in zip(params, singles):
             g = to_device(rng.standard_normal(p.shape))
@@ -139,7 +143,7 @@ def test_step_and_zero_grad_are_one_array_operation_each():
         pytest.skip("the counter counts on NumPy")
     with count_array_ops() as counter:
         params = make_params(np.random.default_rng(2), shapes=[(3, 3)] * 20)
-        opt = Adam(params)
+        opt = FlatAdam(params)
         counter.reset()
         opt.zero_grad()
         assert counter.by_name == {"setitem": 1}
@@ -152,7 +156,7 @@ def test_a_replaced_parameter_array_is_gathered_again_before_the_next_step():
     """load_state_dict, Module.to and re-initialisation assign new arrays to p.data: the
     optimizer must update those, not its stale copies."""
     p, q = make_param([1.0, 2.0]), make_param([3.0])
-    opt = Adam([p, q], lr=0.1)
+    opt = FlatAdam([p, q], lr=0.1)
     p.data = to_device(np.array([10.0, 20.0]))      # as load_state_dict does
     p.grad[...] = 1.0
     q.grad[...] = 1.0
@@ -163,11 +167,12 @@ def test_a_replaced_parameter_array_is_gathered_again_before_the_next_step():
     np.testing.assert_array_equal(to_numpy(opt.flat_data)[:2], [0.0, 0.0])
 
 
-def test_the_state_follows_a_dtype_change_of_the_model():
+@pytest.mark.parametrize("optimizer", [Adam, FlatAdam])
+def test_the_state_follows_a_dtype_change_of_the_model(optimizer):
     from minigan.nn import Linear
 
     layer = Linear(3, 2)
-    opt = Adam(layer.parameters(), lr=0.1)
+    opt = optimizer(layer.parameters(), lr=0.1)
     for p in layer.parameters():
         p.grad[...] = 1.0
     opt.step()
@@ -175,26 +180,74 @@ def test_the_state_follows_a_dtype_change_of_the_model():
     for p in layer.parameters():
         p.grad[...] = 1.0
     opt.step()
-    assert opt.flat_data.dtype == opt.flat_state["m"].dtype == np.float64
+    assert opt.state["m"][0].dtype == opt.state["v"][1].dtype == np.float64
+    if optimizer is FlatAdam:
+        assert opt.flat_data.dtype == opt.flat_state["m"].dtype == np.float64
     assert all(p.data.dtype == np.float64 for p in layer.parameters())
     # m = 0.9 * 0.1 + 0.1 * 1: the first step's m = 0.1 came along into float64
     np.testing.assert_allclose(to_numpy(opt.state["m"][0]), 0.19, rtol=1e-6)
 
 
-def test_parameters_of_different_dtypes_are_refused():
+def test_parameters_of_different_dtypes_cannot_share_a_flat_buffer():
     a = Parameter(to_device(np.zeros(2, np.float32)))
     b = Parameter(to_device(np.zeros(2, np.float64)))
-    with pytest.raises(ValueError, match="one dtype"):
-        Adam([a, b])
+    with pytest.raises(ValueError, match="FlatAdam: all parameters must share one dtype"):
+        FlatAdam([a, b])
+    opt = Adam([a, b], lr=0.1)            # the plain loop updates each in its own dtype
+    a.grad[...], b.grad[...] = 1.0, 1.0
+    opt.step()
+    assert a.data.dtype == np.float32 and b.data.dtype == np.float64
+    np.testing.assert_allclose(to_numpy(b.data), [-0.1, -0.1], rtol=1e-6)
 
 
 def test_a_parameter_given_twice_has_one_place_and_moves_once():
     p, q = make_param([1.0]), make_param([1.0])
     with pytest.warns(UserWarning, match="more than once"):
-        twice = Adam([p, p], lr=0.1)
-    once = Adam([q], lr=0.1)
+        twice = FlatAdam([p, p], lr=0.1)
+    once = FlatAdam([q], lr=0.1)
     assert twice.flat_data.shape == (1,)
     for opt, param in ((twice, p), (once, q)):
         param.grad[...] = 1.0
         opt.step()
     np.testing.assert_array_equal(to_numpy(p.data), to_numpy(q.data))
+
+
+def test_plain_adam_leaves_the_parameters_arrays_alone_and_flat_adam_rebinds_them():
+    params = make_params(np.random.default_rng(3))
+    arrays = [(p.data, p.grad) for p in params]
+    Adam(params).step()
+    assert all(p.data is data and p.grad is grad for p, (data, grad) in zip(params, arrays))
+    flat = FlatAdam(params)
+    assert all(np.shares_memory(p.data, flat.flat_data) for p in params)
+
+
+def test_flat_and_plain_adam_save_the_same_state_and_load_each_others():
+    rng = np.random.default_rng(4)
+    plain_params = make_params(rng)
+    flat_params = [Parameter(p.data.copy()) for p in plain_params]
+    plain, flat = Adam(plain_params, lr=0.01), FlatAdam(flat_params, lr=0.01)
+    for p, q in zip(plain_params, flat_params):
+        p.grad[...] = q.grad[...] = to_device(rng.standard_normal(p.shape))
+    plain.step()
+    flat.step()
+    saved_plain, saved_flat = plain.state_dict(), flat.state_dict()
+    assert saved_plain.keys() == saved_flat.keys()
+    for key in saved_plain:
+        np.testing.assert_array_equal(saved_plain[key], saved_flat[key])
+    other = FlatAdam([Parameter(p.data.copy()) for p in plain_params], lr=0.01)
+    other.load_state_dict(saved_plain)          # into the views of the flat state arrays
+    np.testing.assert_array_equal(to_numpy(other.flat_state["m"]),
+                                  np.concatenate([saved_plain[f"m.{i}"].ravel()
+                                                  for i in range(3)]))
+
+
+def test_flatten_parameters_is_the_named_mechanism():
+    params = make_params(np.random.default_rng(5))
+    values = [to_numpy(p.data).copy() for p in params]
+    flat = flatten_parameters(params)
+    assert flat.data.shape == flat.grad.shape == (6 + 4 + 4,)
+    np.testing.assert_array_equal(to_numpy(flat.data),
+                                  np.concatenate([v.ravel() for v in values]))
+    assert flat.gather_if_replaced() is False
+    params[0].data = params[0].data.copy()       # replaced: gathered again
+    assert flat.gather_if_replaced() is True and np.shares_memory(params[0].data, flat.data)

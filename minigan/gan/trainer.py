@@ -51,7 +51,7 @@ from minigan.checkpoint import (
 from minigan.distributed import SINGLE_PROCESS, World
 from minigan.gan.dcgan import sample_z
 from minigan.nn import BCEWithLogitsLoss, Dropout, Module
-from minigan.optim import Adam
+from minigan.optim import FlatAdam
 from minigan.viz import plot_losses, save_gif, save_image_grid
 
 HISTORY_COLUMNS = ("step", "epoch", "d_loss", "g_loss", "d_real", "d_fake")
@@ -221,8 +221,8 @@ class GANTrainer:
         self.settings = dict(settings or {})
         self.interrupted = False
         self.criterion = BCEWithLogitsLoss(to_float=False)   # losses stay on the device
-        self.opt_d = Adam(D.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
-        self.opt_g = Adam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
+        self.opt_d = FlatAdam(D.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
+        self.opt_g = FlatAdam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
         self.z_rng = make_rng([config.seed, 1])  # the latent vectors of training steps
         # A fixed set of latent vectors: the same points in latent space every epoch, so the
         # sample grids show how G's picture of each point develops.

@@ -89,12 +89,44 @@ class Parameter:
 
     def accumulate(self, grad: Any) -> None:
         """Add a gradient computed by a backward pass, unless this parameter is frozen
-        (``requires_grad`` False) or the gradient was not computed (None)."""
-        if grad is not None and self.requires_grad:
-            self.grad += grad
+        (``requires_grad`` False) or the gradient was not computed (None).
+
+        A gradient of another dtype or shape is refused: ``+=`` would cast it silently (float64
+        into float32) or broadcast it."""
+        if grad is None or not self.requires_grad:
+            return
+        if grad.dtype != self.data.dtype or tuple(grad.shape) != self.data.shape:
+            raise ValueError(f"a gradient of dtype {grad.dtype} and shape {tuple(grad.shape)} "
+                             f"cannot be added to a parameter of dtype {self.data.dtype} and "
+                             f"shape {self.data.shape}")
+        self.grad += grad
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.shape}, dtype={self.dtype})"
+
+
+def _check_loadable(name: str, value: Any) -> None:
+    """Refuse a saved value no layer can use: not a number array, or NaN / infinite values (a
+    diverged run's weights would only turn every output into NaN, far from where they came)."""
+    host = to_numpy(value) if hasattr(value, "dtype") else numpy.asarray(value)
+    if host.dtype.kind not in "fiub":
+        raise ValueError(f"{name}: saved values of dtype {host.dtype} are not numbers")
+    if host.dtype.kind == "f" and not numpy.isfinite(host).all():
+        bad = int(host.size - numpy.isfinite(host).sum())
+        raise ValueError(f"{name}: {bad} of its {host.size} saved values are NaN or infinite; "
+                         f"refusing to load them")
+
+
+def _float_dtype(dtype: Any) -> numpy.dtype:
+    """``dtype`` as a NumPy dtype, if it is a floating type (parameters need one)."""
+    try:
+        result = numpy.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"module.to: {dtype!r} is not a dtype") from None
+    if result.kind != "f":
+        raise ValueError(f"module.to: parameters need a floating dtype (float32 or float64), "
+                         f"got {result}")
+    return result
 
 
 class Module:
@@ -272,6 +304,8 @@ class Module:
                 raise KeyError(f"state_dict does not match {type(self).__name__}: missing "
                                f"{sorted(missing)}, unexpected {sorted(unexpected)}")
         for name, value in state.items():
+            if name in expected:
+                _check_loadable(name, value)
             if name in params:
                 p = params[name]
                 if tuple(value.shape) != p.shape:
@@ -300,6 +334,8 @@ class Module:
         ``backend`` switches the active backend too (``minigan.use_backend``), so that batches
         made afterwards land on the same device as the model.
         """
+        if dtype is not None:
+            dtype = _float_dtype(dtype)   # before anything changes
         if backend is not None:
             use_backend(backend)
         for m in self.modules():
