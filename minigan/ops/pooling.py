@@ -269,6 +269,8 @@ def avg_pool2d_forward(x: Array, kernel_size: int, stride: int | None = None, pa
     count = K*K with ``count_include_pad=True`` (PyTorch's default); with False, the number of
     real (unpadded) pixels in the window, which is smaller at the borders.
     """
+    if fast_kernels_enabled():  # in x's memory order, sums in place: avg_pool2d_forward_fast
+        return avg_pool2d_forward_fast(x, kernel_size, stride, padding, count_include_pad)
     xp = get_array_module(x)
     _check_nchw(x, "avg_pool2d")
     K, S, P = kernel_size, stride or kernel_size, padding
@@ -282,6 +284,30 @@ def avg_pool2d_forward(x: Array, kernel_size: int, stride: int | None = None, pa
             total += x_pad[_window_slice(i, j, S, H_out, W_out)]
     count = window_counts(xp, H, W, K, S, P, count_include_pad, x.dtype)
     return total / count, AvgPool2dCache(count, tuple(x.shape), K, S, P)
+
+
+def avg_pool2d_forward_fast(x: Array, kernel_size: int, stride: int | None = None,
+                            padding: int = 0, count_include_pad: bool = True,
+                            ) -> tuple[Array, AvgPool2dCache]:
+    """``avg_pool2d_forward`` in x's memory order: the padded copy, the window sums and the
+    division all read and write a channels-last input (Inception-v3's) in order, and the result
+    stays channels-last for the next convolution. The same additions in the same order, the
+    same division: the same numbers."""
+    xp = get_array_module(x)
+    _check_nchw(x, "avg_pool2d")
+    K, S, P = kernel_size, stride or kernel_size, padding
+    N, C, H, W = x.shape
+    H_out, W_out = pool_output_size(H, K, S, P), pool_output_size(W, K, S, P)
+    x_pad = _padded_like(x, P, 0)
+
+    total = x_pad[_window_slice(0, 0, S, H_out, W_out)].copy(order="K")   # 0 + first = first
+    for i in range(K):
+        for j in range(K):
+            if i or j:
+                total += x_pad[_window_slice(i, j, S, H_out, W_out)]
+    count = window_counts(xp, H, W, K, S, P, count_include_pad, x.dtype)
+    total /= count                                                        # in place
+    return total, AvgPool2dCache(count, tuple(x.shape), K, S, P)
 
 
 def window_counts(xp: Any, H: int, W: int, kernel_size: int, stride: int, padding: int,

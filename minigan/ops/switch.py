@@ -49,6 +49,7 @@ FAST_VARIANTS: tuple[tuple[str, str, str], ...] = (
     ("batchnorm", "batch_norm_train_forward", "batch_norm_forward_with_running_stats_fast"),
     ("pooling", "max_pool2d_forward", "max_pool2d_forward_fast"),
     ("pooling", "max_pool2d_backward", "max_pool2d_backward_fast"),
+    ("pooling", "avg_pool2d_forward", "avg_pool2d_forward_fast"),
     ("losses", "bce_with_logits_forward", "bce_with_logits_forward_fast"),
     ("losses", "bce_with_logits_backward", "bce_with_logits_backward_fast"),
 )

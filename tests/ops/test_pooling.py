@@ -178,3 +178,27 @@ def test_max_pool_fast_variant_equals_the_plain_kernel(case, channels_last, ties
     y_fast = results[True][0]
     if channels_last and C > 1 and y_fast.shape[2] * y_fast.shape[3] > 1:
         assert y_fast.transpose(0, 2, 3, 1).flags.c_contiguous   # still channels-last
+
+
+@given(pool_geometries(), st.booleans(), st.booleans())
+def test_avg_pool_fast_variant_equals_the_plain_kernel(case, channels_last, include_pad):
+    """avg_pool2d_forward_fast (x's memory order, sums and division in place) gives the plain
+    kernel's numbers exactly, and keeps a channels-last input channels-last."""
+    from minigan.ops import fast_kernels
+
+    rng = np.random.default_rng(case["seed"])
+    N, C, H, W = case["x"]
+    x = to_device(rng.standard_normal((N, H, W, C))).transpose(0, 3, 1, 2)
+    if not channels_last:
+        x = to_device(np.ascontiguousarray(to_numpy(x)))
+    outputs = {}
+    for fast in (False, True):
+        with fast_kernels(fast):
+            outputs[fast] = avg_pool2d_forward(x, **geometry(case),
+                                               count_include_pad=include_pad)
+    np.testing.assert_array_equal(to_numpy(outputs[True][0]), to_numpy(outputs[False][0]))
+    np.testing.assert_array_equal(to_numpy(outputs[True][1].count),
+                                  to_numpy(outputs[False][1].count))
+    y = outputs[True][0]
+    if channels_last and C > 1 and y.shape[2] * y.shape[3] > 1:
+        assert y.transpose(0, 2, 3, 1).flags.c_contiguous
