@@ -19,7 +19,7 @@ If PyTorch happens to be importable (it is never a dependency), the same model a
 timed in PyTorch in the same run, in turns with minigan's (so both see the same noise), and the
 ratio is printed. On a GPU, PyTorch's TF32 matrix products are switched off, so that both sides
 multiply in float32. Both run in one process, so PyTorch also gets the host-memory setting that
-minigan's NumPy backend turns on (``minigan.backend.cache_host_memory``).
+minigan's NumPy backend turns on (``minigan.hostmem.cache_host_memory``).
 Speed is measured here, never asserted in tests: shared machines are noisy.
 """
 
@@ -74,7 +74,7 @@ from minigan.backend import (  # noqa: E402
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init  # noqa: E402
 from minigan.gan.trainer import GANTrainer, TrainConfig  # noqa: E402
 from minigan.opcount import OpCounter, count_array_ops  # noqa: E402
-from minigan.optim import Adam  # noqa: E402
+from minigan.optim import FlatAdam  # noqa: E402
 
 # ---------------------------------------------------------------- timing each kind of op
 # Each entry: (kind, function name in ``minigan.ops``). The layers look the kernels up there at
@@ -134,8 +134,8 @@ def instrument() -> None:
         wrap(kind, minigan.ops, name)
     for module, name in PATCH_COPIES:
         wrap("patch copies", module, name)
-    wrap("optimizer", Adam, "step")
-    wrap("optimizer", Adam, "zero_grad")
+    wrap("optimizer", FlatAdam, "step")   # the trainer's optimizer
+    wrap("optimizer", FlatAdam, "zero_grad")
 
 
 def uninstrument() -> None:

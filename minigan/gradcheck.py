@@ -128,9 +128,17 @@ def gradcheck(
     if mode != "directional":
         raise ValueError(f"mode must be 'auto', 'elementwise' or 'directional', not {mode!r}")
 
+    return _directional_error(forward, analytic, inputs, dy, eps, directions, rng)
+
+
+def _directional_error(forward: Callable[[], Any], analytic: list[numpy.ndarray],
+                       inputs: Sequence[Array], dy: Array, eps: float, directions: int,
+                       rng: numpy.random.Generator) -> float:
+    """gradcheck's directional mode: along ``directions`` random unit directions over all
+    inputs together, the analytic directional derivative against a central difference."""
+    xp = get_array_module(*inputs)
     worst = 0.0
     for _ in range(directions):
-        # A random unit direction over all inputs together.
         parts = [rng.standard_normal(a.shape) for a in inputs]
         norm = numpy.sqrt(sum(float(numpy.sum(p * p)) for p in parts))
         parts = [xp.asarray(p / norm) for p in parts]

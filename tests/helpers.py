@@ -1,6 +1,7 @@
 """Small helpers shared by the tests: real-data paths, random inputs on the active backend, the
-convolution geometries that hypothesis draws, and ``helper_test_op``, which checks a kernel pair
-against its reference and finite differences in one line."""
+convolution geometries that hypothesis draws (built on the exercises' cases,
+``minigan.exercises.cases``, and its ``seeds``), and ``helper_test_op``, which checks a kernel
+pair against its reference and finite differences in one line."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 
 import minigan.backend as backend
 from minigan import ops
+from minigan.exercises import cases
+from minigan.exercises.cases import seeds as seeds
 from minigan.gradcheck import check_op
 from minigan.ops import reference
 
@@ -40,21 +43,23 @@ def random_array(rng: np.random.Generator, shape, dtype=np.float64, low=None):
 def conv_geometries(draw, max_kernel: int = 4, max_size: int = 7, rectangular: bool = False):
     """x (N, C, H, W), w (F, C, KH, KW), a stride and a padding with at least one output pixel.
 
-    Small by default, so that a finite-difference gradient check of each example stays quick.
-    With ``rectangular=True`` the kernel size, stride and padding are drawn separately for H and
-    W (w is (F, C, KH, KW); stride and padding are (h, w) pairs); otherwise KH == KW and stride
-    and padding are ints. ``seed`` is for the random values of x and w.
+    The exercises' own convolution cases (``minigan.exercises.cases.conv_cases``, without their
+    bias flag), small by default so that a finite-difference gradient check of each example
+    stays quick. With ``rectangular=True`` the H numbers (H, KH, stride and padding along H) come
+    from one such case and the W numbers from another (stride and padding are then (h, w)
+    pairs); otherwise KH == KW and stride and padding are ints. ``seed`` is for the random
+    values of x and w.
     """
-    N, C, F = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    axes = 2 if rectangular else 1
-    K = [draw(st.integers(1, max_kernel)) for _ in range(axes)] * (3 - axes)
-    S = [draw(st.integers(1, 3)) for _ in range(axes)] * (3 - axes)
-    P = [draw(st.integers(0, 2)) for _ in range(axes)] * (3 - axes)
-    H = draw(st.integers(max(1, K[0] - 2 * P[0]), max_size))
-    W = draw(st.integers(max(1, K[1] - 2 * P[1]), max_size))
-    stride, padding = (tuple(S), tuple(P)) if rectangular else (S[0], P[0])
-    return dict(x=(N, C, H, W), w=(F, C, K[0], K[1]), stride=stride, padding=padding,
-                seed=draw(st.integers(0, 2**32 - 1)))
+    rows = draw(cases.conv_cases(max_kernel, max_size))
+    cols = draw(cases.conv_cases(max_kernel, max_size)) if rectangular else rows
+    (N, C, H, _), (F, _, KH, _) = rows["x"], rows["w"]
+    W, KW = cols["x"][3], cols["w"][3]
+    if rectangular:
+        stride, padding = (rows["stride"], cols["stride"]), (rows["padding"], cols["padding"])
+    else:
+        stride, padding = rows["stride"], rows["padding"]
+    return dict(x=(N, C, H, W), w=(F, C, KH, KW), stride=stride, padding=padding,
+                seed=rows["seed"])
 
 
 def helper_test_op(name: str, *inputs, seed: int = 0, atol: float = 1e-12,

@@ -60,8 +60,8 @@ def conv2d_forward(x: Array, w: Array, b: Array | None = None, stride: IntOrPair
     y[n, f, ho, wo] = b[f] + sum_{c, i, j} w[f, c, i, j] * x_pad[n, c, S_h*ho + i, S_w*wo + j]
     """
     xp = get_array_module(x)
-    _check_conv_args(x, w, b)
     stride, padding = pair(stride), pair(padding)
+    check_conv_args("conv2d", x, w, b, stride, padding)
     N, F = x.shape[0], w.shape[0]
     kernel_size = tuple(w.shape[2:])
     H_out, W_out = output_shape(x.shape, kernel_size, stride, padding)
@@ -147,12 +147,28 @@ def conv2d_weight_grad(cols: Array, dy_rows: Array, w_shape: tuple[int, ...]) ->
     return weight_from_matrix(xp.matmul(cols.T, dy_rows), w_shape)
 
 
-def _check_conv_args(x: Array, w: Array, b: Array | None) -> None:
+def check_conv_args(op: str, x: Array, w: Array, b: Array | None, stride: tuple[int, int],
+                    padding: tuple[int, int], output_padding: tuple[int, int] = (0, 0)) -> None:
+    """The argument checks conv2d and conv_transpose2d share, with one message each.
+
+    x: (N, C, H, W); w: (F, C, KH, KW) for conv2d, (C_in, C_out, KH, KW) for conv_transpose2d
+    (PyTorch's layouts: the input channels are w's axis 1 for a convolution, axis 0 for a
+    transposed one); b: one value per output channel or None; stride >= 1, padding >= 0 and
+    0 <= output_padding < stride (only a transposed convolution has one), each per axis.
+    """
+    transposed = op == "conv_transpose2d"
+    layout = "(C_in, C_out, KH, KW)" if transposed else "(F, C, KH, KW)"
     if x.ndim != 4 or w.ndim != 4:
-        raise ValueError(f"conv2d expects x (N, C, H, W) and w (F, C, KH, KW), got x of shape "
+        raise ValueError(f"{op} expects x (N, C, H, W) and w {layout}, got x of shape "
                          f"{tuple(x.shape)} and w of shape {tuple(w.shape)}")
-    if x.shape[1] != w.shape[1]:
-        raise ValueError(f"x has {x.shape[1]} channels but w (F, C, KH, KW) = {tuple(w.shape)} "
-                         f"expects {w.shape[1]}")
-    if b is not None and tuple(b.shape) != (w.shape[0],):
-        raise ValueError(f"b must have shape ({w.shape[0]},), got {tuple(b.shape)}")
+    in_axis, out_axis = (0, 1) if transposed else (1, 0)
+    if x.shape[1] != w.shape[in_axis]:
+        raise ValueError(f"x has {x.shape[1]} channels but w {layout} = {tuple(w.shape)} "
+                         f"expects {w.shape[in_axis]}")
+    if b is not None and tuple(b.shape) != (w.shape[out_axis],):
+        raise ValueError(f"b must have shape ({w.shape[out_axis]},), got {tuple(b.shape)}")
+    if min(stride) < 1 or min(padding) < 0 or not all(
+            0 <= op_ < s for op_, s in zip(output_padding, stride)):
+        raise ValueError(f"{op} needs stride >= 1, padding >= 0 and 0 <= output_padding < "
+                         f"stride; got stride={stride}, padding={padding}, "
+                         f"output_padding={output_padding}")

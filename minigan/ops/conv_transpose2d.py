@@ -31,7 +31,12 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from minigan.backend import get_array_module
-from minigan.ops.conv2d import conv2d_forward, conv2d_input_grad, conv2d_weight_grad
+from minigan.ops.conv2d import (
+    check_conv_args,
+    conv2d_forward,
+    conv2d_input_grad,
+    conv2d_weight_grad,
+)
 from minigan.ops.im2col import IntOrPair, im2col, pair
 from minigan.ops.layout import to_rows
 
@@ -66,9 +71,8 @@ def conv_transpose2d_forward(x: Array, w: Array, b: Array | None = None, stride:
     y = conv2d_input_grad(x): the gradient a conv2d with weights w would send back to its input
     if x were the gradient at its output, plus b.
     """
-    xp = get_array_module(x)  # noqa: F841  (the kernel contract; conv2d's helpers do the work)
     stride, padding, output_padding = pair(stride), pair(padding), pair(output_padding)
-    _check_args(x, w, b, stride, padding, output_padding)
+    check_conv_args("conv_transpose2d", x, w, b, stride, padding, output_padding)
     N, _, H, W = x.shape
     _, C_out, KH, KW = w.shape
     H_out = conv_transpose_output_size(H, KH, stride[0], padding[0], output_padding[0])
@@ -113,18 +117,3 @@ def conv_transpose2d_backward(dy: Array, cache: ConvTranspose2dCache,
     db = xp.sum(dy, axis=(0, 2, 3)) if cache.has_bias else None
     return dx, dw, db
 
-
-def _check_args(x: Array, w: Array, b: Array | None, stride: tuple[int, int],
-                padding: tuple[int, int], output_padding: tuple[int, int]) -> None:
-    if x.ndim != 4 or w.ndim != 4:
-        raise ValueError(f"conv_transpose2d expects x (N, C_in, H, W) and w (C_in, C_out, KH, KW), "
-                         f"got x of shape {tuple(x.shape)} and w of shape {tuple(w.shape)}")
-    if x.shape[1] != w.shape[0]:
-        raise ValueError(f"x has {x.shape[1]} channels but w (C_in, C_out, KH, KW) = "
-                         f"{tuple(w.shape)} expects {w.shape[0]}")
-    if b is not None and tuple(b.shape) != (w.shape[1],):
-        raise ValueError(f"b must have shape ({w.shape[1]},), got {tuple(b.shape)}")
-    if min(stride) < 1 or min(padding) < 0 or not all(
-            0 <= op < s for op, s in zip(output_padding, stride)):
-        raise ValueError(f"need stride >= 1, padding >= 0 and 0 <= output_padding < stride; got "
-                         f"stride={stride}, padding={padding}, output_padding={output_padding}")

@@ -28,10 +28,9 @@ from minigan.ops.activations import (
     tanh_backward,
     tanh_forward,
 )
-from tests.helpers import random_array
+from tests.helpers import random_array, seeds
 
 shapes = st.lists(st.integers(min_value=1, max_value=4), min_size=1, max_size=4).map(tuple)
-seeds = st.integers(min_value=0, max_value=2**32 - 1)
 
 
 @given(shape=shapes, seed=seeds)

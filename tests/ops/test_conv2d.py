@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from minigan.backend import to_device, to_numpy
 from minigan.ops.conv2d import Conv2dCache, conv2d_backward, conv2d_forward
+from minigan.ops.im2col import pair
 from tests.helpers import conv_geometries, helper_test_op, random_array
 
 
@@ -31,11 +32,6 @@ def make_inputs(case, bias=True, dtype=np.float64):
 
 def case(x, w, stride, padding, seed=0):
     return dict(x=x, w=w, stride=stride, padding=padding, seed=seed)
-
-
-def per_axis(value):
-    """An int or an (h, w) pair, as a pair."""
-    return (value, value) if isinstance(value, int) else tuple(value)
 
 
 # Inception-v3's rectangular layers, which hypothesis might not draw exactly:
@@ -65,13 +61,13 @@ def test_kernel_matches_its_reference_and_finite_differences(case, bias):
 
 
 @given(conv_geometries(rectangular=True))
-def test_output_size_follows_the_rule_per_axis(case):
+def test_output_size_follows_the_rule_pair(case):
     x, w, b = make_inputs(case)
     S, P = case["stride"], case["padding"]
     y, _ = conv2d_forward(x, w, b, stride=S, padding=P)
     N, C, H, W = case["x"]
     F, _, KH, KW = case["w"]
-    (SH, SW), (PH, PW) = per_axis(S), per_axis(P)
+    (SH, SW), (PH, PW) = pair(S), pair(P)
     assert y.shape == (N, F, (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1)
 
 
@@ -113,7 +109,7 @@ def test_a_1x3_kernel_only_looks_along_the_row():
                                                    [2.0, 0.0, 0.0, -2.0]]]])
 
 
-def test_rectangular_output_size_follows_the_rule_per_axis():
+def test_rectangular_output_size_follows_the_rule_pair():
     """H: (10 + 2*3 - 7) // 2 + 1 = 5;  W: (9 + 2*0 - 1) // 1 + 1 = 9."""
     x, w, b = make_inputs(case((1, 2, 10, 9), (4, 2, 7, 1), (2, 1), (3, 0)))
     y, cache = conv2d_forward(x, w, b, stride=(2, 1), padding=(3, 0))

@@ -22,50 +22,34 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from minigan.backend import to_numpy
+from minigan.exercises import cases
 from minigan.ops.conv2d import conv2d_backward, conv2d_forward
 from minigan.ops.conv_transpose2d import (
     ConvTranspose2dCache,
     conv_transpose2d_backward,
     conv_transpose2d_forward,
 )
+from minigan.ops.im2col import pair
 from tests.helpers import conv_geometries, helper_test_op, random_array
-
-
-def output_size(H, K, S, P, output_padding):
-    return (H - 1) * S - 2 * P + K + output_padding
-
-
-def per_axis(value):
-    """An int or an (h, w) pair, as a pair."""
-    return (value, value) if isinstance(value, int) else tuple(value)
 
 
 @st.composite
 def conv_transpose_cases(draw, rectangular: bool | None = None):
     """x (N, C_in, H, W), w (C_in, C_out, KH, KW), stride, padding and output_padding < stride.
 
-    Square (ints) or rectangular ((h, w) pairs, drawn per axis), as hypothesis chooses unless
-    ``rectangular`` says.
+    The exercises' own cases (``minigan.exercises.cases.conv_transpose_cases``): square (ints),
+    or rectangular ((h, w) pairs: the H numbers from one case, the W numbers from another), as
+    hypothesis chooses unless ``rectangular`` says.
     """
     if rectangular is None:
         rectangular = draw(st.booleans())
-    N, C_in, C_out = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    axes = []
-    for _ in range(2 if rectangular else 1):
-        K, S = draw(st.integers(1, 4)), draw(st.integers(1, 3))
-        P, output_padding = draw(st.integers(0, 2)), draw(st.integers(0, S - 1))
-        axes.append((K, S, P, output_padding))
-    if not rectangular:
-        axes.append(axes[0])
-    H, W = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    assume(output_size(H, *axes[0]) >= 1 and output_size(W, *axes[1]) >= 1)
-    (KH, SH, PH, OH), (KW, SW, PW, OW) = axes
-    if rectangular:
-        stride, padding, output_padding = (SH, SW), (PH, PW), (OH, OW)
-    else:
-        stride, padding, output_padding = SH, PH, OH
-    return dict(x=(N, C_in, H, W), w=(C_in, C_out, KH, KW), stride=stride, padding=padding,
-                output_padding=output_padding, seed=draw(st.integers(0, 2**32 - 1)))
+    rows = draw(cases.conv_transpose_cases())
+    cols = draw(cases.conv_transpose_cases()) if rectangular else rows
+    (N, C_in, H, _), (_, C_out, KH, _) = rows["x"], rows["w"]
+    W, KW = cols["x"][3], cols["w"][3]
+    per_axis = {key: (rows[key], cols[key]) if rectangular else rows[key]
+                for key in ("stride", "padding", "output_padding")}
+    return dict(x=(N, C_in, H, W), w=(C_in, C_out, KH, KW), **per_axis, seed=rows["seed"])
 
 
 def make_inputs(case, bias=True, dtype=np.float64):
@@ -95,9 +79,11 @@ def test_output_size_follows_the_rule_per_axis(case):
     y, _ = conv_transpose2d_forward(x, w, b, **options(case))
     N, _, H, W = case["x"]
     _, C_out, KH, KW = case["w"]
-    (SH, SW), (PH, PW) = per_axis(case["stride"]), per_axis(case["padding"])
-    OH, OW = per_axis(case["output_padding"])
-    assert y.shape == (N, C_out, output_size(H, KH, SH, PH, OH), output_size(W, KW, SW, PW, OW))
+    (SH, SW), (PH, PW) = pair(case["stride"]), pair(case["padding"])
+    OH, OW = pair(case["output_padding"])
+    # The rule as the exercises spell it, independently of the kernel's own helper.
+    assert y.shape == (N, C_out, cases.transposed_output_size(H, KH, SH, PH, OH),
+                       cases.transposed_output_size(W, KW, SW, PW, OW))
 
 
 @st.composite
@@ -180,3 +166,27 @@ def test_output_padding_must_be_smaller_than_the_stride():
     x, w, _ = make_inputs(dict(x=(1, 2, 3, 3), w=(2, 2, 3, 3), seed=0))
     with pytest.raises(ValueError, match="output_padding"):
         conv_transpose2d_forward(x, w, stride=2, output_padding=2)
+
+
+@pytest.mark.parametrize("op, x_shape, w_shape, b_shape, options, message", [
+    ("conv2d", (1, 3, 5, 5), (2, 4, 3, 3), None, {}, r"x has 3 channels but w \(F, C, KH, KW\)"),
+    ("conv_transpose2d", (1, 3, 3, 3), (4, 2, 3, 3), None, {},
+     r"x has 3 channels but w \(C_in, C_out, KH, KW\)"),
+    ("conv2d", (1, 3, 5, 5), (2, 3, 3, 3), (3,), {}, r"b must have shape \(2,\)"),
+    ("conv_transpose2d", (1, 3, 3, 3), (3, 2, 3, 3), (3,), {}, r"b must have shape \(2,\)"),
+    ("conv2d", (1, 3, 5, 5), (2, 3, 3, 3), None, {"stride": 0}, "conv2d needs stride >= 1"),
+    ("conv_transpose2d", (1, 3, 3, 3), (3, 2, 3, 3), None, {"padding": (0, -1)},
+     "conv_transpose2d needs stride >= 1, padding >= 0"),
+    ("conv2d", (3, 5, 5), (2, 3, 3, 3), None, {}, r"conv2d expects x \(N, C, H, W\)"),
+])
+def test_both_convolutions_check_their_arguments_in_one_place(op, x_shape, w_shape, b_shape,
+                                                              options, message):
+    """conv2d and conv_transpose2d share check_conv_args: the same rules, the same sentences,
+    read with each op's weight layout."""
+    from minigan import ops
+
+    rng = np.random.default_rng(0)
+    x, w = random_array(rng, x_shape), random_array(rng, w_shape)
+    b = random_array(rng, b_shape) if b_shape else None
+    with pytest.raises(ValueError, match=message):
+        getattr(ops, f"{op}_forward")(x, w, b, **options)

@@ -19,10 +19,9 @@ import minigan.backend as backend
 from minigan.backend import make_rng, to_device, to_numpy
 from minigan.gradcheck import check_op
 from minigan.ops.dropout import dropout_backward, dropout_forward
-from tests.helpers import random_array
+from tests.helpers import random_array, seeds
 
 shapes = st.lists(st.integers(min_value=1, max_value=5), min_size=1, max_size=4).map(tuple)
-seeds = st.integers(min_value=0, max_value=2**32 - 1)
 
 
 @given(shape=shapes, p=st.floats(min_value=0.0, max_value=0.9), seed=seeds)

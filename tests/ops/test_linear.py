@@ -15,10 +15,9 @@ from hypothesis import strategies as st
 from minigan.backend import to_numpy
 from minigan.gradcheck import check_op
 from minigan.ops.linear import linear_backward, linear_forward
-from tests.helpers import random_array
+from tests.helpers import random_array, seeds
 
 sizes = st.integers(min_value=1, max_value=5)
-seeds = st.integers(min_value=0, max_value=2**32 - 1)
 
 
 @given(n=sizes, d_in=sizes, d_out=sizes, bias=st.booleans(), seed=seeds)

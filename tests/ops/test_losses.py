@@ -25,10 +25,9 @@ from minigan.ops.losses import (
     softmax_cross_entropy_forward,
 )
 from minigan.ops.reference import bce_with_logits_reference, softmax_cross_entropy_reference
-from tests.helpers import random_array
+from tests.helpers import random_array, seeds
 
 shapes = st.lists(st.integers(min_value=1, max_value=5), min_size=1, max_size=3).map(tuple)
-seeds = st.integers(min_value=0, max_value=2**32 - 1)
 batch_and_classes = st.tuples(st.integers(1, 6), st.integers(2, 5))
 
 

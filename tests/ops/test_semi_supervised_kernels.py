@@ -24,9 +24,8 @@ from minigan.ops import (
     logsumexp_backward,
     logsumexp_forward,
 )
-from tests.helpers import random_array
+from tests.helpers import random_array, seeds
 
-seeds = st.integers(min_value=0, max_value=2**32 - 1)
 batch_and_classes = st.tuples(st.integers(1, 6), st.integers(1, 5))
 
 
