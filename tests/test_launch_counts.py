@@ -276,3 +276,32 @@ def test_flat_buffer_stores_conv_weights_as_their_weight_matrix():
             # im2col's padded copy and window copy, the weight matrix (unless a view), the product
             assert counter.by_name == {"setitem": 1, "ascontiguousarray": 1 + (not in_flat_buffer),
                                        "matmul": 1}
+
+
+def test_batch_norm_train_forward_runs_swapped_in_kernels(monkeypatch):
+    """With a learner's batch_norm_forward in minigan.ops (an exercise), the layer's training
+    forward calls it even with the fast kernels on; a functools.wraps wrapper around the library's
+    own (a timer) keeps the fused path."""
+    import functools
+
+    from minigan import nn, ops
+
+    calls = []
+    library = ops.batch_norm_forward
+
+    def learners(x, gamma, beta, eps=1e-5):
+        calls.append("learner")
+        return library(x, gamma, beta, eps)
+
+    @functools.wraps(library)
+    def timer(*args, **kwargs):
+        calls.append("timer")
+        return library(*args, **kwargs)
+
+    x = to_device(np.random.default_rng(0).standard_normal((4, 3, 2, 2)))
+    with fast_kernels(True):
+        monkeypatch.setattr(ops, "batch_norm_forward", learners)
+        nn.BatchNorm2d(3).to(dtype="float64")(x)
+        monkeypatch.setattr(ops, "batch_norm_forward", timer)
+        nn.BatchNorm2d(3).to(dtype="float64")(x)
+    assert calls == ["learner"]          # the timer's library function was fused away

@@ -17,7 +17,6 @@ from minigan import ops
 from minigan.backend import to_numpy
 from minigan.nn import init
 from minigan.nn.module import Module, Parameter
-from minigan.ops.batchnorm import batch_norm_train_forward
 
 
 class _BatchNorm(Module):
@@ -42,7 +41,7 @@ class _BatchNorm(Module):
                 raise ValueError(f"{self._describe()}: training mode needs more than one value "
                                  f"per channel to compute a variance, got input {tuple(x.shape)}")
             # ops.batch_norm_forward, then ops.update_running_stats with the batch's statistics
-            y, self._cache, self.running_mean, self.running_var = batch_norm_train_forward(
+            y, self._cache, self.running_mean, self.running_var = ops.batch_norm_train_forward(
                 x, gamma, beta, self.running_mean, self.running_var, self.eps, self.momentum)
             self._batches_tracked += 1                    # a host integer: no array operation
         else:
