@@ -120,6 +120,8 @@ def _examples(rng):
         "relu_and_mask": (array(2, 3, 4, 4),),
         "tanh_gradient": (array(2, 3, 4, 4), np.tanh(array(2, 3, 4, 4))),
         "centered_and_squares": (rows, array(channels)),
+        "eval_scale_shift": (rows, array(channels), np.abs(array(channels)), array(channels),
+                             array(channels)),
         "variance_and_inv_std": (np.abs(array(channels)) * 12, f32(12), f32(1e-5)),
         "variance_inv_std_and_running_stats": (
             np.abs(array(channels)) * 12, f32(12), f32(1e-5), array(channels),

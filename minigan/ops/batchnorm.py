@@ -182,16 +182,46 @@ def batch_norm_forward_fast(
 def batch_norm_eval_forward_fast(
     x: Array, gamma: Array, beta: Array, running_mean: Array, running_var: Array,
     eps: float = 1e-5,
-) -> tuple[Array, BatchNormCache]:
-    """``batch_norm_eval_forward`` with the normalise-scale-shift as one fused kernel
-    (``normalize_scale_shift``): three array operations where the plain lines take five."""
+) -> tuple[Array, BatchNormEvalFastCache]:
+    """``batch_norm_eval_forward`` as y = (x - mean) * (gamma * inv_std) + beta in one fused
+    kernel (``eval_scale_shift``): on the CPU three passes over the data and one new array,
+    where the plain lines make four passes and three arrays. x_hat, which only a backward pass
+    reads (Inception-v3's scoring never runs one), is worked out when asked
+    (``BatchNormEvalFastCache``). Three array operations where the plain lines take five."""
     xp = get_array_module(x)
     rows = as_rows(x)
     inv_std = 1 / xp.sqrt(running_var + x.dtype.type(eps))
-    x_hat, y = normalize_scale_shift(rows - running_mean, inv_std, gamma, beta)
-    return from_rows(y, x.shape), BatchNormCache(
-        x_hat=x_hat, gamma=gamma, inv_std=inv_std, mean=running_mean, var=running_var,
-        m=rows.shape[0], training=False)
+    y = eval_scale_shift(rows, running_mean, inv_std, gamma, beta)
+    return from_rows(y, x.shape), BatchNormEvalFastCache(
+        rows=rows, gamma=gamma, inv_std=inv_std, mean=running_mean, var=running_var,
+        m=rows.shape[0])
+
+
+class BatchNormEvalFastCache(NamedTuple):
+    """``BatchNormCache`` of an eval-mode forward, with the input rows in place of x_hat: the
+    backward passes read ``x_hat`` as a property, computed from them when asked."""
+
+    rows: Array      # the input as rows, (m, C)
+    gamma: Array     # the scale, (C,)
+    inv_std: Array   # 1 / sqrt(running_var + eps), (C,)
+    mean: Array      # the running mean, (C,)
+    var: Array       # the running variance, (C,)
+    m: int           # number of values per channel
+    training: bool = False
+
+    @property
+    def x_hat(self) -> Array:
+        """(x - running_mean) * inv_std, (m, C): what the plain forward keeps."""
+        return (self.rows - self.mean) * self.inv_std
+
+
+@fuse
+def eval_scale_shift(rows, mean, inv_std, gamma, beta):
+    """y = (x - mean) * (gamma * inv_std) + beta, written in place into one new array."""
+    y = rows - mean
+    y *= gamma * inv_std
+    y += beta
+    return y
 
 
 def batch_norm_backward_fast(dy: Array, cache: BatchNormCache) -> tuple[Array, Array, Array]:
