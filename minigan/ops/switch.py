@@ -50,6 +50,8 @@ FAST_VARIANTS: tuple[tuple[str, str, str], ...] = (
     ("pooling", "max_pool2d_forward", "max_pool2d_forward_fast"),
     ("pooling", "max_pool2d_backward", "max_pool2d_backward_fast"),
     ("pooling", "avg_pool2d_forward", "avg_pool2d_forward_fast"),
+    ("activations", "relu_forward", "relu_forward_fast"),
+    ("activations", "relu_backward", "relu_backward_fast"),
     ("losses", "bce_with_logits_forward", "bce_with_logits_forward_fast"),
     ("losses", "bce_with_logits_backward", "bce_with_logits_backward_fast"),
 )

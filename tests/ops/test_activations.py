@@ -96,3 +96,22 @@ def test_float32_stays_float32(forward, backward, kwargs, rng):
     y, cache = forward(x, **kwargs)
     dx = backward(random_array(rng, y.shape, dtype=np.float32), cache)
     assert y.dtype == np.float32 and dx.dtype == np.float32
+
+
+def test_relu_fast_variant_equals_the_plain_kernel_with_either_cache():
+    """relu_forward_fast keeps y instead of a mask; both backward passes give the plain dx from
+    both caches (zeros, negatives and a NaN included: y > 0 exactly where x > 0)."""
+    from minigan.ops import fast_kernels
+
+    x = to_device(np.array([[-2.0, -0.0, 0.0, 1e-30, 3.0, np.nan]]))
+    dy = to_device(np.array([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]]))
+    results = {}
+    for fast in (False, True):
+        with fast_kernels(fast):
+            results[fast] = relu_forward(x)
+    np.testing.assert_array_equal(to_numpy(results[True][0]), to_numpy(results[False][0]))
+    expected = [[0.0, 0.0, 0.0, 4.0, 5.0, 0.0]]
+    for _, cache in results.values():
+        for fast in (False, True):
+            with fast_kernels(fast):
+                np.testing.assert_array_equal(to_numpy(relu_backward(dy, cache)), expected)

@@ -93,11 +93,13 @@ def run_every_kernel_with_a_fast_variant():
     pooled, cache_pool = ops.max_pool2d_forward(x, 3, stride=2, padding=1)
     dx_pool = ops.max_pool2d_backward(random_array(rng, pooled.shape), cache_pool)
     averaged, _ = ops.avg_pool2d_forward(x, 3, stride=1, padding=1, count_include_pad=False)
+    rectified, cache_relu = ops.relu_forward(x)
+    dx_relu = ops.relu_backward(random_array(rng, x.shape), cache_relu)
     # col2im on its own: with the fast kernels, the convolutions' input gradients do not use it.
     back = minigan.ops.im2col.col2im(minigan.ops.im2col.im2col(x, 3, 2, 1), x.shape, 3, 2, 1)
     return [y, *grads[:2], yt, *grads_t[:2], z, *grads_bn, *running, z_train, *running_train,
             z_eval, *grads_eval, loss, dlogits, pooled, dx_pool, averaged,
-            back]
+            rectified, dx_relu, back]
 
 
 def test_the_switch_restores_the_previous_state_and_nests():
