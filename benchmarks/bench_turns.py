@@ -15,7 +15,8 @@ What is timed (float32, NumPy, fast kernels, the SVHN DCGAN's shapes at ``--conv
 ``step``: one ``GANTrainer.train_step`` on a batch of 128; ``layers``: forward + backward of
 each convolution, transposed convolution and a batch norm alone (channels-last inputs, as a
 network makes them); ``inception``: FID Inception-v3's ``pool3`` on ``--images`` 32x32 images
-(resized to 299x299), seconds per image. Each line gives the median and the minimum over
+(resized to 299x299), seconds per image; with ``--torch``, each layer in PyTorch's eager mode
+too, in the same turns. Each line gives the median and the minimum over
 ``--repeats`` turns (the minimum, because load only ever adds time). Speed is measured here,
 never asserted in tests.
 """
@@ -48,6 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int_argument, default=1, help="BLAS threads")
     p.add_argument("--images", type=int_argument, default=4, help="images for inception")
     p.add_argument("--seed", type=seed_argument, default=0, help="seed of inputs and weights")
+    p.add_argument("--torch", action="store_true",
+                   help="with --what layers: time each layer in PyTorch too, in the same turns")
     return p.parse_args(argv)
 
 
@@ -155,7 +158,27 @@ def time_layers(args, packages) -> None:
                 layer(x)
                 layer.backward(dy)
             calls[name] = call
+        if args.torch:
+            calls["PyTorch"] = torch_layer(kind, c_in, c_out, x, dy)
         show(label, turns(calls, args.repeats, label))
+
+
+def torch_layer(kind: str, c_in: int, c_out: int, x, dy):
+    """The same layer in PyTorch (eager, autograd), forward + backward, as a call."""
+    import torch
+
+    T = torch.nn
+    layer = (T.Conv2d(c_in, c_out, 4, 2, 1, bias=False) if kind == "conv"
+             else T.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False) if kind == "convT"
+             else T.BatchNorm2d(c_in))
+    x_t = torch.from_numpy(x.copy()).requires_grad_(True)   # NCHW, as PyTorch users pass it
+    dy_t = torch.from_numpy(dy.copy())
+
+    def call():
+        layer.zero_grad()
+        x_t.grad = None
+        layer(x_t).backward(dy_t)
+    return call
 
 
 def time_inception(args, packages) -> None:
@@ -190,6 +213,9 @@ def main(args: argparse.Namespace) -> int:
         import minigan
         for pkg in (minigan, minigan_before):
             pkg.backend.use_backend("numpy")
+        if args.torch:
+            import torch
+            torch.set_num_threads(args.threads)
         print(f"before: minigan at {args.before}; after: this checkout; NumPy "
               f"{numpy.__version__}, {args.threads} BLAS thread(s), {os.cpu_count()} cores, "
               f"float32, fast kernels; median (min) of {args.repeats} turns")
