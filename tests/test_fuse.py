@@ -117,7 +117,6 @@ def _examples(rng):
         "input_grad_from_sums": (array(12, 5), rows, array(channels), np.abs(array(channels)),
                                  array(channels), array(channels), f32(12)),
         "leaky_relu_and_slope": (array(2, 3, 4, 4), f32(0.2), f32(0.8)),
-        "relu_and_mask": (array(2, 3, 4, 4),),
         "relu_gradient": (array(2, 3, 4, 4), np.maximum(array(2, 3, 4, 4), 0)),
         "tanh_gradient": (array(2, 3, 4, 4), np.tanh(array(2, 3, 4, 4))),
         "centered_and_squares": (rows, array(channels)),

@@ -21,7 +21,7 @@ A layer's state, all of it in plain attributes a reader can print:
 * **one cache per forward call**, ``self._cache``: the kernel's NamedTuple (or, for a layer
   built of others, one record of what its own backward needs). Only the layer's own ``forward``
   writes it (``y, self._cache = ops.<op>_forward(...)``); ``layer.cache`` shows it, read-only;
-* **read and cleared in one place**, ``_saved_cache(dy)``, the first line of every backward:
+* **read and cleared in one place**, ``_saved_cache(dy)``, called at the start of every backward:
   it hands the cache over and sets ``_cache`` back to None. So each forward allows exactly one
   backward (a second would add the parameter gradients twice; it raises instead, as PyTorch
   does), and the memory of the cache is free as soon as the backward has read it;
@@ -303,7 +303,11 @@ class Module:
         return state
 
     def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
-        """Copy values into this module's parameters and buffers (on this module's backend)."""
+        """Copy values into this module's parameters and buffers (on this module's backend).
+
+        Refused, before anything is copied for that entry: a missing or unexpected name (when
+        ``strict``), a shape that differs from the module's, values that are not numbers, and
+        NaN or infinite values."""
         params = dict(self.named_parameters())
         buffers = {name for name, _ in self.named_buffers()}
         expected = set(params) | buffers
@@ -339,6 +343,9 @@ class Module:
 
     def to(self, dtype: Any = None, backend: str | None = None) -> Module:
         """Convert every parameter and buffer to ``dtype`` and/or move it to ``backend``.
+
+        ``dtype`` must be a floating type (float32, float64, ...): anything else is refused
+        before any array changes.
 
         ``backend`` switches the active backend too (``minigan.use_backend``), so that batches
         made afterwards land on the same device as the model.

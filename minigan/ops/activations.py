@@ -48,15 +48,8 @@ def relu_forward(x: Array) -> tuple[Array, ReluCache]:
     """y = max(x, 0), element-wise.  x: any shape -> y: same shape."""
     if fast_kernels_enabled():  # one pass, no mask array kept: relu_forward_fast
         return relu_forward_fast(x)
-    y, mask = relu_and_mask(x)
-    return y, ReluCache(mask=mask)
-
-
-@fuse  # one GPU kernel for the two passes (see minigan/backend.py)
-def relu_and_mask(x):
-    """mask = 1 where x > 0, 0 elsewhere (the unit is on or off); y = x * mask."""
-    mask = (x > 0).astype(x.dtype)
-    return x * mask, mask
+    mask = (x > 0).astype(x.dtype)      # 1 where the unit is on, 0 where it is off
+    return x * mask, ReluCache(mask=mask)
 
 
 def relu_backward(dy: Array, cache: ReluCache) -> Array:
@@ -67,9 +60,9 @@ def relu_backward(dy: Array, cache: ReluCache) -> Array:
 
 
 # The fast variants: the forward pass keeps the output instead of a mask (y > 0 exactly where
-# x > 0), so it is one pass (``maximum``) and one new array instead of three passes and two
-# arrays; the backward pass tests y > 0 inside its one kernel. Inception-v3's scoring, which
-# runs no backward pass, never makes a mask at all.
+# x > 0), so it is one pass (``maximum``, one GPU kernel) and one new array instead of three
+# passes and two arrays; the backward pass tests y > 0 inside its one kernel. Inception-v3's
+# scoring, which runs no backward pass, never makes a mask at all.
 
 class ReluFastCache(NamedTuple):
     y: Array  # max(x, 0); the plain cache's mask is (y > 0) as a float array
@@ -110,6 +103,17 @@ def leaky_relu_forward(x: Array, negative_slope: float = 0.01) -> tuple[Array, L
     """
     # A Python float would be fine with NumPy's rules, but a float64 NumPy scalar (say, a slope
     # read from a config array) would promote float32 to float64: convert it to x's dtype first.
+    if fast_kernels_enabled():  # the lines as one GPU kernel: leaky_relu_forward_fast
+        return leaky_relu_forward_fast(x, negative_slope)
+    xp = get_array_module(x)
+    alpha = x.dtype.type(negative_slope)
+    slope = xp.where(x > 0, x.dtype.type(1), alpha)   # the local derivative dy/dx
+    return x * slope, LeakyReluCache(slope=slope)
+
+
+def leaky_relu_forward_fast(x: Array, negative_slope: float = 0.01,
+                            ) -> tuple[Array, LeakyReluCache]:
+    """``leaky_relu_forward`` as one fused kernel (``leaky_relu_and_slope``)."""
     alpha = x.dtype.type(negative_slope)
     y, slope = leaky_relu_and_slope(x, alpha, 1 - alpha)
     return y, LeakyReluCache(slope=slope)
@@ -143,6 +147,13 @@ def tanh_forward(x: Array) -> tuple[Array, TanhCache]:
 
 def tanh_backward(dy: Array, cache: TanhCache) -> Array:
     """dx = dy * (1 - y**2), since d tanh(x)/dx = 1 - tanh(x)**2."""
+    if fast_kernels_enabled():  # the same line as one GPU kernel instead of three
+        return tanh_backward_fast(dy, cache)
+    return dy * (1 - cache.y * cache.y)
+
+
+def tanh_backward_fast(dy: Array, cache: TanhCache) -> Array:
+    """``tanh_backward`` as one fused kernel (``tanh_gradient``)."""
     return tanh_gradient(dy, cache.y)
 
 

@@ -50,10 +50,12 @@ FAST_VARIANTS: tuple[tuple[str, str, str], ...] = (
     ("pooling", "max_pool2d_forward", "max_pool2d_forward_fast"),
     ("pooling", "max_pool2d_backward", "max_pool2d_backward_fast"),
     ("pooling", "avg_pool2d_forward", "avg_pool2d_forward_fast"),
-    ("activations", "relu_forward", "relu_forward_fast"),
     ("activations", "relu_backward", "relu_backward_fast"),
     ("losses", "bce_with_logits_forward", "bce_with_logits_forward_fast"),
     ("losses", "bce_with_logits_backward", "bce_with_logits_backward_fast"),
+    ("activations", "relu_forward", "relu_forward_fast"),
+    ("activations", "leaky_relu_forward", "leaky_relu_forward_fast"),
+    ("activations", "tanh_backward", "tanh_backward_fast"),
 )
 CHOICES = ("plain", "fast")
 

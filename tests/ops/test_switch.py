@@ -25,6 +25,7 @@ import sys
 import numpy as np
 import pytest
 
+import minigan.ops.activations
 import minigan.ops.batchnorm
 import minigan.ops.im2col
 from minigan import ops
@@ -71,8 +72,9 @@ def fast_variant_places():
 
 
 def run_every_kernel_with_a_fast_variant():
-    """conv2d, conv_transpose2d, batch norm (training and eval, running statistics) and the BCE
-    loss, forward and backward, and col2im(im2col(x)): all their outputs."""
+    """conv2d, conv_transpose2d, batch norm (training and eval, running statistics), the BCE
+    loss, ReLU, leaky ReLU and tanh, forward and backward, and col2im(im2col(x)): all their
+    outputs."""
     rng = np.random.default_rng(0)
     x = random_array(rng, (2, 3, 6, 6))
     w = random_array(rng, (4, 3, 3, 3))
@@ -93,13 +95,16 @@ def run_every_kernel_with_a_fast_variant():
     pooled, cache_pool = ops.max_pool2d_forward(x, 3, stride=2, padding=1)
     dx_pool = ops.max_pool2d_backward(random_array(rng, pooled.shape), cache_pool)
     averaged, _ = ops.avg_pool2d_forward(x, 3, stride=1, padding=1, count_include_pad=False)
-    rectified, cache_relu = ops.relu_forward(x)
+    relu, cache_relu = ops.relu_forward(x)
     dx_relu = ops.relu_backward(random_array(rng, x.shape), cache_relu)
+    leaky, _ = ops.leaky_relu_forward(x, 0.2)
+    t, cache_tanh = ops.tanh_forward(x)
+    dtanh = ops.tanh_backward(random_array(rng, x.shape), cache_tanh)
     # col2im on its own: with the fast kernels, the convolutions' input gradients do not use it.
     back = minigan.ops.im2col.col2im(minigan.ops.im2col.im2col(x, 3, 2, 1), x.shape, 3, 2, 1)
     return [y, *grads[:2], yt, *grads_t[:2], z, *grads_bn, *running, z_train, *running_train,
-            z_eval, *grads_eval, loss, dlogits, pooled, dx_pool, averaged,
-            rectified, dx_relu, back]
+            z_eval, *grads_eval, loss, dlogits, pooled, dx_pool, averaged, relu, dx_relu, leaky,
+            dtanh, back]
 
 
 def test_the_switch_restores_the_previous_state_and_nests():
@@ -125,7 +130,12 @@ def test_plain_kernels_never_call_a_fast_variant(monkeypatch):
     for module, name in [(minigan.ops.im2col, "_zero_bordered_buffer"),
                          (minigan.ops.batchnorm, "normalize_scale_shift"),
                          (minigan.ops.batchnorm, "input_grad_from_sums"),
-                         (minigan.ops.batchnorm, "blend_running_stats")]:
+                         (minigan.ops.batchnorm, "blend_running_stats"),
+                         (minigan.ops.batchnorm, "variance_inv_std_and_running_stats"),
+                         (minigan.ops.batchnorm, "eval_scale_shift"),
+                         (minigan.ops.activations, "relu_gradient"),
+                         (minigan.ops.activations, "leaky_relu_and_slope"),
+                         (minigan.ops.activations, "tanh_gradient")]:
         monkeypatch.setattr(module, name, refuse)
     with ops.fast_kernels(False):
         outputs = run_every_kernel_with_a_fast_variant()
