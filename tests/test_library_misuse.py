@@ -108,6 +108,15 @@ def test_nan_or_infinite_weights_are_refused_by_load_state_dict(name, bad):
         np.testing.assert_array_equal(value, before[key])   # nothing was loaded
 
 
+def test_a_refused_state_loads_nothing_not_even_the_entries_before_the_bad_one():
+    layer = float32_layer()
+    before = layer.state_dict()
+    state = {"weight": before["weight"] + 1, "bias": before["bias"] + np.inf}
+    with pytest.raises(ValueError, match="bias"):
+        layer.load_state_dict(state)
+    np.testing.assert_array_equal(to_numpy(layer.weight.data), before["weight"])
+
+
 def test_nan_running_statistics_are_refused_too():
     bn = nn.BatchNorm2d(2)
     state = bn.state_dict()

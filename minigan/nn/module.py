@@ -305,9 +305,9 @@ class Module:
     def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
         """Copy values into this module's parameters and buffers (on this module's backend).
 
-        Refused, before anything is copied for that entry: a missing or unexpected name (when
-        ``strict``), a shape that differs from the module's, values that are not numbers, and
-        NaN or infinite values."""
+        Every entry is checked before anything is copied, so a refused state leaves the module
+        as it was: a missing or unexpected name (when ``strict``), a shape that differs from the
+        module's, values that are not numbers, and NaN or infinite values are refused."""
         params = dict(self.named_parameters())
         buffers = {name for name, _ in self.named_buffers()}
         expected = set(params) | buffers
@@ -316,23 +316,20 @@ class Module:
             if missing or unexpected:
                 raise KeyError(f"state_dict does not match {type(self).__name__}: missing "
                                f"{sorted(missing)}, unexpected {sorted(unexpected)}")
-        for name, value in state.items():
-            if name in expected:
-                _check_loadable(name, value)
+        targets = {name: params[name].data if name in params else getattr(*self._owner_of(name))
+                   for name in state if name in expected}
+        for name, old in targets.items():
+            value = state[name]
+            _check_loadable(name, value)
+            if tuple(value.shape) != tuple(old.shape):   # would broadcast silently later
+                raise ShapeError(f"{name}: saved shape {tuple(value.shape)} does not match "
+                                 f"the model's {tuple(old.shape)}")
+        for name, old in targets.items():
+            new = get_array_module(old).asarray(to_numpy(state[name]), dtype=old.dtype)
             if name in params:
-                p = params[name]
-                if tuple(value.shape) != p.shape:
-                    raise ShapeError(f"{name}: saved shape {tuple(value.shape)} does not match "
-                                     f"the model's {p.shape}")
-                p.data = get_array_module(p.data).asarray(to_numpy(value), dtype=p.dtype)
-            elif name in buffers:
-                owner, attr = self._owner_of(name)
-                old = getattr(owner, attr)
-                if tuple(value.shape) != tuple(old.shape):   # would broadcast silently later
-                    raise ShapeError(f"{name}: saved shape {tuple(value.shape)} does not match "
-                                     f"the model's {tuple(old.shape)}")
-                setattr(owner, attr, get_array_module(old).asarray(to_numpy(value),
-                                                                   dtype=old.dtype))
+                params[name].data = new
+            else:
+                setattr(*self._owner_of(name), new)
 
     def _owner_of(self, dotted: str) -> tuple[Module, str]:
         *path, attr = dotted.split(".")
