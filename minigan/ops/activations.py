@@ -130,7 +130,18 @@ def leaky_relu_and_slope(x, alpha, one_minus_alpha):
 
 def leaky_relu_backward(dy: Array, cache: LeakyReluCache) -> Array:
     """dx = dy * (1 where x > 0, negative_slope elsewhere)."""
+    if fast_kernels_enabled():  # dx laid out like x: leaky_relu_backward_fast
+        return leaky_relu_backward_fast(dy, cache)
     return dy * cache.slope
+
+
+def leaky_relu_backward_fast(dy: Array, cache: LeakyReluCache) -> Array:
+    """``leaky_relu_backward`` written into an array laid out like x (``empty_like`` keeps the
+    slope's memory order), the same product. What it buys: after a Flatten's backward, dy is
+    NCHW while x was channels-last, and NumPy (CuPy too) would give dx NCHW memory, which the
+    batch norm before it must then copy back to rows (one launch and one pass per layer)."""
+    xp = get_array_module(dy)
+    return xp.multiply(dy, cache.slope, out=xp.empty_like(cache.slope))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ FAST_VARIANTS: tuple[tuple[str, str, str], ...] = (
     ("losses", "bce_with_logits_backward", "bce_with_logits_backward_fast"),
     ("activations", "relu_forward", "relu_forward_fast"),
     ("activations", "leaky_relu_forward", "leaky_relu_forward_fast"),
+    ("activations", "leaky_relu_backward", "leaky_relu_backward_fast"),
     ("activations", "tanh_backward", "tanh_backward_fast"),
 )
 CHOICES = ("plain", "fast")

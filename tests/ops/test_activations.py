@@ -115,3 +115,22 @@ def test_relu_fast_variant_equals_the_plain_kernel_with_either_cache():
         for fast in (False, True):
             with fast_kernels(fast):
                 np.testing.assert_array_equal(to_numpy(relu_backward(dy, cache)), expected)
+
+
+def test_leaky_relu_fast_backward_lays_dx_out_like_x():
+    """leaky_relu_backward_fast: the plain product, written in x's memory order, so that a dy
+    in NCHW order (from a Flatten's backward) still gives a channels-last dx when x was
+    channels-last (and batch norm's backward then reads it as rows without a copy)."""
+    from minigan.ops import fast_kernels
+
+    rng = np.random.default_rng(1)
+    x = to_device(rng.standard_normal((2, 4, 3, 5))).transpose(0, 3, 1, 2)   # channels-last
+    dy = to_device(rng.standard_normal((2, 5, 4, 3)))                         # NCHW
+    results = {}
+    for fast in (False, True):
+        with fast_kernels(fast):
+            _, cache = leaky_relu_forward(x, 0.2)
+            results[fast] = leaky_relu_backward(dy, cache)
+    np.testing.assert_array_equal(to_numpy(results[True]), to_numpy(results[False]))
+    assert results[True].transpose(0, 2, 3, 1).flags.c_contiguous
+    assert results[False].flags.c_contiguous           # NumPy's own choice: NCHW

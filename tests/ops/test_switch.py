@@ -97,14 +97,15 @@ def run_every_kernel_with_a_fast_variant():
     averaged, _ = ops.avg_pool2d_forward(x, 3, stride=1, padding=1, count_include_pad=False)
     relu, cache_relu = ops.relu_forward(x)
     dx_relu = ops.relu_backward(random_array(rng, x.shape), cache_relu)
-    leaky, _ = ops.leaky_relu_forward(x, 0.2)
+    leaky, cache_leaky = ops.leaky_relu_forward(x, 0.2)
+    dx_leaky = ops.leaky_relu_backward(random_array(rng, x.shape), cache_leaky)
     t, cache_tanh = ops.tanh_forward(x)
     dtanh = ops.tanh_backward(random_array(rng, x.shape), cache_tanh)
     # col2im on its own: with the fast kernels, the convolutions' input gradients do not use it.
     back = minigan.ops.im2col.col2im(minigan.ops.im2col.im2col(x, 3, 2, 1), x.shape, 3, 2, 1)
     return [y, *grads[:2], yt, *grads_t[:2], z, *grads_bn, *running, z_train, *running_train,
             z_eval, *grads_eval, loss, dlogits, pooled, dx_pool, averaged, relu, dx_relu, leaky,
-            dtanh, back]
+            dx_leaky, dtanh, back]
 
 
 def test_the_switch_restores_the_previous_state_and_nests():
