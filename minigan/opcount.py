@@ -240,6 +240,10 @@ class CountingNumpy:
     def empty(self, *args: Any, **kwargs: Any) -> CountingArray:
         return counted(numpy.empty(*args, **kwargs))
 
+    def empty_like(self, a: Any, *args: Any, **kwargs: Any) -> CountingArray:
+        """Like ``empty``: memory from the pool, no launch (the layout follows ``a``)."""
+        return counted(numpy.empty_like(_plain(a), *args, **kwargs))
+
     def _created(self, name: str, *args: Any, **kwargs: Any) -> CountingArray:
         _active().note(name)
         return counted(getattr(numpy, name)(*args, **kwargs))

@@ -257,10 +257,16 @@ class FlatParameters:
         self._bound = [(p.data, p.grad) for p in self.params]
 
     def views(self, flat: Any) -> list[Any]:
-        """One view of ``flat`` per parameter, shaped like it, in parameter order."""
+        """One view of ``flat`` per parameter, shaped like it, in parameter order.
+
+        Each parameter's numbers lie in its ``memory_order`` (C order unless a layer asks for
+        another): a convolution's weight is stored as its kernels' weight matrix, so that laying
+        it out for the matrix product copies nothing (see ``Parameter.memory_order``)."""
         views, start = [], 0
         for p in self.params:
-            views.append(flat[start:start + p.size].reshape(p.shape))
+            order = p.memory_order or tuple(range(len(p.shape)))
+            stored = flat[start:start + p.size].reshape(tuple(p.shape[a] for a in order))
+            views.append(stored.transpose(tuple(order.index(a) for a in range(len(order)))))
             start += p.size
         return views
 

@@ -117,10 +117,15 @@ def _examples(rng):
         "input_grad_from_sums": (array(12, 5), rows, array(channels), np.abs(array(channels)),
                                  array(channels), array(channels), f32(12)),
         "leaky_relu_and_slope": (array(2, 3, 4, 4), f32(0.2), f32(0.8)),
-        "relu_and_mask": (array(2, 3, 4, 4),),
+        "relu_gradient": (array(2, 3, 4, 4), np.maximum(array(2, 3, 4, 4), 0)),
         "tanh_gradient": (array(2, 3, 4, 4), np.tanh(array(2, 3, 4, 4))),
         "centered_and_squares": (rows, array(channels)),
+        "eval_scale_shift": (rows, array(channels), np.abs(array(channels)), array(channels),
+                             array(channels)),
         "variance_and_inv_std": (np.abs(array(channels)) * 12, f32(12), f32(1e-5)),
+        "variance_inv_std_and_running_stats": (
+            np.abs(array(channels)) * 12, f32(12), f32(1e-5), array(channels),
+            np.abs(array(channels)), array(channels), f32(0.9), f32(0.1), f32(12 / 11)),
         "blend_running_stats": (array(channels), np.abs(array(channels)), array(channels),
                                 np.abs(array(channels)), f32(0.9), f32(0.1), f32(12 / 11)),
         # A number as the target (the trainer's labels), then an array of targets.

@@ -53,6 +53,7 @@ from minigan.nn import (
     ReLU,
     ResizeBilinear,
 )
+from minigan.nn.conv import WEIGHT_MATRIX_ORDER
 from minigan.ops.im2col import IntOrPair
 
 __all__ = ["FID_INPUT_SIZE", "NUM_CLASSES", "POOL3_FEATURES", "BasicConv2d", "FIDInceptionV3",
@@ -317,6 +318,7 @@ class FIDInceptionV3(Module):
         of a 299 x 299 image add up to hundreds of MB).
         """
         self.check_input(x, ("N", 3, "H", "W"), self.fc.weight.dtype)
+        store_conv_weights_as_matrices(self)
         layers = ([self.resize] if self.resize_input else []) + self.body()
         for layer in layers:
             x = layer(x)
@@ -342,6 +344,20 @@ class FIDInceptionV3(Module):
         for layer in reversed(self.body()):
             dx = layer.backward(dx)
         return self.resize.backward(dx) if self.resize_input else dx
+
+
+def store_conv_weights_as_matrices(module: Module) -> None:
+    """Keep every convolution's weight (F, C, KH, KW) in memory as (KH, KW, C, F), the layout of
+    its weight matrix, so that ``weight_matrix`` is a view and not a copy of all 22 M weights in
+    every forward pass (as ``FlatAdam`` stores a trained model's conv weights). The values and
+    shapes stay; a weight already laid out so, the usual case after the first call, is left
+    alone. Loading weights (``load_state_dict``) may bring C order back: the next pass fixes it."""
+    for m in module.modules():
+        w = getattr(m, "weight", None)
+        if isinstance(m, Conv2d) and not w.data.transpose(WEIGHT_MATRIX_ORDER).flags.c_contiguous:
+            xp = get_array_module(w.data)
+            stored = xp.ascontiguousarray(w.data.transpose(WEIGHT_MATRIX_ORDER))
+            w.data = stored.transpose(tuple(WEIGHT_MATRIX_ORDER.index(a) for a in range(4)))
 
 
 def free_caches(module: Module) -> None:

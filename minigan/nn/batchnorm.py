@@ -40,9 +40,9 @@ class _BatchNorm(Module):
             if x.size == x.shape[1]:
                 raise ValueError(f"{self._describe()}: training mode needs more than one value "
                                  f"per channel to compute a variance, got input {tuple(x.shape)}")
-            y, self._cache = ops.batch_norm_forward(x, gamma, beta, self.eps)
-            self.running_mean, self.running_var = ops.update_running_stats(
-                self.running_mean, self.running_var, self._cache, self.momentum)
+            # ops.batch_norm_forward, then ops.update_running_stats with the batch's statistics
+            y, self._cache, self.running_mean, self.running_var = ops.batch_norm_train_forward(
+                x, gamma, beta, self.running_mean, self.running_var, self.eps, self.momentum)
             self._batches_tracked += 1                    # a host integer: no array operation
         else:
             y, self._cache = ops.batch_norm_eval_forward(x, gamma, beta, self.running_mean,

@@ -11,6 +11,10 @@ from minigan.nn import init
 from minigan.nn.module import Module, Parameter, ShapeError
 from minigan.ops.im2col import IntOrPair, pair
 
+# (KH, KW, C, F) in memory: the rows of ``minigan.ops.conv2d.weight_matrix``, (KH*KW*C, F). A
+# weight stored so (``Parameter.memory_order``) is its own weight matrix, seen through a view.
+WEIGHT_MATRIX_ORDER = (2, 3, 1, 0)
+
 
 class _ConvLayer(Module):
     """What Conv2d and ConvTranspose2d share: adding their kernel's weight and bias gradients.
@@ -60,6 +64,7 @@ class Conv2d(_ConvLayer):
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         shape = (out_channels, in_channels, *pair(kernel_size))
         self.weight = Parameter(init.pytorch_default(shape, shape, rng))
+        self.weight.memory_order = WEIGHT_MATRIX_ORDER   # in a flat buffer: no layout copies
         self.bias = Parameter(init.pytorch_default((out_channels,), shape, rng)) if bias else None
 
     def forward(self, x: Any) -> Any:
@@ -109,6 +114,7 @@ class ConvTranspose2d(_ConvLayer):
         self.padding, self.output_padding = padding, output_padding
         shape = (in_channels, out_channels, *pair(kernel_size))
         self.weight = Parameter(init.pytorch_default(shape, shape, rng))
+        self.weight.memory_order = WEIGHT_MATRIX_ORDER   # in a flat buffer: no layout copies
         self.bias = Parameter(init.pytorch_default((out_channels,), shape, rng)) if bias else None
 
     def forward(self, x: Any) -> Any:

@@ -70,6 +70,15 @@ class Parameter:
     to ``grad`` and skip computing it where they can (the module docstring has the rule).
     """
 
+    # The order in which a flat parameter buffer (``minigan.optim.flatten_parameters``, used by
+    # FlatAdam) stores this parameter's axes, outermost first; None: the order of its shape.
+    # A layout, not a value: p.data keeps its shape either way. Conv2d and ConvTranspose2d set
+    # (2, 3, 1, 0), i.e. (KH, KW, C, F) in memory, the layout of their kernels' weight matrix
+    # (``weight_matrix``), which is then a free view instead of a copy in every call, and in
+    # which their weight gradients arrive (``weight_from_matrix``), so adding one into ``grad``
+    # reads and writes memory in order.
+    memory_order: tuple[int, ...] | None = None
+
     def __init__(self, data: Any):
         self.data = data
         self.grad = get_array_module(data).zeros_like(data)

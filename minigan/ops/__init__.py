@@ -31,6 +31,7 @@ from minigan.ops.batchnorm import (
     batch_norm_backward,
     batch_norm_eval_forward,
     batch_norm_forward,
+    batch_norm_train_forward,
     update_running_stats,
 )
 from minigan.ops.concat import concat_backward, concat_forward
@@ -63,7 +64,8 @@ from minigan.ops.switch import use_fast_kernels as use_fast_kernels
 
 __all__ = [
     "bce_with_logits_backward", "bce_with_logits_forward", "batch_norm_backward",
-    "batch_norm_eval_forward", "batch_norm_forward", "conv2d_backward",
+    "batch_norm_eval_forward", "batch_norm_forward", "batch_norm_train_forward",
+    "conv2d_backward",
     "conv2d_forward", "conv_transpose2d_backward", "conv_transpose2d_forward",
     "dropout_backward", "dropout_forward", "leaky_relu_backward", "leaky_relu_forward",
     "linear_backward", "linear_forward", "relu_backward", "relu_forward",

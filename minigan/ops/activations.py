@@ -46,29 +46,53 @@ class SigmoidCache(NamedTuple):
 
 def relu_forward(x: Array) -> tuple[Array, ReluCache]:
     """y = max(x, 0), element-wise.  x: any shape -> y: same shape."""
-    if fast_kernels_enabled():  # the two lines as one GPU kernel: relu_forward_fast
+    if fast_kernels_enabled():  # one pass, no mask array kept: relu_forward_fast
         return relu_forward_fast(x)
     mask = (x > 0).astype(x.dtype)      # 1 where the unit is on, 0 where it is off
     return x * mask, ReluCache(mask=mask)
 
 
-def relu_forward_fast(x: Array) -> tuple[Array, ReluCache]:
-    """``relu_forward`` as one fused kernel (``relu_and_mask``) where the plain lines take three
-    array operations."""
-    y, mask = relu_and_mask(x)
-    return y, ReluCache(mask=mask)
-
-
-@fuse  # one GPU kernel for the two passes (see minigan/backend.py)
-def relu_and_mask(x):
-    """mask = 1 where x > 0, 0 elsewhere (the unit is on or off); y = x * mask."""
-    mask = (x > 0).astype(x.dtype)
-    return x * mask, mask
-
-
 def relu_backward(dy: Array, cache: ReluCache) -> Array:
     """dx = dy where x > 0, 0 elsewhere (the kink at 0 gets derivative 0, as in PyTorch)."""
+    if fast_kernels_enabled():  # the mask from the kept output, in the same pass
+        return relu_backward_fast(dy, cache)
     return dy * cache.mask
+
+
+# The fast variants: the forward pass keeps the output instead of a mask (y > 0 exactly where
+# x > 0), so it is one pass (``maximum``, one GPU kernel) and one new array instead of three
+# passes and two arrays; the backward pass tests y > 0 inside its one kernel. Inception-v3's
+# scoring, which runs no backward pass, never makes a mask at all.
+
+class ReluFastCache(NamedTuple):
+    y: Array  # max(x, 0); the plain cache's mask is (y > 0) as a float array
+
+    @property
+    def mask(self) -> Array:
+        """The plain cache's field, worked out when asked (by the plain backward, if the switch
+        was turned off between a fast forward and its backward)."""
+        return (self.y > 0).astype(self.y.dtype)
+
+
+def relu_forward_fast(x: Array) -> tuple[Array, ReluFastCache]:
+    """``relu_forward`` as one ``maximum``, keeping y (the same numbers: y = x where x > 0, else
+    0; the plain x * mask gives -0.0 for negative x, which equals 0.0)."""
+    xp = get_array_module(x)
+    y = xp.maximum(x, x.dtype.type(0))
+    return y, ReluFastCache(y=y)
+
+
+def relu_backward_fast(dy: Array, cache: ReluCache | ReluFastCache) -> Array:
+    """``relu_backward`` from either cache: dy * (y > 0) in one kernel from the fast one."""
+    if isinstance(cache, ReluFastCache):
+        return relu_gradient(dy, cache.y)
+    return dy * cache.mask
+
+
+@fuse
+def relu_gradient(dy, y):
+    """dy where y > 0, 0 elsewhere."""
+    return dy * (y > 0).astype(dy.dtype)
 
 
 def leaky_relu_forward(x: Array, negative_slope: float = 0.01) -> tuple[Array, LeakyReluCache]:
@@ -106,7 +130,18 @@ def leaky_relu_and_slope(x, alpha, one_minus_alpha):
 
 def leaky_relu_backward(dy: Array, cache: LeakyReluCache) -> Array:
     """dx = dy * (1 where x > 0, negative_slope elsewhere)."""
+    if fast_kernels_enabled():  # dx laid out like x: leaky_relu_backward_fast
+        return leaky_relu_backward_fast(dy, cache)
     return dy * cache.slope
+
+
+def leaky_relu_backward_fast(dy: Array, cache: LeakyReluCache) -> Array:
+    """``leaky_relu_backward`` written into an array laid out like x (``empty_like`` keeps the
+    slope's memory order), the same product. What it buys: after a Flatten's backward, dy is
+    NCHW while x was channels-last, and NumPy (CuPy too) would give dx NCHW memory, which the
+    batch norm before it must then copy back to rows (one launch and one pass per layer)."""
+    xp = get_array_module(dy)
+    return xp.multiply(dy, cache.slope, out=xp.empty_like(cache.slope))
 
 
 # ---------------------------------------------------------------------------------------------

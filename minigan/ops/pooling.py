@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 from minigan.backend import get_array_module
 from minigan.ops.im2col import conv_output_size
+from minigan.ops.switch import fast_kernels_enabled
 
 Array = Any
 
@@ -109,6 +110,8 @@ def max_pool2d_forward(x: Array, kernel_size: int, stride: int | None = None, pa
     x: (N, C, H, W) -> y: (N, C, H_out, W_out), H_out = (H + 2P - K) // S + 1.
     ``stride`` defaults to ``kernel_size`` (windows side by side), as in PyTorch.
     """
+    if fast_kernels_enabled():  # a running maximum in place, no argmax: max_pool2d_forward_fast
+        return max_pool2d_forward_fast(x, kernel_size, stride, padding)
     xp = get_array_module(x)
     _check_nchw(x, "max_pool2d")
     K, S, P = kernel_size, stride or kernel_size, padding
@@ -134,6 +137,8 @@ def max_pool2d_backward(dy: Array, cache: MaxPool2dCache) -> Array:
     dx_pad[n, c, S*ho + i, S*wo + j] += dy[n, c, ho, wo] where (i, j) was the argmax; windows
     overlap when S < K, so one input may collect gradient from several windows.
     """
+    if fast_kernels_enabled():  # the maxima found again from the kept input, no argmax array
+        return max_pool2d_backward_fast(dy, cache)
     xp = get_array_module(dy)
     N, C, H, W = cache.x_shape
     K, S, P = cache.kernel_size, cache.stride, cache.padding
@@ -144,6 +149,111 @@ def max_pool2d_backward(dy: Array, cache: MaxPool2dCache) -> Array:
             chosen = cache.argmax == i * K + j                    # (N, C, H_out, W_out)
             dx_pad[_window_slice(i, j, S, H_out, W_out)] += dy * chosen
     return dx_pad[:, :, P:P + H, P:P + W]
+
+
+# The fast variants. The plain forward keeps a running argmax beside the running maximum: per
+# window offset a comparison and two ``where`` passes, one of them over 8-byte integers, and an
+# NCHW output whatever the input's memory order. Inception-v3 (FID) spends a quarter of its CPU
+# time there, and never runs a backward pass. The fast forward keeps only the maximum, one
+# in-place pass per offset, in the input's memory order (a channels-last input, as convolutions
+# make, stays channels-last for the next convolution); its backward pass finds each window's
+# first maximum again from the kept input: the same entry the plain argmax names.
+
+class MaxPool2dFastCache(NamedTuple):
+    """What ``max_pool2d_backward_fast`` needs: the padded input and the maxima, no argmax."""
+
+    x_pad: Array                  # x padded with -inf, (N, C, H + 2P, W + 2P) (x itself if P = 0)
+    y: Array                      # the maxima, (N, C, H_out, W_out)
+    x_shape: tuple[int, ...]      # (N, C, H, W)
+    kernel_size: int
+    stride: int
+    padding: int
+
+    @property
+    def argmax(self) -> Array:
+        """The plain cache's field, worked out when asked (the plain backward reads it, if the
+        switch was turned off between a fast forward and its backward)."""
+        xp = get_array_module(self.y)
+        K, S, (H_out, W_out) = self.kernel_size, self.stride, self.y.shape[2:]
+        argmax = xp.full(self.y.shape, -1, dtype=xp.int64)
+        for i in range(K):
+            for j in range(K):
+                first = (self.x_pad[_window_slice(i, j, S, H_out, W_out)] == self.y) & (argmax < 0)
+                argmax = xp.where(first, i * K + j, argmax)
+        return xp.maximum(argmax, 0)   # a NaN maximum equals nothing: offset 0, as plain
+
+
+def max_pool2d_forward_fast(x: Array, kernel_size: int, stride: int | None = None,
+                            padding: int = 0) -> tuple[Array, MaxPool2dFastCache]:
+    """``max_pool2d_forward`` as a running maximum written in place, one pass per window offset,
+    with no argmax; y keeps x's memory order. The same maxima (for inputs without NaN: the plain
+    loop skips a NaN after the first offset, ``maximum`` keeps it, as PyTorch does; and the
+    backward pass then sends a NaN window's gradient nowhere)."""
+    xp = get_array_module(x)
+    _check_nchw(x, "max_pool2d")
+    K, S, P = kernel_size, stride or kernel_size, padding
+    N, C, H, W = x.shape
+    H_out, W_out = pool_output_size(H, K, S, P), pool_output_size(W, K, S, P)
+    x_pad = _padded_like(x, P, -xp.inf)
+
+    y = x_pad[_window_slice(0, 0, S, H_out, W_out)].copy(order="K")
+    for i in range(K):
+        for j in range(K):
+            if i or j:
+                xp.maximum(y, x_pad[_window_slice(i, j, S, H_out, W_out)], out=y)
+    return y, MaxPool2dFastCache(x_pad, y, tuple(x.shape), K, S, P)
+
+
+def max_pool2d_backward_fast(dy: Array, cache: MaxPool2dCache | MaxPool2dFastCache) -> Array:
+    """``max_pool2d_backward`` from the fast cache: at each offset, in the plain loop's order, the
+    entries equal to their window's maximum that no earlier offset has claimed get dy."""
+    if not isinstance(cache, MaxPool2dFastCache):   # a plain forward's cache: its argmax
+        return _max_pool_backward_from_argmax(dy, cache)
+    xp = get_array_module(dy)
+    N, C, H, W = cache.x_shape
+    K, S, P = cache.kernel_size, cache.stride, cache.padding
+    H_out, W_out = dy.shape[2:]
+    dx_pad = xp.zeros((N, C, H + 2 * P, W + 2 * P), dtype=dy.dtype)
+    claimed = None   # windows whose maximum an earlier offset already took
+    for i in range(K):
+        for j in range(K):
+            chosen = cache.x_pad[_window_slice(i, j, S, H_out, W_out)] == cache.y
+            if claimed is None:
+                claimed = chosen
+            else:
+                chosen &= ~claimed
+                claimed |= chosen
+            dx_pad[_window_slice(i, j, S, H_out, W_out)] += dy * chosen
+    return dx_pad[:, :, P:P + H, P:P + W]
+
+
+def _max_pool_backward_from_argmax(dy: Array, cache: MaxPool2dCache | MaxPool2dFastCache,
+                                   ) -> Array:
+    xp = get_array_module(dy)
+    N, C, H, W = cache.x_shape
+    K, S, P = cache.kernel_size, cache.stride, cache.padding
+    H_out, W_out = dy.shape[2:]
+    argmax = cache.argmax
+    dx_pad = xp.zeros((N, C, H + 2 * P, W + 2 * P), dtype=dy.dtype)
+    for i in range(K):
+        for j in range(K):
+            dx_pad[_window_slice(i, j, S, H_out, W_out)] += dy * (argmax == i * K + j)
+    return dx_pad[:, :, P:P + H, P:P + W]
+
+
+def _padded_like(x: Array, padding: int, fill: float) -> Array:
+    """``_padded``, in x's memory order: a channels-last x gives a channels-last padded copy."""
+    if padding == 0:
+        return x
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    P = padding
+    channels_last = x.transpose(0, 2, 3, 1).flags.c_contiguous and not x.flags.c_contiguous
+    if not channels_last:
+        return _padded(x, padding, fill)
+    x_pad = xp.full((N, H + 2 * P, W + 2 * P, C), fill, dtype=x.dtype)
+    x_pad[:, P:P + H, P:P + W, :] = x.transpose(0, 2, 3, 1)
+    return x_pad.transpose(0, 3, 1, 2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,6 +269,8 @@ def avg_pool2d_forward(x: Array, kernel_size: int, stride: int | None = None, pa
     count = K*K with ``count_include_pad=True`` (PyTorch's default); with False, the number of
     real (unpadded) pixels in the window, which is smaller at the borders.
     """
+    if fast_kernels_enabled():  # in x's memory order, sums in place: avg_pool2d_forward_fast
+        return avg_pool2d_forward_fast(x, kernel_size, stride, padding, count_include_pad)
     xp = get_array_module(x)
     _check_nchw(x, "avg_pool2d")
     K, S, P = kernel_size, stride or kernel_size, padding
@@ -172,6 +284,30 @@ def avg_pool2d_forward(x: Array, kernel_size: int, stride: int | None = None, pa
             total += x_pad[_window_slice(i, j, S, H_out, W_out)]
     count = window_counts(xp, H, W, K, S, P, count_include_pad, x.dtype)
     return total / count, AvgPool2dCache(count, tuple(x.shape), K, S, P)
+
+
+def avg_pool2d_forward_fast(x: Array, kernel_size: int, stride: int | None = None,
+                            padding: int = 0, count_include_pad: bool = True,
+                            ) -> tuple[Array, AvgPool2dCache]:
+    """``avg_pool2d_forward`` in x's memory order: the padded copy, the window sums and the
+    division all read and write a channels-last input (Inception-v3's) in order, and the result
+    stays channels-last for the next convolution. The same additions in the same order, the
+    same division: the same numbers."""
+    xp = get_array_module(x)
+    _check_nchw(x, "avg_pool2d")
+    K, S, P = kernel_size, stride or kernel_size, padding
+    N, C, H, W = x.shape
+    H_out, W_out = pool_output_size(H, K, S, P), pool_output_size(W, K, S, P)
+    x_pad = _padded_like(x, P, 0)
+
+    total = x_pad[_window_slice(0, 0, S, H_out, W_out)].copy(order="K")   # 0 + first = first
+    for i in range(K):
+        for j in range(K):
+            if i or j:
+                total += x_pad[_window_slice(i, j, S, H_out, W_out)]
+    count = window_counts(xp, H, W, K, S, P, count_include_pad, x.dtype)
+    total /= count                                                        # in place
+    return total, AvgPool2dCache(count, tuple(x.shape), K, S, P)
 
 
 def window_counts(xp: Any, H: int, W: int, kernel_size: int, stride: int, padding: int,

@@ -67,12 +67,13 @@ def phase_weight_matrix(w: Array, stride: IntOrPair) -> Array:
 
 
 def conv2d_input_grad_subpixel(dy: Array, w: Array, x_shape: tuple[int, ...], stride: IntOrPair,
-                               padding: IntOrPair) -> Array:
+                               padding: IntOrPair, bias: Array | None = None) -> Array:
     """The input gradient of a convolution, dx = col2im(to_rows(dy) @ w_mat.T), computed as
     S_h*S_w stride-1 convolutions (one matrix product) followed by a pixel shuffle.
 
     dy: (N, F, H_out, W_out), w: (F, C, KH, KW) -> dx: x_shape = (N, C, H, W), with channels-last
-    memory (see ``channels_last_view``).
+    memory (see ``channels_last_view``). ``bias`` (C,), if given, is added to every pixel (a
+    transposed convolution's bias): by the shuffle's copy itself, when it covers the image.
     """
     xp = get_array_module(dy)
     N, C, H, W = x_shape
@@ -89,14 +90,24 @@ def conv2d_input_grad_subpixel(dy: Array, w: Array, x_shape: tuple[int, ...], st
     cols = im2col(dy, (TH, TW), stride=1, padding=(TH - 1, TW - 1))   # (N*Q*R, TH*TW*F)
     blocks = xp.matmul(cols, phase_weight_matrix(w, (SH, SW)))  # (N*Q*R, SH*SW*C): (a, b, c)
 
-    # Pixel shuffle: block (q, r), phase (a, b) -> padded pixel (S_h*q + a, S_w*r + b); one copy.
-    blocks = blocks.reshape(N, Q, R, SH, SW, C).transpose(0, 1, 3, 2, 4, 5)  # (n, q, a, r, b, c)
-    dx_pad = blocks.reshape(N, Q * SH, R * SW, C)
-    # Crop the padding. Pixels past the last window (when (H + 2P - K) % S > 0) get no gradient.
+    # Pixel shuffle: block (q, r), phase (a, b) -> padded pixel (S_h*q + a, S_w*r + b); one copy,
+    # written into the (n, q, a, r, b, c) view of the padded image.
+    dx_pad = xp.empty((N, Q * SH, R * SW, C), dtype=blocks.dtype)
+    shuffled = blocks.reshape(N, Q, R, SH, SW, C).transpose(0, 1, 3, 2, 4, 5)
     h_kept, w_kept = min(H, Q * SH - PH), min(W, R * SW - PW)
-    if (h_kept, w_kept) == (H, W):       # every pixel is covered (as in a DCGAN): one copy
-        dx = xp.ascontiguousarray(dx_pad[:, PH:PH + H, PW:PW + W, :])
+    if bias is not None and (h_kept, w_kept) == (H, W):
+        xp.add(shuffled, bias, out=dx_pad.reshape(N, Q, SH, R, SW, C))   # the same one copy
+        bias = None
     else:
-        dx = xp.zeros((N, H, W, C), dtype=dy.dtype)
-        dx[:, :h_kept, :w_kept, :] = dx_pad[:, PH:PH + h_kept, PW:PW + w_kept, :]
+        dx_pad.reshape(N, Q, SH, R, SW, C)[...] = shuffled
+    # Crop the padding. Pixels past the last window (when (H + 2P - K) % S > 0) get no gradient.
+    if (h_kept, w_kept) == (H, W):
+        # Every pixel is covered (as in a DCGAN): the crop is a view, not a second copy. Its
+        # rows of W*C numbers are contiguous; the next element-wise kernel (an activation's
+        # backward) reads it as fast as a contiguous array and writes a contiguous result.
+        return dx_pad[:, PH:PH + H, PW:PW + W, :].transpose(0, 3, 1, 2)
+    dx = xp.zeros((N, H, W, C), dtype=dy.dtype)
+    dx[:, :h_kept, :w_kept, :] = dx_pad[:, PH:PH + h_kept, PW:PW + w_kept, :]
+    if bias is not None:
+        dx += bias
     return channels_last_view(dx.reshape(N * H * W, C), x_shape)

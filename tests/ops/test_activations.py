@@ -96,3 +96,41 @@ def test_float32_stays_float32(forward, backward, kwargs, rng):
     y, cache = forward(x, **kwargs)
     dx = backward(random_array(rng, y.shape, dtype=np.float32), cache)
     assert y.dtype == np.float32 and dx.dtype == np.float32
+
+
+def test_relu_fast_variant_equals_the_plain_kernel_with_either_cache():
+    """relu_forward_fast keeps y instead of a mask; both backward passes give the plain dx from
+    both caches (zeros, negatives and a NaN included: y > 0 exactly where x > 0)."""
+    from minigan.ops import fast_kernels
+
+    x = to_device(np.array([[-2.0, -0.0, 0.0, 1e-30, 3.0, np.nan]]))
+    dy = to_device(np.array([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]]))
+    results = {}
+    for fast in (False, True):
+        with fast_kernels(fast):
+            results[fast] = relu_forward(x)
+    np.testing.assert_array_equal(to_numpy(results[True][0]), to_numpy(results[False][0]))
+    expected = [[0.0, 0.0, 0.0, 4.0, 5.0, 0.0]]
+    for _, cache in results.values():
+        for fast in (False, True):
+            with fast_kernels(fast):
+                np.testing.assert_array_equal(to_numpy(relu_backward(dy, cache)), expected)
+
+
+def test_leaky_relu_fast_backward_lays_dx_out_like_x():
+    """leaky_relu_backward_fast: the plain product, written in x's memory order, so that a dy
+    in NCHW order (from a Flatten's backward) still gives a channels-last dx when x was
+    channels-last (and batch norm's backward then reads it as rows without a copy)."""
+    from minigan.ops import fast_kernels
+
+    rng = np.random.default_rng(1)
+    x = to_device(rng.standard_normal((2, 4, 3, 5))).transpose(0, 3, 1, 2)   # channels-last
+    dy = to_device(rng.standard_normal((2, 5, 4, 3)))                         # NCHW
+    results = {}
+    for fast in (False, True):
+        with fast_kernels(fast):
+            _, cache = leaky_relu_forward(x, 0.2)
+            results[fast] = leaky_relu_backward(dy, cache)
+    np.testing.assert_array_equal(to_numpy(results[True]), to_numpy(results[False]))
+    assert results[True].transpose(0, 2, 3, 1).flags.c_contiguous
+    assert results[False].flags.c_contiguous           # NumPy's own choice: NCHW

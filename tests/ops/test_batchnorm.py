@@ -169,3 +169,32 @@ def test_float32_stays_float32(shape, rng):
     outputs = (y, dx, dgamma, dbeta, mean, var, y_eval, dx_eval, dgamma_eval, dbeta_eval)
     assert [a.dtype for a in outputs] == [f32] * len(outputs)
     assert dgamma.shape == dbeta.shape == mean.shape == var.shape == (3,)
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (2, 3, 4, 5)])
+def test_eval_fast_variant_equals_the_plain_lines_and_works_out_x_hat_when_asked(shape):
+    """batch_norm_eval_forward_fast (one fused scale-and-shift, no x_hat kept) gives the plain
+    forward's y, and its cache gives the plain x_hat and the same gradients, whichever backward
+    reads it."""
+    from minigan.ops import fast_kernels
+    from minigan.ops.batchnorm import BatchNormEvalFastCache
+
+    rng = np.random.default_rng(7)
+    x, dy = random_array(rng, shape) * 3 + 1, random_array(rng, shape)
+    gamma, beta, mean = (random_array(rng, (3,)) for _ in range(3))
+    var = to_device(rng.uniform(0.5, 2.0, 3))
+    outputs = {}
+    for fast in (False, True):
+        with fast_kernels(fast):
+            outputs[fast] = batch_norm_eval_forward(x, gamma, beta, mean, var)
+    (y_plain, plain), (y_fast, cache) = outputs[False], outputs[True]
+    assert isinstance(cache, BatchNormEvalFastCache) and not cache.training
+    np.testing.assert_allclose(to_numpy(y_fast), to_numpy(y_plain), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(to_numpy(cache.x_hat), to_numpy(plain.x_hat), rtol=1e-12,
+                               atol=1e-12)
+    expected = batch_norm_backward(dy, plain)
+    for fast in (False, True):
+        with fast_kernels(fast):
+            grads = batch_norm_backward(dy, cache)
+        for got, want in zip(grads, expected):
+            np.testing.assert_allclose(to_numpy(got), to_numpy(want), rtol=1e-12, atol=1e-12)

@@ -144,3 +144,61 @@ def test_bad_geometry_is_a_clear_error():
         avg_pool2d_forward(x, 5)
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         max_pool2d_forward(to_device(np.zeros((4, 4))), 2)
+
+
+@given(pool_geometries(), st.booleans(), st.booleans())
+def test_max_pool_fast_variant_equals_the_plain_kernel(case, channels_last, ties):
+    """max_pool2d_forward_fast / _backward_fast (a running maximum in place, no argmax; the
+    maxima found again in backward) give the plain kernel's maxima and gradients, ties included
+    (integers 0..2: many equal entries per window), and keep a channels-last input's memory
+    order. A cache from one path works with the other path's backward."""
+    from minigan.ops import fast_kernels
+
+    rng = np.random.default_rng(case["seed"])
+    N, C, H, W = case["x"]
+    values = rng.integers(0, 3, (N, H, W, C)) if ties else rng.standard_normal((N, H, W, C))
+    x = to_device(values.astype(np.float64)).transpose(0, 3, 1, 2)   # channels-last memory
+    if not channels_last:
+        x = to_device(np.ascontiguousarray(to_numpy(x)))
+    results = {}
+    for fast in (False, True):
+        with fast_kernels(fast):
+            y, cache = max_pool2d_forward(x, **geometry(case))
+            dy = to_device(rng.standard_normal(y.shape))
+            results[fast] = y, cache, dy
+    for fast_forward in (False, True):
+        y, cache, dy = results[fast_forward]
+        for fast_backward in (False, True):
+            with fast_kernels(fast_backward):
+                dx = max_pool2d_backward(results[False][2], cache)
+            with fast_kernels(False):
+                expected = max_pool2d_backward(results[False][2], results[False][1])
+            np.testing.assert_array_equal(to_numpy(dx), to_numpy(expected))
+        np.testing.assert_array_equal(to_numpy(y), to_numpy(results[False][0]))
+    y_fast = results[True][0]
+    if channels_last and C > 1 and y_fast.shape[2] * y_fast.shape[3] > 1:
+        assert y_fast.transpose(0, 2, 3, 1).flags.c_contiguous   # still channels-last
+
+
+@given(pool_geometries(), st.booleans(), st.booleans())
+def test_avg_pool_fast_variant_equals_the_plain_kernel(case, channels_last, include_pad):
+    """avg_pool2d_forward_fast (x's memory order, sums and division in place) gives the plain
+    kernel's numbers exactly, and keeps a channels-last input channels-last."""
+    from minigan.ops import fast_kernels
+
+    rng = np.random.default_rng(case["seed"])
+    N, C, H, W = case["x"]
+    x = to_device(rng.standard_normal((N, H, W, C))).transpose(0, 3, 1, 2)
+    if not channels_last:
+        x = to_device(np.ascontiguousarray(to_numpy(x)))
+    outputs = {}
+    for fast in (False, True):
+        with fast_kernels(fast):
+            outputs[fast] = avg_pool2d_forward(x, **geometry(case),
+                                               count_include_pad=include_pad)
+    np.testing.assert_array_equal(to_numpy(outputs[True][0]), to_numpy(outputs[False][0]))
+    np.testing.assert_array_equal(to_numpy(outputs[True][1].count),
+                                  to_numpy(outputs[False][1].count))
+    y = outputs[True][0]
+    if channels_last and C > 1 and y.shape[2] * y.shape[3] > 1:
+        assert y.transpose(0, 2, 3, 1).flags.c_contiguous

@@ -154,10 +154,13 @@ def test_dtype_is_kept_and_memory_is_channels_last(dtype):
     dy, w = make_dy_and_w(geometry, dtype=dtype)
     dx = conv2d_input_grad_subpixel(dy, w, geometry["x"], 2, 1)
     assert dx.dtype == dtype
-    # An (N, C, H, W) array whose numbers are stored as (N, H, W, C): the NHWC transpose is
-    # contiguous, so the next kernel's to_rows reads it in place.
-    assert dx.transpose(0, 2, 3, 1).flags.c_contiguous
+    # An (N, C, H, W) array whose numbers are stored as (N, H, W, C): the crop of the shuffled,
+    # padded image (8 + 2 * 1 pixels a side), a view, with each row of W * C numbers contiguous.
+    nhwc = dx.transpose(0, 2, 3, 1)
+    itemsize = np.dtype(dtype).itemsize
+    assert nhwc.strides == (10 * 10 * 3 * itemsize, 10 * 3 * itemsize, 3 * itemsize, itemsize)
     assert not dx.flags.c_contiguous   # C = 3 > 1, so the two layouts really differ
+    assert to_numpy(dx * 1).transpose(0, 2, 3, 1).flags.c_contiguous   # kept by the next op
     expected = plain_input_grad(dy.astype(np.float64), w.astype(np.float64), geometry["x"], 2, 1)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(to_numpy(dx), to_numpy(expected), rtol=tol, atol=tol)

@@ -30,6 +30,7 @@ import minigan.ops.batchnorm
 import minigan.ops.im2col
 from minigan import ops
 from minigan.backend import to_device, to_numpy
+from minigan.ops.batchnorm import batch_norm_train_forward
 from minigan.ops.switch import FAST_VARIANTS
 from tests.helpers import REPO_ROOT, random_array
 
@@ -86,18 +87,25 @@ def run_every_kernel_with_a_fast_variant():
     z, cache_bn = ops.batch_norm_forward(x, gamma, beta)
     grads_bn = ops.batch_norm_backward(random_array(rng, z.shape), cache_bn)
     running = ops.update_running_stats(gamma * 0, gamma * 0 + 1, cache_bn)
+    z_train, _, *running_train = batch_norm_train_forward(x, gamma, beta, *running)
     z_eval, cache_eval = ops.batch_norm_eval_forward(x, gamma, beta, *running)
     grads_eval = ops.batch_norm_backward(random_array(rng, z.shape), cache_eval)
     loss, cache_loss = ops.bce_with_logits_forward(random_array(rng, (4, 1)), 0.9)
     dlogits = ops.bce_with_logits_backward(1.0, cache_loss)
-    relu, _ = ops.relu_forward(x)
-    leaky, _ = ops.leaky_relu_forward(x, 0.2)
+    pooled, cache_pool = ops.max_pool2d_forward(x, 3, stride=2, padding=1)
+    dx_pool = ops.max_pool2d_backward(random_array(rng, pooled.shape), cache_pool)
+    averaged, _ = ops.avg_pool2d_forward(x, 3, stride=1, padding=1, count_include_pad=False)
+    relu, cache_relu = ops.relu_forward(x)
+    dx_relu = ops.relu_backward(random_array(rng, x.shape), cache_relu)
+    leaky, cache_leaky = ops.leaky_relu_forward(x, 0.2)
+    dx_leaky = ops.leaky_relu_backward(random_array(rng, x.shape), cache_leaky)
     t, cache_tanh = ops.tanh_forward(x)
     dtanh = ops.tanh_backward(random_array(rng, x.shape), cache_tanh)
     # col2im on its own: with the fast kernels, the convolutions' input gradients do not use it.
     back = minigan.ops.im2col.col2im(minigan.ops.im2col.im2col(x, 3, 2, 1), x.shape, 3, 2, 1)
-    return [y, *grads[:2], yt, *grads_t[:2], z, *grads_bn, *running, z_eval, *grads_eval, loss,
-            dlogits, relu, leaky, dtanh, back]
+    return [y, *grads[:2], yt, *grads_t[:2], z, *grads_bn, *running, z_train, *running_train,
+            z_eval, *grads_eval, loss, dlogits, pooled, dx_pool, averaged, relu, dx_relu, leaky,
+            dx_leaky, dtanh, back]
 
 
 def test_the_switch_restores_the_previous_state_and_nests():
@@ -124,7 +132,9 @@ def test_plain_kernels_never_call_a_fast_variant(monkeypatch):
                          (minigan.ops.batchnorm, "normalize_scale_shift"),
                          (minigan.ops.batchnorm, "input_grad_from_sums"),
                          (minigan.ops.batchnorm, "blend_running_stats"),
-                         (minigan.ops.activations, "relu_and_mask"),
+                         (minigan.ops.batchnorm, "variance_inv_std_and_running_stats"),
+                         (minigan.ops.batchnorm, "eval_scale_shift"),
+                         (minigan.ops.activations, "relu_gradient"),
                          (minigan.ops.activations, "leaky_relu_and_slope"),
                          (minigan.ops.activations, "tanh_gradient")]:
         monkeypatch.setattr(module, name, refuse)
