@@ -78,7 +78,7 @@ def load_image_folder(path: str | os.PathLike, size: int = 64, progress: bool = 
 
     A file that is not a readable picture raises a one-line ``DataError`` naming it.
     """
-    from tqdm.auto import tqdm
+    from minigan.progress import tqdm
 
     root = Path(path)
     if not root.is_dir():

@@ -65,7 +65,7 @@ class InceptionScorer:
     def pool3_and_probabilities(self, images: Any, progress: bool = False
                                 ) -> tuple[numpy.ndarray, numpy.ndarray]:
         """(pool3 features (N, 2048), IS probabilities (N, 1008)), float64 on the host."""
-        from tqdm.auto import tqdm
+        from minigan.progress import tqdm
 
         if images.ndim != 4 or images.shape[1] not in (1, 3):
             raise ValueError(f"expected images (N, 1 or 3, H, W), got {tuple(images.shape)}")
