@@ -168,8 +168,20 @@ def run_one(experiment: str, seed: int, folder: Path, script_args: list[str],
     return EXPERIMENTS[experiment](folder)
 
 
+class ParserWithScriptArguments(OneLineParser):
+    """This script's options before ``--``; the experiment script's arguments after it, as
+    ``script_args``."""
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        args = sys.argv[1:] if args is None else list(args)
+        cut = args.index("--") if "--" in args else len(args)
+        parsed = super().parse_args(args[:cut], namespace)
+        parsed.script_args = args[cut + 1:]
+        return parsed
+
+
 def build_parser() -> OneLineParser:
-    p = OneLineParser(description=__doc__.split("\n\n")[0])
+    p = ParserWithScriptArguments(description=__doc__.split("\n\n")[0])
     p.add_argument("experiment", choices=sorted(EXPERIMENTS),
                    help="which script of examples/ to repeat")
     p.add_argument("--seeds", type=int_argument, nargs="+", default=[0, 1, 2],
@@ -181,14 +193,6 @@ def build_parser() -> OneLineParser:
                    help="folder for the runs and the table (default: runs/repeat_<experiment>)")
     p.epilog = "Arguments after -- go to the experiment script."
     return p
-
-
-def parse_arguments(argv: list[str]) -> argparse.Namespace:
-    """This script's options before ``--``; the experiment script's arguments after it."""
-    cut = argv.index("--") if "--" in argv else len(argv)
-    args = build_parser().parse_args(argv[:cut])
-    args.script_args = argv[cut + 1:]
-    return args
 
 
 def check_and_run(args: argparse.Namespace) -> None:
@@ -225,7 +229,7 @@ def check_and_run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_script(check_and_run, parse_arguments(sys.argv[1:] if argv is None else argv))
+    return run_script(check_and_run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":
