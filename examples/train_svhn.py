@@ -10,7 +10,7 @@ The first run downloads SVHN's training set (182 MB, checked against its MD5 sum
 ~/.cache/minigan. Each epoch writes a grid of samples from fixed latent vectors, the loss curves
 and a checkpoint into the run folder (runs/svhn); --resume continues an interrupted run.
 The recipe itself is ``minigan.gan.cli.train``; the training step is
-``minigan.gan.trainer.GANTrainer.train_step``.
+``minigan.gan.step.train_step``.
 """
 
 import sys

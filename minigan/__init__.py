@@ -1,7 +1,7 @@
 """minigan: a deep-learning framework written from scratch to show how a DCGAN works.
 
 Start reading at ``minigan/ops/conv2d.py`` (a kernel), ``minigan/nn/conv.py`` (the layer that
-holds its parameters) and ``minigan/gan/trainer.py`` (one training step).
+holds its parameters) and ``minigan/gan/step.py`` (one training step).
 """
 
 from minigan.backend import (

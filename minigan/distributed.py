@@ -198,6 +198,25 @@ class World:
             time.sleep(ABORT_GRACE_SECONDS)
             self.comm.Abort(code)
 
+    # ------------------------------------------------------------------ reaching the step
+    def wrap_optimizer(self, optimizer: Any) -> Any:
+        """``optimizer``, made to average the gradients over the ranks before each ``step()``
+        (as PyTorch's DistributedDataParallel does in its backward hooks). One process gets
+        ``optimizer`` itself back: nothing to average."""
+        if self.size == 1:
+            return optimizer
+        return GradientAveragingOptimizer(optimizer, self)
+
+    def sharded_noise(self, draw: Callable[[int], Array]) -> Callable[[int], Array]:
+        """A noise function for the step: ``noise(n)`` gives this rank's n latent vectors.
+
+        Every rank draws the whole step's z (n * size vectors) with ``draw``, from the same
+        seeded generator, and keeps its own slice: N ranks then see the z that one process
+        would, and their generators stay in step. One process gets ``draw`` itself back."""
+        if self.size == 1:
+            return draw
+        return lambda n: self.shard(draw(n * self.size))
+
     # ------------------------------------------------------------------ splitting a batch
     def shard(self, batch: Array | None) -> Array | None:
         """This rank's slice of a whole step's batch: rows r*B .. (r+1)*B - 1 of N*B rows."""
@@ -255,6 +274,26 @@ class World:
 
 
 SINGLE_PROCESS = World()
+
+
+class GradientAveragingOptimizer:
+    """An optimizer whose ``step()`` first replaces every gradient by its mean over the ranks
+    (``World.average_gradients``: one allreduce), then steps the optimizer it wraps; so every
+    rank makes the same update. Made by ``World.wrap_optimizer``."""
+
+    def __init__(self, optimizer: Any, world: World):
+        self.optimizer, self.world = optimizer, world
+
+    @property
+    def params(self) -> list[Parameter]:
+        return self.optimizer.params
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad()
+
+    def step(self) -> None:
+        self.world.average_gradients(self.optimizer.params)   # data parallel: the ranks' mean
+        self.optimizer.step()
 
 
 def join_mpi_world() -> World:

@@ -1,4 +1,4 @@
-"""``python -m minigan.exercises init|check``: copy the stubs out, or grade a kernel folder."""
+"""``python -m minigan.exercises init|check``: copy the stubs out, grade a folder, or hint."""
 
 from __future__ import annotations
 
@@ -6,30 +6,50 @@ import argparse
 import sys
 from pathlib import Path
 
-from minigan.scripts import USER_ERRORS, OneLineParser, add_backend_argument, print_error
+from minigan.exercises.folder import init_folder
+from minigan.exercises.grader import PASSED
+from minigan.exercises.hint import hint
+from minigan.exercises.isolation import DEFAULT_SECONDS, check_and_report
+from minigan.exercises.records import EXERCISES, find
+from minigan.scripts import (
+    EXIT_INTERRUPTED,
+    USER_ERRORS,
+    OneLineParser,
+    add_backend_argument,
+    print_error,
+)
 
 DEFAULT_FOLDER = "my_kernels"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m minigan.exercises",
-                      description="Kernel exercises: copy the stubs out, fill them in, grade.")
+                      description="Exercises: copy the stubs out, fill them in, grade.")
     commands = p.add_subparsers(dest="command", required=True, metavar="init|check")
     init = commands.add_parser("init", help="copy the exercise stubs into a new folder",
                                formatter_class=p.formatter_class)
     init.add_argument("folder", nargs="?", default=DEFAULT_FOLDER,
-                      help="where your kernels will live (never overwritten)")
+                      help="where your code will live (never overwritten)")
     check = commands.add_parser(
-        "check", help="grade the kernels in a folder: passed / failed / not started",
+        "check", help="grade the code in a folder: passed / failed / not started",
         formatter_class=p.formatter_class)
     check.add_argument("folder", nargs="?", default=DEFAULT_FOLDER,
                        help="the folder made by `init`")
     check.add_argument("--solutions", action="store_true",
-                       help="grade minigan's own kernels instead of a folder")
+                       help="grade minigan's own solutions instead of a folder")
     check.add_argument("--examples", type=int, default=50,
                        help="cases drawn per exercise before it counts as passed")
     check.add_argument("--seed", type=int, default=0,
                        help="seeds hypothesis's draws (the same seed gives the same report)")
+    check.add_argument("--time-limit", type=float, default=DEFAULT_SECONDS, metavar="SECONDS",
+                       help="the time one case may take before its row says 'timed out'")
+    check.add_argument("--only", default=None, metavar="NAME[,NAME...]",
+                       help="grade only these exercises (names as --hint takes them)")
+    check.add_argument("--hint", default=None, metavar="NAME",
+                       help="print the next hint for one exercise (e.g. conv2d_backward) "
+                            "instead of grading")
+    check.add_argument("--tier", type=int, default=2,
+                       help="which hint --hint prints (the stub holds tier 1)")
     add_backend_argument(check)
     check.add_argument("--report", default=None, metavar="FILE",
                        help="also write the report to this file (default: grader_report.txt "
@@ -40,29 +60,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from minigan.exercises.kernels import init_folder, load_kernels, minigan_kernels
-
     if args.command == "init":
         folder = Path(args.folder)
         copied = init_folder(folder)
         print(f"copied {len(copied)} files into {folder}: {', '.join(p.name for p in copied)}")
-        print(f"next: fill in leaky ReLU in {folder / 'activations.py'}, then "
+        print(f"next: fill in scale in {folder / 'scale.py'}, then "
               f"`python -m minigan.exercises check {folder}`")
         return 0
-
-    from minigan.backend import use_backend
-    from minigan.exercises.grader import FAILED, NOT_STARTED, grade_and_report
-
+    if args.hint is not None:
+        print(hint(args.hint, args.tier))
+        return 0
     if args.examples < 1:
         raise ValueError(f"--examples must be at least 1, got {args.examples}")
-    use_backend(args.backend)   # the checks make their arrays there; the kernels follow them
-    kernels = minigan_kernels() if args.solutions else load_kernels(args.folder)
-    results, report = grade_and_report(kernels, args.examples, seed=args.seed, progress=True)
+    if not args.time_limit > 0:
+        raise ValueError(f"--time-limit must be a positive number of seconds, "
+                         f"got {args.time_limit}")
+    exercises = EXERCISES
+    if args.only:
+        exercises = tuple(find(name.strip()) for name in args.only.split(","))
+    folder = None if args.solutions else args.folder
+    results, report = check_and_report(folder, args.examples, args.seed, args.time_limit,
+                                       args.backend, exercises)
     print(report)
     out = args.report or (None if args.solutions else Path(args.folder) / "grader_report.txt")
     if out is not None:
         write_text_atomically(Path(out), report + "\n")
-    return 1 if any(r.status in (FAILED, NOT_STARTED) for r in results) else 0
+    return 0 if all(r.status == PASSED for r in results) else 1
 
 
 def write_text_atomically(path: Path, text: str) -> None:
@@ -75,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
+    except KeyboardInterrupt:
+        print("\ngrading stopped (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except USER_ERRORS as error:
         return print_error(error)
 

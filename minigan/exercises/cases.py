@@ -6,8 +6,9 @@ as it is. The shapes are small on purpose: a finite-difference check runs the fo
 per input element, and hypothesis shrinks a failure towards the smallest case that still fails,
 which is the one a learner can work out by hand.
 
-Each strategy shrinks towards the simplest case of its kind, ``checks.SIMPLEST_CASES``, which
-the grader tries first (an unfinished stub raises NotImplementedError on it at once).
+Each strategy shrinks towards the simplest case of its exercise (the record's ``simplest``,
+in ``minigan.exercises.records``), which the grader tries first (an unfinished stub raises
+NotImplementedError on it at once).
 """
 
 from __future__ import annotations
@@ -97,3 +98,52 @@ def adam_cases() -> st.SearchStrategy[dict[str, Any]]:
         shape=st.tuples(st.integers(1, 3), st.integers(1, 3)), steps=st.integers(1, 4),
         lr=st.sampled_from([0.1, 1e-3, 2e-4]), beta1=st.sampled_from([0.9, 0.5]),
         beta2=st.sampled_from([0.999, 0.9]), eps=st.sampled_from([1e-8, 1e-3]), seed=seeds))
+
+
+# ------------------------------------------------------------------------- the course's tasks
+
+def scale_cases() -> st.SearchStrategy[dict[str, Any]]:
+    """Pixel arrays of any small shape and the ranges a course uses."""
+    return st.fixed_dictionaries(dict(
+        shape=st.lists(st.integers(2, 4), min_size=1, max_size=4).map(tuple),
+        feature_range=st.sampled_from([(-1, 1), (0, 1), (-0.5, 2.0)]), seed=seeds))
+
+
+def model_cases() -> st.SearchStrategy[dict[str, Any]]:
+    """Small DCGANs: conv_dim, z_size, image size 8, 16 or 32, grey or colour."""
+    return st.fixed_dictionaries(dict(
+        conv_dim=st.integers(1, 4), z_size=st.integers(1, 8),
+        image_size=st.sampled_from([8, 16, 32]), channels=st.sampled_from([1, 3]),
+        batch=st.integers(1, 3), seed=seeds))
+
+
+def gan_loss_cases() -> st.SearchStrategy[dict[str, Any]]:
+    """D's logits (N, 1), a real label with or without smoothing, and logits of size 1000."""
+    return st.fixed_dictionaries(dict(
+        shape=st.tuples(st.integers(1, 5), st.just(1)), real_label=st.sampled_from([1.0, 0.9]),
+        scale=st.sampled_from([1.0, 1000.0]), seed=seeds))
+
+
+def step_cases() -> st.SearchStrategy[dict[str, Any]]:
+    """A few steps of a tiny DCGAN, with and without label smoothing and TTUR's d_steps."""
+    return st.fixed_dictionaries(dict(
+        steps=st.integers(1, 3), batch=st.integers(2, 4), real_label=st.sampled_from([1.0, 0.9]),
+        d_steps=st.integers(1, 2), channels=st.sampled_from([1, 3]), seed=seeds))
+
+
+@st.composite
+def score_cases(draw: Any) -> dict[str, Any]:
+    """Class probabilities: uniform (IS 1), one class per image spread evenly (IS K), random."""
+    kind = draw(st.sampled_from(["uniform", "one-hot", "random", "peaked"]))
+    k, splits = draw(st.integers(2, 10)), draw(st.integers(1, 4))
+    per_split = draw(st.integers(1, 3)) * (k if kind == "one-hot" else 1)
+    return dict(kind=kind, n=per_split * splits + (0 if kind == "one-hot" else
+                                                   draw(st.integers(0, splits - 1))),
+                k=k, splits=splits, seed=draw(seeds))
+
+
+def frechet_cases() -> st.SearchStrategy[dict[str, Any]]:
+    """Two Gaussians' statistics: identical (FID 0), 1-d, diagonal, random covariances."""
+    return st.fixed_dictionaries(dict(
+        kind=st.sampled_from(["identical", "one-d", "diagonal", "random"]),
+        d=st.integers(1, 6), seed=seeds))

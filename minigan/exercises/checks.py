@@ -28,7 +28,7 @@ import numpy
 import scipy.special
 
 from minigan.backend import to_device, to_numpy
-from minigan.gradcheck import gradcheck
+from minigan.gradcheck import gradcheck, numerical_gradient
 from minigan.ops.reference import (
     batch_norm_eval_forward_reference,
     batch_norm_forward_reference,
@@ -47,22 +47,34 @@ GRADIENT_TOLERANCE = 1e-6  # finite differences in float64, as in the project's 
 # The simplest case of each kind: what the strategies of ``cases`` shrink towards, and what
 # the grader tries first. (Here rather than in ``cases`` so that ``use_kernels`` can probe a
 # learner's folder without hypothesis installed.)
-SIMPLEST_CASES: dict[str, dict[str, Any]] = {
-    "conv": dict(x=(1, 1, 2, 2), w=(1, 1, 1, 1), stride=1, padding=0, bias=True, seed=0),
-    "im2col": dict(x=(1, 1, 2, 2), kernel_size=1, stride=1, padding=0, seed=0),
-    "conv_transpose": dict(x=(1, 1, 2, 2), w=(1, 1, 1, 1), stride=1, padding=0,
-                           output_padding=0, bias=True, seed=0),
-    "batch_norm": dict(shape=(3, 1), eps=1e-5, seed=0),
-    "running_stats": dict(shape=(3, 1), momentum=0.1, seed=0),
-    "leaky_relu": dict(shape=(2,), negative_slope=0.2, seed=0),
-    "tanh": dict(shape=(2,), seed=0),
-    "bce": dict(shape=(2,), soft_targets=False, scale=1.0, number_target=False, seed=0),
-    "adam": dict(shape=(1, 1), steps=1, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, seed=0),
-}
+SIMPLEST_CONV = dict(x=(1, 1, 2, 2), w=(1, 1, 1, 1), stride=1, padding=0, bias=True, seed=0)
+SIMPLEST_IM2COL = dict(x=(1, 1, 2, 2), kernel_size=1, stride=1, padding=0, seed=0)
+SIMPLEST_CONV_TRANSPOSE = dict(x=(1, 1, 2, 2), w=(1, 1, 1, 1), stride=1, padding=0,
+                               output_padding=0, bias=True, seed=0)
+SIMPLEST_BATCH_NORM = dict(shape=(3, 1), eps=1e-5, seed=0)
+SIMPLEST_RUNNING_STATS = dict(shape=(3, 1), momentum=0.1, seed=0)
+SIMPLEST_LEAKY_RELU = dict(shape=(2,), negative_slope=0.2, seed=0)
+SIMPLEST_TANH = dict(shape=(2,), seed=0)
+SIMPLEST_BCE = dict(shape=(2,), soft_targets=False, scale=1.0, number_target=False, seed=0)
+SIMPLEST_ADAM = dict(shape=(1, 1), steps=1, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, seed=0)
+
+# What the positions of each array mean, so that a wrong entry is named by its meaning.
+IMAGE_AXES = ("n", "c", "h", "w")
+CONV_AXES = {"x": IMAGE_AXES, "w": ("f", "c", "i", "j"), "b": ("f",), "y": ("n", "f", "h", "w")}
+CONV_TRANSPOSE_AXES = {"x": IMAGE_AXES, "w": ("c_in", "c_out", "i", "j"), "b": ("c_out",),
+                       "y": ("n", "c_out", "h", "w")}
 
 
 class KernelCheckFailed(AssertionError):
-    """A kernel gave a wrong answer; the message is one sentence naming the case."""
+    """A kernel gave a wrong answer; the message is one sentence naming the case.
+
+    ``detail`` (optional, several lines) shows the smallest case's expected and actual values
+    side by side, each position named by what it means; the report prints it under the sentence.
+    """
+
+    def __init__(self, sentence: str, detail: str = ""):
+        super().__init__(sentence)
+        self.detail = detail
 
 
 # ------------------------------------------------------------------------- how a case is named
@@ -98,6 +110,10 @@ def bce_text(case: Case) -> str:
     return text
 
 
+def adam_text(case: Case) -> str:
+    return f"param {shape_text(case['shape'])}"
+
+
 def shape_and(case: Case, *keys: str) -> str:
     """'x (2, 3), eps 0.001' from the case's shape and the named settings."""
     return ", ".join([f"x {shape_text(case['shape'])}"] + [f"{k} {case[k]:g}" for k in keys])
@@ -125,9 +141,41 @@ def expect_pair(result: Any, name: str) -> tuple[Any, Any]:
     return result
 
 
+Axes = tuple[str, ...] | Callable[[tuple[int, ...]], str] | None
+SHOWN_ENTRIES = 8   # entries of the side-by-side table (all of them for a small array)
+
+
+def position(index: tuple[int, ...], axes: Axes) -> str:
+    """An index named by its meaning: '(f, c, i, j) = (0, 1, 0, 1)', or plain '(0, 1)'."""
+    if callable(axes):
+        return axes(index)
+    if axes and len(axes) == len(index):
+        return f"({', '.join(axes)}) = {index}"
+    return f"index {index}"
+
+
+def side_by_side(got: numpy.ndarray, expected: numpy.ndarray, bad: numpy.ndarray,
+                 axes: Axes = None) -> str:
+    """Expected and actual values in two columns, one row per position ('x' marks a wrong
+    one): every entry of a small array, else the first wrong ones."""
+    indices = [tuple(int(i) for i in ix) for ix in numpy.ndindex(*got.shape)] \
+        if got.size <= SHOWN_ENTRIES else \
+        [tuple(int(i) for i in ix) for ix in numpy.argwhere(bad)[:SHOWN_ENTRIES]]
+    names = [position(ix, axes) if ix else "the value" for ix in indices]
+    width = max(len(n) for n in names + ["position"])
+    lines = [f"    {'':2}{'position':<{width}}  {'expected':>12}  {'yours':>12}"]
+    for ix, name in zip(indices, names):
+        mark = "x " if bad[ix] else "  "
+        lines.append(f"    {mark}{name:<{width}}  {expected[ix]:>12.6g}  {got[ix]:>12.6g}")
+    shown = "every entry" if got.size <= SHOWN_ENTRIES else \
+        f"the first {len(indices)} of {int(bad.sum())} wrong entries, of {got.size}"
+    return f"  expected and yours, side by side ({shown}; x: wrong):\n" + "\n".join(lines)
+
+
 def compare(name: str, what: str, got: Any, expected: Any, where: str,
-            rtol: float = FORWARD_RTOL, atol: float = FORWARD_RTOL) -> None:
-    """Raise a one-sentence KernelCheckFailed unless ``got`` matches ``expected``."""
+            rtol: float = FORWARD_RTOL, atol: float = FORWARD_RTOL, axes: Axes = None) -> None:
+    """Raise a one-sentence KernelCheckFailed unless ``got`` matches ``expected``; its detail
+    shows the two side by side, positions named by ``axes`` (("f", "c", "i", "j"), say)."""
     if got is None:
         raise KernelCheckFailed(f"{name}: {what} is None for {where}")
     got, expected = to_numpy(got), to_numpy(expected)
@@ -139,9 +187,10 @@ def compare(name: str, what: str, got: Any, expected: Any, where: str,
     bad = numpy.abs(got - expected) > atol + rtol * numpy.abs(expected)
     if numpy.any(bad):
         index = tuple(int(i) for i in numpy.argwhere(bad)[0])
-        at = f" at index {index}" if index else ""
+        at = f" at {position(index, axes)}" if index else ""
         raise KernelCheckFailed(f"{name}: {what} is wrong for {where}: {got[index]:.6g}{at} "
-                                f"should be {expected[index]:.6g}")
+                                f"should be {expected[index]:.6g}",
+                                side_by_side(got, expected, bad, axes))
 
 
 def expect_dtype(name: str, what: str, array: Any, dtype: Any, where: str) -> None:
@@ -153,7 +202,7 @@ def expect_dtype(name: str, what: str, array: Any, dtype: Any, where: str) -> No
 
 def gradient_errors(forward_fn: Callable[..., Any], backward_fn: Callable[..., Any],
                     inputs: dict[str, Array | None], backward_name: str, where: str,
-                    **kwargs: Any) -> None:
+                    axes: dict[str, Axes] | None = None, **kwargs: Any) -> None:
     """Check each gradient of an op pair against finite differences, one input at a time.
 
     ``inputs`` names the arguments of ``forward_fn`` in order ({"x": x, "w": w, "b": None});
@@ -193,7 +242,20 @@ def gradient_errors(forward_fn: Callable[..., Any], backward_fn: Callable[..., A
         if not error < GRADIENT_TOLERANCE:   # also catches nan
             raise KernelCheckFailed(f"{backward_name}: d{name} is wrong for {where}: relative "
                                     f"error {error:.2g} against finite differences (should be "
-                                    f"below {GRADIENT_TOLERANCE:g})")
+                                    f"below {GRADIENT_TOLERANCE:g})",
+                                    _gradient_side_by_side(forward, gradients, arrays[i], i,
+                                                           (axes or {}).get(name)))
+
+
+def _gradient_side_by_side(forward: Callable[[], Array], gradients: Callable[..., Any],
+                           x: Array, i: int, axes: Axes) -> str:
+    """d sum(y) / dx from the learner's backward beside the finite differences."""
+    dy = to_device(numpy.ones(tuple(forward().shape)))
+    yours = to_numpy(gradients(dy)[i]).astype(numpy.float64)
+    expected = numerical_gradient(forward, x, dy)
+    bad = numpy.abs(yours - expected) > 1e-5 + 1e-4 * numpy.abs(expected)
+    return side_by_side(yours, expected, bad, axes).replace(
+        "expected and yours", "finite differences and your gradient (dy = 1 everywhere)")
 
 
 def inner(a: Array, b: Array) -> float:
@@ -202,13 +264,41 @@ def inner(a: Array, b: Array) -> float:
 
 # ------------------------------------------------------------------------- im2col and col2im
 
+def cols_axes(case: Case) -> Callable[[tuple[int, ...]], str]:
+    """Names an entry (row, column) of cols by its meaning: the output pixel (n, ho, wo) of
+    the row and the kernel offset and channel (i, j, c) of the column."""
+    N, C, H, W = case["x"]
+    K, S, P = case["kernel_size"], case["stride"], case["padding"]
+    H_out, W_out = (H + 2 * P - K) // S + 1, (W + 2 * P - K) // S + 1
+
+    def name(index: tuple[int, ...]) -> str:
+        row, column = index
+        n, ho, wo = numpy.unravel_index(row, (N, H_out, W_out))
+        i, j, c = numpy.unravel_index(column, (K, K, C))
+        return (f"row {row} = (n, ho, wo) ({n}, {ho}, {wo}), column {column} = (i, j, c) "
+                f"({i}, {j}, {c})")
+
+    return name
+
+
 def check_im2col(impl: Any, case: Case) -> None:
     """im2col copies every window into a row in the documented order (``im2col_reference``, one
     window at a time); col2im is its adjoint: <im2col(x), c> == <x, col2im(c)> for every x, c."""
     K, S, P, where = case["kernel_size"], case["stride"], case["padding"], im2col_text(case)
     x, = random_inputs(case["seed"], case["x"])
     cols = impl.im2col(x, K, S, P)
-    compare("im2col", "cols", cols, im2col_reference(x, K, S, P), where)
+    compare("im2col", "cols", cols, im2col_reference(x, K, S, P), where,
+            axes=cols_axes(case))
+    # The naive convolution (the seven loops, the conv2d_naive exercise's solution) is the
+    # oracle of what im2col is for: its columns times the flattened weights are the convolution.
+    N, C = case["x"][:2]
+    w, = random_inputs(case["seed"] + 2, (2, C, K, K))
+    naive = conv2d_reference(x, w, None, S, P)
+    H_out, W_out = naive.shape[2:]
+    w_mat = to_numpy(w).transpose(2, 3, 1, 0).reshape(K * K * C, 2)
+    product = (to_numpy(cols) @ w_mat).reshape(N, H_out, W_out, 2).transpose(0, 3, 1, 2)
+    compare("im2col", "im2col(x) @ w_mat (as an image)", product, naive, where + ", against "
+            "the naive seven-loop convolution", axes=CONV_AXES["y"])
     c, = random_inputs(case["seed"] + 1, tuple(cols.shape))
     back = impl.col2im(c, tuple(case["x"]), K, S, P)
     if back is None or tuple(back.shape) != tuple(case["x"]):
@@ -233,7 +323,8 @@ def check_conv2d_forward(impl: Any, case: Case) -> None:
     x, w, b = conv_inputs(case, case["w"][:1])
     S, P, where = case["stride"], case["padding"], conv_text(case)
     y, _ = expect_pair(impl.conv2d_forward(x, w, b, stride=S, padding=P), "conv2d_forward")
-    compare("conv2d_forward", "y", y, conv2d_reference(x, w, b, S, P), where)
+    compare("conv2d_forward", "y", y, conv2d_reference(x, w, b, S, P), where,
+            axes=CONV_AXES["y"])
     y32, _ = impl.conv2d_forward(x.astype("float32"), w.astype("float32"),
                                  None if b is None else b.astype("float32"), stride=S, padding=P)
     expect_dtype("conv2d_forward", "y", y32, numpy.float32, where)
@@ -244,7 +335,7 @@ def check_conv2d_backward(impl: Any, case: Case) -> None:
     x, w, b = conv_inputs(case, case["w"][:1])
     S, P, where = case["stride"], case["padding"], conv_text(case)
     gradient_errors(impl.conv2d_forward, impl.conv2d_backward, {"x": x, "w": w, "b": b},
-                    "conv2d_backward", where, stride=S, padding=P)
+                    "conv2d_backward", where, axes=CONV_AXES, stride=S, padding=P)
     # The layers ask for only what they need: the generator step needs no weight gradients of
     # D, the discriminator's first layer no gradient at its input (the images).
     y, cache = impl.conv2d_forward(x, w, b, stride=S, padding=P)
@@ -254,7 +345,8 @@ def check_conv2d_backward(impl: Any, case: Case) -> None:
     if dw_none is not None or db_none is not None:
         raise KernelCheckFailed(f"conv2d_backward: with need_weight_grad=False, dw and db "
                                 f"should be None ({where})")
-    compare("conv2d_backward", "dx with need_weight_grad=False", dx_only, dx, where)
+    compare("conv2d_backward", "dx with need_weight_grad=False", dx_only, dx, where,
+            axes=IMAGE_AXES)
     no_dx, _, _ = impl.conv2d_backward(dy, cache, need_input_grad=False)
     if no_dx is not None:
         raise KernelCheckFailed(f"conv2d_backward: with need_input_grad=False, dx should be "
@@ -269,7 +361,8 @@ def check_conv_transpose2d(impl: Any, case: Case) -> None:
     name = "conv_transpose2d_forward"
     y, _ = expect_pair(impl.conv_transpose2d_forward(x, w, b, stride=S, padding=P,
                                                      output_padding=op), name)
-    compare(name, "y", y, conv_transpose2d_reference(x, w, b, S, P, op), where)
+    compare(name, "y", y, conv_transpose2d_reference(x, w, b, S, P, op), where,
+            axes=CONV_TRANSPOSE_AXES["y"])
     # The adjoint: conv2d from y's shape back to x's shape, with the same weight array.
     u, = random_inputs(case["seed"] + 1, tuple(y.shape))
     y_nobias, _ = impl.conv_transpose2d_forward(x, w, None, stride=S, padding=P,
@@ -281,7 +374,7 @@ def check_conv_transpose2d(impl: Any, case: Case) -> None:
                                 f"<u, conv_transpose2d(x, w)> = {rhs:.6g}")
     gradient_errors(impl.conv_transpose2d_forward, impl.conv_transpose2d_backward,
                     {"x": x, "w": w, "b": b}, "conv_transpose2d_backward", where,
-                    stride=S, padding=P, output_padding=op)
+                    axes=CONV_TRANSPOSE_AXES, stride=S, padding=P, output_padding=op)
     y32, _ = impl.conv_transpose2d_forward(x.astype("float32"), w.astype("float32"), None,
                                            stride=S, padding=P, output_padding=op)
     expect_dtype(name, "y", y32, numpy.float32, where)

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy
 
-from minigan.backend import global_rng, randn, uniform
+from minigan.backend import global_rng
 from minigan.checkpoint import (
     DamagedFileError,
     check_arrays,
@@ -39,6 +39,7 @@ from minigan.checkpoint import (
     read_json,
     require,
 )
+from minigan.latent import check_distribution, sample_z
 from minigan.nn import (
     BatchNorm2d,
     Conv2d,
@@ -108,35 +109,17 @@ class Discriminator(Sequential):
         self.conv_dim, self.image_size, self.channels = conv_dim, image_size, channels
 
 
-Z_DISTRIBUTIONS = ("uniform", "normal")
-
-
-def sample_z(n: int, z_size: int, distribution: str = "uniform",
-             rng: numpy.random.Generator | None = None, dtype: Any = None) -> Any:
-    """n latent vectors (n, z_size) on the active backend: uniform in [-1, 1] (the course's
-    choice) or standard normal (the DCGAN paper's PyTorch example). The trainer, the evaluator
-    and generate.py all draw through here, so a generator always gets the z it was trained on.
-    """
-    if distribution not in Z_DISTRIBUTIONS:
-        raise ValueError(f"z distribution must be 'uniform' or 'normal', not {distribution!r}")
-    rng = rng or global_rng()
-    if distribution == "uniform":
-        return uniform(rng, (n, z_size), -1.0, 1.0, dtype=dtype)
-    return randn(rng, (n, z_size), dtype=dtype)
-
-
 class Generator(Sequential):
     """Latent vector (N, z_size) -> image (N, channels, S, S) with values in (-1, 1).
 
-    ``z_distribution`` is the distribution its z are drawn from (``sample_z``); it is part of
-    the generator's settings because samples from another distribution would be garbage.
+    ``z_distribution`` is the distribution its z are drawn from (``minigan.latent.sample_z``);
+    it is part of the generator's settings because samples from another distribution would be
+    garbage.
     """
 
     def __init__(self, z_size: int = 100, conv_dim: int = 32, image_size: int = 32,
                  channels: int = 3, z_distribution: str = "uniform"):
-        if z_distribution not in Z_DISTRIBUTIONS:
-            raise ValueError(f"z_distribution must be 'uniform' or 'normal', "
-                             f"not {z_distribution!r}")
+        check_distribution(z_distribution, "z_distribution")
         for name, value in (("z_size", z_size), ("conv_dim", conv_dim),
                             ("channels", channels)):
             if not isinstance(value, (int, numpy.integer)) or value < 1:

@@ -1,27 +1,15 @@
-"""The GAN training loop: one ``train_step`` that reads like the math, and the bookkeeping around
-it (sample grids, loss history, checkpoints, resume, metrics) as options rather than copies.
+"""The GAN training loop around one step: epochs, Ctrl-C, the loss history, and when to save.
 
-One step, with BCE(logit, label) the binary cross-entropy on a raw logit:
-
-    D step (repeated d_steps times):
-        real batch x:     loss_real = BCE(D(x), real_label)        real_label = 1, or 0.9 smoothed
-        fake batch G(z):  loss_fake = BCE(D(G(z)), 0)      G is not updated here ("detached")
-        d_loss = loss_real + loss_fake;  gradients of both added into D's .grad;  step D's Adam
-    G step:
-        g_loss = BCE(D(G(z)), 1)          "flipped labels": G wants D to call its images real
-        D.backward gives d g_loss / d image;  G.backward carries it to G's weights;  step G's Adam
-
-Why "detached" needs no special code here: gradients only flow where we call ``backward``. In the
-D step we call ``D.backward`` but never ``G.backward``, so G is left alone. In the G step, D's own
-weight gradients would be thrown away, so we switch them off (``D.requires_grad_(False)``) and
-only ask D for the gradient at its input.
+The step itself, the part that reads like the math, is ``minigan/gan/step.py``; everything a run
+writes into its folder and reads back (checkpoint, logs, sample grids, snapshots, config.json) is
+``minigan/gan/run_folder.py``. The trainer ties them together: it calls ``step.train_step`` for
+each batch of the loader, keeps the numbers, and says when to save.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import shutil
 import signal
@@ -49,8 +37,10 @@ from minigan.checkpoint import (
     text_array,
 )
 from minigan.distributed import SINGLE_PROCESS, World
-from minigan.gan.dcgan import sample_z
-from minigan.nn import BCEWithLogitsLoss, Dropout, Module
+from minigan.gan import step
+from minigan.gan.step import StepResult, TrainConfig
+from minigan.latent import sample_z
+from minigan.nn import Dropout, Module
 from minigan.optim import Adam
 from minigan.viz import plot_losses, save_gif, save_image_grid
 
@@ -62,59 +52,6 @@ READ_EVERY_SECONDS = 0.25
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-@dataclass
-class TrainConfig:
-    """Every choice of a training run. Defaults are the course's DCGAN settings."""
-
-    epochs: int = 10
-    lr_d: float = 2e-4            # Adam learning rates; TTUR: give D a larger one (e.g. 4e-4)
-    lr_g: float = 2e-4
-    beta1: float = 0.5            # DCGAN's Adam beta1 (PyTorch's default is 0.9)
-    beta2: float = 0.999
-    d_steps: int = 1              # TTUR-style: discriminator updates per generator update
-    real_label: float = 1.0       # 0.9 = one-sided label smoothing of 0.1 (fakes stay 0)
-    z_size: int = 100
-    z_distribution: str = "uniform"  # "uniform" in [-1, 1] (the course) or "normal"
-    num_samples: int = 64         # images in the fixed-z sample grid
-    seed: int = 0
-    max_steps: int | None = None  # stop after this many steps in total (for quick trials)
-    metrics_every: int = 0        # compute FID/IS every K epochs (0 = never)
-    save_every: int = 0           # also save the checkpoint every N steps (0 = only per epoch)
-    keep_snapshots: int | None = 0  # checkpoint_epoch_NNN.npz copies: 0 none, K the last K,
-                                    # None every epoch (to go back before a late mode collapse)
-
-    def __post_init__(self) -> None:
-        if self.z_distribution not in ("uniform", "normal"):
-            raise ValueError(f"z_distribution must be 'uniform' or 'normal', "
-                             f"not {self.z_distribution!r}")
-        if self.d_steps < 1:
-            raise ValueError(f"d_steps must be at least 1, got {self.d_steps}")
-        if self.save_every < 0 or (self.keep_snapshots is not None and self.keep_snapshots < 0):
-            raise ValueError(f"save_every and keep_snapshots must be 0 or more, got "
-                             f"{self.save_every} and {self.keep_snapshots}")
-        # The fake target is 0: a real target at or below 0.5 would teach D to call fakes
-        # more real than real images, which silently inverts training.
-        if not 0.5 < self.real_label <= 1.0:
-            raise ValueError(f"real_label must be in (0.5, 1] (1 - label smoothing), got "
-                             f"{self.real_label}")
-        for name in ("lr_d", "lr_g"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive finite number, got {value}")
-
-
-@dataclass
-class StepResult:
-    """A step's numbers, as 0-d arrays where they were computed (on the GPU with CuPy): reading
-    them (``float(result.d_loss)``) makes the host wait for the GPU, so the loop only does it
-    when it logs."""
-
-    d_loss: Any
-    g_loss: Any
-    d_real: Any   # mean D(x): D's probability that real images are real
-    d_fake: Any   # mean D(G(z)) during the D step: its probability that fakes are real
 
 
 @dataclass
@@ -141,20 +78,12 @@ class History:
         xp = get_array_module(*numbers)
         rows = to_numpy(xp.stack([xp.asarray(v) for v in numbers])).astype(numpy.float64)
         rows = rows.reshape(len(pending), len(HISTORY_COLUMNS) - 2).tolist()
-        for (step, epoch, _), row in zip(pending, rows):
-            for key, value in zip(HISTORY_COLUMNS, [step, epoch, *row]):
+        for (number, epoch, _), row in zip(pending, rows):
+            for key, value in zip(HISTORY_COLUMNS, [number, epoch, *row]):
                 self.columns[key].append(float(value))
 
     def __len__(self) -> int:
         return len(self.columns["step"]) + len(self.pending)
-
-
-def _sigmoid_mean(logits: Any) -> Any:
-    """mean(sigmoid(x)) as a 0-d array on the logits' device. sigmoid(x) = (1 + tanh(x/2)) / 2
-    never overflows, and takes one tanh where the exp form takes several passes."""
-    xp = get_array_module(logits)
-    half = logits.dtype.type(0.5)
-    return (xp.tanh(logits * half).mean() + 1) * half
 
 
 class _StopRequested(Exception):
@@ -220,10 +149,15 @@ class GANTrainer:
         self.evaluate = evaluate
         self.settings = dict(settings or {})
         self.interrupted = False
-        self.criterion = BCEWithLogitsLoss(to_float=False)   # losses stay on the device
         self.opt_d = Adam(D.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
         self.opt_g = Adam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
+        # Data parallelism reaches the step from outside, as PyTorch's DDP does: these
+        # optimizers average the gradients over the ranks before they step (in one process
+        # they are opt_d and opt_g themselves), and training_z gives each rank its share of z.
+        self._step_opt_d = world.wrap_optimizer(self.opt_d)
+        self._step_opt_g = world.wrap_optimizer(self.opt_g)
         self.z_rng = make_rng([config.seed, 1])  # the latent vectors of training steps
+        self.training_z = world.sharded_noise(self.sample_z)
         # A fixed set of latent vectors: the same points in latent space every epoch, so the
         # sample grids show how G's picture of each point develops.
         self.fixed_z = self.sample_z(config.num_samples, make_rng([config.seed, 2]))
@@ -232,55 +166,20 @@ class GANTrainer:
         self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
         self.sample_frames: list[str] = []
 
-    # ------------------------------------------------------------------ the math
+    # ------------------------------------------------------------------ the step
     def sample_z(self, n: int, rng: numpy.random.Generator | None = None) -> Any:
-        """n latent vectors (n, z_size) from the run's distribution (``dcgan.sample_z``)."""
+        """n latent vectors (n, z_size) from the run's distribution (``latent.sample_z``)."""
         return sample_z(n, self.config.z_size, self.config.z_distribution, rng or self.z_rng)
 
-    def training_z(self, n: int) -> Any:
-        """z for the n images of this rank's batch. Every rank draws the whole step's z (for
-        n * ranks images) with the same generator and keeps its own slice: N ranks then see
-        the z that one process would, and their generators stay in step."""
-        return self.world.shard(self.sample_z(n * self.world.size))
-
-    def d_step(self, real: Any) -> tuple[Any, Any, Any]:
-        """One discriminator update on a real batch and a fake batch. Returns
-        (d_loss, mean D(x), mean D(G(z))) as 0-d arrays."""
-        self.opt_d.zero_grad()
-        logits_real = self.D(real)
-        loss_real = self.criterion(logits_real, self.config.real_label)
-        self.D.backward_params(self.criterion.backward())   # no gradient at the data is needed
-
-        fake = self.G(self.training_z(len(real)))  # no G.backward below: G is "detached"
-        logits_fake = self.D(fake)
-        loss_fake = self.criterion(logits_fake, 0.0)
-        self.D.backward_params(self.criterion.backward())  # adds to the real batch's gradients
-        self.world.average_gradients(self.opt_d.params)    # data parallel: mean over the ranks
-        self.opt_d.step()
-        return loss_real + loss_fake, _sigmoid_mean(logits_real), _sigmoid_mean(logits_fake)
-
-    def g_step(self, batch_size: int) -> Any:
-        """One generator update: make D call G's images real."""
-        self.opt_g.zero_grad()
-        fake = self.G(self.training_z(batch_size))
-        g_loss = self.criterion(self.D(fake), 1.0)   # flipped label
-        self.D.requires_grad_(False)                 # only d loss / d image is needed from D
-        try:
-            d_image = self.D.backward(self.criterion.backward())
-        finally:
-            self.D.requires_grad_(True)
-        self.G.backward(d_image)
-        self.world.average_gradients(self.opt_g.params)    # data parallel: mean over the ranks
-        self.opt_g.step()
-        return g_loss
-
     def train_step(self, real: Any) -> StepResult:
-        for _ in range(self.config.d_steps):
-            d_loss, d_real, d_fake = self.d_step(real)
-        g_loss = self.g_step(len(real))
-        # Not read here: see read_history. With several ranks, the whole batch's losses: the
-        # mean over the ranks' shares, as host numbers, the same on every rank.
-        return StepResult(*self.world.mean([d_loss, g_loss, d_real, d_fake]))
+        """One step of ``minigan/gan/step.py`` on this rank's share ``real`` of the batch.
+
+        With several ranks, the numbers are the whole batch's: the mean over the ranks' shares,
+        as host numbers, the same on every rank (one process gets its device arrays back)."""
+        result = step.train_step(self.G, self.D, self._step_opt_g, self._step_opt_d, real,
+                                 self.training_z, self.config)
+        return StepResult(*self.world.mean([result.d_loss, result.g_loss, result.d_real,
+                                            result.d_fake]))
 
     # ------------------------------------------------------------------ the loop
     @property

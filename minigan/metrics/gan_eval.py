@@ -34,7 +34,7 @@ from typing import Any
 import numpy
 
 from minigan.backend import get_array_module, make_rng
-from minigan.gan.dcgan import sample_z
+from minigan.latent import sample_z
 from minigan.metrics.features import FeatureNet
 from minigan.metrics.frechet import frechet_distance
 from minigan.metrics.inception_score import inception_score

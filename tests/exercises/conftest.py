@@ -20,12 +20,17 @@ def stubs(tmp_path: Path) -> Path:
 
 def fill_in(path: Path, function: str, body: str) -> None:
     """Replace a stub's `raise NotImplementedError("<function>: write me")` with ``body``
-    (dedented, then indented as a function body), the way a learner fills in an exercise.
+    (dedented, then indented as the stub line is: a function's or a method's body), the way a
+    learner fills in an exercise.
     The file must still import: a test that means to break it writes the file itself."""
     text = path.read_text(encoding="utf-8")
-    stub_line = f'    raise NotImplementedError("{function}: write me")'
-    assert stub_line in text, f"{path.name} has no stub for {function}"
-    text = text.replace(stub_line, textwrap.indent(textwrap.dedent(body).strip(), "    "))
+    raise_line = f'raise NotImplementedError("{function}: write me")'
+    indent = next((line[:-len(raise_line)] for line in text.splitlines()
+                   if line.endswith(raise_line) and not line.strip(" ")[:-len(raise_line)]),
+                  None)
+    assert indent is not None, f"{path.name} has no stub for {function}"
+    text = text.replace(indent + raise_line, textwrap.indent(textwrap.dedent(body).strip(),
+                                                             indent))
     compile(text, str(path), "exec")   # a SyntaxError here is a mistake in the test
     path.write_text(text, encoding="utf-8")
 

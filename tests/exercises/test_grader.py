@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from minigan.exercises import EXERCISES, KERNEL_NAMES, grade, load_kernels, minigan_kernels
+from minigan.exercises import EXERCISES, FUNCTION_NAMES, grade, load_kernels, minigan_kernels
 from minigan.exercises.__main__ import main
 from minigan.exercises.grader import FAILED, NOT_STARTED, PASSED, grade_one
 from tests.exercises.conftest import LEAKY_RELU_BACKWARD, LEAKY_RELU_FORWARD, fill_in
@@ -38,9 +38,18 @@ def test_minigan_kernels_are_the_solutions():
     assert statuses(results) == {e.title: PASSED for e in EXERCISES}
 
 
+def test_the_table_lists_every_kernel_and_every_course_task_in_the_lessons_order():
+    assert [e.name for e in EXERCISES] == [
+        "scale", "conv2d_naive", "im2col", "conv2d_forward", "conv2d_backward",
+        "conv_transpose2d", "batch_norm_train", "batch_norm_eval", "running_stats",
+        "leaky_relu", "tanh", "bce_with_logits", "adam_update", "discriminator", "generator",
+        "gan_losses", "d_step", "g_step", "train_step", "inception_score", "frechet_distance"]
+
+
 def test_untouched_stubs_are_all_not_started(stubs, capsys):
     assert main(["check", str(stubs), "--examples", str(EXAMPLES)]) == 1
     out = capsys.readouterr()
+    assert len(EXERCISES) == 21
     rows = dict(re.findall(r"^  (\S.*?)\s{2,}(passed|failed|not started)$", out.out, re.M))
     assert rows == {e.title: NOT_STARTED for e in EXERCISES}
     assert f"0 passed, 0 failed, {len(EXERCISES)} not started" in out.out
@@ -96,6 +105,11 @@ def test_a_weight_gradient_in_the_wrong_layout_shrinks_to_two_channels_and_a_2x2
     assert re.fullmatch(r"conv2d_backward: dw is wrong for x \(1, 2, 2, 2\), w \(1, 2, 2, 2\), "
                         r"stride 1, padding 0, no bias: relative error \S+ against finite "
                         r"differences \(should be below 1e-06\)", result.sentence), result.sentence
+    # Side by side, each weight position named (f, c, i, j): (0, 0, 0, 0) and (0, 1, 1, 1)
+    # are right (the two orders agree there), the six between are permuted.
+    rows = result.detail.splitlines()[2:]
+    assert len(rows) == 8 and rows[0].split()[:5] == ["(f,", "c,", "i,", "j)", "="]
+    assert [row.startswith("    x ") for row in rows] == [False] + [True] * 6 + [False]
 
 
 NAIVE_BCE = {"bce_with_logits_forward": """
@@ -173,7 +187,7 @@ def test_a_finished_kernel_waiting_for_an_unfinished_one_says_so(stubs):
 
 def test_the_stubs_keep_the_signatures_of_minigans_kernels(stubs):
     mine, theirs = minigan_kernels(), load_kernels(stubs)
-    for name in KERNEL_NAMES:
+    for name in FUNCTION_NAMES:
         ours = inspect.signature(getattr(mine, name))
         stub = inspect.signature(getattr(theirs, name))
         assert [(p.name, p.default) for p in stub.parameters.values()] == \
@@ -207,7 +221,8 @@ def test_a_file_that_does_not_import_fails_its_own_exercises_only(stubs, capsys)
 def test_the_command_line_grades_the_solutions_and_shows_its_defaults(capsys):
     assert main(["check", "--solutions", "--examples", "3"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("Grading minigan's own kernels (up to 3 cases per exercise, seed 0)")
+    assert out.startswith("Grading minigan's own solutions (up to 3 cases per exercise, seed 0, "
+                          "10 s per case)")
     assert f"{len(EXERCISES)} passed, 0 failed, 0 not started" in out
     with pytest.raises(SystemExit) as exit_info:
         main(["check", "--help"])

@@ -1,10 +1,12 @@
-"""Training on one's own kernels: ``use_kernels(folder)`` swaps a learner's functions in.
+"""Training on one's own code: ``use_kernels(folder)`` swaps a learner's functions in.
 
 Inside ``with use_kernels("my_kernels")`` the layers and Adam run the learner's functions (the
 layers call kernels through the ``minigan.ops`` namespace, Adam calls ``minigan.optim.
-adam_update``); kernels that are still stubs stay minigan's; on the way out, even after an
-error, minigan's own kernels are back. ``examples/train_svhn.py --kernels my_kernels/`` trains
-a DCGAN that way.
+adam_update``), and so do the step (``minigan.gan.losses.real_loss``), the trainer
+(``minigan.gan.step.train_step``) and the scripts that build models (``dcgan.Generator``);
+groups that are still stubs stay minigan's; on the way out, even after an error, minigan's own
+are back. ``examples/train_svhn.py --kernels my_kernels/`` grades the finished groups first,
+refuses to train on a failing one (unless ``--kernels-unchecked``), then trains a DCGAN on them.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def test_started_kernels_are_swapped_in_and_put_back(leaky_relu_and_adam):
     with use_kernels(leaky_relu_and_adam) as in_use:
         assert in_use == {"conv2d": False, "conv_transpose2d": False, "batch_norm": False,
                           "leaky_relu": True, "tanh": False, "bce_with_logits": False,
-                          "adam_update": True}
+                          "adam_update": True, "models": False, "losses": False,
+                          "step": False}
         for name in ("leaky_relu_forward", "leaky_relu_backward"):
             assert getattr(minigan.ops, name).__module__.startswith("minigan_learner_kernels")
         assert minigan.ops.conv2d_forward is originals["conv2d_forward"]   # still a stub
@@ -115,9 +118,11 @@ def test_train_svhn_trains_on_the_learners_kernels(leaky_relu_and_adam, tmp_path
                                 capture_output=True, text=True, env=env, timeout=300)
         assert result.returncode == 0, result.stderr
         runs[label] = (result.stdout, read_losses(out / "losses.csv"))
-    assert (f"your kernels from {leaky_relu_and_adam}: leaky_relu, adam_update; minigan's: "
-            f"conv2d, conv_transpose2d, batch_norm, tanh, bce_with_logits") in runs["learner"][0]
-    assert "your kernels" not in runs["minigan"][0]
+    assert f"checking your code in {leaky_relu_and_adam} before training" in runs["learner"][0]
+    assert (f"your code from {leaky_relu_and_adam}: leaky_relu, adam_update; minigan's: "
+            f"conv2d, conv_transpose2d, batch_norm, tanh, bce_with_logits, models, losses, "
+            f"step") in runs["learner"][0]
+    assert "your code" not in runs["minigan"][0]
     assert len(runs["learner"][1]) == 3
     np.testing.assert_allclose(runs["learner"][1], runs["minigan"][1], rtol=1e-4)
 
@@ -131,3 +136,95 @@ def test_a_missing_kernel_folder_is_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"error: --kernels: no folder {tmp_path / 'none'} (make one with "
         f"`python -m minigan.exercises init {tmp_path / 'none'}`)"]
+
+
+COUNTING_LOSSES = {"real_loss": """
+    real_loss.calls = getattr(real_loss, "calls", 0) + 1
+    loss, cache = ops.bce_with_logits_forward(logits, real_label)
+    return loss, ops.bce_with_logits_backward(1.0, cache)
+""", "fake_loss": """
+    loss, cache = ops.bce_with_logits_forward(logits, 0.0)
+    return loss, ops.bce_with_logits_backward(1.0, cache)
+"""}
+MINIGANS_MODELS = """
+from minigan.gan import dcgan
+
+
+class Discriminator(dcgan.Discriminator):   # a learner's copy: the same layers
+    pass
+
+
+class Generator(dcgan.Generator):
+    pass
+"""
+
+
+def test_the_learners_losses_step_and_models_are_swapped_in(stubs):
+    """The step calls ``losses.real_loss`` and the scripts build ``dcgan.Generator`` at call
+    time, so the learner's versions run inside the block."""
+    import minigan.gan.dcgan
+    import minigan.gan.losses
+    import minigan.gan.step
+
+    for function, body in COUNTING_LOSSES.items():
+        fill_in(stubs / "gan_losses.py", function, body)
+    (stubs / "models.py").write_text(MINIGANS_MODELS, encoding="utf-8")
+    original_loss, original_generator = minigan.gan.losses.real_loss, minigan.gan.dcgan.Generator
+    with use_kernels(stubs) as in_use:
+        assert in_use["losses"] and in_use["models"] and not in_use["step"]
+        learners_loss = minigan.gan.losses.real_loss
+        G = minigan.gan.dcgan.Generator(z_size=3, conv_dim=2, image_size=8, channels=1)
+        D = minigan.gan.dcgan.Discriminator(conv_dim=2, image_size=8, channels=1)
+        assert type(G).__module__.startswith("minigan_learner_kernels")
+        before = learners_loss.calls
+        rng = np.random.default_rng(0)
+        minigan.gan.step.d_step(G, D, Adam(D.parameters()), to_device(rng.uniform(
+            -1, 1, (2, 1, 8, 8)).astype(np.float32)), lambda n: to_device(rng.uniform(
+                -1, 1, (n, 3)).astype(np.float32)), minigan.gan.step.TrainConfig())
+        assert learners_loss.calls == before + 1
+    assert minigan.gan.losses.real_loss is original_loss
+    assert minigan.gan.dcgan.Generator is original_generator
+
+
+WRONG_CONV2D_BACKWARD = """
+
+
+from minigan.ops.conv2d import conv2d_backward as minigan_backward  # noqa: E402
+from minigan.ops.conv2d import conv2d_forward  # noqa: E402, F401, F811
+from minigan.ops.layout import to_rows  # noqa: E402
+
+
+def conv2d_backward(dy, cache, need_weight_grad=True, need_input_grad=True):  # noqa: F811
+    dx, dw, db = minigan_backward(dy, cache, need_weight_grad, need_input_grad)
+    if dw is not None:
+        dw = (cache.cols.T @ to_rows(dy)).T.reshape(cache.w.shape)   # the wrong layout
+    return dx, dw, db
+"""
+
+
+def test_train_svhn_refuses_a_folder_the_grader_fails(stubs, tmp_path):
+    """A wrong conv2d_backward: the quick check names the group and the grader's sentence in
+    one line, and nothing trains; --kernels-unchecked trains anyway."""
+    (stubs / "im2col.py").write_text(
+        "from minigan.ops.im2col import col2im, conv_output_size, im2col  # noqa: F401\n")
+    with open(stubs / "conv2d.py", "a") as f:   # the stub's helpers stay: others import them
+        f.write(WRONG_CONV2D_BACKWARD)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg",
+           "MINIGAN_BACKEND": "numpy"}
+    command = [sys.executable, str(REPO_ROOT / "examples" / "train_svhn.py"), "--dataset",
+               "synthetic", "--num-train", "32", "--batch-size", "16", "--max-steps", "1",
+               "--conv-dim", "8", "--kernels", str(stubs)]
+    refused = subprocess.run([*command, "--out", str(tmp_path / "refused")],
+                             capture_output=True, text=True, env=env, timeout=300)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1, refused.stderr
+    assert lines[0].startswith("error: --kernels: your conv2d fails the grader: "
+                               "conv2d_backward: dw is wrong for x (1, 2, 2, 2)")
+    assert "--kernels-unchecked" in lines[0]
+    assert not (tmp_path / "refused" / "losses.csv").exists()
+    anyway = subprocess.run([*command, "--kernels-unchecked", "--out", str(tmp_path / "anyway")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert anyway.returncode == 0, anyway.stderr
+    assert f"your code from {stubs} (unchecked): conv2d;" in anyway.stdout
+    assert (tmp_path / "anyway" / "losses.csv").exists()

@@ -14,6 +14,7 @@ import pytest
 from minigan.backend import manual_seed, to_numpy
 from minigan.checkpoint import load_checkpoint
 from minigan.data import DataLoader, make_synthetic_digits
+from minigan.gan import step
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.gan.trainer import GANTrainer, TrainConfig, TrainingDiverged
 
@@ -102,30 +103,34 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_p
     assert (tmp_path / "checkpoint.npz").read_bytes() == good
 
 
-def ctrl_c_during_generator_step(trainer, on_call, times=1):
-    """Make ``trainer.g_step`` send this process a real SIGINT (what Ctrl-C does) in the middle of
-    its ``on_call``-th call, after the discriminator has already been updated in that step."""
-    original, calls = trainer.g_step, []
+def ctrl_c_during_generator_step(monkeypatch, on_call, times=1):
+    """Make ``step.g_step`` send this process a real SIGINT (what Ctrl-C does) in the middle of
+    its ``on_call``-th call, after the discriminator has already been updated in that step.
+    ``train_step`` looks ``g_step`` up at call time, so replacing the module's attribute is
+    enough (the exercises swap a learner's step in the same way)."""
+    original, calls = step.g_step, []
 
-    def g_step(batch_size):
+    def g_step(*args):
         calls.append(1)
         if len(calls) == on_call:
             for _ in range(times):
                 os.kill(os.getpid(), signal.SIGINT)
-        return original(batch_size)
+        return original(*args)
 
-    trainer.g_step = g_step
+    monkeypatch.setattr(step, "g_step", g_step)
 
 
-def test_ctrl_c_finishes_the_step_then_saves_and_resume_is_exact(tmp_path, capsys):
+def test_ctrl_c_finishes_the_step_then_saves_and_resume_is_exact(tmp_path, capsys,
+                                                                monkeypatch):
     """Ctrl-C half-way through step 3 (D updated, G not yet): step 3 still completes, the
     checkpoint holds 3 whole steps, and resuming from it gives the losses of an unbroken run."""
     unbroken = make_trainer(tmp_path / "a")
     unbroken.fit(progress=False)
 
     first = make_trainer(tmp_path / "b")
-    ctrl_c_during_generator_step(first, on_call=3)
+    ctrl_c_during_generator_step(monkeypatch, on_call=3)
     first.fit(progress=False)
+    monkeypatch.undo()
     assert int(load_checkpoint(tmp_path / "b" / "checkpoint.npz")["progress"]["step"]) == 3
     assert "--resume" in capsys.readouterr().out
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler put back
@@ -137,10 +142,11 @@ def test_ctrl_c_finishes_the_step_then_saves_and_resume_is_exact(tmp_path, capsy
         np.testing.assert_array_equal(second.history.columns[key], unbroken.history.columns[key])
 
 
-def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, capsys):
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, capsys,
+                                                                     monkeypatch):
     """Two Ctrl-C in a row stop in the middle of the step; that half step is not saved."""
     trainer = make_trainer(tmp_path, epochs=2)
-    ctrl_c_during_generator_step(trainer, on_call=8, times=2)   # step 8: in the second epoch
+    ctrl_c_during_generator_step(monkeypatch, on_call=8, times=2)   # step 8: in the second epoch
     trainer.fit(progress=False)
     saved = load_checkpoint(tmp_path / "checkpoint.npz")
     assert int(saved["progress"]["step"]) == 6      # the end of epoch 1, not the half step 8
@@ -150,7 +156,7 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, c
 def test_generator_step_leaves_discriminator_gradients_alone(tmp_path):
     trainer = make_trainer(tmp_path)
     trainer.D.zero_grad()
-    trainer.g_step(8)
+    step.g_step(trainer.G, trainer.D, trainer.opt_g, 8, trainer.sample_z, trainer.config)
     assert all(float(abs(p.grad).max()) == 0 for p in trainer.D.parameters())
     assert any(float(abs(p.grad).max()) > 0 for p in trainer.G.parameters())
     assert all(p.requires_grad for p in trainer.D.parameters())   # switched back on

@@ -32,24 +32,20 @@ def leaky_relu_forward(x: Array, negative_slope: float = 0.01) -> tuple[Array, L
     (smaller) gradient back instead of none at all.
     """
     xp = get_array_module(x)  # noqa: F841  (numpy or cupy: use xp.where, xp.tanh, ...)
-    # Hints:
-    # * the local derivative is 1 where x > 0 and negative_slope elsewhere; build it as an
-    #   array shaped like x (xp.where(x > 0, 1, negative_slope)) and y = x * slope;
-    # * keep x's dtype: a Python float is fine, but convert other numbers first with
-    #   x.dtype.type(negative_slope), so that float32 stays float32;
-    # * return y, LeakyReluCache(slope=...).
+    # Hint: the local derivative takes one value where x > 0 and another elsewhere; an array
+    # of it, shaped like x, gives y and is all the backward pass needs (LeakyReluCache).
     raise NotImplementedError("leaky_relu_forward: write me")
 
 
 def leaky_relu_backward(dy: Array, cache: LeakyReluCache) -> Array:
     """dx = dy * (1 where x > 0, negative_slope elsewhere).  dy: shaped like x -> dx: same."""
-    # Hint: one multiplication with what the forward pass saved.
+    # Hint: the chain rule, entry by entry, with what the forward pass saved.
     raise NotImplementedError("leaky_relu_backward: write me")
 
 
 def tanh_forward(x: Array) -> tuple[Array, TanhCache]:
     """y = tanh(x), in (-1, 1).  x: any shape -> y: same shape."""
-    # Hint: xp.tanh; keep y in the cache, the derivative is simple in terms of it.
+    # Hint: NumPy and CuPy have tanh; what does the backward pass need from here?
     raise NotImplementedError("tanh_forward: write me")
 
 

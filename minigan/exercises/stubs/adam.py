@@ -31,10 +31,6 @@ def adam_update(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta
     is written as PyTorch writes it, as step_size * m / (sqrt(v) / sqrt_bias2 + eps).
     Returns nothing.
     """
-    # Hints:
-    # * "in place" means writing into the arrays you were given: m *= beta1, m += ...,
-    #   param -= ...; a line like m = beta1 * m + ... only makes a new local array, and the
-    #   optimizer would never see it;
-    # * check that step_size * m / (sqrt(v) / sqrt_bias2 + eps) is the same as
-    #   lr * m_hat / (sqrt(v_hat) + eps).
+    # Hint: "in place" means writing into the arrays you were given; a new local array is
+    # never seen by the optimizer.
     raise NotImplementedError("adam_update: write me")

@@ -63,10 +63,9 @@ def batch_norm_forward(
     per channel over N (and H, W).
     """
     xp = get_array_module(x)  # noqa: F841
-    # Hints:
-    # * mean = x.mean(axis=channel_axes(x)) is (C,); per_channel(mean, x.ndim) broadcasts;
-    # * x.var(...) divides by m: that is the biased variance the formula wants;
-    # * keep float32 float32: eps = x.dtype.type(eps).
+    # Hint: the statistics of each channel over the axes channel_axes gives, shaped so that
+    # they broadcast (per_channel); then the formula line by line. Which variance, biased or
+    # unbiased, and does float32 stay float32?
     raise NotImplementedError("batch_norm_forward: write me")
 
 
@@ -80,7 +79,7 @@ def batch_norm_eval_forward(
     y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta
     """
     # Hint: the same normalisation as training mode, with the running statistics in place of
-    # the batch's; remember training=False in the cache.
+    # the batch's; the cache says which mode made it.
     raise NotImplementedError("batch_norm_eval_forward: write me")
 
 
@@ -93,12 +92,8 @@ def batch_norm_backward(dy: Array, cache: BatchNormCache) -> tuple[Array, Array,
     dx     = eval mode:     gamma * inv_std * dy
              training mode: (gamma * inv_std / m) * (m * dy - sum(dy) - x_hat * sum(dy * x_hat))
     """
-    # Hints:
-    # * in evaluation mode the running statistics are constants: x -> y is an affine map;
-    # * in training mode mu_B and sigma2_B depend on every x of the channel, so each x_i
-    #   reaches the loss three ways (directly, through mu_B, through sigma2_B). Derive it
-    #   step by step (dx_hat = gamma * dy, then dsigma2, dmu, dx) or use the one-line form
-    #   above; the two sums in it are exactly dbeta and dgamma.
+    # Hint: in evaluation mode x -> y is an affine map; in training mode each x_i reaches the
+    # loss three ways (directly, through mu_B, through sigma2_B): derive it step by step.
     raise NotImplementedError("batch_norm_backward: write me")
 
 
@@ -111,6 +106,6 @@ def update_running_stats(
     new_mean = (1 - momentum) * running_mean + momentum * mu_B
     new_var  = (1 - momentum) * running_var  + momentum * m / (m - 1) * sigma2_B
     """
-    # Hint: the unbiased variance estimates the variance of the whole data set; the forward
-    # pass still normalises with the biased sigma2_B. Return new arrays (the layer stores them).
+    # Hint: a blend of old and new, weighted by momentum; the running variance estimates the
+    # variance of the whole data set. Return new arrays (the layer stores them).
     raise NotImplementedError("update_running_stats: write me")

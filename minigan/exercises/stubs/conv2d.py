@@ -77,11 +77,9 @@ def conv2d_forward(x: Array, w: Array, b: Array | None = None, stride: int = 1,
     y: (N, F, H_out, W_out), H_out = (H + 2P - K) // S + 1, W_out likewise
     y[n, f, ho, wo] = b[f] + sum_{c, i, j} w[f, c, i, j] * x_pad[n, c, S*ho + i, S*wo + j]
     """
-    # Hints:
-    # * cols = im2col(x, K, stride, padding); y_rows = cols @ weight_matrix(w), plus b if any;
-    # * y_rows has one row per output pixel (n, ho, wo): rows_to_nchw(y_rows, (N, F, H_out,
-    #   W_out)) makes it an image;
-    # * return y, Conv2dCache(cols, w, tuple(x.shape), stride, padding, b is not None).
+    # Hint: the windows as rows (im2col), the filters as columns (weight_matrix): one matrix
+    # product gives every output pixel of every filter; then back to an image (the given
+    # helpers), and a cache with what the backward pass will need.
     raise NotImplementedError("conv2d_forward: write me")
 
 
@@ -97,10 +95,7 @@ def conv2d_backward(
     db is None when the forward pass had no bias. Either half can be skipped:
     ``need_weight_grad=False`` gives dw = db = None, ``need_input_grad=False`` gives dx = None.
     """
-    # Hints:
-    # * dy_rows = nchw_to_rows(dy): (N*H_out*W_out, F), the same row order as cols;
-    # * each filter's gradient is the sum, over output pixels, of (gradient at the pixel) times
-    #   (the window that pixel saw): cols.T @ dy_rows, then weight_from_matrix;
-    # * each output pixel sends its gradient back through the weights to its window:
-    #   dy_rows @ weight_matrix(w).T, and col2im adds up what lands on the same input pixel.
+    # Hint: dy as rows in the same order as cols; each filter's gradient sums (gradient at an
+    # output pixel) times (the window that pixel saw); each output pixel sends its gradient
+    # back through the weights to its window, and col2im adds up what overlaps.
     raise NotImplementedError("conv2d_backward: write me")

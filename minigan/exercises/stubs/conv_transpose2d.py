@@ -58,11 +58,9 @@ def conv_transpose2d_forward(x: Array, w: Array, b: Array | None = None, stride:
     y = the gradient a conv2d with weights w would send back to its input if x were the
     gradient at its output, plus b.
     """
-    # Hints:
-    # * the conv2d that this runs backwards maps (N, C_out, H_out, W_out) to x's shape; its
-    #   input gradient is col2im(nchw_to_rows(x) @ weight_matrix(w).T, (N, C_out, H_out,
-    #   W_out), K, stride, padding);
-    # * the bias is per output channel: add b.reshape(1, C_out, 1, 1).
+    # Hint: picture the conv2d that maps an image of y's shape to x's shape with the same
+    # weight array; this forward pass is that convolution's input gradient, with x playing
+    # the gradient at its output. Then the bias, per output channel.
     raise NotImplementedError("conv_transpose2d_forward: write me")
 
 
@@ -79,6 +77,5 @@ def conv_transpose2d_backward(dy: Array, cache: ConvTranspose2dCache,
     db is None when the forward pass had no bias; dw and db are both None when
     ``need_weight_grad`` is False, and dx is None when ``need_input_grad`` is False.
     """
-    # Hint: in conv2d's terms, dy plays the input and x the gradient at the output. Your
-    # conv2d_forward returns (y, cache): take y (index 0).
+    # Hint: in conv2d's terms, dy plays the input and x the gradient at the output.
     raise NotImplementedError("conv_transpose2d_backward: write me")

@@ -45,14 +45,9 @@ def im2col(x: Array, kernel_size: int, stride: int = 1, padding: int = 0) -> Arr
     with H_out = (H + 2P - K) // S + 1.
     """
     xp = get_array_module(x)  # noqa: F841  (numpy or cupy: use xp.zeros, xp.pad, ...)
-    # Hints:
-    # * pad first: x_pad = xp.zeros((N, C, H + 2P, W + 2P), dtype=x.dtype), then copy x into
-    #   its middle;
-    # * the plainest version loops over output pixels: the window of (n, ho, wo) is
-    #   x_pad[n, :, S*ho:S*ho + K, S*wo:S*wo + K], shaped (C, K, K); its row needs the order
-    #   (i, j, c), that is window.transpose(1, 2, 0).reshape(-1);
-    # * faster, loop over the K*K kernel offsets instead: x_pad[:, :, i:i + S*H_out:S,
-    #   j:j + S*W_out:S] holds offset (i, j) of every window at once.
+    # Hint: pad first; then the plainest version loops over output pixels and copies each
+    # window, shaped (C, K, K), into its row; mind the order the columns want: (i, j, c),
+    # with c fastest.
     raise NotImplementedError("im2col: write me")
 
 
@@ -65,10 +60,6 @@ def col2im(cols: Array, x_shape: tuple[int, ...], kernel_size: int, stride: int 
     returns: x (N, C, H, W), x[n, c, h, w] = sum of cols[(n, ho, wo), (i, j, c)]
              over all (ho, wo, i, j) with S*ho + i - P == h and S*wo + j - P == w.
     """
-    # Hints:
-    # * run im2col backwards: reshape cols to (N, H_out, W_out, K, K, C), start from a padded
-    #   zero image, and *add* (+=) each window (or each kernel offset) back where it came
-    #   from; windows overlap when K > S, and overlapping entries must add up;
-    # * finish by cutting the padding off: x_pad[:, :, P:P + H, P:P + W];
-    # * the grader checks the adjoint identity <im2col(x), c> == <x, col2im(c)>.
+    # Hint: im2col run backwards, into a padded zero image: windows overlap when K > S, and
+    # what lands on the same pixel adds up. The padding is cut off at the end.
     raise NotImplementedError("col2im: write me")

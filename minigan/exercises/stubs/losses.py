@@ -33,14 +33,9 @@ def bce_with_logits_forward(logits: Array, targets: Any) -> tuple[Array, BCEWith
     loss = mean(-t * log(s) - (1 - t) * log(1 - s)),  s = sigmoid(x)
     """
     xp = get_array_module(logits)  # noqa: F841
-    # Hints:
-    # * with log(s) = -log(1 + exp(-x)) and log(1 - s) = -x - log(1 + exp(-x)), each element
-    #   is x - x*t + log(1 + exp(-x)); that overflows in exp(-x) when x is very negative;
-    # * add and remove max(x, 0): the same value is max(x, 0) - x*t + log(1 + exp(-|x|)), and
-    #   exp now only ever sees a number <= 0. xp.log1p keeps precision when exp(...) is tiny;
-    # * targets may come in another dtype, or as one number for every element (a "real"
-    #   label of 0.9, say): t = xp.asarray(targets, dtype=logits.dtype) handles both;
-    # * NumPy's .mean() gives a scalar: wrap it, xp.asarray(...), to get a 0-d array.
+    # Hint: write log(s) and log(1 - s) with exp(-x) and simplify each element's loss; then
+    # ask where exp can overflow and rewrite so that it only ever sees numbers <= 0. Targets
+    # may be an array or one number; the loss is a 0-d array.
     raise NotImplementedError("bce_with_logits_forward: write me")
 
 
@@ -50,9 +45,6 @@ def bce_with_logits_backward(dloss: Any, cache: BCEWithLogitsCache) -> Array:
     dloss: a number or 0-d array  ->  dlogits: shaped like the logits
     dlogits = dloss * (sigmoid(x) - t) / n,  n = number of elements
     """
-    # Hints:
-    # * sigmoid(x) computed as 1 / (1 + exp(-x)) overflows for x far below 0; minigan's
-    #   stable version is minigan.ops.activations.sigmoid (or write the two-branch form);
-    # * turn dloss into an array of x's dtype (xp.asarray(dloss, dtype=x.dtype)) so that a
-    #   float64 dloss does not promote float32 logits.
+    # Hint: sigmoid computed naively overflows for x far below 0 (minigan.ops.activations has
+    # a stable one); a float64 dloss must not promote float32 logits.
     raise NotImplementedError("bce_with_logits_backward: write me")

@@ -1,0 +1,225 @@
+"""Grading that nothing in a learner's folder can break: one child process per group.
+
+A learner's code may loop forever, call ``sys.exit(0)`` or ``os._exit``, crash the
+interpreter (a segfault through ctypes, ``os.abort``), fail to import, or change minigan's
+modules. ``check_folder`` therefore runs the grader (``minigan.exercises.grader``) in a child
+process per stub file (``minigan.exercises.child``), with a time limit per case, and reads
+what the child logged:
+
+* a case that runs past the limit: that row says "timed out after N s" and the others go on;
+* ``sys.exit`` or any exception: caught in the child, one sentence like any failure;
+* the child dies (``os._exit``, a signal): the row it was on says how, naming the case, and a
+  fresh child grades the rows after it;
+* the child hangs where no signal reaches it (inside a long C call): the parent kills it after
+  a bound of its own (``group_seconds``), so the whole check always ends.
+
+The children start as many at a time as ``jobs`` says. Ctrl-C stops them and raises
+KeyboardInterrupt in the caller. Every row becomes a ``grader.Result``, as the in-process
+grader makes them, so the same report prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from minigan.exercises.grader import FAILED, Result, format_report
+from minigan.exercises.records import EXERCISES, Exercise, find
+
+DEFAULT_SECONDS = 10.0   # per case: the grader's cases take milliseconds when the code is right
+
+
+def group_seconds(seconds: float, rows: int, max_examples: int) -> float:
+    """The parent's own bound on one child (a row takes about max_examples cases, and as many
+    again to shrink a failure, when each case is well under the limit)."""
+    return 30 + rows * (4 * seconds + 0.5 * max_examples)
+
+
+def groups_of(exercises: Iterable[Exercise]) -> list[list[Exercise]]:
+    """The exercises by stub file, in the table's order: what one child grades."""
+    groups: dict[str, list[Exercise]] = {}
+    for e in exercises:
+        groups.setdefault(e.stub, []).append(e)
+    return list(groups.values())
+
+
+class _Children:
+    """The running children, so that Ctrl-C can stop every one of them."""
+
+    def __init__(self) -> None:
+        self.lock, self.running = threading.Lock(), set()
+        self.stopping = False
+
+    def start(self, command: list[str]) -> subprocess.Popen:
+        with self.lock:
+            if self.stopping:
+                raise KeyboardInterrupt
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                       start_new_session=True)   # its own group: killable
+            self.running.add(process)
+            return process
+
+    def done(self, process: subprocess.Popen) -> None:
+        with self.lock:
+            self.running.discard(process)
+
+    def stop_all(self) -> None:
+        with self.lock:
+            self.stopping = True
+            for process in self.running:
+                _kill(process)
+
+
+def _kill(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)   # the child and anything it started
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _read_log(path: Path) -> list[dict[str, Any]]:
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:   # a line cut short by the child's death
+            break
+    return events
+
+
+def _tuples(value: Any) -> Any:
+    """JSON's lists back to the tuples the cases hold (shapes)."""
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    return value
+
+
+def how_it_ended(returncode: int | None, killed_after: float | None) -> str:
+    if killed_after is not None:
+        return f"timed out after {killed_after:g} s (stopped by the grader)"
+    if returncode is not None and returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"crashed the process running it ({name})"
+    return f"ended the process running it (exit status {returncode}: os._exit?)"
+
+
+def _run_child(orders: dict[str, Any], children: _Children, limit: float,
+               ) -> tuple[list[dict[str, Any]], int | None, float | None]:
+    """Start one child on ``orders``; return its log, exit status and, if the parent had to
+    kill it, after how many seconds."""
+    with tempfile.TemporaryDirectory(prefix="minigan-grader-") as tmp:
+        log = Path(tmp) / "log.jsonl"
+        log.touch()
+        process = children.start([sys.executable, "-m", "minigan.exercises.child",
+                                  json.dumps(orders), str(log)])
+        killed_after = None
+        try:
+            process.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            _kill(process)
+            process.wait()
+            killed_after = limit
+        finally:
+            children.done(process)
+        return _read_log(log), process.returncode, killed_after
+
+
+def _grade_group(group: list[Exercise], orders: dict[str, Any], children: _Children,
+                 ) -> dict[str, Result]:
+    """Every row of one group, starting a fresh child after one that died mid-way."""
+    results: dict[str, Result] = {}
+    remaining = list(group)
+    while remaining:
+        limit = group_seconds(orders["seconds"], len(remaining), orders["max_examples"])
+        events, returncode, killed_after = _run_child(
+            {**orders, "exercises": [e.name for e in remaining]}, children, limit)
+        started, case = None, None
+        for event in events:
+            if "load_timed_out" in event:
+                sentence = (f"{remaining[0].stub} did not finish importing within "
+                            f"{event['load_timed_out']:g} s (a loop at its top level?)")
+                return {**results, **{e.name: Result(e, FAILED, sentence) for e in remaining}}
+            if "start" in event:
+                started, case = find(event["start"]), None
+            elif "case" in event:
+                case = event["case"]
+            elif "result" in event:
+                r = event["result"]
+                exercise = find(r["name"])
+                results[exercise.name] = Result(exercise, r["status"], r["sentence"],
+                                                _tuples(r["case"]), r["detail"])
+                started = None
+        remaining = [e for e in remaining if e.name not in results]
+        if not remaining:
+            break
+        ended = how_it_ended(returncode, killed_after)
+        if started is None:   # it died before grading anything: importing the folder
+            sentence = f"importing {remaining[0].stub} (or the folder's __init__.py) {ended}"
+            return {**results, **{e.name: Result(e, FAILED, sentence) for e in remaining}}
+        where = f" for {case}" if case else ""
+        results[started.name] = Result(started, FAILED,
+                                       f"{started.functions[0]} {ended}{where}")
+        remaining = [e for e in remaining if e.name not in results]
+    return results
+
+
+def check_folder(folder: str | Path | None, max_examples: int = 50, seed: int = 0,
+                 seconds: float = DEFAULT_SECONDS, backend: str = "numpy",
+                 exercises: Iterable[Exercise] = EXERCISES, jobs: int | None = None,
+                 ) -> list[Result]:
+    """Grade a learner's folder (None: minigan's own solutions), each group of exercises in a
+    child process of its own, each case within ``seconds``. Returns one Result per exercise,
+    in the table's order. Ctrl-C stops every child and raises KeyboardInterrupt."""
+    exercises = list(exercises)
+    if folder is not None and not Path(folder).is_dir():
+        raise FileNotFoundError(f"no kernel folder {folder}: make one with "
+                                f"`python -m minigan.exercises init {folder}`")
+    orders = {"folder": None if folder is None else str(Path(folder).resolve()),
+              "max_examples": max_examples, "seed": seed, "seconds": seconds,
+              "backend": backend}
+    children = _Children()
+    results: dict[str, Result] = {}
+    jobs = jobs or min(4, os.cpu_count() or 1)
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        futures = [pool.submit(_grade_group, group, orders, children)
+                   for group in groups_of(exercises)]
+        for future in futures:
+            while not future.done():   # wait in short slices, so Ctrl-C is seen at once
+                time.sleep(0.05)
+            results.update(future.result())
+    except KeyboardInterrupt:
+        children.stop_all()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return [results[e.name] for e in exercises]
+
+
+def check_and_report(folder: str | Path | None, max_examples: int = 50, seed: int = 0,
+                     seconds: float = DEFAULT_SECONDS, backend: str = "numpy",
+                     exercises: Iterable[Exercise] = EXERCISES,
+                     ) -> tuple[list[Result], str]:
+    """``check_folder`` and the report (``grader.format_report``)."""
+    started = time.perf_counter()
+    results = check_folder(folder, max_examples, seed, seconds, backend, exercises)
+    source = "minigan's own solutions" if folder is None else str(folder)
+    return results, format_report(results, source, time.perf_counter() - started,
+                                  f"up to {max_examples} cases per exercise, seed {seed}, "
+                                  f"{seconds:g} s per case")

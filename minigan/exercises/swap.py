@@ -1,0 +1,152 @@
+"""Training on a learner's code: check it first, then swap the finished groups into minigan.
+
+minigan looks up everything a learner may replace at call time, through a module attribute:
+the layers call ``minigan.ops.conv2d_forward(...)``, Adam calls ``minigan.optim.adam_update``,
+the training step calls ``losses.real_loss(...)``, the trainer calls ``step.train_step(...)``,
+and the command line builds ``dcgan.Generator(...)``. So setting those attributes for the
+length of a ``with`` block makes every Conv2d, BatchNorm, activation, loss, Adam step, model
+and training step in it run the learner's code. Functions travel in groups (each exercise
+record names its ``swap``: a forward with its backward and what shares their cache, D with G,
+the two losses, the three step functions), and a group whose stub is unfinished stays
+minigan's.
+
+``check_before_training(folder)`` grades the started groups quickly, in child processes
+(``minigan.exercises.isolation``), before anything trains on them: a group that fails is
+named with the grader's sentence, instead of an hour of training on a wrong gradient.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from minigan.exercises.folder import load_kernels
+from minigan.exercises.grader import FAILED, NOT_STARTED, PASSED, Result, first_try
+from minigan.exercises.isolation import check_folder
+from minigan.exercises.records import EXERCISES, swap_groups
+
+QUICK_EXAMPLES = 5    # cases per exercise in the check before training
+QUICK_SECONDS = 10.0  # per case
+
+
+def _exercises_of(group: str) -> list[Any]:
+    return [e for e in EXERCISES if e.swap is not None and e.swap.group == group]
+
+
+def started_groups(kernels: Any) -> dict[str, bool]:
+    """For each swap group, whether the learner has started all of it: the simplest case of
+    each of its exercises does not raise NotImplementedError (it may still be wrong; the
+    grader says). Runs the learner's code in this process."""
+    return {group: all(first_try(e, kernels) != NOT_STARTED for e in _exercises_of(group))
+            for group in swap_groups()}
+
+
+@dataclass(frozen=True)
+class PreTrainingCheck:
+    """What the quick check before training found, group by group."""
+
+    learners: tuple[str, ...]           # finished and passing: training will use them
+    minigans: tuple[str, ...]           # not (fully) started: minigan's own stay
+    failures: tuple[tuple[str, str], ...]  # (group, the grader's sentence) for failing groups
+
+    def startup_line(self, folder: str | Path) -> str:
+        return (f"your code from {folder}: {', '.join(self.learners) or 'none finished yet'}; "
+                f"minigan's: {', '.join(self.minigans) or 'none'}")
+
+    def refusal(self) -> str:
+        group, sentence = self.failures[0]
+        more = f" (and {len(self.failures) - 1} more group(s))" if len(self.failures) > 1 else ""
+        return (f"--kernels: your {group} fails the grader{more}: {sentence} (run `python -m "
+                f"minigan.exercises check` for the table, or pass --kernels-unchecked to train "
+                f"anyway)")
+
+
+def check_before_training(folder: str | Path, max_examples: int = QUICK_EXAMPLES,
+                          seconds: float = QUICK_SECONDS, backend: str = "numpy",
+                          ) -> PreTrainingCheck:
+    """Grade every swappable exercise of ``folder`` with a few cases, in child processes, and
+    sort the groups: the learner's (every exercise passed), minigan's (some not started), and
+    failing ones (some started exercise failed; its sentence)."""
+    exercises = [e for e in EXERCISES if e.swap is not None]
+    results = {r.exercise.name: r for r in check_folder(folder, max_examples, 0, seconds,
+                                                        backend, exercises)}
+    learners, minigans, failures = [], [], []
+    for group in swap_groups():
+        rows: list[Result] = [results[e.name] for e in _exercises_of(group)]
+        failed = [r for r in rows if r.status == FAILED]
+        if failed:
+            failures.append((group, failed[0].sentence))
+        elif all(r.status == PASSED for r in rows):
+            learners.append(group)
+        else:
+            minigans.append(group)
+    return PreTrainingCheck(tuple(learners), tuple(minigans), tuple(failures))
+
+
+@contextmanager
+def use_kernels(folder: str | Path, groups: tuple[str, ...] | None = None,
+                ) -> Iterator[dict[str, bool]]:
+    """Run minigan's layers, Adam, losses, step and models on a learner's code inside a
+    ``with`` block.
+
+    ``groups`` names the groups to swap in (as ``check_before_training`` found them); None
+    swaps every group the learner has started (``started_groups``). Yields {group: whether the
+    learner's code is in use} ("conv2d", "batch_norm", ..., "models", "losses", "step").
+    Everything is put back on exit, also after an error.
+    """
+    kernels = load_kernels(folder)
+    in_use = started_groups(kernels) if groups is None else \
+        {group: group in groups for group in swap_groups()}
+    saved: list[tuple[ModuleType, str, Any]] = []
+    try:
+        for group, (swap, names) in swap_groups().items():
+            if not in_use[group]:
+                continue
+            module = importlib.import_module(swap.module)
+            for name in names:
+                saved.append((module, name, getattr(module, name)))
+                setattr(module, name, getattr(kernels, name))
+        yield in_use
+    finally:
+        for module, name, original in reversed(saved):
+            setattr(module, name, original)
+
+
+class KernelsFailGrader(ValueError):
+    """``--kernels`` on a folder with a started group that the grader fails (one line)."""
+
+
+@contextmanager
+def kernels_for_training(folder: str | Path, unchecked: bool = False,
+                         backend: str = "numpy") -> Iterator[dict[str, bool]]:
+    """What a training script's ``--kernels FOLDER`` does, around the whole run.
+
+    First the quick check of every started group (``check_before_training``): a failing group
+    raises KernelsFailGrader, naming it with the grader's sentence, before anything trains.
+    ``unchecked`` skips the check and swaps in every started group as it is. Then it prints
+    which groups are the learner's and swaps them in for the ``with`` block.
+    """
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"--kernels: no folder {folder} (make one with "
+                                f"`python -m minigan.exercises init {folder}`)")
+    if unchecked:
+        with use_kernels(folder) as in_use:
+            yours = [group for group, used in in_use.items() if used]
+            print(f"your code from {folder} (unchecked): {', '.join(yours) or 'none started'}; "
+                  f"minigan's: {', '.join(g for g, used in in_use.items() if not used)}",
+                  flush=True)
+            yield in_use
+        return
+    print(f"checking your code in {folder} before training (a few cases per exercise)",
+          flush=True)
+    found = check_before_training(folder, backend=backend)
+    if found.failures:
+        raise KernelsFailGrader(found.refusal())
+    print(found.startup_line(folder), flush=True)
+    with use_kernels(folder, groups=found.learners) as in_use:
+        yield in_use
