@@ -71,8 +71,8 @@ def test_every_todo_cell_and_question_has_its_solution(name):
     assert complete.problems(nb, solutions) == []
     # A TODO cell loads the learner's exercise folder; its solution uses minigan's own code.
     for cell in complete.marked_cells(nb, "todo"):
-        assert "load_kernels(KERNELS)" in cell.source, cell.source
-        assert "load_kernels(KERNELS)" not in solutions["todo", cell.metadata["solution"]]
+        assert "WHOSE = KERNELS" in cell.source and "load_kernels(WHOSE)" in cell.source
+        assert "WHOSE = None" in solutions["todo", cell.metadata["solution"]]
     # Each TODO is followed, before the next TODO, by a check cell that grades it.
     marks = [t for c in nb.cells for t in c.metadata.get("tags", []) if t in ("todo", "check")]
     assert marks and marks[0] == "todo" and marks[-1] == "check"
