@@ -31,7 +31,7 @@ from minigan.backend import backend_name, use_backend
 from minigan.checkpoint import load_checkpoint
 from minigan.data import dataset_label, is_npz_path, load_dataset
 from minigan.data.loader import unscale_images
-from minigan.gan import dcgan
+from minigan.gan import run_folder
 from minigan.gan.dcgan import Generator
 from minigan.metrics.features import FeatureNet
 from minigan.metrics.gan_eval import MIN_RELIABLE_SAMPLES, GANEvaluator, statistics_path
@@ -93,9 +93,10 @@ def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any], dict[st
     was: ``{"epoch": ..., "step": ...}`` or empty).
 
     G's settings are saved in the checkpoint (``Generator.config()``) and read back by
-    ``minigan.gan.dcgan.load_generator``, which names the file and the fault when it is damaged.
+    ``minigan.gan.run_folder.load_generator``, which names the file and the fault when it is
+    damaged.
     """
-    G = dcgan.load_generator(path)
+    G = run_folder.load_generator(path)
     progress = load_checkpoint(path, what="trainer checkpoint").get("progress", {})
     where = {}
     if "epoch" in progress and "step" in progress:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from minigan.backend import get_array_module, make_rng, use_backend
-from minigan.gan.dcgan import load_generator
+from minigan.gan.run_folder import load_generator
 from minigan.scripts import (
     OneLineParser,
     add_backend_argument,

@@ -204,15 +204,6 @@ def text_array(obj: Any) -> numpy.ndarray:
     return numpy.asarray(json.dumps(obj))
 
 
-def from_text_array(array: numpy.ndarray) -> Any:
-    """The value ``text_array`` stored (for files whose origin is checked, see ``read_json``)."""
-    return json.loads(str(array))
-
-
 def rng_state(rng: numpy.random.Generator) -> numpy.ndarray:
     """A generator's complete state as text, so a resumed run draws the same numbers."""
     return text_array(rng.bit_generator.state)
-
-
-def set_rng_state(rng: numpy.random.Generator, state: numpy.ndarray) -> None:
-    rng.bit_generator.state = from_text_array(state)

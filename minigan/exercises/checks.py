@@ -2,7 +2,7 @@
 
 Every ``check_*`` function below receives ``impl``, any object whose attributes are the kernel
 functions (``impl.conv2d_forward``, ``impl.im2col``, ...: a learner's folder loaded by
-``minigan.exercises.kernels.load_kernels``, or minigan's own from ``minigan_kernels()``), and
+``minigan.exercises.folder.load_kernels``, or minigan's own from ``minigan_kernels()``), and
 ``case``, a small dict of shapes and settings (``minigan.exercises.cases`` draws them with
 hypothesis). It returns None when the kernel is right for that case and raises
 ``KernelCheckFailed`` with one plain sentence when it is not, for example::
@@ -149,6 +149,8 @@ def position(index: tuple[int, ...], axes: Axes) -> str:
     """An index named by its meaning: '(f, c, i, j) = (0, 1, 0, 1)', or plain '(0, 1)'."""
     if callable(axes):
         return axes(index)
+    if axes and len(axes) == len(index) == 1:
+        return f"{axes[0]} = {index[0]}"
     if axes and len(axes) == len(index):
         return f"({', '.join(axes)}) = {index}"
     return f"index {index}"

@@ -77,14 +77,15 @@ def check_scale(impl: Any, case: Case) -> None:
     if not numpy.array_equal(to_numpy(x), pixels):
         raise KernelCheckFailed(f"scale changed its input for {where}: return a new array")
     expected = lo + pixels.astype(numpy.float64) / 255 * (hi - lo)
-    got = to_numpy(y).astype(numpy.float64) if numpy.shape(to_numpy(y)) == pixels.shape \
-        else to_numpy(y)
-    if numpy.shape(got) == pixels.shape and numpy.all(numpy.isfinite(got)):
+    got = numpy.asarray(to_numpy(y))
+    if got.shape == pixels.shape and numpy.all(numpy.isfinite(got)):
+        got = got.astype(numpy.float64)
         wrong = numpy.abs(got - expected) > 1e-6 * (1 + numpy.abs(expected))
-        if wrong.any() and numpy.all(pixels[wrong] > 127):
+        if wrong.any() and numpy.all(pixels[wrong] > 127):   # small pixels right, large wrong
             raise KernelCheckFailed(f"scale is wrong only for pixels above 127 for {where}: "
-                                    f"uint8 arithmetic wraps around at 256 (pixel 255 gives "
-                                    f"{got[wrong][0]:.6g}); make the pixels floats first")
+                                    f"uint8 arithmetic wraps around at 256 (pixel "
+                                    f"{int(pixels[wrong][0])} gives {got[wrong][0]:.6g}); make "
+                                    f"the pixels floats first")
     compare("scale", "the output", got, expected, where, rtol=1e-6, atol=1e-6,
             axes=_pixel_axes(pixels))
     expect_dtype("scale", "the output", y, numpy.float32, where.replace("pixels", "uint8 pixels"))
@@ -312,6 +313,9 @@ class _Side:
                                      channels=channels).to(dtype=numpy.float64)
         dcgan.dcgan_init(self.G, rng)
         dcgan.dcgan_init(self.D, rng)
+        # DCGAN's small initial weights give logits near 0 and every loss near log 2; a larger
+        # last layer makes D's verdicts, and so the mistakes, visible in the numbers.
+        layer_list(self.D)[-1].weight.data *= 50
         self.opt_g = Adam(self.G.parameters(), lr=2e-2, betas=(0.5, 0.999))
         self.opt_d = Adam(self.D.parameters(), lr=2e-2, betas=(0.5, 0.999))
         noise_rng = numpy.random.default_rng([case["seed"], 1])
@@ -398,7 +402,20 @@ def check_g_step(impl: Any, case: Case) -> None:
         g_loss = api.g_step(side.G, side.D, side.opt_g, len(real), side.noise, side.config)
         return {"g_loss": g_loss}
 
-    _run_steps(impl, "g_step", case, one)
+    probe = _Side(case)   # what the first step's fakes score against either label
+    logits = probe.D(probe.G(probe.noise(case["batch"])))
+    with_fake_label = float(to_numpy(losses.fake_loss(logits)[0]))
+    try:
+        _run_steps(impl, "g_step", case, one)
+    except KernelCheckFailed as failure:
+        mine = _Side(case)
+        got = impl.g_step(mine.G, mine.D, mine.opt_g, case["batch"], mine.noise, mine.config)
+        if got is not None and math.isclose(float(to_numpy(got)), with_fake_label,
+                                            rel_tol=1e-9):
+            raise KernelCheckFailed(f"g_step scores G's images with the fake label 0 for "
+                                    f"{step_text(case)}: G wants D to call them real (flipped "
+                                    f"labels, target 1)") from None
+        raise failure
 
 
 def check_train_step(impl: Any, case: Case) -> None:

@@ -60,7 +60,8 @@ class PreTrainingCheck:
 
     def refusal(self) -> str:
         group, sentence = self.failures[0]
-        more = f" (and {len(self.failures) - 1} more group(s))" if len(self.failures) > 1 else ""
+        others = [g for g, _ in self.failures[1:]]
+        more = f" ({', '.join(others)} too)" if others else ""
         return (f"--kernels: your {group} fails the grader{more}: {sentence} (run `python -m "
                 f"minigan.exercises check` for the table, or pass --kernels-unchecked to train "
                 f"anyway)")

@@ -19,22 +19,14 @@ from typing import Any
 import numpy
 
 from minigan.backend import backend_name, manual_seed, use_backend
-from minigan.checkpoint import (
-    DamagedFileError,
-    load_checkpoint,
-    read_json,
-    remove_orphaned_temporaries,
-)
+from minigan.checkpoint import remove_orphaned_temporaries
 from minigan.data import DATASETS, dataset_label
-from minigan.distributed import (
-    SINGLE_PROCESS,
-    ShardedLoader,
-    abort_other_ranks,
-    convert_sync_batch_norm,
-    join_mpi_world,
-)
-from minigan.gan import dcgan
+from minigan.data.loader import DataLoader
+from minigan.data.sharded import ShardedLoader
+from minigan.distributed import SINGLE_PROCESS, abort_other_ranks, join_mpi_world
+from minigan.gan import dcgan, run_folder
 from minigan.gan.trainer import GANTrainer, TrainConfig
+from minigan.nn.sync_batchnorm import convert_sync_batch_norm
 from minigan.ops import fast_kernels_enabled, use_fast_kernels
 from minigan.scripts import (
     DATASET_HELP,
@@ -212,27 +204,15 @@ def check_sizes(args: argparse.Namespace, channels: int = 3) -> None:
                              f"--num-train {args.num_train} synthetic images")
 
 
-def run_folder(args: argparse.Namespace) -> Path:
+def default_out(args: argparse.Namespace) -> Path:
+    """The run folder: --out, or runs/<dataset> (runs/my_images for my_images.npz)."""
     return Path(args.out or f"runs/{dataset_label(args.dataset)}")
-
-
-def saved_settings(path: Path) -> dict[str, Any]:
-    """The run settings recorded in a checkpoint (older checkpoints: their TrainConfig)."""
-    sections = load_checkpoint(path, ["config"], what="trainer checkpoint")
-    config = sections["config"]
-    if "run" in config:
-        return read_json(config["run"], path, "the run's settings")
-    if "json" in config:   # written before the run's settings were saved
-        train = read_json(config["json"], path, "the run's config")
-        return {k: train[k] for k in ("z_size", "z_distribution", "seed", "d_steps", "lr_d",
-                                      "lr_g", "beta1", "epochs") if k in train}
-    raise DamagedFileError(path, "the run's settings are missing")
 
 
 def settle_resume(args: argparse.Namespace, given: set[str], path: Path) -> list[str]:
     """Fill ``args`` from the checkpoint's settings; refuse a changed setting that cannot be
     honoured; return a description of each honoured change."""
-    saved = saved_settings(path)
+    saved = run_folder.saved_settings(path)
     changes = []
     for name in MUST_MATCH + MAY_CHANGE:
         if name not in saved:
@@ -285,7 +265,7 @@ def prepare_run_folder(args: argparse.Namespace, given: set[str]) -> tuple[Path,
     """Check the run folder before any work: writable; a fresh run never replaces a checkpoint
     (unless --overwrite); --resume reads the settings it continues with. Temporary files left
     by a checkpoint write that was killed are removed. Returns (folder, honoured changes)."""
-    out = check_writable_folder(run_folder(args), "--out")
+    out = check_writable_folder(default_out(args), "--out")
     checkpoint = out / "checkpoint.npz"
     for orphan in remove_orphaned_temporaries(out, ("*.npz.*.tmp", "*.json.*.tmp",
                                                     "samples.tmp.gif")):
@@ -303,8 +283,6 @@ def prepare_run_folder(args: argparse.Namespace, given: set[str]) -> tuple[Path,
 
 
 def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer:
-    from minigan.data import DataLoader
-
     use_backend(args.backend)
     # --plain-kernels, else $MINIGAN_KERNELS (read now, so a bad value is a one-line error).
     use_fast_kernels(False if args.plain_kernels else fast_kernels_enabled())
@@ -319,15 +297,15 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
     check_arguments(args)
     check_sizes(args)
     manual_seed(args.seed)
-    if args.backend == "cupy" and world.size > 1:
-        world.use_nccl()   # one GPU per rank, summed by NCCL (untested: see the docs)
 
     print(f"preparing the {args.split} images of {args.dataset}", flush=True)
     images = world.root_first(lambda: load_training_images(args))  # rank 0 downloads
-    loader = DataLoader(images, batch_size=args.batch_size, shuffle=True, drop_last=True,
-                        seed=args.seed)
-    if args.distributed:
-        loader = ShardedLoader(images, batch_size=args.batch_size, world=world, seed=args.seed)
+    if args.distributed:   # each rank: its share of every batch (the same batches in all)
+        loader = ShardedLoader(images, batch_size=args.batch_size, rank=world.rank,
+                               size=world.size, seed=args.seed)
+    else:
+        loader = DataLoader(images, batch_size=args.batch_size, shuffle=True, drop_last=True,
+                            seed=args.seed)
     if len(loader) == 0:
         raise ValueError(f"--batch-size {args.batch_size} is larger than the dataset "
                          f"({len(images)} images)")

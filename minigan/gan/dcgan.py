@@ -25,20 +25,11 @@ Shapes for the defaults (conv_dim 32, z_size 100, image_size 32, channels 3):
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy
 
 from minigan.backend import global_rng
-from minigan.checkpoint import (
-    DamagedFileError,
-    check_arrays,
-    load_checkpoint,
-    load_module_state,
-    read_json,
-    require,
-)
 from minigan.latent import check_distribution, sample_z
 from minigan.nn import (
     BatchNorm2d,
@@ -171,45 +162,3 @@ def dcgan_init(model: Module, rng: numpy.random.Generator | None = None) -> Modu
             m.weight.data = init.normal(m.weight.shape, 1.0, 0.02, rng, m.weight.dtype)
             m.bias.data = init.zeros(m.bias.shape, m.bias.dtype)
     return model
-
-
-def load_generator(path: str | Path) -> Generator:
-    """Rebuild the generator saved in a trainer checkpoint (``checkpoint.npz``), in eval mode.
-
-    Its settings (``Generator.config()``) are read from the checkpoint's ``generator`` section;
-    checkpoints written before that section existed give them through their weight shapes (the
-    first Linear is (16 * top, z_size), each ConvTranspose2d (in, out, 4, 4), the last one's
-    ``out`` the image channels) and the run's config (``z_distribution``). Any damage, a
-    missing part or weights that do not fit raise one ``DamagedFileError`` naming the file.
-    """
-    sections = load_checkpoint(path, sections=["G"], what="trainer checkpoint")
-    state = sections["G"]
-    check_arrays(state, path, "G")
-    if "generator" in sections:
-        require(sections["generator"], path, ["json"], what="generator setting")
-        config = read_json(sections["generator"]["json"], path, "the generator's settings")
-    else:
-        config = _config_from_weights(state, path)
-        if "config" in sections and "json" in sections["config"]:
-            run = read_json(sections["config"]["json"], path, "the run's config")
-            config["z_distribution"] = run.get("z_distribution", "uniform")
-    try:
-        G = Generator.from_config(config)
-    except (TypeError, ValueError) as error:
-        raise DamagedFileError(path, f"the generator's settings are not usable ({error})") \
-            from None
-    load_module_state(G, state, path, "G")
-    return G.eval()
-
-
-def _config_from_weights(state: dict[str, numpy.ndarray], path: str | Path) -> dict[str, Any]:
-    """Generator settings read off the weight shapes of an older checkpoint."""
-    convs = [state[k] for k in sorted((k for k in state if state[k].ndim == 4),
-                                      key=lambda k: int(k.split(".")[0]))]
-    linear = state.get("0.weight")
-    if linear is None or linear.ndim != 2 or not convs:
-        raise DamagedFileError(path, "the G weights are not those of a minigan DCGAN generator")
-    top = linear.shape[0] // 16
-    return {"z_size": int(linear.shape[1]), "conv_dim": int(top // 2 ** (len(convs) - 1)),
-            "image_size": 4 * 2 ** len(convs), "channels": int(convs[-1].shape[1]),
-            "z_distribution": "uniform"}

@@ -8,10 +8,6 @@ each batch of the loader, keeps the numbers, and says when to save.
 
 from __future__ import annotations
 
-import csv
-import json
-import os
-import shutil
 import signal
 import threading
 import time
@@ -24,27 +20,14 @@ import numpy
 
 from minigan import __version__
 from minigan.backend import get_array_module, make_rng, to_numpy
-from minigan.checkpoint import (
-    DamagedFileError,
-    atomic_write_text,
-    check_arrays,
-    load_checkpoint,
-    load_module_state,
-    read_json,
-    require,
-    rng_state,
-    save_checkpoint,
-    text_array,
-)
 from minigan.distributed import SINGLE_PROCESS, World
-from minigan.gan import step
+from minigan.gan import run_folder, step
+from minigan.gan.run_folder import HISTORY_COLUMNS
 from minigan.gan.step import StepResult, TrainConfig
 from minigan.latent import sample_z
 from minigan.nn import Dropout, Module
 from minigan.optim import Adam
-from minigan.viz import plot_losses, save_gif, save_image_grid
 
-HISTORY_COLUMNS = ("step", "epoch", "d_loss", "g_loss", "d_real", "d_fake")
 # How often the training loop reads the losses back to the host (and refreshes the progress
 # bar): each read makes the host wait until the GPU has finished every step queued so far.
 READ_EVERY_SECONDS = 0.25
@@ -184,7 +167,7 @@ class GANTrainer:
     # ------------------------------------------------------------------ the loop
     @property
     def checkpoint_path(self) -> Path:
-        return self.out_dir / "checkpoint.npz"
+        return self.out_dir / run_folder.CHECKPOINT
 
     def fit(self, progress: bool = True) -> History:
         """Train until ``config.epochs`` (or ``config.max_steps``).
@@ -226,9 +209,7 @@ class GANTrainer:
         return config
 
     def write_config(self) -> Path:
-        path = self.out_dir / "config.json"
-        atomic_write_text(path, json.dumps(self.run_config(), indent=2) + "\n")
-        return path
+        return run_folder.write_config(self.out_dir, self.run_config())
 
     def _last_checkpoint_text(self) -> str:
         if self.checkpoint_path.is_file():
@@ -316,26 +297,15 @@ class GANTrainer:
         self.save_snapshot()
 
     def save_snapshot(self) -> Path | None:
-        """Copy the checkpoint to ``checkpoint_epoch_NNN.npz`` (if ``keep_snapshots``) and
-        delete the oldest copies beyond the last ``keep_snapshots``. A late mode collapse can
-        then be undone: generate from, or resume (copied to checkpoint.npz), an earlier epoch."""
-        keep = self.config.keep_snapshots
-        if keep == 0 or not self.world.is_root:   # rank 0 alone writes files
+        """``checkpoint_epoch_NNN.npz``, if ``config.keep_snapshots`` (see run_folder)."""
+        if not self.world.is_root:   # rank 0 alone writes files
             return None
-        path = self.out_dir / f"checkpoint_epoch_{self.epoch:03d}.npz"
-        tmp = path.with_name(path.name + ".copy.tmp")   # a *.npz.*.tmp name: see cli's cleanup
-        shutil.copyfile(self.checkpoint_path, tmp)
-        os.replace(tmp, path)         # atomic, like the checkpoint itself
-        if keep is not None:
-            for old in sorted(self.out_dir.glob("checkpoint_epoch_*.npz"))[:-keep]:
-                old.unlink()
-        return path
+        return run_folder.save_snapshot(self.out_dir, self.epoch, self.config.keep_snapshots)
 
     def save_real_samples(self, name: str = "real_samples.png") -> Path:
-        """A grid of real training images, as PyTorch's DCGAN example saves at the start: what
-        the generator's grids should come to look like."""
+        """A grid of the first real training images: what G's grids should come to look like."""
         real, _ = next(iter(self.loader.epoch(0)))
-        return save_image_grid(real[:self.config.num_samples], self.out_dir / name)
+        return run_folder.save_real_samples(real[:self.config.num_samples], self.out_dir, name)
 
     def save_samples(self, name: str) -> Path:
         """A grid of G(fixed_z) in eval mode (batch norm uses its running statistics)."""
@@ -346,35 +316,21 @@ class GANTrainer:
             images = self.G(self.fixed_z)
         finally:
             self.G.train()
-        path = save_image_grid(images, self.out_dir / "samples" / f"{name}.png")
-        self.sample_frames.append(f"samples/{name}.png")  # relative: the run folder can move
-        # The GIF is a convenience: frames deleted or damaged since (a moved checkpoint, a
-        # cleaned samples/ folder) are left out rather than stopping the run.
-        save_gif([self.out_dir / f for f in self.sample_frames], self.out_dir / "samples.gif",
-                 skip_unreadable=True)
-        return path
+        return run_folder.save_sample_grid(images, self.out_dir, name, self.sample_frames)
 
-    # ------------------------------------------------------------------ files
+    # ------------------------------------------------------------------ saving and resuming
     def write_logs(self) -> None:
         """losses.csv, metrics.csv and losses.png from the in-memory history."""
-        with open(self.out_dir / "losses.csv", "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(HISTORY_COLUMNS)
-            columns = self.history.columns
-            writer.writerows((int(step), int(epoch), *losses) for step, epoch, *losses in zip(
-                *(columns[c] for c in HISTORY_COLUMNS)))
-        if self.metrics:
-            keys = list(self.metrics)
-            with open(self.out_dir / "metrics.csv", "w", newline="") as f:
-                writer = csv.writer(f)
-                writer.writerow(keys)
-                for row in zip(*(self.metrics[k] for k in keys)):
-                    writer.writerow([int(v) if k == "epoch" else v for k, v in zip(keys, row)])
-        if len(self.history):
-            plot_losses(self.history.columns, self.out_dir / "losses.png", self.metrics)
+        run_folder.write_logs(self.out_dir, self.history.columns, self.metrics)
 
     def _dropout_layers(self) -> list[Dropout]:
         return [m for net in (self.G, self.D) for m in net.modules() if isinstance(m, Dropout)]
+
+    def _random_generators(self) -> dict[str, numpy.random.Generator]:
+        """The generators a resumed run must continue: z's, and each Dropout layer's."""
+        rngs = {"z": self.z_rng}
+        rngs.update({f"dropout{i}": m.rng for i, m in enumerate(self._dropout_layers())})
+        return rngs
 
     def save_checkpoint(self) -> Path:
         """Write checkpoint.npz (atomically), then the logs: the checkpoint comes first, so a
@@ -383,23 +339,12 @@ class GANTrainer:
         if not self.world.is_root:   # rank 0 alone writes files
             return self.checkpoint_path
         self.read_history()
-        rngs = {"z": rng_state(self.z_rng)}
-        rngs.update({f"dropout{i}": rng_state(m.rng) for i, m in enumerate(self._dropout_layers())})
-        sections = {
-            "G": self.G.state_dict(), "D": self.D.state_dict(),
-            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-            "rng": rngs,
-            "progress": {"epoch": numpy.asarray(self.epoch), "step": numpy.asarray(self.step),
-                         "batch_in_epoch": numpy.asarray(self.batch_in_epoch),
-                         "sample_frames": text_array(self.sample_frames)},
-            "history": {k: numpy.asarray(v) for k, v in self.history.columns.items()},
-            "metrics": {k: numpy.asarray(v) for k, v in self.metrics.items()},
-            "config": {"json": text_array(asdict(self.config)),
-                       "run": text_array(self.run_config())},
-        }
-        if hasattr(self.G, "config"):
-            sections["generator"] = {"json": text_array(self.G.config())}
-        path = save_checkpoint(self.checkpoint_path, sections)
+        progress = {"epoch": self.epoch, "step": self.step, "batch_in_epoch": self.batch_in_epoch,
+                    "sample_frames": self.sample_frames}
+        path = run_folder.save_training_state(
+            self.checkpoint_path, self.G, self.D, self.opt_g, self.opt_d,
+            self._random_generators(), progress, self.history.columns, self.metrics,
+            asdict(self.config), self.run_config())
         self.write_logs()
         return path
 
@@ -409,47 +354,13 @@ class GANTrainer:
         Any damage (see ``minigan.checkpoint``), a missing part, or weights that do not fit
         these networks raise one ``DamagedFileError`` naming the file.
         """
-        path = Path(path or self.checkpoint_path)
-        sections = load_checkpoint(path, ("G", "D", "opt_g", "opt_d", "rng", "progress",
-                                          "history"), what="trainer checkpoint")
-        for name in ("opt_g", "opt_d"):
-            check_arrays(sections[name], path, f"{name} state")
-        rngs = sections["rng"]
-        require(rngs, path, ["z"] + [f"dropout{i}" for i in range(len(self._dropout_layers()))],
-                what="random generator")
-        progress = sections["progress"]
-        require(progress, path, ["epoch", "step", "batch_in_epoch", "sample_frames"],
-                what="progress entry")
-        counters = {k: progress[k] for k in ("epoch", "step", "batch_in_epoch")}
-        check_arrays(counters, path, "progress")
-        if any(v.shape != () or v < 0 for v in counters.values()):
-            raise DamagedFileError(path, f"the progress counters are damaged ({counters})")
-        require(sections["history"], path, HISTORY_COLUMNS, what="history column")
-        # Losses may be anything finite; a NaN run stops before it saves, so none are NaN.
-        check_arrays(sections["history"], path, "history")
-        frames = read_json(progress["sample_frames"], path, "the sample frames", kind=list)
-        states = {name: read_json(rngs[name], path, f"the {name} generator state")
-                  for name in rngs}
-
-        load_module_state(self.G, sections["G"], path, "G")
-        load_module_state(self.D, sections["D"], path, "D")
-        for name, optimizer in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
-            try:
-                optimizer.load_state_dict(sections[name])
-            except (KeyError, ValueError) as error:
-                raise DamagedFileError(path, f"the saved {name} state does not fit "
-                                             f"({error})") from None
-        try:
-            self.z_rng.bit_generator.state = states["z"]
-            for i, m in enumerate(self._dropout_layers()):
-                m.rng.bit_generator.state = states[f"dropout{i}"]
-        except (KeyError, TypeError, ValueError) as error:
-            raise DamagedFileError(path, f"a random generator state is damaged ({error})") \
-                from None
-        self.epoch, self.step = int(progress["epoch"]), int(progress["step"])
-        self.batch_in_epoch = int(progress["batch_in_epoch"])
-        self.sample_frames = [str(f) for f in frames]
-        self.history.columns = {k: [float(v) for v in sections["history"][k]]
-                                for k in HISTORY_COLUMNS}
-        self.metrics = {k: [float(v) for v in a] for k, a in sections.get("metrics", {}).items()}
+        state = run_folder.load_training_state(Path(path or self.checkpoint_path), self.G,
+                                                self.D, self.opt_g, self.opt_d,
+                                                self._random_generators())
+        progress = state["progress"]
+        self.epoch, self.step = progress["epoch"], progress["step"]
+        self.batch_in_epoch = progress["batch_in_epoch"]
+        self.sample_frames = progress["sample_frames"]
+        self.history.columns = state["history"]
+        self.metrics = state["metrics"]
         self.world.own_dropout_streams(self._dropout_layers())  # rank 0's state was saved

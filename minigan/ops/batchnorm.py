@@ -69,23 +69,25 @@ def from_rows(rows: Array, shape: tuple[int, ...]) -> Array:
 
 
 def batch_norm_forward(
-    x: Array, gamma: Array, beta: Array, eps: float = 1e-5,
+    x: Array, gamma: Array, beta: Array, eps: float = 1e-5, across: Any = None,
 ) -> tuple[Array, BatchNormCache]:
     """Training-mode batch norm: normalise each channel with the batch's own statistics.
 
     x: (N, C) or (N, C, H, W); gamma, beta: (C,)  ->  y: shaped like x
     y = gamma * (x - mu_B) / sqrt(sigma2_B + eps) + beta, with mu_B and sigma2_B (biased) taken
     per channel over N (and H, W).
+    ``across``: for a batch split over processes (``minigan/nn/sync_batchnorm.py``), anything
+    with ``size`` and ``allreduce_sum(a)``; the statistics are then the whole batch's.
     """
     if fast_kernels_enabled():  # fewer passes over the data: see batch_norm_forward_fast
-        return batch_norm_forward_fast(x, gamma, beta, eps)
+        return batch_norm_forward_fast(x, gamma, beta, eps, across)
     xp = get_array_module(x)
     rows = as_rows(x)                                     # (m, C): a column per channel
-    m = rows.shape[0]
+    m = rows.shape[0] * (1 if across is None else across.size)
     eps = x.dtype.type(eps)  # a float64 eps must not turn a float32 batch into float64
 
-    mean = xp.mean(rows, axis=0)                          # mu_B, (C,)
-    var = xp.mean((rows - mean) ** 2, axis=0)             # sigma2_B, biased: divides by m
+    mean = batch_mean(rows, across)                       # mu_B, (C,)
+    var = batch_mean((rows - mean) ** 2, across)          # sigma2_B, biased: divides by m
     inv_std = 1 / xp.sqrt(var + eps)
     x_hat = (rows - mean) * inv_std                       # (m, C)
     y = gamma * x_hat + beta
@@ -115,7 +117,9 @@ def batch_norm_eval_forward(
         m=rows.shape[0], training=False)
 
 
-def batch_norm_backward(dy: Array, cache: BatchNormCache) -> tuple[Array, Array, Array]:
+def batch_norm_backward(
+    dy: Array, cache: BatchNormCache, across: Any = None,
+) -> tuple[Array, Array, Array]:
     """Gradients of batch norm, in whichever mode the cache was made.
 
     dy: shaped like x  ->  dx: shaped like x; dgamma, dbeta: (C,)
@@ -123,9 +127,11 @@ def batch_norm_backward(dy: Array, cache: BatchNormCache) -> tuple[Array, Array,
     dgamma = sum of dy * x_hat over N (and H, W)
     dx     = eval mode:     gamma * inv_std * dy
              training mode: the chain rule along the three paths from x to the loss (below)
+    ``across`` (as for the forward pass): dx takes its sums over the whole batch; dgamma and
+    dbeta stay this process's share (the processes average the gradients before a step).
     """
     if fast_kernels_enabled():  # the derivation collapsed to one line: batch_norm_backward_fast
-        return batch_norm_backward_fast(dy, cache)
+        return batch_norm_backward_fast(dy, cache, across)
     xp = get_array_module(dy)
     dy_rows = as_rows(dy)                                 # (m, C)
     x_hat, s, m = cache.x_hat, cache.inv_std, cache.m
@@ -141,12 +147,27 @@ def batch_norm_backward(dy: Array, cache: BatchNormCache) -> tuple[Array, Array,
     centered = x_hat / s                                  # x_i - mu_B
     dx_hat = dy_rows * cache.gamma                        # dL/dx_hat_i = gamma * dy_i
     # dL/dsigma2_B = sum_i dx_hat_i * (x_i - mu_B) * (-1/2) * s**3
-    dvar = xp.sum(dx_hat * centered, axis=0) * -0.5 * s**3
+    dvar = batch_sum(dx_hat * centered, across) * -0.5 * s**3
     # dL/dmu_B = sum_i dx_hat_i * (-s) + dL/dsigma2_B * mean_i(-2 (x_i - mu_B))
-    dmean = -s * xp.sum(dx_hat, axis=0) + dvar * xp.mean(-2 * centered, axis=0)
+    dmean = -s * batch_sum(dx_hat, across) + dvar * batch_mean(-2 * centered, across)
     # dL/dx_i = dx_hat_i * s + dL/dsigma2_B * 2 (x_i - mu_B) / m + dL/dmu_B / m
     dx = dx_hat * s + dvar * 2 * centered / m + dmean / m
     return from_rows(dx, dy.shape), dgamma, dbeta
+
+
+def batch_sum(columns: Array, across: Any = None) -> Array:
+    """(m, C) -> (C,): the sum of each column over the batch (with ``across``: over every
+    process's rows, each process getting the total)."""
+    sums = get_array_module(columns).sum(columns, axis=0)
+    return sums if across is None else across.allreduce_sum(sums)
+
+
+def batch_mean(columns: Array, across: Any = None) -> Array:
+    """(m, C) -> (C,): the mean of each column over the batch (with ``across``: over every
+    process's rows; each process holds the same number of rows)."""
+    if across is None:
+        return get_array_module(columns).mean(columns, axis=0)
+    return batch_sum(columns, across) / (columns.shape[0] * across.size)
 
 
 # ---------------------------------------------------------------- the fast variants
@@ -158,24 +179,31 @@ def batch_norm_backward(dy: Array, cache: BatchNormCache) -> tuple[Array, Array,
 # line when ``fast_kernels`` is on.
 
 def batch_norm_forward_fast(
-    x: Array, gamma: Array, beta: Array, eps: float = 1e-5,
+    x: Array, gamma: Array, beta: Array, eps: float = 1e-5, across: Any = None,
 ) -> tuple[Array, BatchNormCache]:
     """``batch_norm_forward`` in three passes over the data (the mean, the squares, the
     normalise-scale-shift) and five array operations where the plain lines take eleven (as
     ``minigan.opcount`` counts them)."""
     rows = as_rows(x)                                     # (m, C)
-    m = rows.shape[0]
+    m = rows.shape[0] * (1 if across is None else across.size)
     dtype = x.dtype.type
 
-    mean = column_means(rows)                             # mu_B, (C,)
+    if across is None:
+        mean = column_means(rows)                         # mu_B, (C,)
+    else:                                                 # the whole batch's sums, over m
+        mean = across.allreduce_sum(column_sums(rows)) / dtype(m)
     centered, sum_of_squares = centered_and_sum_of_squares(rows, mean)
+    if across is not None:
+        sum_of_squares = across.allreduce_sum(sum_of_squares)
     var, inv_std = variance_and_inv_std(sum_of_squares, dtype(m), dtype(eps))
     x_hat, y = normalize_scale_shift(centered, inv_std, gamma, beta)
     return from_rows(y, x.shape), BatchNormCache(x_hat=x_hat, gamma=gamma, inv_std=inv_std,
                                                   mean=mean, var=var, m=m, training=True)
 
 
-def batch_norm_backward_fast(dy: Array, cache: BatchNormCache) -> tuple[Array, Array, Array]:
+def batch_norm_backward_fast(
+    dy: Array, cache: BatchNormCache, across: Any = None,
+) -> tuple[Array, Array, Array]:
     """``batch_norm_backward`` with the training-mode input gradient in one line, in four array
     operations where the plain lines take 24.
 
@@ -192,8 +220,12 @@ def batch_norm_backward_fast(dy: Array, cache: BatchNormCache) -> tuple[Array, A
     dgamma = sum_of_products(dy_rows, x_hat)              # sum of dy * x_hat, per channel
     if not cache.training:
         return from_rows(dy_rows * (cache.gamma * cache.inv_std), dy.shape), dgamma, dbeta
-    dx = input_grad_from_sums(dy_rows, x_hat, cache.gamma, cache.inv_std, dgamma, dbeta,
-                              x_hat.dtype.type(cache.m))
+    sum_dgamma, sum_dbeta = dgamma, dbeta
+    if across is not None:   # dx needs the whole batch's sums: one allreduce of 2C numbers
+        sums = across.allreduce_sum(get_array_module(dy).concatenate([dgamma, dbeta]))
+        sum_dgamma, sum_dbeta = sums[:len(dgamma)], sums[len(dgamma):]
+    dx = input_grad_from_sums(dy_rows, x_hat, cache.gamma, cache.inv_std, sum_dgamma,
+                              sum_dbeta, x_hat.dtype.type(cache.m))
     return from_rows(dx, dy.shape), dgamma, dbeta
 
 

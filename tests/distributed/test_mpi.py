@@ -165,5 +165,5 @@ def test_train_svhn_distributed_from_the_command_line(tmp_path):
 
     odd = mpiexec(*args[:-2], "--batch-size", "15", "--out", str(tmp_path / "odd"))
     assert odd.returncode != 0
-    assert "error: --batch-size 15 must be a multiple of the number of ranks, 2" in odd.stderr
+    assert "error: --batch-size 15 must be a multiple of the number of processes, 2" in odd.stderr
     assert "Traceback" not in odd.stderr

@@ -14,20 +14,16 @@ import time
 import numpy as np
 import pytest
 
+from minigan import ops
 from minigan.backend import manual_seed, to_device, to_numpy
-from minigan.data import DataLoader, make_synthetic_digits
-from minigan.distributed import (
-    SINGLE_PROCESS,
-    DistributedError,
-    ShardedLoader,
-    SyncBatchNorm2d,
-    World,
-    convert_sync_batch_norm,
-    join_mpi_world,
-)
+from minigan.data import DataError, DataLoader, make_synthetic_digits
+from minigan.data.sharded import ShardedLoader
+from minigan.distributed import SINGLE_PROCESS, DistributedError, World, join_mpi_world
 from minigan.gan.dcgan import Discriminator, Generator
 from minigan.gradcheck import check_module
 from minigan.nn import BatchNorm2d, Dropout, Parameter
+from minigan.nn.sync_batchnorm import SyncBatchNorm2d, convert_sync_batch_norm
+from minigan.optim import SGD
 
 
 class ThreadWorld(World):
@@ -81,7 +77,7 @@ def run_ranks(size: int, work):
 def test_the_shards_cover_each_epoch_once_as_one_process_would_batch_it(ranks):
     images, _ = make_synthetic_digits(50, seed=0, size=8, channels=1)
     whole = DataLoader(images, batch_size=12, seed=3)          # 4 batches; 2 images left over
-    shards = [ShardedLoader(images, batch_size=12, world=ThreadWorld(r, ranks, {}), seed=3)
+    shards = [ShardedLoader(images, batch_size=12, rank=r, size=ranks, seed=3)
               for r in range(ranks)]
     for epoch in (0, 1):
         seen = np.concatenate([shard.indices(epoch, b) for shard in shards
@@ -112,8 +108,8 @@ def test_rank_0_loads_the_data_first_so_a_download_happens_once():
 
 def test_a_batch_that_does_not_split_evenly_is_refused():
     images, _ = make_synthetic_digits(20, seed=0, size=8, channels=1)
-    with pytest.raises(DistributedError, match="multiple of the number of ranks, 3"):
-        ShardedLoader(images, batch_size=8, world=ThreadWorld(0, 3, {}))
+    with pytest.raises(DataError, match="multiple of the number of processes, 3"):
+        ShardedLoader(images, batch_size=8, rank=0, size=3)
 
 
 def test_one_process_is_a_world_of_one_that_changes_nothing():
@@ -122,6 +118,28 @@ def test_one_process_is_a_world_of_one_that_changes_nothing():
     assert SINGLE_PROCESS.allreduce_sum(a) is a and SINGLE_PROCESS.shard(a) is a
     assert SINGLE_PROCESS.mean([1.0, 2.5]) == [1.0, 2.5]
     assert SINGLE_PROCESS.any(True) and not SINGLE_PROCESS.any(False)
+    optimizer, draw = SGD([Parameter(np.zeros(2))]), (lambda n: np.zeros((n, 3)))
+    assert SINGLE_PROCESS.wrap_optimizer(optimizer) is optimizer       # nothing to average
+    assert SINGLE_PROCESS.sharded_noise(draw) is draw
+
+
+def test_the_step_is_reached_through_a_wrapped_optimizer_and_sharded_noise():
+    """What the trainer hands the step on rank r of 3: an optimizer whose step() first averages
+    the gradients over the ranks, and noise that keeps rank r's slice of the whole step's z."""
+    def work(world):
+        p = Parameter(np.zeros(2))
+        p.grad[...] = [world.rank, 10.0 * world.rank]          # rank r's own gradient
+        optimizer = world.wrap_optimizer(SGD([p], lr=1.0))
+        optimizer.zero_grad()
+        p.grad[...] = [world.rank, 10.0 * world.rank]
+        optimizer.step()
+        noise = world.sharded_noise(lambda n: np.arange(n * 2.0).reshape(n, 2))
+        return p.data.copy(), noise(2)
+
+    results = run_ranks(3, work)
+    for rank, (weights, z) in enumerate(results):
+        np.testing.assert_array_equal(weights, [-1.0, -10.0])  # minus the mean gradient (1, 10)
+        np.testing.assert_array_equal(z, np.arange(12.0).reshape(6, 2)[2 * rank:2 * rank + 2])
 
 
 # ---------------------------------------------------------------------- collectives
@@ -174,9 +192,21 @@ class FakeBcastComm:
 
 
 # ---------------------------------------------------------------------- synchronized batch norm
-def test_sync_batch_norm_over_ranks_equals_batch_norm_over_the_whole_batch():
+@pytest.mark.parametrize("fast", [True, False])
+def test_sync_batch_norm_over_ranks_equals_batch_norm_over_the_whole_batch(fast, monkeypatch):
     """3 ranks with 2 images each normalise, and back-propagate, exactly as one BatchNorm2d
-    with all 6 images: the same y, dx, dgamma, dbeta and running statistics."""
+    with all 6 images: the same y, dx, dgamma, dbeta and running statistics; with the fast
+    kernels and with the plain ones, both reached through ``minigan.ops``."""
+    calls = []
+
+    def counting(original):
+        def counted(*args, **kwargs):
+            calls.append(kwargs.get("across"))
+            return original(*args, **kwargs)
+        return counted
+
+    for name in ("batch_norm_forward", "batch_norm_backward"):
+        monkeypatch.setattr(ops, name, counting(getattr(ops, name)))
     rng = np.random.default_rng(0)
     x = to_device(rng.standard_normal((6, 4, 3, 3)) * 2 + 1)
     dy = to_device(rng.standard_normal((6, 4, 3, 3)))
@@ -194,7 +224,11 @@ def test_sync_batch_norm_over_ranks_equals_batch_norm_over_the_whole_batch():
         world.average_gradients(sync.parameters())
         return y_r, dx_r, sync
 
-    results = run_ranks(3, work)
+    with ops.fast_kernels(fast):
+        results = run_ranks(3, work)
+    # The whole-batch BatchNorm2d's 2 calls, and each rank's 2, all through the ops.
+    assert len(calls) == 2 + 3 * 2 and calls[:2] == [None, None]
+    assert all(isinstance(world, World) for world in calls[2:])
     np.testing.assert_allclose(np.concatenate([r[0] for r in results]), y, atol=1e-12)
     # Each rank's loss is a mean over 2 images, 3 times the weight of the whole batch's mean:
     # dx comes out 3 times larger, and the averaging of the parameter gradients undoes it.
@@ -204,6 +238,7 @@ def test_sync_batch_norm_over_ranks_equals_batch_norm_over_the_whole_batch():
         np.testing.assert_allclose(sync.bias.grad, bn.bias.grad, atol=1e-12)
         np.testing.assert_allclose(sync.running_mean, bn.running_mean, atol=1e-12)
         np.testing.assert_allclose(sync.running_var, bn.running_var, atol=1e-12)
+        assert int(sync.num_batches_tracked) == int(bn.num_batches_tracked) == 1
 
 
 def test_sync_batch_norm_in_one_process_passes_a_gradient_check():

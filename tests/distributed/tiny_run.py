@@ -20,15 +20,11 @@ import numpy as np
 from minigan.backend import manual_seed, set_default_dtype, use_backend
 from minigan.checkpoint import atomic_savez
 from minigan.data import make_synthetic_digits
-from minigan.distributed import (
-    SINGLE_PROCESS,
-    ShardedLoader,
-    World,
-    convert_sync_batch_norm,
-    join_mpi_world,
-)
+from minigan.data.sharded import ShardedLoader
+from minigan.distributed import SINGLE_PROCESS, World, join_mpi_world
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.gan.trainer import GANTrainer, TrainConfig
+from minigan.nn.sync_batchnorm import convert_sync_batch_norm
 
 NUM_IMAGES = 48
 
@@ -54,7 +50,8 @@ def make_trainer(out: Path, world: World = SINGLE_PROCESS, batch_size: int = 16,
     if sync_batch_norm:
         G, D = convert_sync_batch_norm(G, world), convert_sync_batch_norm(D, world)
     images, _ = make_synthetic_digits(NUM_IMAGES, seed=0, size=16, channels=3)
-    loader = Float64Loader(images, batch_size=batch_size, world=world, seed=0)
+    loader = Float64Loader(images, batch_size=batch_size, rank=world.rank, size=world.size,
+                           seed=0)
     settings = dict(epochs=2, z_size=8, num_samples=4, seed=0)
     settings.update(config)
     return GANTrainer(G, D, loader, TrainConfig(**settings), out, world=world)

@@ -6,7 +6,9 @@ import pytest
 from minigan import nn
 from minigan.backend import make_rng, manual_seed, to_device, to_numpy
 from minigan.checkpoint import save_checkpoint, text_array
-from minigan.gan.dcgan import Discriminator, Generator, dcgan_init, load_generator, sample_z
+from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
+from minigan.gan.run_folder import load_generator
+from minigan.latent import LATENT_DISTRIBUTIONS, sample_z
 
 
 def layer_types(net):
@@ -80,6 +82,9 @@ def test_generator_settings_round_trip_and_unknown_ones_are_refused():
 
 
 def test_one_sample_z_draws_both_distributions():
+    assert LATENT_DISTRIBUTIONS == ("uniform", "normal")
+    with pytest.raises(ValueError, match="must be 'uniform' or 'normal', not 'gaussian'"):
+        sample_z(2, 4, "gaussian")
     uniform = to_numpy(sample_z(2000, 4, "uniform", make_rng(0)))
     normal = to_numpy(sample_z(2000, 4, "normal", make_rng(0)))
     assert uniform.shape == normal.shape == (2000, 4)
