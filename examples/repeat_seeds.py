@@ -111,13 +111,16 @@ def summarize(per_seed: dict[int, dict[str, float]]) -> list[dict[str, object]]:
 def format_table(rows: list[dict[str, object]], seeds: list[int]) -> str:
     width = max(len(str(r["number"])) for r in rows)
 
-    def fmt(x: float) -> str:
-        return f"{x:.4f}" if abs(x) < 10 else f"{x:.1f}"
-
     lines = [f"{'':<{width}}  {'mean':>8} {'± std':>8} {'min':>8} {'max':>8}   "
              + " ".join(f"{'seed ' + str(s):>8}" for s in seeds)]
     for r in rows:
         values = r["values"]
+        # Fractions (accuracies) get 4 decimals; counts and points 1, the same for a whole row.
+        decimals = 4 if max(abs(v) for v in values.values()) < 10 else 1
+
+        def fmt(x: float, decimals: int = decimals) -> str:
+            return f"{x:.{decimals}f}"
+
         lines.append(f"{r['number']:<{width}}  {fmt(r['mean']):>8} {fmt(r['std']):>8} "
                      f"{fmt(r['min']):>8} {fmt(r['max']):>8}   "
                      + " ".join(f"{fmt(values[s]) if s in values else '-':>8}" for s in seeds))

@@ -112,3 +112,13 @@ def test_a_number_some_runs_lack_is_summarized_over_the_others():
     a, b = rows
     assert (a["n"], a["mean"], a["std"]) == (3, 3.0, 2.0)
     assert (b["n"], b["mean"], b["values"]) == (2, 15, {0: 10, 2: 20})
+
+
+def test_each_row_of_the_table_keeps_one_number_of_decimals():
+    rows = repeat_seeds.summarize({0: {"accuracy": 0.9, "gain (points)": 16.6},
+                                   1: {"accuracy": 0.91, "gain (points)": 5.75},
+                                   2: {"accuracy": 0.88, "gain (points)": 13.3}})
+    accuracy, gain = repeat_seeds.format_table(rows, [0, 1, 2]).splitlines()[1:]
+    assert accuracy.split()[1:] == ["0.8967", "0.0153", "0.8800", "0.9100",
+                                    "0.9000", "0.9100", "0.8800"]
+    assert gain.split()[2:] == ["11.9", "5.6", "5.8", "16.6", "16.6", "5.8", "13.3"]
