@@ -19,6 +19,8 @@ The public API (what notebooks call):
   a folder (None: minigan's own solutions), each group in a child process with a time limit
   per case; returns one ``Result`` per exercise (``.status``: "passed" / "failed" /
   "not started", ``.sentence``, ``.detail``); ``check_and_report`` also formats the table;
+* ``check_lines(folder, "scale", ...)``: the same for a few exercises, one line each
+  ("scale pixels: passed"), what a notebook's check cell prints;
 * ``grade(kernels, ...)`` / ``grade_one(exercise, kernels, ...)``: the same checks in this
   process, on ``load_kernels(folder)`` or ``minigan_kernels()`` (for debugging one's code);
 * ``find(name)``: an exercise's record by name ("conv2d_backward", "generator", ...);
@@ -37,7 +39,7 @@ from minigan.exercises.checks import KernelCheckFailed
 from minigan.exercises.folder import init_folder, load_kernels, minigan_kernels
 from minigan.exercises.grader import FAILED, NOT_STARTED, PASSED, Result, grade, grade_one
 from minigan.exercises.hint import hint
-from minigan.exercises.isolation import check_and_report, check_folder
+from minigan.exercises.isolation import check_and_report, check_folder, check_lines
 from minigan.exercises.records import EXERCISES, FUNCTION_NAMES, STUB_FILES, Exercise, find
 from minigan.exercises.swap import (
     KernelsFailGrader,
@@ -48,6 +50,7 @@ from minigan.exercises.swap import (
 
 __all__ = ["EXERCISES", "FAILED", "FUNCTION_NAMES", "NOT_STARTED", "PASSED", "STUB_FILES",
            "Exercise", "KernelCheckFailed", "KernelsFailGrader", "Result", "check_and_report",
+           "check_lines",
            "check_before_training", "check_folder", "find", "grade", "grade_one", "hint",
            "init_folder", "kernels_for_training", "load_kernels", "minigan_kernels",
            "use_kernels"]

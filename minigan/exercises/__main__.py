@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         exercises = tuple(find(name.strip()) for name in args.only.split(","))
     folder = None if args.solutions else args.folder
     results, report = check_and_report(folder, args.examples, args.seed, args.time_limit,
-                                       args.backend, exercises)
+                                       args.backend, exercises, progress=True)
     print(report)
     out = args.report or (None if args.solutions else Path(args.folder) / "grader_report.txt")
     if out is not None:

@@ -277,7 +277,7 @@ def cols_axes(case: Case) -> Callable[[tuple[int, ...]], str]:
         row, column = index
         n, ho, wo = numpy.unravel_index(row, (N, H_out, W_out))
         i, j, c = numpy.unravel_index(column, (K, K, C))
-        return (f"row {row} = (n, ho, wo) ({n}, {ho}, {wo}), column {column} = (i, j, c) "
+        return (f"row {row} (n, ho, wo) = ({n}, {ho}, {wo}), column {column} (i, j, c) = "
                 f"({i}, {j}, {c})")
 
     return name
@@ -389,6 +389,11 @@ def channel_axes(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (0,) if len(shape) == 2 else (0, 2, 3)
 
 
+def batch_norm_axes(case: Case) -> dict[str, Axes]:
+    x_axes = ("n", "c") if len(case["shape"]) == 2 else IMAGE_AXES
+    return {"x": x_axes, "y": x_axes, "gamma": ("c",), "beta": ("c",)}
+
+
 def batch_norm_inputs(case: Case) -> tuple[Array, Array, Array]:
     C = case["shape"][1]
     x, gamma, beta = random_inputs(case["seed"], case["shape"], (C,), (C,))
@@ -409,10 +414,11 @@ def check_batch_norm_train(impl: Any, case: Case) -> None:
     eps, where = case["eps"], shape_and(case, "eps")
     expected, _ = batch_norm_forward_reference(x, gamma, beta, eps)   # one channel at a time
     y, _ = expect_pair(impl.batch_norm_forward(x, gamma, beta, eps=eps), "batch_norm_forward")
-    compare("batch_norm_forward", "y", y, expected, where, rtol=1e-9, atol=1e-9)
+    axes = batch_norm_axes(case)
+    compare("batch_norm_forward", "y", y, expected, where, rtol=1e-9, atol=1e-9, axes=axes["y"])
     gradient_errors(impl.batch_norm_forward, impl.batch_norm_backward,
                     {"x": x, "gamma": gamma, "beta": beta}, "batch_norm_backward",
-                    where + " (training mode)", eps=eps)
+                    where + " (training mode)", axes=axes, eps=eps)
     y32, _ = impl.batch_norm_forward(x.astype("float32"), gamma.astype("float32"),
                                      beta.astype("float32"), eps=eps)
     expect_dtype("batch_norm_forward", "y", y32, numpy.float32, where)
@@ -429,13 +435,15 @@ def check_batch_norm_eval(impl: Any, case: Case) -> None:
     name = "batch_norm_eval_forward"
     y, _ = expect_pair(impl.batch_norm_eval_forward(x, gamma, beta, running_mean, running_var,
                                                     eps=eps), name)
-    compare(name, "y", y, expected, where + ", running statistics", rtol=1e-9, atol=1e-9)
+    axes = batch_norm_axes(case)
+    compare(name, "y", y, expected, where + ", running statistics", rtol=1e-9, atol=1e-9,
+            axes=axes["y"])
 
     def forward(x: Array, gamma: Array, beta: Array) -> Any:   # running stats: constants
         return impl.batch_norm_eval_forward(x, gamma, beta, running_mean, running_var, eps=eps)
 
     gradient_errors(forward, impl.batch_norm_backward, {"x": x, "gamma": gamma, "beta": beta},
-                    "batch_norm_backward", where + " (evaluation mode)")
+                    "batch_norm_backward", where + " (evaluation mode)", axes=axes)
 
 
 def check_running_stats(impl: Any, case: Case) -> None:
@@ -453,7 +461,7 @@ def check_running_stats(impl: Any, case: Case) -> None:
     expected_mean = (1 - momentum) * to_numpy(old_mean) + momentum * x_h.mean(axis=axes)
     expected_var = (1 - momentum) * to_numpy(old_var) + momentum * x_h.var(axis=axes, ddof=1)
     compare("update_running_stats", "the new running_mean", result[0], expected_mean, where,
-            rtol=1e-9, atol=1e-12)
+            rtol=1e-9, atol=1e-12, axes=("c",))
     biased = (1 - momentum) * to_numpy(old_var) + momentum * x_h.var(axis=axes)
     got_var = to_numpy(result[1])
     if (got_var.shape == biased.shape and momentum > 0
@@ -463,7 +471,7 @@ def check_running_stats(impl: Any, case: Case) -> None:
                                 f"batch variance for {where}; it should use the unbiased one, "
                                 f"m / (m - 1) * sigma2_B")
     compare("update_running_stats", "the new running_var", result[1], expected_var, where,
-            rtol=1e-9, atol=1e-12)
+            rtol=1e-9, atol=1e-12, axes=("c",))
 
 
 # ------------------------------------------------------------------------- activations

@@ -42,7 +42,6 @@ def main(orders: dict[str, Any], log: Log) -> int:
     use_backend(orders["backend"])
     exercises = [find(name) for name in orders["exercises"]]
     seconds = orders["seconds"]
-    log.write(loading=True)
     try:
         with time_limit(seconds):
             kernels = (minigan_kernels() if orders["folder"] is None else

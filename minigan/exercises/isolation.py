@@ -33,6 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from minigan.exercises.folder import STUBS
 from minigan.exercises.grader import FAILED, NOT_STARTED, Result, format_report
 from minigan.exercises.records import EXERCISES, Exercise, find
@@ -194,10 +196,11 @@ def _grade_group(group: list[Exercise], orders: dict[str, Any], children: _Child
 def check_folder(folder: str | Path | None, max_examples: int = 50, seed: int = 0,
                  seconds: float = DEFAULT_SECONDS, backend: str = "numpy",
                  exercises: Iterable[Exercise] = EXERCISES, jobs: int | None = None,
-                 ) -> list[Result]:
+                 progress: bool = False) -> list[Result]:
     """Grade a learner's folder (None: minigan's own solutions), each group of exercises in a
     child process of its own, each case within ``seconds``. Returns one Result per exercise,
-    in the table's order. Ctrl-C stops every child and raises KeyboardInterrupt."""
+    in the table's order. ``progress`` shows a bar on stderr, one step per exercise. Ctrl-C
+    stops every child and raises KeyboardInterrupt."""
     exercises = list(exercises)
     if folder is not None and not Path(folder).is_dir():
         raise FileNotFoundError(f"no kernel folder {folder}: make one with "
@@ -209,6 +212,8 @@ def check_folder(folder: str | Path | None, max_examples: int = 50, seed: int = 
     results: dict[str, Result] = {}
     jobs = jobs or min(4, os.cpu_count() or 1)
     pool = ThreadPoolExecutor(max_workers=jobs)
+    bar = tqdm(total=len(exercises), desc="grading", unit="exercise", leave=False,
+               disable=not (progress and sys.stderr.isatty()))   # a terminal's, not a log's
     try:
         futures = [pool.submit(_grade_group, group, orders, children)
                    for group in groups_of(exercises)]
@@ -216,22 +221,41 @@ def check_folder(folder: str | Path | None, max_examples: int = 50, seed: int = 
             while not future.done():   # wait in short slices, so Ctrl-C is seen at once
                 time.sleep(0.05)
             results.update(future.result())
+            bar.update(len(future.result()))
     except KeyboardInterrupt:
         children.stop_all()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
+    finally:
+        bar.close()
     pool.shutdown()
     return [results[e.name] for e in exercises]
 
 
 def check_and_report(folder: str | Path | None, max_examples: int = 50, seed: int = 0,
                      seconds: float = DEFAULT_SECONDS, backend: str = "numpy",
-                     exercises: Iterable[Exercise] = EXERCISES,
+                     exercises: Iterable[Exercise] = EXERCISES, progress: bool = False,
                      ) -> tuple[list[Result], str]:
     """``check_folder`` and the report (``grader.format_report``)."""
     started = time.perf_counter()
-    results = check_folder(folder, max_examples, seed, seconds, backend, exercises)
+    results = check_folder(folder, max_examples, seed, seconds, backend, exercises,
+                           progress=progress)
     source = "minigan's own solutions" if folder is None else str(folder)
     return results, format_report(results, source, time.perf_counter() - started,
                                   f"up to {max_examples} cases per exercise, seed {seed}, "
                                   f"{seconds:g} s per case")
+
+
+def one_line(result: Result) -> str:
+    """'conv2d backward: passed', or 'conv2d backward: failed: <the sentence>'."""
+    return f"{result.exercise.title}: {result.status}" + (
+        f": {result.sentence}" if result.sentence else "")
+
+
+def check_lines(folder: str | Path | None, *names: str, max_examples: int = 20, seed: int = 0,
+                seconds: float = DEFAULT_SECONDS) -> str:
+    """Grade the named exercises (all of them if none) in child processes; one line each, as a
+    notebook's check cell prints it: ``check_lines("my_kernels", "scale")``."""
+    exercises = [find(name) for name in names] or list(EXERCISES)
+    return "\n".join(one_line(r) for r in check_folder(folder, max_examples, seed, seconds,
+                                                        exercises=exercises))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -21,10 +22,12 @@ import numpy
 from minigan.backend import backend_name, manual_seed, use_backend
 from minigan.checkpoint import remove_orphaned_temporaries
 from minigan.data import DATASETS, dataset_label
+from minigan.data.download import default_data_dir
 from minigan.data.loader import DataLoader
 from minigan.data.sharded import ShardedLoader
-from minigan.distributed import SINGLE_PROCESS, abort_other_ranks, join_mpi_world
+from minigan.distributed import SINGLE_PROCESS, World, abort_other_ranks, join_mpi_world
 from minigan.gan import dcgan, run_folder
+from minigan.gan.run_lock import RunLock
 from minigan.gan.trainer import GANTrainer, TrainConfig
 from minigan.nn.sync_batchnorm import convert_sync_batch_norm
 from minigan.ops import fast_kernels_enabled, use_fast_kernels
@@ -33,6 +36,7 @@ from minigan.scripts import (
     EXIT_INTERRUPTED,
     OneLineParser,
     add_backend_argument,
+    add_data_dir_arguments,
     add_mirror_argument,
     apply_mirror,
     check_fits_in_memory,
@@ -52,11 +56,14 @@ from minigan.scripts import (
 MUST_MATCH = ("dataset", "split", "num_train", "image_size", "batch_size", "conv_dim",
               "z_size", "z_distribution", "dropout", "beta1", "seed")
 MAY_CHANGE = ("epochs", "save_every", "keep_snapshots", "lr_d", "lr_g", "d_steps",
-              "label_smoothing", "features", "metrics_every", "metrics_samples")
-NOT_RECORDED = ("resume", "overwrite", "out", "data_dir", "backend", "mirror")
+              "label_smoothing", "features", "metrics_every", "metrics_samples", "data_dir",
+              "no_download")
+NOT_RECORDED = ("resume", "overwrite", "out", "backend", "mirror")
 
 
 def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
+    """The command line of the training scripts. Longer than 60 lines because it is a plain
+    list of options, one ``add_argument`` each, in the order ``--help`` shows them."""
     p = OneLineParser(description=description)
     add_backend_argument(p)
     p.add_argument("--plain-kernels", action="store_true",
@@ -64,8 +71,7 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
                         "numbers, slower; as MINIGAN_KERNELS=plain)")
     p.add_argument("--dataset", type=dataset_argument, default=dataset,
                    metavar="NAME|FILE.npz", help=DATASET_HELP)
-    p.add_argument("--data-dir", default=None,
-                   help="where datasets are cached (default: $MINIGAN_DATA or ~/.cache/minigan)")
+    add_data_dir_arguments(p)     # --data-dir and --no-download, recorded for --resume
     add_mirror_argument(p)
     p.add_argument("--out", default=None,
                    help="run folder (default: runs/<dataset>; for my_images.npz, runs/my_images)")
@@ -248,7 +254,8 @@ def load_training_images(args: argparse.Namespace) -> numpy.ndarray:
             extra["n"] = args.num_train    # render only the images that will be used
     if args.dataset not in DATASETS and is_image_folder(args.dataset):
         extra["size"] = size
-    images, _ = load_dataset(args.dataset, args.split, data_dir=args.data_dir, **extra)
+    images, _ = load_dataset(args.dataset, args.split, data_dir=args.data_dir,
+                             download=not args.no_download, **extra)
     if args.num_train is not None:
         images = images[:args.num_train]
     if images.shape[-2:] == (28, 28) and size == 32:   # MNIST: 2 black pixels each side
@@ -261,11 +268,15 @@ def load_training_images(args: argparse.Namespace) -> numpy.ndarray:
     return images
 
 
-def prepare_run_folder(args: argparse.Namespace, given: set[str]) -> tuple[Path, list[str]]:
-    """Check the run folder before any work: writable; a fresh run never replaces a checkpoint
-    (unless --overwrite); --resume reads the settings it continues with. Temporary files left
-    by a checkpoint write that was killed are removed. Returns (folder, honoured changes)."""
+def prepare_run_folder(args: argparse.Namespace, given: set[str],
+                       lock: RunLock | None = None) -> tuple[Path, list[str]]:
+    """Check the run folder before any work: writable; held by no other run (``lock``, taken
+    here, rank 0's); a fresh run never replaces a checkpoint (unless --overwrite); --resume
+    reads the settings it continues with. Temporary files left by a checkpoint write that was
+    killed are removed. Returns (folder, honoured changes)."""
     out = check_writable_folder(default_out(args), "--out")
+    if lock is not None:
+        lock.acquire()        # before anything in the folder is looked at or removed
     checkpoint = out / "checkpoint.npz"
     for orphan in remove_orphaned_temporaries(out, ("*.npz.*.tmp", "*.json.*.tmp",
                                                     "samples.tmp.gif")):
@@ -279,10 +290,28 @@ def prepare_run_folder(args: argparse.Namespace, given: set[str]) -> tuple[Path,
         raise FileExistsError(f"{out} already holds a run ({checkpoint}): continue it with "
                               f"--resume, start a new one with another --out, or replace it "
                               f"with --overwrite")
+    # Recorded resolved, so that `--resume --out RUN` finds the data from anywhere.
+    args.data_dir = str(Path(args.data_dir or default_data_dir()).expanduser().resolve())
     return out, changes
 
 
+def resume_command(args: argparse.Namespace, out: Path, world: World) -> str:
+    """The command that continues this run: printed when Ctrl-C or SIGTERM stops it. Every
+    other setting is in the checkpoint."""
+    script = sys.argv[0] if sys.argv[0].endswith(".py") else "examples/train_svhn.py"
+    words = ["python", script]
+    if world.size > 1:
+        words = ["mpiexec", "-n", str(world.size), *words, "--distributed"]
+    if args.backend != "numpy":
+        words += ["--backend", args.backend]
+    if args.kernels is not None:
+        words += ["--kernels", args.kernels]
+    return shlex.join([*words, "--resume", "--out", str(out)])
+
+
 def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer:
+    """The whole recipe of a run: backend, run folder (locked while the run writes there),
+    data, models, trainer, report."""
     use_backend(args.backend)
     # --plain-kernels, else $MINIGAN_KERNELS (read now, so a bad value is a one-line error).
     use_fast_kernels(False if args.plain_kernels else fast_kernels_enabled())
@@ -292,12 +321,22 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
     world = join_mpi_world() if args.distributed else SINGLE_PROCESS
     if not world.is_root:
         sys.stdout = open(os.devnull, "w")   # rank 0 alone prints (errors still show)
-    # Rank 0 first: it makes the folder and clears leftovers before the others look at it.
-    out, changes = world.root_first(lambda: prepare_run_folder(args, set(given)))
-    check_arguments(args)
-    check_sizes(args)
-    manual_seed(args.seed)
+    lock = RunLock(default_out(args)) if world.is_root else None   # rank 0 writes the files
+    try:
+        # Rank 0 first: it makes the folder and clears leftovers before the others look at it.
+        out, changes = world.root_first(lambda: prepare_run_folder(args, set(given), lock))
+        check_arguments(args)
+        check_sizes(args)
+        manual_seed(args.seed)
+        trainer = build_trainer(args, world, out)
+        return run(trainer, args, changes)
+    finally:
+        if lock is not None:
+            lock.release()
 
+
+def build_trainer(args: argparse.Namespace, world: World, out: Path) -> GANTrainer:
+    """The data, G and D, their TrainConfig and (with --features) the scores, in a trainer."""
     print(f"preparing the {args.split} images of {args.dataset}", flush=True)
     images = world.root_first(lambda: load_training_images(args))  # rank 0 downloads
     if args.distributed:   # each rank: its share of every batch (the same batches in all)
@@ -323,42 +362,53 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
                          seed=args.seed, max_steps=args.max_steps,
                          metrics_every=args.metrics_every if args.features else 0,
                          save_every=args.save_every, keep_snapshots=args.keep_snapshots)
-    evaluate = None
-    if args.features == "inception":   # the FID Inception-v3: published-style FID and IS
-        from minigan.metrics.inception_eval import inception_evaluator
-        evaluate = inception_evaluator(images, args.dataset, args.metrics_samples,
-                                       args.z_distribution, data_dir=args.data_dir)
-    elif args.features:
-        from minigan.metrics import GANEvaluator
-        evaluate = GANEvaluator(args.features, num_samples=args.metrics_samples,
-                                z_distribution=args.z_distribution)
-        scored = (evaluate.net.channels, evaluate.net.image_size)
-        if scored != (channels, args.image_size):   # say so now, not after the first epoch
-            size = args.image_size
-            raise ValueError(f"--features {args.features} scores {scored[0]}-channel "
-                             f"{scored[1]}x{scored[1]} images, but {args.dataset} images are "
-                             f"{channels}-channel {size}x{size}: train a feature network on "
-                             f"{args.dataset} with examples/train_classifier.py")
     settings = {k: v for k, v in vars(args).items() if k not in NOT_RECORDED}
     settings["processes"] = world.size
-    trainer = GANTrainer(G, D, loader, config, out, evaluate=evaluate, settings=settings,
-                         world=world)
-    if args.resume:
-        trainer.load_checkpoint()
-        # The optimizers' saved state includes their learning rates: the run's (possibly
-        # new) ones take their place, so that a changed --lr-g is really used.
-        trainer.opt_d.lr, trainer.opt_g.lr = config.lr_d, config.lr_g
-        print(f"resumed from {trainer.checkpoint_path} at epoch {trainer.epoch + 1}, "
-              f"step {trainer.step}" + (f"; changed: {', '.join(changes)}" if changes else ""))
+    trainer = GANTrainer(G, D, loader, config, out, evaluate=build_evaluator(args, images),
+                         settings=settings, world=world)
+    trainer.resume_command = resume_command(args, out, world)
     print(f"training a DCGAN on {len(images)} {args.dataset} images, {len(loader)} batches of "
           f"{args.batch_size} per epoch, backend {backend_name()}; run folder {out}")
     if args.distributed:
         norm = "synchronized" if args.sync_batch_norm else "per process"
         print(f"{world.size} processes, {args.batch_size // world.size} images of each batch "
               f"per process, batch norm {norm}")
+    return trainer
+
+
+def build_evaluator(args: argparse.Namespace, images: numpy.ndarray) -> Any:
+    """With --features, the function that scores G (FID and IS); else None."""
+    if args.features == "inception":   # the FID Inception-v3: published-style FID and IS
+        from minigan.metrics.inception_eval import inception_evaluator
+        return inception_evaluator(images, args.dataset, args.metrics_samples,
+                                   args.z_distribution, data_dir=args.data_dir)
+    if not args.features:
+        return None
+    from minigan.metrics import GANEvaluator
+    evaluate = GANEvaluator(args.features, num_samples=args.metrics_samples,
+                            z_distribution=args.z_distribution)
+    scored, channels = (evaluate.net.channels, evaluate.net.image_size), images.shape[1]
+    if scored != (channels, args.image_size):   # say so now, not after the first epoch
+        size = args.image_size
+        raise ValueError(f"--features {args.features} scores {scored[0]}-channel "
+                         f"{scored[1]}x{scored[1]} images, but {args.dataset} images are "
+                         f"{channels}-channel {size}x{size}: train a feature network on "
+                         f"{args.dataset} with examples/train_classifier.py")
+    return evaluate
+
+
+def run(trainer: GANTrainer, args: argparse.Namespace, changes: list[str]) -> GANTrainer:
+    """Resume (with --resume), train, and say how long it took and where the results are."""
+    if args.resume:
+        trainer.load_checkpoint()
+        # The optimizers' saved state includes their learning rates: the run's (possibly
+        # new) ones take their place, so that a changed --lr-g is really used.
+        trainer.opt_d.lr, trainer.opt_g.lr = trainer.config.lr_d, trainer.config.lr_g
+        print(f"resumed from {trainer.checkpoint_path} at epoch {trainer.epoch + 1}, "
+              f"step {trainer.step}" + (f"; changed: {', '.join(changes)}" if changes else ""))
     started = time.perf_counter()
     steps_before = trainer.step
-    trainer.fit(progress=world.is_root)
+    trainer.fit(progress=trainer.world.is_root)
     seconds = time.perf_counter() - started
     steps = trainer.step - steps_before
     if steps:

@@ -132,6 +132,9 @@ class GANTrainer:
         self.evaluate = evaluate
         self.settings = dict(settings or {})
         self.interrupted = False
+        # What continues the run, for the message when Ctrl-C or SIGTERM stops it (the
+        # command line sets the whole command: examples/train_svhn.py --resume --out RUN).
+        self.resume_command = "--resume"
         self.opt_d = Adam(D.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
         self.opt_g = Adam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
         # Data parallelism reaches the step from outside, as PyTorch's DDP does: these
@@ -191,11 +194,13 @@ class GANTrainer:
             self.interrupted = True
             self.save_checkpoint()
             print(f"interrupted: saved a checkpoint at step {self.step} to "
-                  f"{self.checkpoint_path}; continue with --resume")
+                  f"{self.checkpoint_path}; continue with: {self.resume_command}")
         except KeyboardInterrupt:
             self.interrupted = True
+            resume = (f"; continue from it with: {self.resume_command}"
+                      if self.checkpoint_path.is_file() else "")
             print(f"\nstopped in the middle of step {self.step + 1}: not saved; "
-                  f"{self._last_checkpoint_text()}")
+                  f"{self._last_checkpoint_text()}{resume}")
         return self.history
 
     def run_config(self) -> dict[str, Any]:

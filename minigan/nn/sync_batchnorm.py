@@ -61,6 +61,11 @@ class SyncBatchNorm2d(BatchNorm2d):
         self.check_input(x, ("N", self.num_features, "H", "W"), self.weight.dtype)
         y, self._cache = ops.batch_norm_forward(x, self.weight.data, self.bias.data, self.eps,
                                                 across=self._across())
+        if self._cache.m != x.size // self.num_features * self.world.size:
+            # A kernel (a learner's, say) that took only this process's statistics.
+            raise RuntimeError("the batch_norm_forward in use ignores `across`: it cannot "
+                               "train on several processes with synchronized batch norm "
+                               "(give --no-sync-batch-norm, or use minigan's kernel)")
         # Every process has the same mu and sigma2, so the running statistics stay equal too.
         self.running_mean, self.running_var = ops.update_running_stats(
             self.running_mean, self.running_var, self._cache, self.momentum)

@@ -291,3 +291,19 @@ def test_without_mpi4py_distributed_says_what_to_install(monkeypatch, capsys, tm
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("error: --distributed needs mpi4py") and err.count("\n") == 1
+
+
+def test_a_batch_norm_kernel_that_ignores_across_is_refused(monkeypatch):
+    """A learner's kernel written for one process would normalise each rank with its own
+    statistics: SyncBatchNorm2d sees it in the cache's count and says so."""
+    mine = ops.batch_norm_forward
+    monkeypatch.setattr(ops, "batch_norm_forward",
+                        lambda x, gamma, beta, eps=1e-5, across=None: mine(x, gamma, beta, eps))
+    x = np.random.default_rng(2).standard_normal((4, 3, 2, 2))
+
+    def work(world):
+        sync = SyncBatchNorm2d(3, world=world).to(dtype="float64")
+        return sync(x[2 * world.rank:2 * world.rank + 2])
+
+    with pytest.raises(RuntimeError, match="ignores `across`"):
+        run_ranks(2, work)

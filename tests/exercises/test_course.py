@@ -158,6 +158,31 @@ def test_a_typical_mistake_gets_its_sentence(stubs, mistake):
     assert re.fullmatch(sentence, result.sentence), result.sentence
 
 
+COLUMNS_IN_C_I_J_ORDER = """
+    N, C, H, W = x.shape
+    K, S, P = kernel_size, stride, padding
+    x_pad = xp.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))
+    H_out, W_out = conv_output_size(H, K, S, P), conv_output_size(W, K, S, P)
+    rows = [x_pad[n, :, S * ho:S * ho + K, S * wo:S * wo + K].reshape(-1)   # (c, i, j) order
+            for n in range(N) for ho in range(H_out) for wo in range(W_out)]
+    return xp.stack(rows)
+"""
+
+
+def test_a_wrong_im2col_entry_is_named_by_its_pixel_and_its_kernel_offset(stubs):
+    fill_in(stubs / "im2col.py", "im2col", COLUMNS_IN_C_I_J_ORDER)
+    fill_in(stubs / "im2col.py", "col2im", "from minigan.ops.im2col import col2im as minigans\n"
+                                           "return minigans(cols, x_shape, kernel_size, stride, "
+                                           "padding)")
+    result = grade_one(find("im2col"), load_kernels(stubs), EXAMPLES)
+    assert result.sentence.startswith(
+        "im2col: cols is wrong for x (1, 2, 2, 2), kernel_size 2, stride 1, padding 0: ")
+    assert "at row 0 (n, ho, wo) = (0, 0, 0), column 1 (i, j, c) = (0, 0, 1) should be" \
+        in result.sentence
+    marks = [line[4] for line in result.detail.splitlines()[2:]]
+    assert marks == [" ", "x", "x", "x", "x", "x", "x", " "]   # the corners agree
+
+
 def test_the_naive_convolution_is_the_oracle_of_im2col():
     """A wrong im2col whose entries match the reference's (checked first) cannot exist; the
     product with the flattened weights is compared with the seven loops as well."""

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import minigan.ops
-from minigan.exercises import EXERCISES, check_folder, find
+from minigan.exercises import EXERCISES, check_folder, check_lines, find
 from minigan.exercises.__main__ import main
 from minigan.exercises.grader import FAILED, NOT_STARTED, PASSED
 from tests.helpers import REPO_ROOT
@@ -171,3 +171,11 @@ def test_ctrl_c_stops_grading_with_one_line_and_exit_130(stubs):
     assert process.returncode == 130
     assert err.strip().splitlines() == ["grading stopped (Ctrl-C)"]
     assert "Traceback" not in out + err
+
+
+def test_check_lines_gives_one_line_per_exercise_for_a_notebook(stubs):
+    write(stubs, "scale.py", "def scale(x, feature_range=(-1, 1)):\n    return x\n")
+    lines = check_lines(stubs, "scale", "tanh", max_examples=2, seconds=5).splitlines()
+    assert lines[0].startswith("scale pixels: failed: scale: the output is wrong for pixels")
+    assert lines[1] == "tanh: not started"
+    assert check_lines(None, "scale", max_examples=2) == "scale pixels: passed"

@@ -228,3 +228,61 @@ def test_train_svhn_refuses_a_folder_the_grader_fails(stubs, tmp_path):
     assert anyway.returncode == 0, anyway.stderr
     assert f"your code from {stubs} (unchecked): conv2d;" in anyway.stdout
     assert (tmp_path / "anyway" / "losses.csv").exists()
+
+
+LEARNERS_STEP = {"d_step": """
+    opt_d.zero_grad()
+    logits_real = D(real)
+    loss_real, d_logits = losses.real_loss(logits_real, config.real_label)
+    D.backward_params(d_logits)
+    logits_fake = D(G(noise(len(real))))
+    loss_fake, d_logits = losses.fake_loss(logits_fake)
+    D.backward_params(d_logits)
+    opt_d.step()
+    return loss_real + loss_fake, mean_probability(logits_real), mean_probability(logits_fake)
+""", "g_step": """
+    opt_g.zero_grad()
+    g_loss, d_logits = losses.real_loss(D(G(noise(batch_size))))
+    D.requires_grad_(False)
+    try:
+        d_image = D.backward(d_logits)
+    finally:
+        D.requires_grad_(True)
+    G.backward(d_image)
+    opt_g.step()
+    return g_loss
+""", "train_step": """
+    if len(real) == 16:   # the training run's batches (the grader's are smaller): count them
+        with open(__file__ + ".steps", "a") as steps:
+            steps.write("step\\n")
+    for _ in range(config.d_steps):
+        d_loss, d_real, d_fake = d_step(G, D, opt_d, real, noise, config)
+    return StepResult(d_loss, g_step(G, D, opt_g, len(real), noise, config), d_real, d_fake)
+"""}
+
+
+def test_train_svhn_trains_the_learners_models_losses_and_step(stubs, tmp_path):
+    """Finished models, losses and step: the quick check passes them, the start-up line names
+    them, and the run's losses are minigan's own (the learner wrote the same step)."""
+    (stubs / "models.py").write_text(MINIGANS_MODELS, encoding="utf-8")
+    for function, body in COUNTING_LOSSES.items():
+        fill_in(stubs / "gan_losses.py", function, body)
+    for function, body in LEARNERS_STEP.items():
+        fill_in(stubs / "step.py", function, body)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg",
+           "MINIGAN_BACKEND": "numpy"}
+    common = ["--dataset", "synthetic", "--num-train", "32", "--batch-size", "16",
+              "--max-steps", "2", "--conv-dim", "8", "--seed", "5"]
+    script = str(REPO_ROOT / "examples" / "train_svhn.py")
+    runs = {}
+    for label, extra in (("learner", ["--kernels", str(stubs)]), ("minigan", [])):
+        out = tmp_path / label
+        result = subprocess.run([sys.executable, script, *common, *extra, "--out", str(out)],
+                                capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode == 0, result.stderr
+        runs[label] = (result.stdout, read_losses(out / "losses.csv"))
+    assert (f"your code from {stubs}: models, losses, step; minigan's: conv2d, "
+            f"conv_transpose2d, batch_norm, leaky_relu, tanh, bce_with_logits, adam_update"
+            ) in runs["learner"][0]
+    np.testing.assert_allclose(runs["learner"][1], runs["minigan"][1], rtol=1e-5)
+    assert (stubs / "step.py.steps").read_text().splitlines() == ["step", "step"]

@@ -54,13 +54,15 @@ def per_channel(v: Array, ndim: int) -> Array:
 
 
 def batch_norm_forward(
-    x: Array, gamma: Array, beta: Array, eps: float = 1e-5,
+    x: Array, gamma: Array, beta: Array, eps: float = 1e-5, across: Any = None,
 ) -> tuple[Array, BatchNormCache]:
     """Training-mode batch norm: normalise each channel with the batch's own statistics.
 
     x: (N, C) or (N, C, H, W); gamma, beta: (C,)  ->  y: shaped like x
     y = gamma * (x - mu_B) / sqrt(sigma2_B + eps) + beta, with mu_B and sigma2_B (biased) taken
     per channel over N (and H, W).
+    ``across`` is None except in training on several processes (minigan/nn/sync_batchnorm.py,
+    which refuses a kernel that ignores it): you may leave it out of your code.
     """
     xp = get_array_module(x)  # noqa: F841
     # Hint: the statistics of each channel over the axes channel_axes gives, shaped so that
@@ -83,14 +85,17 @@ def batch_norm_eval_forward(
     raise NotImplementedError("batch_norm_eval_forward: write me")
 
 
-def batch_norm_backward(dy: Array, cache: BatchNormCache) -> tuple[Array, Array, Array]:
-    """Gradients of batch norm, in whichever mode the cache was made.
+def batch_norm_backward(
+    dy: Array, cache: BatchNormCache, across: Any = None,
+) -> tuple[Array, Array, Array]:
+    """Gradients of batch norm, in whichever mode the cache was made (``across``: as for the
+    forward pass).
 
     dy: shaped like x  ->  dx: shaped like x; dgamma, dbeta: (C,)
     dbeta  = sum of dy over N (and H, W)        since y = gamma * x_hat + beta
     dgamma = sum of dy * x_hat over N (and H, W)
     dx     = eval mode:     gamma * inv_std * dy
-             training mode: (gamma * inv_std / m) * (m * dy - sum(dy) - x_hat * sum(dy * x_hat))
+             training mode: the chain rule along the three paths from x to the loss
     """
     # Hint: in evaluation mode x -> y is an affine map; in training mode each x_i reaches the
     # loss three ways (directly, through mu_B, through sigma2_B): derive it step by step.
