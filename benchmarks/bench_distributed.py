@@ -66,7 +66,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import numpy  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
+from minigan.progress import tqdm  # noqa: E402
 
 from minigan.backend import make_rng, manual_seed, to_device, use_backend  # noqa: E402
 from minigan.distributed import SINGLE_PROCESS, World  # noqa: E402

@@ -167,7 +167,7 @@ def train_mode_accuracy(net: Module, images: numpy.ndarray, labels: numpy.ndarra
 # ------------------------------------------------------------------------------------ training
 
 def train(args: argparse.Namespace, data: tuple[numpy.ndarray, ...]) -> dict[str, Any]:
-    from tqdm.auto import tqdm
+    from minigan.progress import tqdm
 
     train_x, train_y, held_x, held_y = data
     loader = DataLoader(train_x, train_y, batch_size=args.batch_size, shuffle=True,

@@ -206,7 +206,7 @@ def train(args: argparse.Namespace, source: tuple[numpy.ndarray, ...],
         label loss  = CE(C(f[:n]), y_source)          -> gradient into f[:n]
         domain loss = BCE(D(GRL(f)), [0...0; 1...1])  -> gradient into all of f, reversed
     """
-    from tqdm.auto import tqdm
+    from minigan.progress import tqdm
 
     nets = make_networks(args.seed)
     F, C, D = nets["F"], nets["C"], nets["D"]

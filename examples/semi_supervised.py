@@ -270,7 +270,7 @@ def train(args: argparse.Namespace, data: tuple[numpy.ndarray, ...],
     Either way an epoch has ``len(pool) // batch_size`` steps and each step sees one batch of
     labelled images, so the two runs differ only in the unlabelled and generated batches.
     """
-    from tqdm.auto import tqdm
+    from minigan.progress import tqdm
 
     pool_x, pool_y, test_x, test_y = data
     shape = tuple(pool_x.shape[1:])

@@ -84,9 +84,8 @@ def train_classifier(images: numpy.ndarray, labels: numpy.ndarray, epochs: int =
     rate falls linearly to 0 over the last epoch, which settles the weights for a better test
     score. ``seed`` fixes the initial weights, the batch order and the shifts.
     """
-    from tqdm.auto import tqdm
-
     from minigan.data import DataLoader
+    from minigan.progress import tqdm
 
     images, labels = numpy.asarray(images), numpy.asarray(labels)
     if images.ndim != 4 or images.dtype != numpy.uint8:

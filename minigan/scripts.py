@@ -62,7 +62,7 @@ def one_line_warnings() -> None:
         text = " ".join(str(message).split())
         # tqdm.write moves an open progress bar out of the way, so the warning gets a line of
         # its own instead of being glued to the bar's end.
-        from tqdm.auto import tqdm
+        from minigan.progress import tqdm
 
         tqdm.write(f"warning: {text}", file=file or sys.stderr)
 

@@ -177,7 +177,7 @@ def load_image_folder(path: str | os.PathLike, size: int = 64, progress: bool = 
     a decompression bomb, a run folder, or pictures beside class subfolders raise a one-line
     ``DataError`` naming the file or folder.
     """
-    from tqdm.auto import tqdm
+    from minigan.progress import tqdm
 
     if not str(path).strip():
         raise DataError("the folder of pictures is an empty path (not the current folder)")

@@ -222,7 +222,7 @@ class GANTrainer:
         return "no checkpoint was written yet"
 
     def _train_epochs(self, progress: bool, ctrl_c: _FinishStepOnCtrlC) -> None:
-        from tqdm.auto import tqdm
+        from minigan.progress import tqdm
 
         while self.epoch < self.config.epochs and not self._reached_max_steps():
             bar = tqdm(total=len(self.loader), initial=self.batch_in_epoch,

@@ -144,7 +144,7 @@ class FeatureNet(Sequential):
         is moved to the network's device; the result is one array there. The network's
         train/eval mode is restored afterwards. ``progress`` shows a progress bar.
         """
-        from tqdm.auto import tqdm
+        from minigan.progress import tqdm
 
         self.check_input(images, ("N", self.channels, self.image_size, self.image_size))
         if batch_size < 1:

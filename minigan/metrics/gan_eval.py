@@ -138,7 +138,7 @@ class GANEvaluator:
         was_training = G.training
         G.eval()
         try:
-            from tqdm.auto import tqdm
+            from minigan.progress import tqdm
 
             batches = []
             starts = range(0, self.num_samples, self.batch_size)

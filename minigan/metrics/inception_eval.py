@@ -70,7 +70,7 @@ class InceptionScorer:
         ``progress``: a tqdm bar on stderr, in images, with the elapsed and the estimated
         remaining time (``FID Inception:  40%|####  | 400/1000 [02:10<03:15, 3.07image/s]``).
         """
-        from tqdm.auto import tqdm
+        from minigan.progress import tqdm
 
         if images.ndim != 4 or images.shape[1] not in (1, 3):
             raise ValueError(f"expected images (N, 1 or 3, H, W), got {tuple(images.shape)}")

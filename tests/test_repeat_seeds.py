@@ -1,0 +1,124 @@
+"""examples/repeat_seeds.py: an experiment over several seeds, summarized as mean ± std.
+
+The subprocess machinery runs a stand-in for an experiment script (a few lines that write the
+result file the real script writes), so the test takes a second; the readers are checked on
+result files written the way the real scripts write them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import textwrap
+
+import pytest
+
+from tests.helpers import REPO_ROOT
+
+
+def load_repeat_seeds():
+    spec = importlib.util.spec_from_file_location("repeat_seeds",
+                                                  REPO_ROOT / "examples" / "repeat_seeds.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+repeat_seeds = load_repeat_seeds()
+
+# A stand-in for examples/adversarial.py: its accuracy.csv, with numbers made from the seed.
+FAKE_ADVERSARIAL = textwrap.dedent("""
+    import argparse, pathlib
+    p = argparse.ArgumentParser()
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out")
+    p.add_argument("--epochs", type=int)
+    args = p.parse_args()
+    out = pathlib.Path(args.out)
+    (out / "accuracy.csv").write_text(
+        "epsilon,accuracy\\n0,%.4f\\n0.1,%.4f\\n" % (0.9 + args.seed / 100, args.epochs / 10))
+""")
+
+
+def test_each_seed_runs_and_the_table_gives_mean_and_sample_std(tmp_path, monkeypatch, capsys):
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    (examples / "adversarial.py").write_text(FAKE_ADVERSARIAL)
+    monkeypatch.setattr(repeat_seeds, "EXAMPLES", examples)
+    out = tmp_path / "runs"
+    code = repeat_seeds.main(["adversarial", "--seeds", "0", "1", "5", "--out", str(out),
+                              "--", "--epochs", "3"])
+    assert code == 0
+    rows = {r["number"]: r for r in repeat_seeds.read_csv(out / "repeat_seeds.csv")}
+    clean = rows["accuracy at epsilon 0"]
+    assert [float(clean[f"seed_{s}"]) for s in (0, 1, 5)] == [0.90, 0.91, 0.95]
+    assert float(clean["mean"]) == pytest.approx(statistics.fmean([0.90, 0.91, 0.95]))
+    assert float(clean["std"]) == pytest.approx(statistics.stdev([0.90, 0.91, 0.95]), rel=1e-5)
+    attacked = rows["accuracy at epsilon 0.1"]          # --epochs 3 reached every run
+    assert float(attacked["mean"]) == pytest.approx(0.3) and float(attacked["std"]) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy at epsilon 0 " in printed and "seed 5" in printed
+    assert "-- --epochs 3" in printed                    # the command that made the numbers
+
+
+def test_a_failing_run_is_one_line_naming_the_seed(tmp_path, monkeypatch, capsys):
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    (examples / "adversarial.py").write_text("raise SystemExit('error: no data here')\n")
+    monkeypatch.setattr(repeat_seeds, "EXAMPLES", examples)
+    assert repeat_seeds.main(["adversarial", "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: seed 0 failed (exit 1): error: no data here")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["batch_norm_mnist", "--seeds", "0", "1"], "at least 3 different seeds"),
+    (["batch_norm_mnist", "--seeds", "0", "0", "1"], "at least 3 different seeds"),
+    (["batch_norm_mnist", "--", "--seed", "4"], "--seed after -- is set by this script"),
+    (["batch_norm_mnist", "--threads", "0"], "--threads must be at least 1"),
+])
+def test_bad_arguments_are_refused_in_one_line(argv, message, capsys):
+    assert repeat_seeds.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_readers_take_the_numbers_the_scripts_write(tmp_path):
+    (tmp_path / "accuracy.csv").write_text(
+        "epoch,acc_semi_supervised,acc_baseline,loss_labelled_semi\n1,0.5000,0.4000,1.0\n"
+        "2,0.8680,0.7415,0.5\n")
+    numbers = repeat_seeds.semi_supervised_numbers(tmp_path)
+    assert numbers["semi-supervised GAN accuracy"] == 0.868
+    assert numbers["baseline (labels only) accuracy"] == 0.7415
+    assert numbers["gain (points)"] == pytest.approx(12.65)
+
+    (tmp_path / "heldout_accuracy.csv").write_text(
+        "step,acc_plain,acc_batch_norm\n0,0.1,0.1\n25,0.5,0.92\n50,0.91,0.95\n75,0.93,0.96\n")
+    (tmp_path / "summary.txt").write_text(
+        "batch-norm net on the 2000 held-out images:\n"
+        "  mode        normalised with         accuracy\n"
+        "  eval mode   running statistics        0.9580\n"
+        "  train mode  each batch of 8           0.9195\n")
+    numbers = repeat_seeds.batch_norm_numbers(tmp_path)
+    assert numbers == {"final accuracy, plain": 0.93, "final accuracy, batch norm": 0.96,
+                       "first step with acc >= 0.9, plain": 50,
+                       "first step with acc >= 0.9, batch norm": 25,
+                       "batch-norm net, eval mode (running statistics)": 0.958,
+                       "batch-norm net, train mode (each batch of 8)": 0.9195}
+
+
+def test_a_number_some_runs_lack_is_summarized_over_the_others():
+    rows = repeat_seeds.summarize({0: {"a": 1.0, "b": 10}, 1: {"a": 3.0}, 2: {"a": 5.0,
+                                                                          "b": 20}})
+    a, b = rows
+    assert (a["n"], a["mean"], a["std"]) == (3, 3.0, 2.0)
+    assert (b["n"], b["mean"], b["values"]) == (2, 15, {0: 10, 2: 20})
+
+
+def test_each_row_of_the_table_keeps_one_number_of_decimals():
+    rows = repeat_seeds.summarize({0: {"accuracy": 0.9, "gain (points)": 16.6},
+                                   1: {"accuracy": 0.91, "gain (points)": 5.75},
+                                   2: {"accuracy": 0.88, "gain (points)": 13.3}})
+    accuracy, gain = repeat_seeds.format_table(rows, [0, 1, 2]).splitlines()[1:]
+    assert accuracy.split()[1:] == ["0.8967", "0.0153", "0.8800", "0.9100",
+                                    "0.9000", "0.9100", "0.8800"]
+    assert gain.split()[2:] == ["11.9", "5.6", "5.8", "16.6", "16.6", "5.8", "13.3"]
