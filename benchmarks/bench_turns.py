@@ -24,6 +24,7 @@ never asserted in tests.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -212,7 +213,7 @@ def main(args: argparse.Namespace) -> int:
 
         import minigan
         for pkg in (minigan, minigan_before):
-            pkg.backend.use_backend("numpy")
+            importlib.import_module(f"{pkg.__name__}.backend").use_backend("numpy")
         if args.torch:
             import torch
             torch.set_num_threads(args.threads)
