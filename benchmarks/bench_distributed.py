@@ -66,13 +66,13 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import numpy  # noqa: E402
-from minigan.progress import tqdm  # noqa: E402
 
 from minigan.backend import make_rng, manual_seed, to_device, use_backend  # noqa: E402
 from minigan.distributed import SINGLE_PROCESS, World  # noqa: E402
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init  # noqa: E402
 from minigan.gan.trainer import GANTrainer, TrainConfig  # noqa: E402
 from minigan.nn.sync_batchnorm import convert_sync_batch_norm  # noqa: E402
+from minigan.progress import tqdm  # noqa: E402
 
 
 def median_ms(world: World, work, repeats: int, warmup: int, desc: str = "",

@@ -87,23 +87,8 @@ def train_classifier(images: numpy.ndarray, labels: numpy.ndarray, epochs: int =
     from minigan.data import DataLoader
     from minigan.progress import tqdm
 
-    images, labels = numpy.asarray(images), numpy.asarray(labels)
-    if images.ndim != 4 or images.dtype != numpy.uint8:
-        raise ValueError(f"expected (N, C, H, W) uint8 images, got {images.dtype} "
-                         f"{images.shape}")
-    if images.shape[2] != images.shape[3]:
-        raise ValueError(f"expected square images, got {images.shape[2]}x{images.shape[3]}")
-    if labels.shape != (len(images),):
-        raise ValueError(f"expected ({len(images)},) labels, got shape {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got "
-                         f"{labels.min()}..{labels.max()}")
-    check_two_classes(labels)
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be at least 1, got {epochs}, {batch_size}")
-    if shift < 0:
-        raise ValueError(f"shift must be 0 or more pixels, got {shift}")
-
+    images, labels = _checked_training_data(images, labels, num_classes, epochs, batch_size,
+                                            shift)
     loader = DataLoader(images, labels.astype(numpy.int64), batch_size=batch_size,
                         shuffle=True, drop_last=True, seed=seed)
     if len(loader) == 0:
@@ -143,3 +128,26 @@ def train_classifier(images: numpy.ndarray, labels: numpy.ndarray, epochs: int =
             print(f"epoch {epoch + 1}/{epochs}: mean loss {loss_sum / seen:.4f}, training "
                   f"accuracy {correct / seen:.4f} ({time.perf_counter() - started:.0f} s)")
     return net.eval()
+
+
+def _checked_training_data(images: Any, labels: Any, num_classes: int, epochs: int,
+                           batch_size: int, shift: int) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """``train_classifier``'s inputs as host arrays, each refused in one line when it cannot
+    train a classifier (wrong shapes or dtype, labels out of range, a single class...)."""
+    images, labels = numpy.asarray(images), numpy.asarray(labels)
+    if images.ndim != 4 or images.dtype != numpy.uint8:
+        raise ValueError(f"expected (N, C, H, W) uint8 images, got {images.dtype} "
+                         f"{images.shape}")
+    if images.shape[2] != images.shape[3]:
+        raise ValueError(f"expected square images, got {images.shape[2]}x{images.shape[3]}")
+    if labels.shape != (len(images),):
+        raise ValueError(f"expected ({len(images)},) labels, got shape {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got "
+                         f"{labels.min()}..{labels.max()}")
+    check_two_classes(labels)
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be at least 1, got {epochs}, {batch_size}")
+    if shift < 0:
+        raise ValueError(f"shift must be 0 or more pixels, got {shift}")
+    return images, labels

@@ -130,6 +130,24 @@ def frechet_distance(
             has a large imaginary part on its diagonal. Never a negative distance: one within
             ``NEGATIVE_TOLERANCE`` of 0 is rounding and returned as 0.0, one below it raises.
     """
+    mu1, sigma1, mu2, sigma2 = _checked_inputs(mu1, sigma1, mu2, sigma2)
+    diff = mu1 - mu2
+    covmean, regularized = _sqrt_of_product(sigma1, sigma2, eps)
+    distance = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+    if distance < 0:
+        # The size of the terms that cancel: rounding is relative to it.
+        scale = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2)) + regularized
+        if distance < -NEGATIVE_TOLERANCE * scale - regularized:
+            raise ValueError(f"the Fréchet distance came out negative ({distance:.6g}, the "
+                             f"terms are of size {scale:.6g}), which no pair of covariances "
+                             f"can give: are sigma1 and sigma2 valid covariances?")
+        distance = 0.0   # rounding below an exact 0 (two identical Gaussians)
+    return distance
+
+
+def _checked_inputs(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> tuple[np.ndarray, ...]:
+    """The four inputs as float64 host arrays, checked: shapes that match, finite values,
+    covariances symmetric positive semi-definite (``check_covariance``)."""
     mu1 = _as_float64("mu1", mu1, 1)
     mu2 = _as_float64("mu2", mu2, 1)
     sigma1 = _as_float64("sigma1", sigma1, 2)
@@ -143,9 +161,14 @@ def frechet_distance(
                 f"{name} must be ({d}, {d}) to match the means, got shape {sigma.shape}"
             )
         check_covariance(sigma, name)
+    return mu1, sigma1, mu2, sigma2
 
-    diff = mu1 - mu2
 
+def _sqrt_of_product(sigma1: np.ndarray, sigma2: np.ndarray, eps: float
+                     ) -> tuple[np.ndarray, float]:
+    """(sqrtm(sigma1 @ sigma2) as a real matrix, what eps * I added to the trace term (0.0 if
+    it was not needed))."""
+    d = sigma1.shape[0]
     # sigma1 @ sigma2 is not symmetric, so sqrtm works on its (complex) Schur form. When both
     # covariances are singular -- fewer samples than feature dimensions, or a feature that never
     # changes, such as a dead ReLU -- the product has eigenvalues that are exactly 0. In exact
@@ -163,7 +186,7 @@ def frechet_distance(
             f"sqrtm(sigma1 @ sigma2) is not finite (singular covariances?); adding {eps:g} to "
             "the diagonal of both covariances. Use more samples than feature dimensions.",
             SingularCovarianceWarning,
-            stacklevel=2,
+            stacklevel=3,   # the caller of frechet_distance
         )
         offset = np.eye(d) * eps
         covmean = _sqrtm((sigma1 + offset) @ (sigma2 + offset))
@@ -187,14 +210,4 @@ def frechet_distance(
                 "sigma1 and sigma2 symmetric positive semi-definite covariances?"
             )
         covmean = covmean.real
-
-    distance = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
-    if distance < 0:
-        # The size of the terms that cancel: rounding is relative to it.
-        scale = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2)) + regularized
-        if distance < -NEGATIVE_TOLERANCE * scale - regularized:
-            raise ValueError(f"the Fréchet distance came out negative ({distance:.6g}, the "
-                             f"terms are of size {scale:.6g}), which no pair of covariances "
-                             f"can give: are sigma1 and sigma2 valid covariances?")
-        distance = 0.0   # rounding below an exact 0 (two identical Gaussians)
-    return distance
+    return covmean, regularized
