@@ -48,6 +48,7 @@ from minigan.metrics.statistics import load_statistics_meta
 from minigan.scripts import (
     OneLineParser,
     add_backend_argument,
+    add_data_dir_arguments,
     add_overwrite_argument,
     check_no_earlier_results,
     check_writable_folder,
@@ -79,9 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the scored samples as PNG files in DIR (for pytorch-fid or "
                         "clean-fid); the scores are then those of these 8-bit images")
     add_overwrite_argument(p)
-    p.add_argument("--data-dir", default=None,
-                   help="where datasets and the Inception weights are cached "
-                        "(default: $MINIGAN_DATA or ~/.cache/minigan)")
+    add_data_dir_arguments(p, whose="the datasets' and the Inception weights'")
     p.add_argument("--dataset", type=dataset_argument, default=None, metavar="NAME|FILE.npz",
                    help="the dataset G was trained on (svhn, cifar10, mnist, synthetic or an "
                         ".npz file), to check it against the feature network")
@@ -188,13 +187,14 @@ def run_inception(args: argparse.Namespace) -> dict[str, float]:
         raise ValueError(f"Inception scores 1- or 3-channel images, G makes {sizes['channels']}")
     stats = Path(args.reference_stats or
                  f"runs/inception_stats_{dataset_label(args.dataset)}.npz")
-    net = load_fid_inception(args.data_dir)
+    net = load_fid_inception(args.data_dir, download_missing=not args.no_download)
     if not stats.is_file():
         if args.reference_stats is not None:
             raise ValueError(f"no reference statistics at {stats}")
         if args.reference_count < 2:
             raise ValueError("--reference-count must be at least 2")
-        images, _ = load_dataset(args.dataset, "train", args.data_dir)
+        images, _ = load_dataset(args.dataset, "train", args.data_dir,
+                                 download=not args.no_download)
         images = images[:args.reference_count]
         print(f"reference statistics: Inception pool3 of {len(images)} {args.dataset} training "
               f"images -> {stats} (once; slow on a CPU)")

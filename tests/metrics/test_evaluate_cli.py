@@ -308,3 +308,15 @@ def test_evaluate_never_mixes_an_earlier_export_with_new_samples(tmp_path):
                        "--overwrite")
     assert_one_line_error(again)                  # now it fails on the missing checkpoint
     assert "none.npz" in again.stderr and not (samples / "000000.png").exists()
+
+
+def test_evaluate_no_download_says_where_the_inception_weights_go(files, tmp_path):
+    """--no-download, as every script that can download accepts it: with the Inception weights
+    missing, evaluate.py says where to put them by hand instead of fetching them."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_script("evaluate.py", "--checkpoint", files["checkpoint"], "--features",
+                        "inception", "--data-dir", empty, "--no-download", "--num-samples", 20,
+                        "--dataset", "synthetic", "--backend", "numpy")
+    assert_one_line_error(result)
+    assert "by hand" in result.stderr and str(empty) in result.stderr, result.stderr
