@@ -135,6 +135,9 @@ class GANTrainer:
         # What continues the run, for the message when Ctrl-C or SIGTERM stops it (the
         # command line sets the whole command: examples/train_svhn.py --resume --out RUN).
         self.resume_command = "--resume"
+        # FlatAdam is Adam's arithmetic on one flat array per model: constructing it rebinds
+        # every p.data and p.grad into views of that array, so a step is one update call
+        # (one kernel launch on a GPU) instead of one per parameter (minigan/optim.py).
         self.opt_d = FlatAdam(D.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
         self.opt_g = FlatAdam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
         # Data parallelism reaches the step from outside, as PyTorch's DDP does: these
