@@ -48,7 +48,7 @@ from minigan.nn import (
 )
 
 
-def _num_stride2_layers(image_size: int) -> int:
+def num_stride2_layers(image_size: int) -> int:
     """How many stride-2 layers take a 4x4 map to image_size (32 -> 3, 64 -> 4)."""
     layers = round(math.log2(image_size / 4)) if image_size >= 8 else 0
     if layers < 1 or 4 * 2 ** layers != image_size:
@@ -88,7 +88,7 @@ class Discriminator(Sequential):
 
     def __init__(self, conv_dim: int = 32, image_size: int = 32, channels: int = 3,
                  dropout: float = 0.0):
-        n = _num_stride2_layers(image_size)
+        n = num_stride2_layers(image_size)
         layers: list[Module] = []
         in_channels = channels
         for i in range(n):
@@ -115,7 +115,7 @@ class Generator(Sequential):
                             ("channels", channels)):
             if not isinstance(value, (int, numpy.integer)) or value < 1:
                 raise ValueError(f"Generator: {name} must be a positive integer, got {value!r}")
-        n = _num_stride2_layers(image_size)
+        n = num_stride2_layers(image_size)
         top = conv_dim * 2 ** (n - 1)  # channels of the first 4x4 map (128 for the defaults)
         layers: list[Module] = [Linear(z_size, top * 4 * 4), Reshape(top, 4, 4)]
         in_channels = top
