@@ -103,6 +103,16 @@ def _check_nchw(x: Array, name: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+
+def _pool_geometry(x: Array, kernel_size: int, stride: int | None, padding: int,
+                   name: str) -> tuple[int, int, int, int, int]:
+    """(K, S, P, H_out, W_out) of a pooling over x (N, C, H, W), checked; ``stride`` defaults
+    to ``kernel_size``. H_out = (H + 2P - K) // S + 1."""
+    _check_nchw(x, name)
+    K, S, P = kernel_size, stride or kernel_size, padding
+    H, W = x.shape[2:]
+    return K, S, P, pool_output_size(H, K, S, P), pool_output_size(W, K, S, P)
+
 def max_pool2d_forward(x: Array, kernel_size: int, stride: int | None = None, padding: int = 0
                        ) -> tuple[Array, MaxPool2dCache]:
     """y[n, c, ho, wo] = max_{i, j < K} x_pad[n, c, S*ho + i, S*wo + j], x padded with -inf.
@@ -113,10 +123,8 @@ def max_pool2d_forward(x: Array, kernel_size: int, stride: int | None = None, pa
     if fast_kernels_enabled():  # a running maximum in place, no argmax: max_pool2d_forward_fast
         return max_pool2d_forward_fast(x, kernel_size, stride, padding)
     xp = get_array_module(x)
-    _check_nchw(x, "max_pool2d")
-    K, S, P = kernel_size, stride or kernel_size, padding
+    K, S, P, H_out, W_out = _pool_geometry(x, kernel_size, stride, padding, "max_pool2d")
     N, C, H, W = x.shape
-    H_out, W_out = pool_output_size(H, K, S, P), pool_output_size(W, K, S, P)
     x_pad = _padded(x, P, -xp.inf)
 
     y = x_pad[_window_slice(0, 0, S, H_out, W_out)].copy()
@@ -190,10 +198,8 @@ def max_pool2d_forward_fast(x: Array, kernel_size: int, stride: int | None = Non
     loop skips a NaN after the first offset, ``maximum`` keeps it, as PyTorch does; and the
     backward pass then sends a NaN window's gradient nowhere)."""
     xp = get_array_module(x)
-    _check_nchw(x, "max_pool2d")
-    K, S, P = kernel_size, stride or kernel_size, padding
+    K, S, P, H_out, W_out = _pool_geometry(x, kernel_size, stride, padding, "max_pool2d")
     N, C, H, W = x.shape
-    H_out, W_out = pool_output_size(H, K, S, P), pool_output_size(W, K, S, P)
     x_pad = _padded_like(x, P, -xp.inf)
 
     y = x_pad[_window_slice(0, 0, S, H_out, W_out)].copy(order="K")
@@ -272,10 +278,8 @@ def avg_pool2d_forward(x: Array, kernel_size: int, stride: int | None = None, pa
     if fast_kernels_enabled():  # in x's memory order, sums in place: avg_pool2d_forward_fast
         return avg_pool2d_forward_fast(x, kernel_size, stride, padding, count_include_pad)
     xp = get_array_module(x)
-    _check_nchw(x, "avg_pool2d")
-    K, S, P = kernel_size, stride or kernel_size, padding
+    K, S, P, H_out, W_out = _pool_geometry(x, kernel_size, stride, padding, "avg_pool2d")
     N, C, H, W = x.shape
-    H_out, W_out = pool_output_size(H, K, S, P), pool_output_size(W, K, S, P)
     x_pad = _padded(x, P, 0)
 
     total = xp.zeros((N, C, H_out, W_out), dtype=x.dtype)
@@ -294,10 +298,8 @@ def avg_pool2d_forward_fast(x: Array, kernel_size: int, stride: int | None = Non
     stays channels-last for the next convolution. The same additions in the same order, the
     same division: the same numbers."""
     xp = get_array_module(x)
-    _check_nchw(x, "avg_pool2d")
-    K, S, P = kernel_size, stride or kernel_size, padding
+    K, S, P, H_out, W_out = _pool_geometry(x, kernel_size, stride, padding, "avg_pool2d")
     N, C, H, W = x.shape
-    H_out, W_out = pool_output_size(H, K, S, P), pool_output_size(W, K, S, P)
     x_pad = _padded_like(x, P, 0)
 
     total = x_pad[_window_slice(0, 0, S, H_out, W_out)].copy(order="K")   # 0 + first = first
