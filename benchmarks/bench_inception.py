@@ -1,8 +1,9 @@
-"""Time the FID Inception-v3 on N images, extrapolate to 10,000, and (optionally) check FID
-against pytorch-fid on the same PNG files.
+"""Time the FID Inception-v3 on N images, extrapolate to 10,000, compare with PyTorch, and
+(optionally) check FID against pytorch-fid on the same PNG files.
 
     python benchmarks/bench_inception.py                     # 16 images, batch 8, 2 threads
     python benchmarks/bench_inception.py --num-images 32 --threads 1
+    python benchmarks/bench_inception.py --rounds 5          # more rounds against PyTorch
     python benchmarks/bench_inception.py --backend cupy      # on an NVIDIA GPU
     python benchmarks/bench_inception.py --crosscheck        # needs torch and pytorch-fid
 
@@ -10,6 +11,16 @@ The network has random weights (the timing does not depend on them, and the publ
 may not be at hand). Images are 32x32 RGB, resized to 299x299 as in scoring, float32, in the
 network's scoring mode (no caches kept). The time for 10,000 images is an extrapolation:
 seconds per image times 10,000, stated as such.
+
+If PyTorch is installed (it is never a dependency of minigan) and ``--no-torch`` is not given,
+the same network and scoring in plain PyTorch (``torch_inception.py``, held to minigan's
+outputs by ``tests/metrics/test_torch_inception.py``) are timed **alone, as users run it**, as
+``bench_step.py`` does: ``--rounds`` alternating rounds of minigan's timing in this process
+(before anything loads PyTorch here) and PyTorch's in a fresh process of its own, with the same
+threads, images, batch size and seed (so the same images and weights). Each round and the median
+of the rounds' own ratios minigan / PyTorch are printed: the two runs of a round are close in
+time, so their ratio drifts less with the machine's load than the ratio of two medians.
+PyTorch is timed on the CPU only (with ``--backend cupy`` it is skipped).
 
 ``--crosscheck`` writes two folders of PNG files into ``--out`` (``real/`` and ``fake/``),
 loads the *same* random weights into pytorch-fid's network (through ``torch.save`` and
@@ -33,12 +44,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-images", type=int, default=16, help="images timed")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0, help="seed of the images and weights")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="alternating rounds of minigan and PyTorch in a fresh process")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--crosscheck", action="store_true",
                    help="compare FID with pytorch-fid on PNG files (needs torch, pytorch-fid)")
     p.add_argument("--crosscheck-images", type=int, default=24,
                    help="images in each PNG folder for --crosscheck")
     p.add_argument("--out", default="runs/bench_inception", help="folder for --crosscheck")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for value, what in ((args.threads, "--threads"), (args.num_images, "--num-images"),
+                        (args.batch_size, "--batch-size"), (args.rounds, "--rounds")):
+        if value < 1:
+            p.error(f"{what} must be at least 1, got {value}")   # one line, exit status 2
+    return args
 
 
 ARGS = parse_args()
@@ -46,7 +65,10 @@ ARGS = parse_args()
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)
 
-import platform  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -93,6 +115,45 @@ def time_scoring(net: FIDInceptionV3) -> float:
     return (time.perf_counter() - start) / ARGS.num_images
 
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def torch_installed() -> bool:
+    """Whether PyTorch can be imported, without importing it (which would load its libraries
+    and threads into this process)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):   # a broken install, or torch blocked in sys.modules
+        return False
+
+
+def torch_alone_seconds() -> float:
+    """PyTorch's seconds per image, timed by ``torch_inception.py`` in a fresh process of its
+    own with the same threads, images, batch size and seed."""
+    command = [sys.executable, os.path.join(HERE, "torch_inception.py"),
+               "--threads", str(ARGS.threads), "--num-images", str(ARGS.num_images),
+               "--batch-size", str(ARGS.batch_size), "--seed", str(ARGS.seed)]
+    done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"PyTorch's Inception in its own process failed: {last}")
+    return json.loads(done.stdout.strip().splitlines()[-1])["seconds_per_image"]
+
+
+def alone_rounds(net: FIDInceptionV3) -> tuple[list[float], list[float]]:
+    """``--rounds`` rounds of (minigan's seconds per image in this process, PyTorch's in a
+    fresh one). Run before anything imports PyTorch here (``--crosscheck`` does, later), so
+    that minigan's process is as a user's."""
+    ours, theirs = [], []
+    for _ in range(ARGS.rounds):
+        ours.append(time_scoring(net))
+        theirs.append(torch_alone_seconds())
+        print(f"  round {len(ours)}: minigan {ours[-1]:.3f} s per image, PyTorch in a fresh "
+              f"process {theirs[-1]:.3f} s; minigan / PyTorch = {ours[-1] / theirs[-1]:.2f}x",
+              flush=True)
+    return ours, theirs
+
+
 def crosscheck(net: FIDInceptionV3, state: dict[str, numpy.ndarray]) -> None:
     import torch
     from pytorch_fid import fid_score
@@ -125,29 +186,48 @@ def crosscheck(net: FIDInceptionV3, state: dict[str, numpy.ndarray]) -> None:
 
 
 def main() -> int:
-    if ARGS.num_images < 1 or ARGS.batch_size < 1:
-        print("error: --num-images and --batch-size must be at least 1", file=sys.stderr)
-        return 2
     if ARGS.crosscheck:
-        import importlib.util
-
         if not all(importlib.util.find_spec(m) for m in ("torch", "pytorch_fid")):
             print("error: --crosscheck needs torch and pytorch-fid (pip install pytorch-fid)",
                   file=sys.stderr)
             return 2
+    sys.path.insert(0, HERE)   # machine.py, beside this script
+    import machine
+
     use_backend(ARGS.backend)
     state = random_weights(ARGS.seed)
     net = load_fid_weights(FIDInceptionV3(), state).to(dtype=numpy.float32)
-    print(f"{platform.processor() or platform.machine()}, backend {ARGS.backend}, "
-          f"{ARGS.threads} thread(s), NumPy {numpy.__version__}")
-    seconds = time_scoring(net)
-    print(f"{ARGS.num_images} images (32x32 -> 299x299, float32, batch {ARGS.batch_size}): "
-          f"{seconds:.3f} s per image; extrapolated to 10,000 images: "
-          f"{seconds * 10000 / 3600:.2f} h ({seconds * 10000 / 60:.0f} min)")
+    with_torch = not ARGS.no_torch and ARGS.backend == "numpy" and torch_installed()
+    print("\n".join(machine.describe(with_torch)))
+    print(f"backend {ARGS.backend}, {ARGS.threads} thread(s); {ARGS.num_images} images "
+          f"(32x32 -> 299x299, float32, batch {ARGS.batch_size}), seed {ARGS.seed}")
+    if not ARGS.no_torch and not with_torch:
+        print("no PyTorch times: " + ("PyTorch is compared on the CPU only" if
+                                      ARGS.backend != "numpy" else
+                                      "PyTorch is not installed (`pip install torch` to "
+                                      "compare; it is never a dependency of minigan)"))
+    if with_torch:
+        print(f"alone, as users run it ({ARGS.rounds} rounds): minigan in this process before "
+              f"PyTorch was loaded, PyTorch (torch_inception.py) in a fresh process each round")
+        ours, theirs = alone_rounds(net)
+        ratios = [o / t for o, t in zip(ours, theirs)]
+        print(f"  medians of the rounds: minigan {statistics.median(ours):.3f} s per image, "
+              f"PyTorch {statistics.median(theirs):.3f} s; median of the rounds' ratios "
+              f"minigan / PyTorch = {statistics.median(ratios):.2f}x")
+        seconds = statistics.median(ours)
+    else:
+        seconds = time_scoring(net)
+    print(f"minigan: {seconds:.3f} s per image"
+          + (f" (median of {ARGS.rounds} rounds)" if with_torch else "")
+          + f"; extrapolated to 10,000 images: {seconds * 10000 / 3600:.2f} h "
+          f"({seconds * 10000 / 60:.0f} min)")
     if ARGS.crosscheck:
         crosscheck(net, state)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except RuntimeError as error:   # PyTorch's process failed
+        sys.exit(f"error: {error}")
