@@ -3,8 +3,8 @@ kernels NumPy picked, and the environment variables that change them.
 
 Timings from two CPUs say little side by side unless each says what it ran on: the same DCGAN
 step was 1.03-1.14x PyTorch's on AVX2 machines and about 1.6x on an AVX-512 one, because
-OpenBLAS and PyTorch's oneDNN choose different kernels for each. Used by bench_step.py and
-bench_layers.py; `python benchmarks/machine.py` prints the same lines.
+OpenBLAS and PyTorch's oneDNN choose different kernels for each. Used by bench_step.py,
+bench_layers.py and bench_inception.py; `python benchmarks/machine.py` prints the same lines.
 """
 
 from __future__ import annotations
