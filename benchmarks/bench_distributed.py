@@ -1,8 +1,9 @@
-"""Images per second of data-parallel DCGAN training on 1, 2, ... MPI processes, and what the
+"""Images per second of data-parallel DCGAN training on 1, 2, ... processes, and what the
 gradient allreduce costs.
 
     python benchmarks/bench_distributed.py                         # 1 process, all cores
-    mpiexec -n 2 python benchmarks/bench_distributed.py            # 2 processes, cores / 2 each
+    python -m minigan.launch -n 2 benchmarks/bench_distributed.py  # 2 processes, shared memory
+    mpiexec -n 2 python benchmarks/bench_distributed.py            # 2 processes over MPI
     mpiexec -n 2 python benchmarks/bench_distributed.py --no-sync-batch-norm
     python benchmarks/bench_distributed.py --help                  # every option and its default
 
@@ -16,8 +17,9 @@ for all processes together (each takes batch-size / N), exactly as
   much of the CPU the run was given, and CPU time per image how efficiently it used it;
 * the time of ``World.average_gradients`` alone for G and for D (the one allreduce per
   optimizer step) and its size in MB;
-* the latency (a 1-number allreduce) and bandwidth (a 64 MB allreduce) that MPI achieves here,
-  the two numbers of the cost model in docs/distributed.md.
+* the latency (a 1-number allreduce) and bandwidth (a 64 MB allreduce) that the processes'
+  link achieves here (MPI, or the shared memory of ``python -m minigan.launch``), the two
+  numbers of the cost model in docs/distributed.md.
 
 Threads: each process gets (cores it may use) / (processes) BLAS threads unless ``--threads``
 says otherwise; more threads than cores makes the processes fight over them.
@@ -49,11 +51,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 ARGS = parse_args()
 LOAD_BEFORE = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-try:   # mpi4py does not import NumPy, so the number of processes is known before BLAS starts
-    from mpi4py import MPI
-    RANKS = MPI.COMM_WORLD.Get_size()
-except ImportError:
-    MPI, RANKS = None, 1
+# The number of processes must be known before NumPy starts its BLAS threads: from the launcher's
+# environment, or from MPI (mpi4py does not import NumPy).
+LAUNCHED = "MINIGAN_WORLD_SIZE" in os.environ
+MPI = None
+if LAUNCHED:
+    RANKS = int(os.environ["MINIGAN_WORLD_SIZE"])
+else:
+    try:
+        from mpi4py import MPI
+        RANKS = MPI.COMM_WORLD.Get_size()
+    except ImportError:
+        RANKS = 1
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 THREADS = ARGS.threads or max(1, CORES // RANKS)
 # Thread counts must be set before NumPy (and its BLAS) is imported.
@@ -68,7 +77,7 @@ import time  # noqa: E402
 import numpy  # noqa: E402
 
 from minigan.backend import make_rng, manual_seed, to_device, use_backend  # noqa: E402
-from minigan.distributed import SINGLE_PROCESS, World  # noqa: E402
+from minigan.distributed import SINGLE_PROCESS, World, join_world  # noqa: E402
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init  # noqa: E402
 from minigan.gan.trainer import GANTrainer, TrainConfig  # noqa: E402
 from minigan.nn.sync_batchnorm import convert_sync_batch_norm  # noqa: E402
@@ -105,7 +114,7 @@ def mpi_latency_and_bandwidth(world: World) -> tuple[float, float]:
 
 def main() -> None:
     use_backend("numpy")
-    world = World(MPI.COMM_WORLD) if MPI is not None and RANKS > 1 else SINGLE_PROCESS
+    world = join_world() if RANKS > 1 else SINGLE_PROCESS
     if ARGS.batch_size % world.size:
         sys.exit(f"error: --batch-size {ARGS.batch_size} must be a multiple of {world.size}")
     manual_seed(ARGS.seed)
@@ -129,7 +138,8 @@ def main() -> None:
     latency, bandwidth = mpi_latency_and_bandwidth(world) if world.size > 1 else (0.0, 0.0)
     if not world.is_root:
         return
-    mpi = MPI.Get_library_version().splitlines()[0].strip() if MPI else "none"
+    mpi = ("none: shared memory (python -m minigan.launch)" if LAUNCHED else
+           MPI.Get_library_version().splitlines()[0].strip() if MPI else "none")
     print(f"{platform.processor() or platform.machine()}, {CORES} usable cores; NumPy "
           f"{numpy.__version__}; MPI: {' '.join(mpi.split())}")
     print(f"processes {world.size}, threads each {THREADS}, batch {ARGS.batch_size} "
@@ -143,7 +153,7 @@ def main() -> None:
         print(f"gradient allreduce of {name}: {sizes[name] / 1e6:.2f} M parameters, "
               f"{sizes[name] * 4 / 2**20:.2f} MiB float32, {allreduce_ms[name]:.2f} ms")
     if world.size > 1:
-        print(f"MPI allreduce here: latency {latency:.1f} us (1 number), bandwidth "
+        print(f"allreduce here: latency {latency:.1f} us (1 number), bandwidth "
               f"{bandwidth:.2f} GB/s (64 MB)")
 
 

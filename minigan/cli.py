@@ -25,7 +25,13 @@ from minigan.data import DATASETS, dataset_label
 from minigan.data.download import default_data_dir
 from minigan.data.loader import DataLoader
 from minigan.data.sharded import ShardedLoader
-from minigan.distributed import SINGLE_PROCESS, World, abort_other_ranks, join_mpi_world
+from minigan.distributed import (
+    SINGLE_PROCESS,
+    World,
+    abort_other_ranks,
+    join_world,
+    launched_on_this_machine,
+)
 from minigan.gan import dcgan, run_folder
 from minigan.gan.run_lock import RunLock
 from minigan.gan.trainer import GANTrainer, TrainConfig
@@ -137,10 +143,11 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
                    help="which split to train on (test: e.g. when only MNIST's test files are "
                         "at hand; extra: SVHN's 531,131 extra images; an .npz file has only "
                         "train)")
-    d = p.add_argument_group("several processes (start them with mpiexec -n N)")
+    d = p.add_argument_group("several processes (python -m minigan.launch -n N, or mpiexec -n N)")
     d.add_argument("--distributed", action="store_true",
-                   help="data-parallel training over MPI: each of the N processes takes "
-                        "--batch-size / N images of every batch (needs the mpi extra)")
+                   help="data-parallel training over MPI (mpiexec -n N; needs the mpi extra): "
+                        "each of the N processes takes --batch-size / N images of every batch. "
+                        "Implied under python -m minigan.launch, which needs no MPI")
     d.add_argument("--sync-batch-norm", action=argparse.BooleanOptionalAction, default=True,
                    help="with --distributed: batch norm takes its statistics over the whole "
                         "batch, all processes together, as one process would")
@@ -301,7 +308,9 @@ def resume_command(args: argparse.Namespace, out: Path, world: World) -> str:
     other setting is in the checkpoint."""
     script = sys.argv[0] if sys.argv[0].endswith(".py") else "examples/train_svhn.py"
     words = ["python", script]
-    if world.size > 1:
+    if world.size > 1 and launched_on_this_machine():
+        words = ["python", "-m", "minigan.launch", "-n", str(world.size), script]
+    elif world.size > 1:
         words = ["mpiexec", "-n", str(world.size), *words, "--distributed"]
     if args.backend != "numpy":
         words += ["--backend", args.backend]
@@ -319,7 +328,7 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
     apply_mirror(args)
     check_arguments(args)              # before the run folder is made; again after --resume
     # Several processes (minigan/distributed.py): each rank trains on its share of each batch.
-    world = join_mpi_world() if args.distributed else SINGLE_PROCESS
+    world = join_world() if args.distributed else SINGLE_PROCESS
     if not world.is_root:
         sys.stdout = open(os.devnull, "w")   # rank 0 alone prints (errors still show)
     lock = RunLock(default_out(args)) if world.is_root else None   # rank 0 writes the files
@@ -453,6 +462,9 @@ def main(argv: list[str] | None = None, dataset: str = "svhn",
     parser = build_parser(dataset, description)
     args = parser.parse_args(argv)
     given = given_options(build_parser(dataset, description), argv)
+    # One of the ranks python -m minigan.launch started: it is a data-parallel run by definition
+    # (without this, N processes would each train alone into the same folder).
+    args.distributed = args.distributed or launched_on_this_machine()
 
     def work(args: argparse.Namespace) -> int:
         with kernels_in_use(args):   # around everything: the models are built inside

@@ -35,6 +35,7 @@ Run with, e.g., ``mpiexec -n 2 python examples/train_svhn.py --distributed``.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -46,6 +47,7 @@ import numpy
 from minigan.backend import get_array_module, is_cupy_array
 from minigan.nn.dropout import Dropout
 from minigan.nn.module import Module, Parameter
+from minigan.shared_comm import ENV_FILE, SharedMemoryComm
 
 Array = Any
 
@@ -91,6 +93,8 @@ class World:
         if self.size == 1:
             return a
         if not is_cupy_array(a):
+            if isinstance(self.comm, SharedMemoryComm):   # python -m minigan.launch
+                return self.comm.sum_in_place(a)
             from mpi4py import MPI
             self.comm.Allreduce(MPI.IN_PLACE, a, op=MPI.SUM)
             return a
@@ -256,6 +260,24 @@ class GradientAveragingOptimizer:
         self.optimizer.step()
 
 
+def join_world() -> World:
+    """The world this process was started in: by ``python -m minigan.launch`` (processes of one
+    machine, through shared memory), else by ``mpiexec`` (MPI; one process alone: a world of
+    one). With more than one rank, an uncaught exception on any rank stops them all (printing
+    the traceback first) instead of leaving the others waiting."""
+    comm = SharedMemoryComm.from_environment()
+    if comm is None:
+        return join_mpi_world()
+    world = World(comm)
+    _abort_all_on_uncaught_exceptions(world)
+    return world
+
+
+def launched_on_this_machine() -> bool:
+    """Was this process started by ``python -m minigan.launch`` (as one of its ranks)?"""
+    return ENV_FILE in os.environ
+
+
 def join_mpi_world() -> World:
     """The world of all processes started by ``mpiexec`` (one process alone: a world of one).
 
@@ -268,18 +290,25 @@ def join_mpi_world() -> World:
         raise DistributedError(f"--distributed needs mpi4py, which is not installed: "
                                f"{INSTALL_HELP}") from None
     world = World(MPI.COMM_WORLD)
+    _abort_all_on_uncaught_exceptions(world)
+    return world
+
+
+def _abort_all_on_uncaught_exceptions(world: World) -> None:
     if world.size > 1:
         def abort_on_uncaught(kind: type, error: BaseException, tb: Any) -> None:
             traceback.print_exception(kind, error, tb)
             world.abort(1)
 
         sys.excepthook = abort_on_uncaught
-    return world
 
 
 def abort_other_ranks(code: int) -> None:
     """After a rank has reported an error: stop the whole MPI job if there is one (the other
     ranks may be waiting for this one). Does nothing when MPI was never started."""
+    comm = SharedMemoryComm.from_environment()
+    if comm is not None:
+        comm.Abort(code)
     mpi = sys.modules.get("mpi4py.MPI")
     if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
         World(mpi.COMM_WORLD).abort(code)

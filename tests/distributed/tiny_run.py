@@ -21,7 +21,7 @@ from minigan.backend import manual_seed, set_default_dtype, use_backend
 from minigan.checkpoint import atomic_savez
 from minigan.data import make_synthetic_digits
 from minigan.data.sharded import ShardedLoader
-from minigan.distributed import SINGLE_PROCESS, World, join_mpi_world
+from minigan.distributed import SINGLE_PROCESS, World, join_world
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.gan.trainer import GANTrainer, TrainConfig
 from minigan.nn.sync_batchnorm import convert_sync_batch_norm
@@ -108,7 +108,7 @@ def main() -> int:
     p.add_argument("--nan-at-step", type=int, default=5)
     args = p.parse_args()
 
-    world = join_mpi_world()
+    world = join_world()
     trainer = make_trainer(args.out, world, args.batch_size,
                            sync_batch_norm=not args.no_sync_batch_norm, dropout=args.dropout,
                            epochs=args.epochs, max_steps=args.max_steps)

@@ -1,4 +1,5 @@
-"""Data parallelism with real processes: ``mpiexec -n 2`` runs a tiny DCGAN on two ranks.
+"""Data parallelism with real processes: two ranks run a tiny DCGAN, started either by
+``python -m minigan.launch -n 2`` (shared memory, no MPI) or by ``mpiexec -n 2`` (MPI).
 
 The claim of ``minigan/distributed.py`` is checked number for number: two ranks with B images
 each, synchronized batch norm and averaged gradients train exactly as one process with a batch
@@ -6,12 +7,14 @@ of 2B (float64, to 1e-10), when each rank's images and z are its slice of the on
 run stopped and resumed from rank 0's checkpoint continues exactly; a rank that dies or raises
 stops the whole run instead of leaving the other waiting forever.
 
-Skipped where mpi4py or an ``mpiexec`` is missing (``pip install -e ".[mpi]"`` gives both).
-Each run is a few seconds: most of it is starting Python twice.
+Every test runs under both starters. The MPI ones skip where mpi4py or an ``mpiexec`` is missing
+(``pip install -e ".[mpi]"`` gives both). Each run is a few seconds: most of it is starting
+Python twice.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -27,8 +30,6 @@ from minigan.checkpoint import load_checkpoint
 from tests.distributed.tiny_run import final_state, make_trainer
 from tests.helpers import REPO_ROOT
 
-pytest.importorskip("mpi4py", reason="needs mpi4py: pip install -e '.[mpi]'")
-
 
 def find_mpiexec() -> str | None:
     """mpiexec next to this Python (a virtual environment with the mpich wheel), or on PATH."""
@@ -37,23 +38,34 @@ def find_mpiexec() -> str | None:
 
 
 MPIEXEC = find_mpiexec()
-pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec found (an MPI library)")
+HAVE_MPI = MPIEXEC is not None and importlib.util.find_spec("mpi4py") is not None
 TIMEOUT = 120   # seconds: a hung run fails the test instead of hanging the suite
+STARTERS = ["launch", pytest.param("mpiexec", marks=pytest.mark.skipif(
+    not HAVE_MPI, reason="needs mpi4py and mpiexec: pip install -e '.[mpi]'"))]
 
 
-def mpiexec(*args: str, ranks: int = 2) -> subprocess.CompletedProcess:
+@pytest.fixture(params=STARTERS)
+def starter(request) -> str:
+    """How the two ranks are started: ``python -m minigan.launch`` or ``mpiexec``."""
+    return request.param
+
+
+def start_ranks(starter: str, *args: str, ranks: int = 2) -> subprocess.CompletedProcess:
     """Start ``ranks`` processes of ``python args...``; one BLAS thread each (2 cores here)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT),
                                                          os.environ.get("PYTHONPATH")])))
-    return subprocess.run([MPIEXEC, "-n", str(ranks), sys.executable, *args],
-                          capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO_ROOT,
-                          env=env)
+    command = ([sys.executable, "-m", "minigan.launch", "-n", str(ranks)] if starter == "launch"
+               else [MPIEXEC, "-n", str(ranks), sys.executable])
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=TIMEOUT,
+                          cwd=REPO_ROOT, env=env)
 
 
-def tiny_run(out: Path, *options: str) -> subprocess.CompletedProcess:
-    result = mpiexec(str(REPO_ROOT / "tests" / "distributed" / "tiny_run.py"), str(out),
-                     *options)
+TINY_RUN = str(REPO_ROOT / "tests" / "distributed" / "tiny_run.py")
+
+
+def tiny_run(starter: str, out: Path, *options: str) -> subprocess.CompletedProcess:
+    result = start_ranks(starter, TINY_RUN, str(out), *options)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 
@@ -76,8 +88,8 @@ def largest_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> fl
 
 
 def test_two_ranks_with_sync_batch_norm_equal_one_process_with_twice_the_batch(
-        tmp_path, one_process):
-    tiny_run(tmp_path, "--batch-size", "16")          # 2 ranks x 8 images, 6 steps
+        starter, tmp_path, one_process):
+    tiny_run(starter, tmp_path, "--batch-size", "16")          # 2 ranks x 8 images, 6 steps
     two_ranks = dict(np.load(tmp_path / "final.npz"))
     assert len(two_ranks["history/step"]) == 6
     assert largest_difference(two_ranks, one_process) < 1e-10
@@ -87,22 +99,23 @@ def test_two_ranks_with_sync_batch_norm_equal_one_process_with_twice_the_batch(
     assert np.max(np.abs(one_process["G/0.weight"] - start.G.state_dict()["0.weight"])) > 1e-3
 
 
-def test_without_sync_batch_norm_the_ranks_train_a_different_model(tmp_path, one_process):
+def test_without_sync_batch_norm_the_ranks_train_a_different_model(starter, tmp_path,
+                                                                  one_process):
     """Each rank normalising with its own 8 images is a different computation: the check above
     can fail, and batch norm is why it needs care."""
-    tiny_run(tmp_path, "--batch-size", "16", "--no-sync-batch-norm")
+    tiny_run(starter, tmp_path, "--batch-size", "16", "--no-sync-batch-norm")
     assert largest_difference(dict(np.load(tmp_path / "final.npz")), one_process) > 1e-6
 
 
-def test_rank_0_writes_the_checkpoint_and_a_resumed_run_continues_exactly(tmp_path,
+def test_rank_0_writes_the_checkpoint_and_a_resumed_run_continues_exactly(starter, tmp_path,
                                                                           one_process):
     run = tmp_path / "run"
-    tiny_run(run, "--max-steps", "4")                  # stops inside epoch 2
+    tiny_run(starter, run, "--max-steps", "4")                  # stops inside epoch 2
     assert (run / "checkpoint.npz").is_file()
     assert not list(run.glob("*.tmp"))
     alone = shutil.copytree(run, tmp_path / "resumed_by_one_process")
 
-    tiny_run(run, "--resume")                          # steps 5 and 6
+    tiny_run(starter, run, "--resume")                          # steps 5 and 6
     resumed = dict(np.load(run / "final.npz"))
     assert list(resumed["history/step"]) == [1, 2, 3, 4, 5, 6]
     assert largest_difference(resumed, one_process) < 1e-10
@@ -114,12 +127,12 @@ def test_rank_0_writes_the_checkpoint_and_a_resumed_run_continues_exactly(tmp_pa
     assert largest_difference(final_state(trainer), one_process) < 1e-10
 
 
-def test_a_killed_rank_stops_the_run_instead_of_hanging(tmp_path):
+def test_a_killed_rank_stops_the_run_instead_of_hanging(starter, tmp_path):
     """Rank 1 is killed (SIGKILL, no chance to say goodbye) at step 2 of a 100-epoch run; rank
     0 is then waiting for it inside an allreduce. mpiexec notices the death and ends rank 0:
     the run fails quickly with a message naming the signal."""
     started = time.monotonic()
-    result = mpiexec(str(REPO_ROOT / "tests" / "distributed" / "tiny_run.py"), str(tmp_path),
+    result = start_ranks(starter, TINY_RUN, str(tmp_path),
                      "--epochs", "100", "--stop-rank", "1", "--stop-how", "kill")
     assert result.returncode != 0
     assert time.monotonic() - started < TIMEOUT / 2
@@ -128,21 +141,21 @@ def test_a_killed_rank_stops_the_run_instead_of_hanging(tmp_path):
     assert "signal 9" in (result.stdout + result.stderr).lower()
 
 
-def test_an_exception_on_one_rank_aborts_every_rank(tmp_path):
+def test_an_exception_on_one_rank_aborts_every_rank(starter, tmp_path):
     """Without ``join_mpi_world``'s abort on uncaught exceptions, rank 1 would print its
     traceback and exit while rank 0 waited forever in the next allreduce."""
-    result = mpiexec(str(REPO_ROOT / "tests" / "distributed" / "tiny_run.py"), str(tmp_path),
+    result = start_ranks(starter, TINY_RUN, str(tmp_path),
                      "--epochs", "100", "--stop-rank", "1", "--stop-how", "raise")
     assert result.returncode != 0
     assert "RuntimeError: a bug on rank 1 at step 2" in result.stderr
     assert "rank 0 of 2" not in result.stdout
 
 
-def test_a_divergence_on_one_rank_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
+def test_a_divergence_on_one_rank_stops_the_run_and_keeps_the_last_checkpoint(starter, tmp_path):
     """D's weights become NaN on rank 1 alone before step 5. The averaged losses are NaN on
     every rank, so the run stops at step 5 with the divergence error (the first rank to raise
     it aborts the others), and rank 0's checkpoint of epoch 1 (step 3) is kept."""
-    result = mpiexec(str(REPO_ROOT / "tests" / "distributed" / "tiny_run.py"), str(tmp_path),
+    result = start_ranks(starter, TINY_RUN, str(tmp_path),
                      "--nan-rank", "1", "--nan-at-step", "5")
     assert result.returncode != 0
     assert "TrainingDiverged: training diverged at step 5" in result.stderr
@@ -150,20 +163,20 @@ def test_a_divergence_on_one_rank_stops_the_run_and_keeps_the_last_checkpoint(tm
     assert int(load_checkpoint(tmp_path / "checkpoint.npz")["progress"]["step"]) == 3
 
 
-def test_train_svhn_distributed_from_the_command_line(tmp_path):
+def test_train_svhn_distributed_from_the_command_line(starter, tmp_path):
     """The README's command, shortened: 2 processes, 8 images each per step."""
     out = tmp_path / "run"
     args = [str(REPO_ROOT / "examples" / "train_svhn.py"), "--distributed", "--dataset",
             "synthetic", "--num-train", "64", "--batch-size", "16", "--conv-dim", "8",
             "--max-steps", "2", "--out", str(out)]
-    result = mpiexec(*args)
+    result = start_ranks(starter, *args)
     assert result.returncode == 0, result.stderr
     assert "2 processes, 8 images of each batch per process" in result.stdout
     assert result.stdout.count("2 steps in") == 1        # rank 0 alone prints
     for name in ("checkpoint.npz", "losses.csv", "config.json", "samples.gif"):
         assert (out / name).is_file(), name
 
-    odd = mpiexec(*args[:-2], "--batch-size", "15", "--out", str(tmp_path / "odd"))
+    odd = start_ranks(starter, *args[:-2], "--batch-size", "15", "--out", str(tmp_path / "odd"))
     assert odd.returncode != 0
     assert "error: --batch-size 15 must be a multiple of the number of processes, 2" in odd.stderr
     assert "Traceback" not in odd.stderr
