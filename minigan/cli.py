@@ -36,6 +36,7 @@ from minigan.gan import dcgan, run_folder
 from minigan.gan.run_lock import RunLock
 from minigan.gan.trainer import GANTrainer, TrainConfig
 from minigan.latent import LATENT_DISTRIBUTIONS
+from minigan.launch import launch
 from minigan.nn.sync_batchnorm import convert_sync_batch_norm
 from minigan.ops import fast_kernels_enabled, use_fast_kernels
 from minigan.scripts import (
@@ -51,6 +52,7 @@ from minigan.scripts import (
     dataset_argument,
     finite_float,
     int_argument,
+    print_error,
     run_script,
     seed_argument,
 )
@@ -144,6 +146,11 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
                         "at hand; extra: SVHN's 531,131 extra images; an .npz file has only "
                         "train)")
     d = p.add_argument_group("several processes (python -m minigan.launch -n N, or mpiexec -n N)")
+    d.add_argument("--processes", type=int_argument, default=1,
+                   help="train as N processes on this machine, each taking 1/N of every batch "
+                        "(python -m minigan.launch -n N): NumPy uses one core per process for "
+                        "most of a step, so on a CPU set N to its cores (2 cores: about 1.5x "
+                        "faster, docs/distributed.md)")
     d.add_argument("--distributed", action="store_true",
                    help="data-parallel training over MPI (mpiexec -n N; needs the mpi extra): "
                         "each of the N processes takes --batch-size / N images of every batch. "
@@ -152,6 +159,24 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
                    help="with --distributed: batch norm takes its statistics over the whole "
                         "batch, all processes together, as one process would")
     return p
+
+
+def launch_processes(args: argparse.Namespace, argv: list[str]) -> int:
+    """This script again, as ``--processes`` ranks of one run (``minigan/launch.py``)."""
+    problem = None
+    if args.processes < 1:
+        problem = f"--processes must be at least 1, got {args.processes}"
+    elif args.distributed:
+        problem = ("--processes starts the processes itself; --distributed is for processes "
+                   "started by mpiexec: give one of them")
+    elif args.backend != "numpy":
+        problem = "--processes shares a CPU's cores out; with --backend cupy use one process"
+    elif args.batch_size % args.processes:
+        problem = (f"--batch-size {args.batch_size} must be a multiple of --processes "
+                   f"{args.processes}")
+    if problem:
+        return print_error(problem)
+    return launch(args.processes, sys.argv[0], argv)
 
 
 def snapshots_argument(value: str) -> int | None:
@@ -465,6 +490,8 @@ def main(argv: list[str] | None = None, dataset: str = "svhn",
     # One of the ranks python -m minigan.launch started: it is a data-parallel run by definition
     # (without this, N processes would each train alone into the same folder).
     args.distributed = args.distributed or launched_on_this_machine()
+    if args.processes != 1 and not launched_on_this_machine():
+        return launch_processes(args, sys.argv[1:] if argv is None else argv)
 
     def work(args: argparse.Namespace) -> int:
         with kernels_in_use(args):   # around everything: the models are built inside

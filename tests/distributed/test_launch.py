@@ -114,3 +114,40 @@ def test_a_run_started_alone_is_not_launched(monkeypatch):
     monkeypatch.delenv(shared_comm.ENV_FILE, raising=False)
     assert not launched_on_this_machine()
     assert shared_comm.SharedMemoryComm.from_environment() is None
+
+
+TRAIN_SVHN = str(REPO_ROOT / "examples" / "train_svhn.py")
+SMALL_RUN = ["--dataset", "synthetic", "--num-train", "256", "--batch-size", "16",
+             "--conv-dim", "8"]
+
+
+def test_train_svhn_with_processes_runs_as_two_ranks(tmp_path):
+    """``--processes 2`` is ``python -m minigan.launch -n 2`` started by the script itself."""
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, TRAIN_SVHN, *SMALL_RUN, "--processes", "2",
+                             "--max-steps", "2", "--out", str(out)], capture_output=True,
+                            text=True, timeout=TIMEOUT, cwd=REPO_ROOT,
+                            env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+    assert result.returncode == 0, result.stderr
+    assert "2 processes, 8 images of each batch per process" in result.stdout
+    assert result.stdout.count("2 steps in") == 1          # rank 0 alone prints
+    assert json.loads((out / "config.json").read_text())["processes"] == 2
+
+
+def test_ctrl_c_stops_every_rank_after_a_checkpoint_and_says_how_to_continue(tmp_path):
+    out = tmp_path / "run"
+    run = subprocess.Popen([sys.executable, "-m", "minigan.launch", "-n", "2", TRAIN_SVHN,
+                            *SMALL_RUN, "--epochs", "1000", "--out", str(out)],
+                           cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)   # its own process group, as in a terminal
+    deadline = time.monotonic() + TIMEOUT / 2
+    while time.monotonic() < deadline and not list(out.glob("samples/*.png")):
+        time.sleep(0.2)                                     # the first epoch is over
+    os.killpg(run.pid, signal.SIGINT)                       # what Ctrl-C in a terminal does
+    stdout, stderr = run.communicate(timeout=TIMEOUT)
+    assert run.returncode == 130, stderr
+    assert (f"continue with: python -m minigan.launch -n 2 {TRAIN_SVHN} --resume --out {out}"
+            in stdout + stderr)
+    assert (out / "checkpoint.npz").is_file()
+    assert "Traceback" not in stderr
