@@ -145,7 +145,7 @@ def main() -> None:
     print(f"processes {world.size}, threads each {THREADS}, batch {ARGS.batch_size} "
           f"({share} per process), conv_dim {ARGS.conv_dim}, sync batch norm "
           f"{'on' if ARGS.sync_batch_norm else 'off'}")
-    print(f"step: {step_ms:.0f} ms median of {ARGS.repeats} -> "
+    print(f"step: {step_ms:.1f} ms median of {ARGS.repeats} -> "
           f"{ARGS.batch_size / step_ms * 1000:.0f} images/s; CPU {cpu_ms[0]:.0f} ms per step, "
           f"{cpu_ms[0] / ARGS.batch_size:.2f} ms per image (all processes)")
     print(f"load average before this run: {LOAD_BEFORE}")

@@ -3,6 +3,7 @@
     python benchmarks/bench_step.py                       # NumPy, conv_dim 32 and 64, 2 threads
     python benchmarks/bench_step.py --backend cupy        # on an NVIDIA GPU
     python benchmarks/bench_step.py --conv-dim 32 --threads 1 --repeats 20
+    python benchmarks/bench_step.py --conv-dim 32 --processes 2   # minigan as 2 processes
 
 A step is exactly ``GANTrainer.train_step``: D on a real and a fake batch, one Adam step for D,
 then G through D with flipped labels and one Adam step for G. For each model size it prints, in
@@ -26,6 +27,12 @@ If PyTorch is installed (it is never a dependency), the same model and step
   that minigan's NumPy backend turns on (``cache_host_memory``) and shares the process's
   threads, which on some machines slows it (by about 30% on an AVX-512 CPU) and on others
   speeds it: a steadier ratio on a busy machine, but not the one users see.
+
+With ``--processes N`` (N > 1), the first comparison times minigan's step as users run
+``examples/train_svhn.py --processes N``: N processes of one data-parallel run on this machine
+(``python -m minigan.launch -n N benchmarks/bench_distributed.py``, each with ``--threads / N``
+BLAS threads, at least 1), against PyTorch alone with ``--threads`` threads; everything else is
+timed in this one process, as without it.
 
 On a GPU, only the second is measured, with PyTorch's TF32 matrix products switched off so that
 both sides multiply in float32. The first lines printed say what the machine is: the CPU model,
@@ -57,6 +64,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--rounds", type=int, default=3,
                    help="alternating rounds of minigan alone and PyTorch in a fresh process")
+    p.add_argument("--processes", type=int, default=1,
+                   help="time minigan's step alone as N data-parallel processes "
+                        "(python -m minigan.launch; CPU only)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--plain-kernels", action="store_true",
                    help="time the plain textbook kernels (minigan.ops.fast_kernels(False))")
@@ -64,9 +74,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     for value, what in ((args.repeats, "--repeats"), (args.rounds, "--rounds"),
                         (args.threads, "--threads"), (args.batch_size, "--batch-size"),
+                        (args.processes, "--processes"),
                         (args.z_size, "--z-size"), (min(args.conv_dim), "--conv-dim")):
         if value < 1:
             p.error(f"{what} must be at least 1, got {value}")   # one line, exit status 2
+    if args.processes > 1 and args.backend != "numpy":
+        p.error("--processes shares a CPU's cores out: with --backend cupy leave it at 1")
+    if args.batch_size % args.processes:
+        p.error(f"--batch-size {args.batch_size} must be a multiple of --processes "
+                f"{args.processes}")
     if args.warmup < 0:
         p.error(f"--warmup must be 0 or more, got {args.warmup}")
     return args
@@ -79,6 +95,7 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import importlib.util  # noqa: E402
 import json  # noqa: E402
+import re  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -321,6 +338,25 @@ def torch_alone_ms(conv_dim: int) -> float:
     return json.loads(done.stdout.strip().splitlines()[-1])["ms"]
 
 
+def processes_ms(conv_dim: int) -> float:
+    """minigan's median ms per step as ``--processes`` ranks of one run on this machine, timed
+    by ``bench_distributed.py`` under ``python -m minigan.launch`` (fresh processes)."""
+    threads = max(1, ARGS.threads // ARGS.processes)
+    command = [sys.executable, "-m", "minigan.launch", "-n", str(ARGS.processes),
+               os.path.join(HERE, "bench_distributed.py"), "--conv-dim", str(conv_dim),
+               "--z-size", str(ARGS.z_size), "--batch-size", str(ARGS.batch_size),
+               "--threads", str(threads), "--repeats", str(ARGS.repeats),
+               "--warmup", str(ARGS.warmup), "--seed", str(ARGS.seed)]
+    env = dict(os.environ, **{var: str(threads) for var in
+                              ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    found = re.search(r"^step: ([0-9.]+) ms", done.stdout, re.MULTILINE)
+    if done.returncode != 0 or found is None:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"minigan's step in {ARGS.processes} processes failed: {last}")
+    return float(found.group(1))
+
+
 def alone_rounds(conv_dim: int, with_torch: bool) -> tuple[list[float], list[float]]:
     """``--rounds`` rounds of (minigan's median ms in this process, PyTorch's in a fresh one).
     Run before anything imports PyTorch here, so that minigan's process is as a user's."""
@@ -330,7 +366,11 @@ def alone_rounds(conv_dim: int, with_torch: bool) -> tuple[list[float], list[flo
     ours, theirs = [], []
     for _ in tqdm(range(ARGS.rounds), desc=f"conv_dim {conv_dim}, alone", unit="round",
                   leave=False):
-        ours.append(interleaved_median_ms({"minigan": step}, ARGS.repeats, ARGS.warmup)["minigan"])
+        if ARGS.processes > 1:
+            ours.append(processes_ms(conv_dim))
+        else:
+            ours.append(interleaved_median_ms({"minigan": step}, ARGS.repeats,
+                                              ARGS.warmup)["minigan"])
         if with_torch:
             theirs.append(torch_alone_ms(conv_dim))
     return ours, theirs
@@ -402,6 +442,9 @@ def main() -> None:
     if ARGS.backend == "cupy" and with_torch:
         print("PyTorch on CUDA: TF32 switched off (allow_tf32 = False), float32 like minigan")
     alone = {}
+    if ARGS.processes > 1:
+        print(f"minigan alone: {ARGS.processes} processes with "
+              f"{max(1, ARGS.threads // ARGS.processes)} BLAS thread(s) each")
     if ARGS.backend == "numpy":   # before anything loads PyTorch into this process
         for conv_dim in ARGS.conv_dim:
             alone[conv_dim] = alone_rounds(conv_dim, with_torch)
@@ -415,8 +458,10 @@ def main() -> None:
               f"GFLOP/s, peak memory {result['peak_mb']:.0f} MiB")
         if conv_dim in alone:
             ours, theirs = alone[conv_dim]
-            print(f"  alone, as users run it ({ARGS.rounds} rounds): minigan in this process"
-                  + (" before PyTorch was loaded" if theirs else "")
+            where = (f"as {ARGS.processes} processes (python -m minigan.launch)"
+                     if ARGS.processes > 1 else "in this process"
+                     + (" before PyTorch was loaded" if theirs else ""))
+            print(f"  alone, as users run it ({ARGS.rounds} rounds): minigan {where}"
                   + f": {rounds_text(ours)} ms"
                   + (f"; PyTorch in a fresh process: {rounds_text(theirs)} ms" if theirs
                      else ""))
