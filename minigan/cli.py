@@ -36,7 +36,7 @@ from minigan.gan import dcgan, run_folder
 from minigan.gan.run_lock import RunLock
 from minigan.gan.trainer import GANTrainer, TrainConfig
 from minigan.latent import LATENT_DISTRIBUTIONS
-from minigan.launch import launch
+from minigan.launch import launch, usable_cores
 from minigan.nn.sync_batchnorm import convert_sync_batch_norm
 from minigan.ops import fast_kernels_enabled, use_fast_kernels
 from minigan.scripts import (
@@ -408,6 +408,9 @@ def build_trainer(args: argparse.Namespace, world: World, out: Path) -> GANTrain
         norm = "synchronized" if args.sync_batch_norm else "per process"
         print(f"{world.size} processes, {args.batch_size // world.size} images of each batch "
               f"per process, batch norm {norm}")
+    elif backend_name() == "numpy" and usable_cores() > 1:
+        print(f"one process on a CPU with {usable_cores()} cores: --processes {usable_cores()} "
+              f"trains on all of them, faster (docs/distributed.md)")
     return trainer
 
 

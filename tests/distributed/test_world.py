@@ -3,7 +3,7 @@ ranks' sums give what one process computes on the whole batch.
 
 ``ThreadWorld`` plays N ranks with N threads and a shared list instead of MPI, so these tests
 run everywhere (no mpi4py needed) and a debugger can step through every rank's arithmetic;
-``test_mpi.py`` repeats the key claim with real processes.
+``test_processes.py`` repeats the key claim with real processes.
 """
 
 from __future__ import annotations
