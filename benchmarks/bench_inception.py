@@ -78,25 +78,13 @@ from minigan.backend import to_device, use_backend  # noqa: E402
 from minigan.metrics.frechet import frechet_distance  # noqa: E402
 from minigan.metrics.inception import FIDInceptionV3  # noqa: E402
 from minigan.metrics.inception_eval import InceptionScorer, export_samples  # noqa: E402
-from minigan.metrics.inception_weights import load_fid_weights  # noqa: E402
+from minigan.metrics.inception_weights import load_fid_weights, random_fid_weights  # noqa: E402
 from minigan.metrics.statistics import feature_statistics  # noqa: E402
 
 
 def random_weights(seed: int) -> dict[str, numpy.ndarray]:
     """He-scaled uniform weights and plausible batch norm statistics (see the parity tests)."""
-    rng = numpy.random.default_rng(seed)
-    state = {}
-    for name, value in FIDInceptionV3().state_dict().items():
-        if name.endswith("num_batches_tracked"):
-            state[name] = numpy.zeros((), dtype=numpy.int64)
-        elif name.endswith("running_var") or name.endswith("bn.weight"):
-            state[name] = rng.uniform(0.5, 1.5, value.shape)
-        elif name.endswith("running_mean") or name.endswith("bias"):
-            state[name] = rng.uniform(-0.1, 0.1, value.shape)
-        else:
-            bound = numpy.sqrt(6.0 / numpy.prod(value.shape[1:]))
-            state[name] = rng.uniform(-bound, bound, value.shape)
-    return state
+    return random_fid_weights(seed)
 
 
 def time_scoring(net: FIDInceptionV3) -> float:
@@ -116,15 +104,6 @@ def time_scoring(net: FIDInceptionV3) -> float:
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def torch_installed() -> bool:
-    """Whether PyTorch can be imported, without importing it (which would load its libraries
-    and threads into this process)."""
-    try:
-        return importlib.util.find_spec("torch") is not None
-    except (ImportError, ValueError):   # a broken install, or torch blocked in sys.modules
-        return False
 
 
 def torch_alone_seconds() -> float:
@@ -197,7 +176,7 @@ def main() -> int:
     use_backend(ARGS.backend)
     state = random_weights(ARGS.seed)
     net = load_fid_weights(FIDInceptionV3(), state).to(dtype=numpy.float32)
-    with_torch = not ARGS.no_torch and ARGS.backend == "numpy" and torch_installed()
+    with_torch = not ARGS.no_torch and ARGS.backend == "numpy" and machine.torch_installed()
     print("\n".join(machine.describe(with_torch)))
     print(f"backend {ARGS.backend}, {ARGS.threads} thread(s); {ARGS.num_images} images "
           f"(32x32 -> 299x299, float32, batch {ARGS.batch_size}), seed {ARGS.seed}")

@@ -21,7 +21,6 @@ the rounds and their range. Thread variables are set before NumPy or PyTorch is 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -129,14 +128,6 @@ def time_side(args: argparse.Namespace) -> dict[str, float]:
     return result
 
 
-def torch_installed() -> bool:
-    """Whether PyTorch can be imported, without importing it."""
-    try:
-        return importlib.util.find_spec("torch") is not None
-    except (ImportError, ValueError):   # a broken install, or torch blocked in sys.modules
-        return False
-
-
 def run_side(side: str, argv: list[str]) -> dict[str, float]:
     done = subprocess.run([sys.executable, os.path.abspath(__file__), *argv, "--side", side],
                           capture_output=True, text=True, env=os.environ.copy())
@@ -168,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, HERE)
     import machine
 
-    sides = ["minigan"] + (["torch"] if torch_installed() else [])
+    sides = ["minigan"] + (["torch"] if machine.torch_installed() else [])
     print("\n".join(machine.describe(with_torch=len(sides) == 2)))
     print(f"forward + backward per layer, batch {args.batch_size}, conv_dim {args.conv_dim}, "
           f"float32, {args.threads} threads, {'plain' if args.plain_kernels else 'fast'} "

@@ -93,7 +93,6 @@ ARGS = parse_args()
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)
 
-import importlib.util  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import statistics  # noqa: E402
@@ -315,15 +314,6 @@ def peak_memory_mb(step) -> float:
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def torch_installed() -> bool:
-    """Whether PyTorch can be imported, without importing it (which would load its libraries
-    and threads into this process)."""
-    try:
-        return importlib.util.find_spec("torch") is not None
-    except (ImportError, ValueError):   # a broken install, or torch blocked in sys.modules
-        return False
-
-
 def torch_alone_ms(conv_dim: int) -> float:
     """PyTorch's median ms per CPU step, timed by ``torch_dcgan.py`` in a fresh process of its
     own, with the same thread variables (set above) as this one."""
@@ -401,10 +391,10 @@ def torch_step(conv_dim: int):
     return timed_step
 
 
-def bench(conv_dim: int) -> dict:
+def bench(conv_dim: int, with_torch: bool) -> dict:
     step, G, D = minigan_step(conv_dim)
     steps = {"minigan": step}
-    other = None if ARGS.no_torch or not torch_installed() else torch_step(conv_dim)
+    other = torch_step(conv_dim) if with_torch else None
     if other is not None:
         steps["torch"] = other
     ms = interleaved_median_ms(steps, ARGS.repeats, ARGS.warmup)   # nothing instrumented
@@ -431,7 +421,7 @@ def main() -> None:
 
     use_backend(ARGS.backend)
     minigan.ops.use_fast_kernels(not ARGS.plain_kernels)
-    with_torch = not ARGS.no_torch and torch_installed()
+    with_torch = not ARGS.no_torch and machine.torch_installed()
     print("\n".join(machine.describe(with_torch)))
     print(f"backend {ARGS.backend}, {ARGS.threads} threads; "
           f"{'plain' if ARGS.plain_kernels else 'fast'} kernels; batch {ARGS.batch_size}, "
@@ -451,7 +441,7 @@ def main() -> None:
     kinds = ["conv", "patch copies", "transposed conv", "batch norm", "activations", "linear",
              "loss", "optimizer"]
     for conv_dim in ARGS.conv_dim:
-        result = bench(conv_dim)
+        result = bench(conv_dim, with_torch)
         torch_ms = result["torch_ms"]
         print(f"\nconv_dim {conv_dim}: minigan {result['ms']:.1f} ms/step, "
               f"{result['gflop']:.2f} GFLOP/step -> {result['gflop'] / result['ms'] * 1e3:.0f} "

@@ -10,6 +10,7 @@ bench_layers.py and bench_inception.py; `python benchmarks/machine.py` prints th
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import os
 import platform
 import subprocess
@@ -99,6 +100,15 @@ def _openblas_corename() -> str | None:
                 function.restype = ctypes.c_char_p
                 return function().decode()
     return None
+
+
+def torch_installed() -> bool:
+    """Whether PyTorch can be imported, without importing it (which would load its libraries
+    and threads into this process)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):   # a broken install, or torch blocked in sys.modules
+        return False
 
 
 def torch_description() -> str:

@@ -16,7 +16,8 @@ rank in the environment (the script then joins the run as ``--distributed`` woul
 ``cores / N`` BLAS threads unless ``OMP_NUM_THREADS`` or ``OPENBLAS_NUM_THREADS`` is set), and
 wait. If one process fails, the others are stopped (a rank waiting for a dead one would wait
 forever) and the launcher exits with that process's code. Ctrl-C reaches every process from
-the terminal; the launcher waits while they save and stop, and exits 130 as they do.
+the terminal, and SIGTERM sent to the launcher is passed on to them; the launcher waits while
+they save and stop, and exits 130 as they do.
 """
 
 from __future__ import annotations
@@ -126,10 +127,18 @@ def tell_the_others(path: str, size: int, code: int) -> None:
 def launch(processes: int, script: str, args: list[str]) -> int:
     """Run ``python script args`` as ``processes`` ranks; their combined exit code."""
     path = shared_file(processes)
-    # Ctrl-C goes from the terminal to every process of the group: the ranks save and stop by
-    # themselves, and this process only has to wait for them.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     started: list[subprocess.Popen] = []
+
+    def pass_on(signum: int, frame: object) -> None:   # noqa: ARG001
+        for p in started:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    # Ctrl-C goes from the terminal to every process of the group: the ranks save and stop by
+    # themselves, and this process only has to wait for them. SIGTERM (a job scheduler, `kill`)
+    # comes to this process alone: it is passed on, and the ranks save and stop the same way.
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, pass_on)}
     try:
         for rank in range(processes):
             started.append(subprocess.Popen([sys.executable, script, *args],
@@ -139,7 +148,8 @@ def launch(processes: int, script: str, args: list[str]) -> int:
         for p in started:
             if p.poll() is None:
                 p.kill()
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         Path(path).unlink(missing_ok=True)
 
 

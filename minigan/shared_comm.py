@@ -45,6 +45,10 @@ NAP_SECONDS = 5e-5                # then sleep in naps this short
 ENV_RANK, ENV_SIZE, ENV_FILE = "MINIGAN_RANK", "MINIGAN_WORLD_SIZE", "MINIGAN_SHARED_FILE"
 
 
+# os.sched_yield is not on every system (Windows): there, a zero-length sleep does the same.
+_yield_core = getattr(os, "sched_yield", lambda: time.sleep(0))
+
+
 class RankStopped(SystemExit):
     """Another rank stopped (with an error, or Ctrl-C) while this one waited for it."""
 
@@ -99,7 +103,7 @@ class SharedMemoryComm:
                 if os.getppid() != self.launcher:   # the launcher was killed: give up
                     raise RankStopped(1)
             elif waited > SPIN_SECONDS:   # a rank on the same core (more ranks than cores,
-                os.sched_yield()          # or a busy machine) gets to run at once
+                _yield_core()             # or a busy machine) gets to run at once
 
     def Abort(self, code: int = 1) -> None:   # noqa: N802
         """Make every rank leave with ``code`` (1 if 0 is given), this one now."""

@@ -28,7 +28,7 @@ from minigan.metrics.inception import FIDInceptionV3
 from minigan.pth import read_state_dict
 
 __all__ = ["FID_WEIGHTS_FILE", "FID_WEIGHTS_SHA256", "FID_WEIGHTS_URL", "fid_state_dict",
-           "fid_weights_path", "load_fid_inception", "load_fid_weights"]
+           "fid_weights_path", "load_fid_inception", "load_fid_weights", "random_fid_weights"]
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -119,3 +119,29 @@ def load_fid_inception(data_dir: str | os.PathLike | None = None, dtype: Any = "
     net = FIDInceptionV3()
     load_fid_weights(net, fid_state_dict(data_dir, download_missing, progress=progress))
     return net.to(dtype=numpy.dtype(dtype)).eval()
+
+
+def random_fid_weights(seed: int) -> dict[str, numpy.ndarray]:
+    """Float64 weights for every parameter and buffer of the FID Inception, from uniform draws:
+    for tests and timings, where the published weights may not be at hand.
+
+    Convolutions and fc: U(-b, b) with b = sqrt(6 / fan_in) (He's scale, so the activations
+    neither vanish nor explode over 94 layers); batch norm: gamma in [0.5, 1.5], beta and the
+    running mean in [-0.1, 0.1], running variance in [0.5, 1.5]. Drawn in the order of the state
+    dict (parameters, then buffers); uniform draws from NumPy's Generator are the most stable
+    across NumPy versions. ``benchmarks/torch_inception.py`` draws the same over PyTorch's names.
+    """
+    rng = numpy.random.default_rng(seed)
+    state = {}
+    for name, value in FIDInceptionV3().state_dict().items():
+        shape = value.shape
+        if name.endswith("num_batches_tracked"):
+            state[name] = numpy.zeros((), dtype=numpy.int64)
+        elif name.endswith("running_var") or name.endswith("bn.weight"):
+            state[name] = rng.uniform(0.5, 1.5, shape)
+        elif name.endswith("running_mean") or name.endswith("bias"):
+            state[name] = rng.uniform(-0.1, 0.1, shape)
+        else:
+            bound = numpy.sqrt(6.0 / int(numpy.prod(shape[1:])))
+            state[name] = rng.uniform(-bound, bound, shape)
+    return state

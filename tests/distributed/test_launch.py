@@ -134,7 +134,8 @@ def test_train_svhn_with_processes_runs_as_two_ranks(tmp_path):
     assert json.loads((out / "config.json").read_text())["processes"] == 2
 
 
-def test_ctrl_c_stops_every_rank_after_a_checkpoint_and_says_how_to_continue(tmp_path):
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm to the launcher"])
+def test_ctrl_c_stops_every_rank_after_a_checkpoint_and_says_how_to_continue(tmp_path, how):
     out = tmp_path / "run"
     run = subprocess.Popen([sys.executable, "-m", "minigan.launch", "-n", "2", TRAIN_SVHN,
                             *SMALL_RUN, "--epochs", "1000", "--out", str(out)],
@@ -144,7 +145,10 @@ def test_ctrl_c_stops_every_rank_after_a_checkpoint_and_says_how_to_continue(tmp
     deadline = time.monotonic() + TIMEOUT / 2
     while time.monotonic() < deadline and not list(out.glob("samples/*.png")):
         time.sleep(0.2)                                     # the first epoch is over
-    os.killpg(run.pid, signal.SIGINT)                       # what Ctrl-C in a terminal does
+    if how == "ctrl-c":
+        os.killpg(run.pid, signal.SIGINT)                   # what Ctrl-C in a terminal does
+    else:
+        run.terminate()                                     # the launcher alone
     stdout, stderr = run.communicate(timeout=TIMEOUT)
     assert run.returncode == 130, stderr
     assert (f"continue with: python -m minigan.launch -n 2 {TRAIN_SVHN} --resume --out {out}"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minigan.metrics.inception import FIDInceptionV3
+from minigan.metrics import inception_weights
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fid_inception_random.npz"
 WEIGHT_SEED, IMAGE_SEED = 2015, 32
@@ -20,28 +20,8 @@ IMAGES = (2, 3, 32, 32)  # two 32x32 RGB images in [-1, 1], resized to 299x299 b
 
 
 def random_fid_weights(seed: int = WEIGHT_SEED) -> dict[str, np.ndarray]:
-    """Float64 weights for every parameter and buffer of the FID Inception, from uniform draws.
-
-    Convolutions and fc: U(-b, b) with b = sqrt(6 / fan_in) (He's scale, so the activations
-    neither vanish nor explode over 94 layers); batch norm: gamma in [0.5, 1.5], beta and the
-    running mean in [-0.1, 0.1], running variance in [0.5, 1.5]. Uniform draws from NumPy's
-    Generator are the most stable across NumPy versions.
-    """
-    rng = np.random.default_rng(seed)
-    state = {}
-    for name, value in FIDInceptionV3().state_dict().items():
-        shape = value.shape
-        if name.endswith("num_batches_tracked"):
-            state[name] = np.zeros((), dtype=np.int64)
-        elif name.endswith("running_var") or name.endswith("bn.weight"):
-            state[name] = rng.uniform(0.5, 1.5, shape)
-        elif name.endswith("running_mean") or name.endswith("bias"):
-            state[name] = rng.uniform(-0.1, 0.1, shape)
-        else:
-            fan_in = int(np.prod(shape[1:]))
-            bound = np.sqrt(6.0 / fan_in)
-            state[name] = rng.uniform(-bound, bound, shape)
-    return state
+    """The fixture's random weights (``minigan.metrics.inception_weights.random_fid_weights``)."""
+    return inception_weights.random_fid_weights(seed)
 
 
 def random_images(seed: int = IMAGE_SEED) -> np.ndarray:
