@@ -176,6 +176,10 @@ def launch_processes(args: argparse.Namespace, argv: list[str]) -> int:
                    f"{args.processes}")
     if problem:
         return print_error(problem)
+    if args.processes > usable_cores():
+        print(f"warning: --processes {args.processes} on {usable_cores()} usable cores: the "
+              f"processes will take turns on them (--processes {usable_cores()} is faster)",
+              file=sys.stderr)
     return launch(args.processes, sys.argv[0], argv)
 
 

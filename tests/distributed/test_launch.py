@@ -132,6 +132,10 @@ def test_train_svhn_with_processes_runs_as_two_ranks(tmp_path):
     assert "2 processes, 8 images of each batch per process" in result.stdout
     assert result.stdout.count("2 steps in") == 1          # rank 0 alone prints
     assert json.loads((out / "config.json").read_text())["processes"] == 2
+    if len(os.sched_getaffinity(0)) < 2:   # a one-core machine is told why it may be slow
+        assert "warning: --processes 2 on 1 usable cores" in result.stderr
+    else:
+        assert "warning" not in result.stderr
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm to the launcher"])
