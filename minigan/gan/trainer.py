@@ -130,6 +130,11 @@ class GANTrainer:
         world.own_dropout_streams(self._dropout_layers())
         self.out_dir = Path(out_dir)
         self.evaluate = evaluate
+        # An evaluator that can share its scoring (GANEvaluator) is run on every rank, each
+        # scoring its share of the images; any other is run by rank 0 alone.
+        self._evaluate_on_every_rank = world.size > 1 and hasattr(evaluate, "share_with")
+        if self._evaluate_on_every_rank:
+            evaluate.share_with(world)
         self.settings = dict(settings or {})
         self.interrupted = False
         # What continues the run, for the message when Ctrl-C or SIGTERM stops it (the
@@ -295,12 +300,14 @@ class GANTrainer:
         self.save_samples(f"epoch_{self.epoch:03d}")
         every = self.config.metrics_every
         if self.evaluate is not None and every and self.epoch % every == 0 \
-                and self.world.is_root:   # scores are written by rank 0 alone
+                and (self.world.is_root or self._evaluate_on_every_rank):
             scores = self.evaluate(self.G)
-            print(f"epoch {self.epoch}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
-            self.metrics.setdefault("epoch", []).append(float(self.epoch))
-            for key, value in scores.items():
-                self.metrics.setdefault(key, []).append(float(value))
+            if self.world.is_root:   # scores are written by rank 0 alone
+                print(f"epoch {self.epoch}: "
+                      + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+                self.metrics.setdefault("epoch", []).append(float(self.epoch))
+                for key, value in scores.items():
+                    self.metrics.setdefault(key, []).append(float(value))
         self.save_checkpoint()
         self.save_snapshot()
 

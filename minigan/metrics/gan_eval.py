@@ -28,6 +28,7 @@ Reference FIDs use 10,000 or 50,000 samples; below 2048 this module warns.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +93,12 @@ class GANEvaluator:
         stats_path: the real-data statistics (default: ``statistics_path(features_path)``).
 
     It fits ``GANTrainer(..., evaluate=GANEvaluator(...))`` directly: the trainer calls it every
-    ``config.metrics_every`` epochs and records the returned numbers.
+    ``config.metrics_every`` epochs and records the returned numbers. In a data-parallel run the
+    trainer hands it the world of ranks (``share_with``), and every rank scores its share of the
+    images (see ``on_shares``).
     """
+
+    world: Any = None   # the ranks that share the scoring (minigan.distributed.World), if any
 
     def __init__(self, features_path: str | Path, num_samples: int = 10000,
                  batch_size: int = 500, seed: int = 0, stats_path: str | Path | None = None,
@@ -158,14 +163,39 @@ class GANEvaluator:
             raise ValueError(f"the feature network scores images of shape {expected} (C, H, W),"
                              f" got {tuple(images.shape[1:])}: was it trained on another "
                              f"dataset than the generator?")
-        mu, sigma = feature_statistics(self.net.features(images, self.batch_size,
-                                                         progress=self.progress))
+        features, probabilities = self.on_shares(
+            lambda share: (self.net.features(share, self.batch_size, progress=self.progress),
+                           self.net.probabilities(share, self.batch_size)), images)
+        mu, sigma = feature_statistics(features)
         fid = frechet_distance(mu, sigma, self.mu_real, self.sigma_real)
         splits = min(10, len(images))
-        is_mean, is_std = inception_score(self.net.probabilities(images, self.batch_size),
-                                          splits=splits)
+        is_mean, is_std = inception_score(probabilities, splits=splits)
         return {"fid": float(fid), "inception_score": float(is_mean),
                 "inception_score_std": float(is_std)}
+
+    def share_with(self, world: Any) -> None:
+        """Score on every rank of ``world`` from now on (each its share of the images); only
+        rank 0 shows progress bars. Every rank must then call this evaluator together."""
+        self.world = world
+        self.progress = self.progress and world.is_root
+
+    def on_shares(self, compute: Callable[[Any], tuple], images: Any) -> tuple:
+        """``compute(images)``, a tuple of per-image arrays (N, ...), with each rank of the world
+        computing the rows of its share: rank r the r-th of ``size`` consecutive slices. The
+        slices are put together on every rank by adding them into zeros (x + 0 is exactly x),
+        so every rank gets the same arrays, the ones one process computes, and then the same
+        scores. Without a world (one process) it is ``compute(images)``."""
+        world = self.world
+        if world is None or world.size == 1:
+            return compute(images)
+        xp, n = get_array_module(images), len(images)
+        lo, hi = n * world.rank // world.size, n * (world.rank + 1) // world.size
+        together = []
+        for part in compute(images[lo:hi]):
+            whole = xp.zeros((n, *part.shape[1:]), dtype=part.dtype)
+            whole[lo:hi] = part
+            together.append(world.allreduce_sum(whole))
+        return tuple(together)
 
     def __call__(self, G: Module) -> dict[str, float]:
         """Generate ``num_samples`` images with G and score them: fid, inception_score (mean

@@ -148,7 +148,8 @@ class InceptionEvaluator(GANEvaluator):
 
     def score_images(self, images: Any) -> dict[str, float]:
         """FID and IS of (N, C, H, W) images (uint8, or floats in [-1, 1])."""
-        pool3, probs = self.scorer.pool3_and_probabilities(images, self.progress)
+        pool3, probs = self.on_shares(
+            lambda share: self.scorer.pool3_and_probabilities(share, self.progress), images)
         mu, sigma = feature_statistics(pool3)
         fid = frechet_distance(mu, sigma, self.mu_real, self.sigma_real)
         is_mean, is_std = inception_score(probs, splits=min(10, len(images)))

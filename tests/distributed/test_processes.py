@@ -20,14 +20,19 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import minigan.backend as backend
+from minigan.backend import make_rng
 from minigan.checkpoint import load_checkpoint
-from tests.distributed.tiny_run import final_state, make_trainer
+from minigan.data import make_synthetic_digits
+from minigan.metrics.features import FeatureNet
+from minigan.metrics.gan_eval import save_real_statistics, statistics_path
+from tests.distributed.tiny_run import NUM_IMAGES, final_state, make_trainer
 from tests.helpers import REPO_ROOT
 
 
@@ -180,3 +185,41 @@ def test_train_svhn_distributed_from_the_command_line(starter, tmp_path):
     assert odd.returncode != 0
     assert "error: --batch-size 15 must be a multiple of the number of processes, 2" in odd.stderr
     assert "Traceback" not in odd.stderr
+
+
+@pytest.fixture(scope="module")
+def feature_net(tmp_path_factory) -> Path:
+    """An untrained 16x16 FeatureNet (scores need no good features to be compared), saved with
+    the statistics of the tiny run's digits."""
+    root = tmp_path_factory.mktemp("features")
+    dtype = backend.default_dtype()
+    backend.set_default_dtype(np.float64)   # as the tiny run loads it: the same fingerprint
+    try:
+        net = FeatureNet(3, width=4, feature_dim=16, image_size=16, rng=make_rng(0))
+        path = net.save(root / "features.npz", dataset="synthetic")
+        images, _ = make_synthetic_digits(NUM_IMAGES, seed=0, size=16, channels=3)
+        save_real_statistics(net, images, statistics_path(path), dataset="synthetic")
+    finally:
+        backend.set_default_dtype(dtype)
+    return path
+
+
+def test_the_ranks_share_the_scoring_and_log_one_process_s_scores(starter, tmp_path,
+                                                                  feature_net):
+    """FID and IS after each epoch, every rank scoring half of the 40 images: the same numbers
+    one process gets scoring all of them."""
+    tiny_run(starter, tmp_path, "--features", str(feature_net))
+    two_ranks = dict(np.load(tmp_path / "final.npz"))
+    name, dtype = backend.backend_name(), backend.default_dtype()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")     # FID from 40 samples is biased: said once
+            trainer = make_trainer(tmp_path / "one", features=feature_net)
+            trainer.fit(progress=False)
+    finally:
+        backend._active, backend._default_dtype = name, dtype
+    one_process = final_state(trainer)
+    assert list(two_ranks["metrics/epoch"]) == [1.0, 2.0]
+    for key in ("metrics/fid", "metrics/inception_score", "metrics/inception_score_std"):
+        np.testing.assert_allclose(two_ranks[key], one_process[key], rtol=1e-9, err_msg=key)
+    assert float(np.min(two_ranks["metrics/fid"])) > 0

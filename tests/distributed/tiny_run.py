@@ -24,6 +24,7 @@ from minigan.data.sharded import ShardedLoader
 from minigan.distributed import SINGLE_PROCESS, World, join_world
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.gan.trainer import GANTrainer, TrainConfig
+from minigan.metrics.gan_eval import GANEvaluator
 from minigan.nn.sync_batchnorm import convert_sync_batch_norm
 
 NUM_IMAGES = 48
@@ -39,7 +40,7 @@ class Float64Loader(ShardedLoader):
 
 def make_trainer(out: Path, world: World = SINGLE_PROCESS, batch_size: int = 16,
                  sync_batch_norm: bool = True, dropout: float = 0.0,
-                 **config) -> GANTrainer:
+                 features: Path | None = None, **config) -> GANTrainer:
     """G and D for 16x16 images (conv_dim 4, z of 8), on 48 rendered digits, in float64.
     ``batch_size`` is the whole step's batch, all ranks together."""
     use_backend("numpy")
@@ -54,13 +55,18 @@ def make_trainer(out: Path, world: World = SINGLE_PROCESS, batch_size: int = 16,
                            seed=0)
     settings = dict(epochs=2, z_size=8, num_samples=4, seed=0)
     settings.update(config)
-    return GANTrainer(G, D, loader, TrainConfig(**settings), out, world=world)
+    # With a feature network: FID and IS of 40 generated images after every epoch.
+    evaluate = None if features is None else GANEvaluator(features, num_samples=40, batch_size=16)
+    if evaluate is not None:
+        settings["metrics_every"] = 1
+    return GANTrainer(G, D, loader, TrainConfig(**settings), out, world=world, evaluate=evaluate)
 
 
 def final_state(trainer: GANTrainer) -> dict[str, np.ndarray]:
     state = {f"G/{k}": v for k, v in trainer.G.state_dict().items()}
     state.update({f"D/{k}": v for k, v in trainer.D.state_dict().items()})
     state.update({f"history/{k}": np.asarray(v) for k, v in trainer.history.columns.items()})
+    state.update({f"metrics/{k}": np.asarray(v) for k, v in trainer.metrics.items()})
     return state
 
 
@@ -106,12 +112,15 @@ def main() -> int:
     p.add_argument("--stop-how", choices=("kill", "raise"), default="kill")
     p.add_argument("--nan-rank", type=int, default=None)
     p.add_argument("--nan-at-step", type=int, default=5)
+    p.add_argument("--features", type=Path, default=None,
+                   help="a FeatureNet file: score G with it after every epoch")
     args = p.parse_args()
 
     world = join_world()
     trainer = make_trainer(args.out, world, args.batch_size,
                            sync_batch_norm=not args.no_sync_batch_norm, dropout=args.dropout,
-                           epochs=args.epochs, max_steps=args.max_steps)
+                           features=args.features, epochs=args.epochs,
+                           max_steps=args.max_steps)
     if args.resume:
         trainer.load_checkpoint()
     if args.stop_rank == world.rank:
