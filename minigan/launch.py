@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from minigan.scripts import EXIT_INTERRUPTED, OneLineParser
-from minigan.shared_comm import ENV_FILE, ENV_RANK, ENV_SIZE, shared_file_bytes
+from minigan.shared_comm import ENV_FILE, ENV_RANK, ENV_SIZE, shared_file_bytes, stop_every_rank
 
 GRACE_SECONDS = 5.0     # after one process fails: how long the others get to stop by themselves
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -87,7 +87,7 @@ def wait_for(processes: list[subprocess.Popen], path: str) -> int:
                       if p.returncode not in (None, 0)]
             if failed:
                 (rank, first_failure), failed_at = failed[0], time.monotonic()
-                tell_the_others(path, len(processes), first_failure)
+                stop_every_rank(path, len(processes), first_failure)
                 if first_failure != EXIT_INTERRUPTED:
                     print(f"minigan.launch: rank {rank} {how_it_ended(first_failure)}; stopping "
                           f"the other ranks", file=sys.stderr, flush=True)
@@ -112,16 +112,6 @@ def how_it_ended(code: int) -> str:
     except ValueError:
         name = ""
     return f"was killed by signal {-code}{name}"
-
-
-def tell_the_others(path: str, size: int, code: int) -> None:
-    """Write ``code`` where waiting ranks look (``SharedMemoryComm.abort_code``, the number
-    after the ``size`` barrier counts)."""
-    import numpy
-
-    header = numpy.memmap(path, dtype=numpy.int64, mode="r+", shape=(size + 1,))
-    header[size] = code if code > 0 else 1
-    header.flush()
 
 
 def launch(processes: int, script: str, args: list[str]) -> int:

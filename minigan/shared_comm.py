@@ -58,6 +58,15 @@ def shared_file_bytes(size: int) -> int:
     return 8 * (size + 1) + size * SLOT_BYTES
 
 
+def stop_every_rank(path: str, size: int, code: int) -> None:
+    """Write ``code`` (1 if it is not positive) where every rank waiting at a barrier of the
+    shared file ``path`` looks: they leave with it (``RankStopped``). For the launcher, whose
+    ranks cannot tell that another one has died."""
+    header = numpy.memmap(path, dtype=numpy.int64, mode="r+", shape=(size + 1,))
+    header[size] = code if code > 0 else 1
+    header.flush()
+
+
 class SharedMemoryComm:
     """An mpi4py-like communicator over a shared file: ``Get_rank``, ``Get_size``, ``Barrier``,
     ``Bcast``, ``Abort`` as MPI names them, and ``sum_in_place`` for ``Allreduce`` with
