@@ -7,9 +7,10 @@ of 2B (float64, to 1e-10), when each rank's images and z are its slice of the on
 run stopped and resumed from rank 0's checkpoint continues exactly; a rank that dies or raises
 stops the whole run instead of leaving the other waiting forever.
 
-Every test runs under both starters. The MPI ones skip where mpi4py or an ``mpiexec`` is missing
-(``pip install -e ".[mpi]"`` gives both). Each run is a few seconds: most of it is starting
-Python twice.
+The tests of how ranks talk run under both starters (the MPI ones skip where mpi4py or an
+``mpiexec`` is missing; ``pip install -e ".[mpi]"`` gives both); those of what the world does
+with its ranks (batch norm unsynchronized, a divergence, shared scoring) under the launcher
+alone. Each run is a few seconds: most of it is starting Python twice.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ STARTERS = ["launch", pytest.param("mpiexec", marks=pytest.mark.skipif(
 def starter(request) -> str:
     """How the two ranks are started: ``python -m minigan.launch`` or ``mpiexec``."""
     return request.param
+
+
+# Tests of what the world does with its ranks (not of how they talk) run under the launcher
+# alone: the transports are held to the same numbers by the tests that take ``starter``.
+LAUNCHER = "launch"
 
 
 def start_ranks(starter: str, *args: str, ranks: int = 2) -> subprocess.CompletedProcess:
@@ -104,11 +110,10 @@ def test_two_ranks_with_sync_batch_norm_equal_one_process_with_twice_the_batch(
     assert np.max(np.abs(one_process["G/0.weight"] - start.G.state_dict()["0.weight"])) > 1e-3
 
 
-def test_without_sync_batch_norm_the_ranks_train_a_different_model(starter, tmp_path,
-                                                                  one_process):
+def test_without_sync_batch_norm_the_ranks_train_a_different_model(tmp_path, one_process):
     """Each rank normalising with its own 8 images is a different computation: the check above
     can fail, and batch norm is why it needs care."""
-    tiny_run(starter, tmp_path, "--batch-size", "16", "--no-sync-batch-norm")
+    tiny_run(LAUNCHER, tmp_path, "--batch-size", "16", "--no-sync-batch-norm")
     assert largest_difference(dict(np.load(tmp_path / "final.npz")), one_process) > 1e-6
 
 
@@ -156,11 +161,11 @@ def test_an_exception_on_one_rank_aborts_every_rank(starter, tmp_path):
     assert "rank 0 of 2" not in result.stdout
 
 
-def test_a_divergence_on_one_rank_stops_the_run_and_keeps_the_last_checkpoint(starter, tmp_path):
+def test_a_divergence_on_one_rank_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
     """D's weights become NaN on rank 1 alone before step 5. The averaged losses are NaN on
     every rank, so the run stops at step 5 with the divergence error (the first rank to raise
     it aborts the others), and rank 0's checkpoint of epoch 1 (step 3) is kept."""
-    result = start_ranks(starter, TINY_RUN, str(tmp_path),
+    result = start_ranks(LAUNCHER, TINY_RUN, str(tmp_path),
                      "--nan-rank", "1", "--nan-at-step", "5")
     assert result.returncode != 0
     assert "TrainingDiverged: training diverged at step 5" in result.stderr
@@ -204,11 +209,10 @@ def feature_net(tmp_path_factory) -> Path:
     return path
 
 
-def test_the_ranks_share_the_scoring_and_log_one_process_s_scores(starter, tmp_path,
-                                                                  feature_net):
+def test_the_ranks_share_the_scoring_and_log_one_process_s_scores(tmp_path, feature_net):
     """FID and IS after each epoch, every rank scoring half of the 40 images: the same numbers
     one process gets scoring all of them."""
-    tiny_run(starter, tmp_path, "--features", str(feature_net))
+    tiny_run(LAUNCHER, tmp_path, "--features", str(feature_net))
     two_ranks = dict(np.load(tmp_path / "final.npz"))
     name, dtype = backend.backend_name(), backend.default_dtype()
     try:
