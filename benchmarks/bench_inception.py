@@ -6,6 +6,7 @@
     python benchmarks/bench_inception.py --rounds 5          # more rounds against PyTorch
     python benchmarks/bench_inception.py --backend cupy      # on an NVIDIA GPU
     python benchmarks/bench_inception.py --crosscheck        # needs torch and pytorch-fid
+    python benchmarks/bench_inception.py --processes 2       # as evaluate.py --processes 2
 
 The network has random weights (the timing does not depend on them, and the published weights
 may not be at hand). Images are 32x32 RGB, resized to 299x299 as in scoring, float32, in the
@@ -47,6 +48,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3,
                    help="alternating rounds of minigan and PyTorch in a fresh process")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    p.add_argument("--processes", type=int, default=1,
+                   help="score as N processes (python -m minigan.launch), each taking 1/N of "
+                        "the images with --threads / N BLAS threads, as evaluate.py "
+                        "--processes N does; PyTorch keeps --threads (CPU only)")
     p.add_argument("--crosscheck", action="store_true",
                    help="compare FID with pytorch-fid on PNG files (needs torch, pytorch-fid)")
     p.add_argument("--crosscheck-images", type=int, default=24,
@@ -54,16 +59,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default="runs/bench_inception", help="folder for --crosscheck")
     args = p.parse_args(argv)
     for value, what in ((args.threads, "--threads"), (args.num_images, "--num-images"),
-                        (args.batch_size, "--batch-size"), (args.rounds, "--rounds")):
+                        (args.batch_size, "--batch-size"), (args.rounds, "--rounds"),
+                        (args.processes, "--processes")):
         if value < 1:
             p.error(f"{what} must be at least 1, got {value}")   # one line, exit status 2
+    if args.processes > 1 and (args.backend != "numpy" or args.crosscheck):
+        p.error("--processes is for timing on the CPU, without --crosscheck")
     return args
 
 
 ARGS = parse_args()
-# Thread counts must be set before NumPy (and its BLAS) is imported.
+# One of the --processes ranks (started again under python -m minigan.launch)?
+LAUNCHED = "MINIGAN_WORLD_SIZE" in os.environ
+# Thread counts must be set before NumPy (and its BLAS) is imported: each rank gets its share.
+BLAS_THREADS = max(1, ARGS.threads // ARGS.processes) if LAUNCHED else ARGS.threads
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(ARGS.threads)
+    os.environ[var] = str(BLAS_THREADS)
 
 import importlib.util  # noqa: E402
 import json  # noqa: E402
@@ -75,7 +86,9 @@ from pathlib import Path  # noqa: E402
 import numpy  # noqa: E402
 
 from minigan.backend import to_device, use_backend  # noqa: E402
+from minigan.distributed import SINGLE_PROCESS, join_world  # noqa: E402
 from minigan.metrics.frechet import frechet_distance  # noqa: E402
+from minigan.metrics.gan_eval import on_shares  # noqa: E402
 from minigan.metrics.inception import FIDInceptionV3  # noqa: E402
 from minigan.metrics.inception_eval import InceptionScorer, export_samples  # noqa: E402
 from minigan.metrics.inception_weights import load_fid_weights, random_fid_weights  # noqa: E402
@@ -94,16 +107,21 @@ def time_scoring(net: FIDInceptionV3) -> float:
     x = to_device(images)
     scorer = InceptionScorer(net, ARGS.batch_size)
     scorer.pool3_and_probabilities(x[:ARGS.batch_size])             # warm-up
+    WORLD.barrier()                     # with --processes: every rank starts together
     start = time.perf_counter()
-    scorer.pool3_and_probabilities(x, progress=True)
+    # Each rank scores its share and the features are put together on every rank, as
+    # evaluate.py --processes does (one process: all the images here).
+    on_shares(WORLD, lambda share: scorer.pool3_and_probabilities(share, WORLD.is_root), x)
     if ARGS.backend == "cupy":
         import cupy
 
         cupy.cuda.Device().synchronize()
+    WORLD.barrier()                     # done when the slowest rank is
     return (time.perf_counter() - start) / ARGS.num_images
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+WORLD = SINGLE_PROCESS   # the ranks of --processes, set in main()
 
 
 def torch_alone_seconds() -> float:
@@ -126,6 +144,9 @@ def alone_rounds(net: FIDInceptionV3) -> tuple[list[float], list[float]]:
     ours, theirs = [], []
     for _ in range(ARGS.rounds):
         ours.append(time_scoring(net))
+        if not WORLD.is_root:           # rank 0 alone starts PyTorch; the others wait for it
+            theirs.append(1.0)          # at the next round's barrier
+            continue
         theirs.append(torch_alone_seconds())
         print(f"  round {len(ours)}: minigan {ours[-1]:.3f} s per image, PyTorch in a fresh "
               f"process {theirs[-1]:.3f} s; minigan / PyTorch = {ours[-1] / theirs[-1]:.2f}x",
@@ -165,6 +186,14 @@ def crosscheck(net: FIDInceptionV3, state: dict[str, numpy.ndarray]) -> None:
 
 
 def main() -> int:
+    global WORLD
+    if ARGS.processes > 1 and not LAUNCHED:   # this script again, as the ranks
+        from minigan.launch import launch
+
+        return launch(ARGS.processes, os.path.abspath(__file__), sys.argv[1:])
+    WORLD = join_world() if LAUNCHED else SINGLE_PROCESS
+    if not WORLD.is_root:
+        sys.stdout = open(os.devnull, "w")
     if ARGS.crosscheck:
         if not all(importlib.util.find_spec(m) for m in ("torch", "pytorch_fid")):
             print("error: --crosscheck needs torch and pytorch-fid (pip install pytorch-fid)",
@@ -178,6 +207,9 @@ def main() -> int:
     net = load_fid_weights(FIDInceptionV3(), state).to(dtype=numpy.float32)
     with_torch = not ARGS.no_torch and ARGS.backend == "numpy" and machine.torch_installed()
     print("\n".join(machine.describe(with_torch)))
+    if WORLD.size > 1:
+        print(f"minigan: {WORLD.size} processes with {BLAS_THREADS} BLAS thread(s) each, each "
+              f"scoring 1/{WORLD.size} of the images; PyTorch: {ARGS.threads} thread(s)")
     print(f"backend {ARGS.backend}, {ARGS.threads} thread(s); {ARGS.num_images} images "
           f"(32x32 -> 299x299, float32, batch {ARGS.batch_size}), seed {ARGS.seed}")
     if not ARGS.no_torch and not with_torch:
@@ -186,8 +218,10 @@ def main() -> int:
                                       "PyTorch is not installed (`pip install torch` to "
                                       "compare; it is never a dependency of minigan)"))
     if with_torch:
-        print(f"alone, as users run it ({ARGS.rounds} rounds): minigan in this process before "
-              f"PyTorch was loaded, PyTorch (torch_inception.py) in a fresh process each round")
+        where = (f"as {WORLD.size} processes" if WORLD.size > 1 else
+                 "in this process before PyTorch was loaded")
+        print(f"alone, as users run it ({ARGS.rounds} rounds): minigan {where}, PyTorch "
+              f"(torch_inception.py) in a fresh process each round")
         ours, theirs = alone_rounds(net)
         ratios = [o / t for o, t in zip(ours, theirs)]
         print(f"  medians of the rounds: minigan {statistics.median(ours):.3f} s per image, "

@@ -18,6 +18,10 @@ Inception-v3 (pytorch-fid's weights, fetched once; see docs/inception.md):
 
 ``--export-samples DIR`` writes the scored samples as PNG files, which pytorch-fid or clean-fid
 can score too; the scores printed are then those of exactly these 8-bit images.
+
+On a CPU with several cores, ``--processes N`` scores with N processes (one per core), each
+taking 1/N of the samples, as training's ``--processes`` does (docs/distributed.md): the same
+scores in about 1/N of the time.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import minigan.startup  # noqa: F401  (first: Ctrl-C while NumPy loads is one li
 
 # isort: split
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,8 +39,16 @@ from minigan.backend import backend_name, use_backend
 from minigan.checkpoint import load_checkpoint
 from minigan.data import dataset_label, is_npz_path, load_dataset
 from minigan.data.loader import unscale_images
+from minigan.distributed import (
+    SINGLE_PROCESS,
+    World,
+    abort_other_ranks,
+    join_world,
+    launched_on_this_machine,
+)
 from minigan.gan import run_folder
 from minigan.gan.dcgan import Generator
+from minigan.launch import launch
 from minigan.metrics.features import FeatureNet
 from minigan.metrics.gan_eval import MIN_RELIABLE_SAMPLES, GANEvaluator, statistics_path
 from minigan.metrics.inception_eval import (
@@ -46,6 +59,7 @@ from minigan.metrics.inception_eval import (
 )
 from minigan.metrics.statistics import load_statistics_meta
 from minigan.scripts import (
+    EXIT_INTERRUPTED,
     OneLineParser,
     add_backend_argument,
     add_data_dir_arguments,
@@ -53,6 +67,7 @@ from minigan.scripts import (
     check_no_earlier_results,
     check_writable_folder,
     dataset_argument,
+    print_error,
     run_script,
     seed_argument,
 )
@@ -90,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images generated and scored at a time (default: 500, or 50 with "
                         "--features inception)")
     p.add_argument("--seed", type=seed_argument, default=0, help="seed of the latent vectors")
+    p.add_argument("--processes", type=int, default=1,
+                   help="score with N processes on this machine, each taking 1/N of the "
+                        "samples (python -m minigan.launch -n N; CPU only): on a CPU, set N to "
+                        "its cores")
     add_backend_argument(p)
     return p
 
@@ -125,7 +144,7 @@ def check_export_folder(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, float]:
     use_backend(args.backend)
-    check_export_folder(args)
+    args.world.root_first(lambda: check_export_folder(args))   # one process clears it
     if args.features == "inception":
         return run_inception(args)
     if args.reference_stats is not None:
@@ -153,6 +172,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                             batch_size=args.batch_size, seed=args.seed,
                             z_distribution=G.z_distribution,
                             progress=True)
+    share_the_work(evaluate, args.world)
     if evaluate.net.channels != sizes["channels"] or \
             evaluate.net.image_size != sizes["image_size"]:
         raise ValueError(
@@ -187,23 +207,16 @@ def run_inception(args: argparse.Namespace) -> dict[str, float]:
         raise ValueError(f"Inception scores 1- or 3-channel images, G makes {sizes['channels']}")
     stats = Path(args.reference_stats or
                  f"runs/inception_stats_{dataset_label(args.dataset)}.npz")
-    net = load_fid_inception(args.data_dir, download_missing=not args.no_download)
-    if not stats.is_file():
-        if args.reference_stats is not None:
-            raise ValueError(f"no reference statistics at {stats}")
-        if args.reference_count < 2:
-            raise ValueError("--reference-count must be at least 2")
-        images, _ = load_dataset(args.dataset, "train", args.data_dir,
-                                 download=not args.no_download)
-        images = images[:args.reference_count]
-        print(f"reference statistics: Inception pool3 of {len(images)} {args.dataset} training "
-              f"images -> {stats} (once; slow on a CPU)")
-        save_inception_statistics(InceptionScorer(net, args.batch_size), images, stats,
-                                  progress=True, dataset=str(args.dataset), split="train")
+    # With several processes, rank 0 downloads the weights and computes the reference
+    # statistics; the others then find them where it left them.
+    net = args.world.root_first(
+        lambda: load_fid_inception(args.data_dir, download_missing=not args.no_download))
+    args.world.root_first(lambda: reference_statistics(args, stats, net))
     evaluate = InceptionEvaluator(stats, net, num_samples=args.num_samples,
                                   batch_size=args.batch_size, seed=args.seed,
                                   z_distribution=G.z_distribution,
                                   progress=True)
+    share_the_work(evaluate, args.world)
     meta = load_statistics_meta(stats)
     print(f"generator: {args.checkpoint}: {sizes['channels']}x{sizes['image_size']}x"
           f"{sizes['image_size']} images, z ~ {evaluate.z_distribution}")
@@ -218,6 +231,29 @@ def run_inception(args: argparse.Namespace) -> dict[str, float]:
     return scores
 
 
+def reference_statistics(args: argparse.Namespace, stats: Path, net: Any) -> None:
+    """Compute and save the real images' pool3 statistics at ``stats``, unless already there."""
+    if stats.is_file():
+        return
+    if args.reference_stats is not None:
+        raise ValueError(f"no reference statistics at {stats}")
+    if args.reference_count < 2:
+        raise ValueError("--reference-count must be at least 2")
+    images, _ = load_dataset(args.dataset, "train", args.data_dir, download=not args.no_download)
+    images = images[:args.reference_count]
+    print(f"reference statistics: Inception pool3 of {len(images)} {args.dataset} training "
+          f"images -> {stats} (once; slow on a CPU)")
+    save_inception_statistics(InceptionScorer(net, args.batch_size), images, stats,
+                              progress=True, dataset=str(args.dataset), split="train")
+
+
+def share_the_work(evaluate: Any, world: World) -> None:
+    """Each of several processes scores its share of the samples (GANEvaluator.on_shares)."""
+    if world.size > 1:
+        evaluate.share_with(world)
+        print(f"{world.size} processes, each scoring 1/{world.size} of the samples")
+
+
 def generate_and_score(evaluate: Any, G: Generator, args: argparse.Namespace) -> dict[str, float]:
     """Draw the samples, write them as PNG files if asked, score them and print FID and IS."""
     print(f"generating and scoring {args.num_samples} samples (seed {args.seed}, backend "
@@ -225,8 +261,9 @@ def generate_and_score(evaluate: Any, G: Generator, args: argparse.Namespace) ->
     images = evaluate.generate(G)
     if args.export_samples:
         images = unscale_images(images)   # score exactly the 8-bit images written out
-        export_samples(images, args.export_samples)
-        print(f"wrote {len(images)} PNG files to {args.export_samples}")
+        if args.world.is_root:            # every process has the same images: one writes them
+            export_samples(images, args.export_samples)
+            print(f"wrote {len(images)} PNG files to {args.export_samples}")
     scores = evaluate.score_images(images)
     print(f"FID {scores['fid']:.3f}")
     print(f"IS  {scores['inception_score']:.3f} ± {scores['inception_score_std']:.3f} "
@@ -235,6 +272,10 @@ def generate_and_score(evaluate: Any, G: Generator, args: argparse.Namespace) ->
 
 
 def check_and_run(args: argparse.Namespace) -> None:
+    # One of the processes of --processes N: each scores its share; rank 0 alone prints.
+    args.world = join_world() if launched_on_this_machine() else SINGLE_PROCESS
+    if not args.world.is_root:
+        sys.stdout = open(os.devnull, "w")
     if args.num_samples < 20:
         raise ValueError(f"--num-samples must be at least 20 (IS uses 10 splits), got "
                          f"{args.num_samples}")
@@ -246,8 +287,19 @@ def check_and_run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.processes != 1 and not launched_on_this_machine():
+        if args.processes < 1:
+            return print_error(f"--processes must be at least 1, got {args.processes}")
+        if args.backend != "numpy":
+            return print_error("--processes shares a CPU's cores out; with --backend cupy use "
+                               "one process")
+        return launch(args.processes, sys.argv[0], sys.argv[1:] if argv is None else argv)
     # One-line warnings (e.g. the small-sample FID warning), errors and Ctrl-C: run_script.
-    return run_script(check_and_run, build_parser().parse_args(argv))
+    code = run_script(check_and_run, args)
+    if code not in (0, EXIT_INTERRUPTED):
+        abort_other_ranks(code)   # with --processes, the others may be waiting for this one
+    return code
 
 
 if __name__ == "__main__":

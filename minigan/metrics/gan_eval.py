@@ -79,6 +79,24 @@ def save_real_statistics(net: FeatureNet, images: Any, path: str | Path,
                            **meta)
 
 
+def on_shares(world: Any, compute: Callable[[Any], tuple], images: Any) -> tuple:
+    """``compute(images)``, a tuple of per-image arrays (N, ...), with each rank of ``world``
+    computing the rows of its share: rank r the r-th of ``size`` consecutive slices. The slices
+    are put together on every rank by adding them into zeros (x + 0 is exactly x), so every rank
+    gets the same arrays, the ones one process computes, and then the same scores. Without a
+    world (None, or one process) it is ``compute(images)``."""
+    if world is None or world.size == 1:
+        return compute(images)
+    xp, n = get_array_module(images), len(images)
+    lo, hi = n * world.rank // world.size, n * (world.rank + 1) // world.size
+    together = []
+    for part in compute(images[lo:hi]):
+        whole = xp.zeros((n, *part.shape[1:]), dtype=part.dtype)
+        whole[lo:hi] = part
+        together.append(world.allreduce_sum(whole))
+    return tuple(together)
+
+
 class GANEvaluator:
     """A callable that scores a generator: ``GANEvaluator(path)(G) -> dict`` of floats.
 
@@ -180,22 +198,8 @@ class GANEvaluator:
         self.progress = self.progress and world.is_root
 
     def on_shares(self, compute: Callable[[Any], tuple], images: Any) -> tuple:
-        """``compute(images)``, a tuple of per-image arrays (N, ...), with each rank of the world
-        computing the rows of its share: rank r the r-th of ``size`` consecutive slices. The
-        slices are put together on every rank by adding them into zeros (x + 0 is exactly x),
-        so every rank gets the same arrays, the ones one process computes, and then the same
-        scores. Without a world (one process) it is ``compute(images)``."""
-        world = self.world
-        if world is None or world.size == 1:
-            return compute(images)
-        xp, n = get_array_module(images), len(images)
-        lo, hi = n * world.rank // world.size, n * (world.rank + 1) // world.size
-        together = []
-        for part in compute(images[lo:hi]):
-            whole = xp.zeros((n, *part.shape[1:]), dtype=part.dtype)
-            whole[lo:hi] = part
-            together.append(world.allreduce_sum(whole))
-        return tuple(together)
+        """``compute(images)`` shared by the ranks of this evaluator's world (``on_shares``)."""
+        return on_shares(self.world, compute, images)
 
     def __call__(self, G: Module) -> dict[str, float]:
         """Generate ``num_samples`` images with G and score them: fid, inception_score (mean

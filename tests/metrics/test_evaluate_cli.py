@@ -145,6 +145,32 @@ def test_evaluate_prints_fid_and_is_and_the_small_sample_warning(files):
     assert re.search(r"^warning: FID from 256 samples", result.stderr, re.M), result.stderr
 
 
+def printed_scores(stdout: str) -> tuple[str, str]:
+    fid = re.search(r"^FID\s+([0-9.]+)$", stdout, re.M)
+    score = re.search(r"^IS\s+([0-9.]+ ± [0-9.]+)", stdout, re.M)
+    assert fid and score, stdout
+    return fid.group(1), score.group(1)
+
+
+def test_evaluate_with_two_processes_prints_one_process_s_scores(files, tmp_path):
+    """--processes 2: each process scores half of the samples; rank 0 prints and exports."""
+    args = ["--checkpoint", files["checkpoint"], "--features", files["features"],
+            "--num-samples", 256, "--backend", "numpy"]
+    alone = run_script("evaluate.py", *args)
+    shared = run_script("evaluate.py", *args, "--processes", 2, "--export-samples",
+                        tmp_path / "samples")
+    assert alone.returncode == 0 and shared.returncode == 0, shared.stderr
+    assert "2 processes, each scoring 1/2 of the samples" in shared.stdout
+    assert shared.stdout.count("FID ") == 1                 # rank 0 alone prints
+    assert len(list((tmp_path / "samples").glob("*.png"))) == 256
+    # The exported 8-bit images are scored in the shared run: compare with them alone.
+    exported = run_script("evaluate.py", *args, "--export-samples", tmp_path / "again")
+    assert printed_scores(shared.stdout) == printed_scores(exported.stdout)
+    assert printed_scores(alone.stdout)[0] != "0.000"
+    bad = run_script("evaluate.py", *args, "--processes", 0)
+    assert_one_line_error(bad)
+
+
 def test_evaluate_rebuilds_the_generator_that_was_saved(files):
     """The generator's settings are saved in the checkpoint and read back by from_config."""
     spec = importlib.util.spec_from_file_location("evaluate_script",
