@@ -4,6 +4,7 @@ rank runs the shared-memory collectives on known arrays and prints what it got, 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -27,9 +28,11 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--rank-1-sleeps" and world.rank == 1:
         time.sleep(60)
     world.barrier()
-    print(json.dumps({"rank": world.rank, "size": world.size, "small": small.tolist(),
-                      "large": sorted(set(large.tolist())), "state": state.tolist()}),
-          flush=True)
+    report = json.dumps({"rank": world.rank, "size": world.size, "small": small.tolist(),
+                         "large": sorted(set(large.tolist())), "state": state.tolist()})
+    # One write call per line: the ranks share one pipe, and print's separate writes of the
+    # text and the newline could interleave with another rank's.
+    os.write(sys.stdout.fileno(), (report + "\n").encode())
     return 0
 
 
