@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--processes", type=int, default=usable_cores(),
                    help="how many processes; each takes 1/N of every batch (default: the "
                         "usable cores)")
-    p.add_argument("script", help="the Python script, e.g. examples/train_svhn.py")
+    # Optional to argparse only so that its absence gets our own message (argparse would also
+    # call the script's options, which may be none, "required").
+    p.add_argument("script", nargs="?", help="the Python script, e.g. examples/train_svhn.py")
     p.add_argument("args", nargs=argparse.REMAINDER, help="the script's own options")
     return p
 
@@ -147,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.processes < 1:
         print(f"error: -n must be at least 1, got {args.processes}", file=sys.stderr)
+        return 2
+    if args.script is None:
+        print("error: give the script to run, e.g. python -m minigan.launch -n 2 "
+              "examples/train_svhn.py", file=sys.stderr)
         return 2
     if not Path(args.script).is_file():
         print(f"error: no script {args.script!r} (give the path of a .py file, e.g. "

@@ -90,6 +90,7 @@ def test_ranks_stop_when_the_launcher_is_killed():
 @pytest.mark.parametrize("args, message", [
     (["-n", "0", "examples/train_svhn.py"], "error: -n must be at least 1, got 0"),
     (["-n", "2", "no_such_script.py"], "error: no script 'no_such_script.py'"),
+    (["-n", "2"], "error: give the script to run, e.g. python -m minigan.launch -n 2"),
 ])
 def test_misuse_is_one_line(args, message):
     result = subprocess.run([sys.executable, "-m", "minigan.launch", *args], capture_output=True,
