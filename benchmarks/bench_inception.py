@@ -77,9 +77,7 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(BLAS_THREADS)
 
 import importlib.util  # noqa: E402
-import json  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -130,11 +128,10 @@ def torch_alone_seconds() -> float:
     command = [sys.executable, os.path.join(HERE, "torch_inception.py"),
                "--threads", str(ARGS.threads), "--num-images", str(ARGS.num_images),
                "--batch-size", str(ARGS.batch_size), "--seed", str(ARGS.seed)]
-    done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"PyTorch's Inception in its own process failed: {last}")
-    return json.loads(done.stdout.strip().splitlines()[-1])["seconds_per_image"]
+    from machine import last_json_line, output_of  # beside this script (main puts it on the path)
+
+    output = output_of(command, "PyTorch's Inception in its own process")
+    return last_json_line(output)["seconds_per_image"]
 
 
 def alone_rounds(net: FIDInceptionV3) -> tuple[list[float], list[float]]:

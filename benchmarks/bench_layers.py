@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -129,12 +128,14 @@ def time_side(args: argparse.Namespace) -> dict[str, float]:
 
 
 def run_side(side: str, argv: list[str]) -> dict[str, float]:
-    done = subprocess.run([sys.executable, os.path.abspath(__file__), *argv, "--side", side],
-                          capture_output=True, text=True, env=os.environ.copy())
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise SystemExit(f"error: the {side} process failed: {last}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    from machine import last_json_line, output_of  # beside this script (main puts it on the path)
+
+    try:
+        output = output_of([sys.executable, os.path.abspath(__file__), *argv, "--side", side],
+                           f"the {side} process")
+    except RuntimeError as error:
+        raise SystemExit(f"error: {error}") from None
+    return last_json_line(output)
 
 
 def spread(values: list[float]) -> str:

@@ -93,10 +93,8 @@ ARGS = parse_args()
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)
 
-import json  # noqa: E402
 import re  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
@@ -321,11 +319,9 @@ def torch_alone_ms(conv_dim: int) -> float:
                "--z-size", str(ARGS.z_size), "--batch-size", str(ARGS.batch_size),
                "--threads", str(ARGS.threads), "--repeats", str(ARGS.repeats),
                "--warmup", str(ARGS.warmup), "--seed", str(ARGS.seed)]
-    done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"PyTorch's step in its own process failed: {last}")
-    return json.loads(done.stdout.strip().splitlines()[-1])["ms"]
+    from machine import last_json_line, output_of  # beside this script (main puts it on the path)
+
+    return last_json_line(output_of(command, "PyTorch's step in its own process"))["ms"]
 
 
 def processes_ms(conv_dim: int) -> float:
@@ -339,11 +335,12 @@ def processes_ms(conv_dim: int) -> float:
                "--warmup", str(ARGS.warmup), "--seed", str(ARGS.seed)]
     env = dict(os.environ, **{var: str(threads) for var in
                               ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
-    found = re.search(r"^step: ([0-9.]+) ms", done.stdout, re.MULTILINE)
-    if done.returncode != 0 or found is None:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"minigan's step in {ARGS.processes} processes failed: {last}")
+    from machine import output_of
+
+    what = f"minigan's step in {ARGS.processes} processes"
+    found = re.search(r"^step: ([0-9.]+) ms", output_of(command, what, env), re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"{what} printed no step time")
     return float(found.group(1))
 
 

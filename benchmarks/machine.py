@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import json
 import os
 import platform
 import subprocess
@@ -109,6 +110,23 @@ def torch_installed() -> bool:
         return importlib.util.find_spec("torch") is not None
     except (ImportError, ValueError):   # a broken install, or torch blocked in sys.modules
         return False
+
+
+def output_of(command: list[str], what: str, env: dict[str, str] | None = None) -> str:
+    """The standard output of ``command``, run to its end in a process of its own (the
+    benchmarks time each side alone, as users run it); RuntimeError naming ``what`` and the
+    last line of its errors if it fails."""
+    done = subprocess.run(command, capture_output=True, text=True,
+                          env=os.environ.copy() if env is None else env)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"{what} failed: {last}")
+    return done.stdout
+
+
+def last_json_line(output: str) -> dict:
+    """The JSON object on the last line of a benchmark's output."""
+    return json.loads(output.strip().splitlines()[-1])
 
 
 def torch_description() -> str:
