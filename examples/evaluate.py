@@ -48,7 +48,7 @@ from minigan.distributed import (
 )
 from minigan.gan import run_folder
 from minigan.gan.dcgan import Generator
-from minigan.launch import launch
+from minigan.launch import launch_this_script
 from minigan.metrics.features import FeatureNet
 from minigan.metrics.gan_eval import MIN_RELIABLE_SAMPLES, GANEvaluator, statistics_path
 from minigan.metrics.inception_eval import (
@@ -67,7 +67,6 @@ from minigan.scripts import (
     check_no_earlier_results,
     check_writable_folder,
     dataset_argument,
-    print_error,
     run_script,
     seed_argument,
 )
@@ -289,12 +288,8 @@ def check_and_run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.processes != 1 and not launched_on_this_machine():
-        if args.processes < 1:
-            return print_error(f"--processes must be at least 1, got {args.processes}")
-        if args.backend != "numpy":
-            return print_error("--processes shares a CPU's cores out; with --backend cupy use "
-                               "one process")
-        return launch(args.processes, sys.argv[0], sys.argv[1:] if argv is None else argv)
+        return launch_this_script(args.processes, args.backend,
+                                  sys.argv[1:] if argv is None else argv)
     # One-line warnings (e.g. the small-sample FID warning), errors and Ctrl-C: run_script.
     code = run_script(check_and_run, args)
     if code not in (0, EXIT_INTERRUPTED):

@@ -36,7 +36,7 @@ from minigan.gan import dcgan, run_folder
 from minigan.gan.run_lock import RunLock
 from minigan.gan.trainer import GANTrainer, TrainConfig
 from minigan.latent import LATENT_DISTRIBUTIONS
-from minigan.launch import launch, usable_cores
+from minigan.launch import launch_this_script, usable_cores
 from minigan.nn.sync_batchnorm import convert_sync_batch_norm
 from minigan.ops import fast_kernels_enabled, use_fast_kernels
 from minigan.scripts import (
@@ -163,24 +163,16 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
 
 def launch_processes(args: argparse.Namespace, argv: list[str]) -> int:
     """This script again, as ``--processes`` ranks of one run (``minigan/launch.py``)."""
-    problem = None
-    if args.processes < 1:
-        problem = f"--processes must be at least 1, got {args.processes}"
-    elif args.distributed:
-        problem = ("--processes starts the processes itself; --distributed is for processes "
-                   "started by mpiexec: give one of them")
-    elif args.backend != "numpy":
-        problem = "--processes shares a CPU's cores out; with --backend cupy use one process"
-    elif args.batch_size % args.processes:
-        problem = (f"--batch-size {args.batch_size} must be a multiple of --processes "
-                   f"{args.processes}")
-    if problem:
-        return print_error(problem)
-    if args.processes > usable_cores():
-        print(f"warning: --processes {args.processes} on {usable_cores()} usable cores: the "
-              f"processes will take turns on them (--processes {usable_cores()} is faster)",
-              file=sys.stderr)
-    return launch(args.processes, sys.argv[0], argv)
+    # The checks of --processes alone come first (in launch_this_script, for a bad count or
+    # backend), then what a training run adds.
+    counted = args.processes >= 1
+    if counted and args.distributed:
+        return print_error("--processes starts the processes itself; --distributed is for "
+                           "processes started by mpiexec: give one of them")
+    if counted and args.backend == "numpy" and args.batch_size % args.processes:
+        return print_error(f"--batch-size {args.batch_size} must be a multiple of --processes "
+                           f"{args.processes}")
+    return launch_this_script(args.processes, args.backend, argv)
 
 
 def snapshots_argument(value: str) -> int | None:

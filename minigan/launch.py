@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from minigan.scripts import EXIT_INTERRUPTED, OneLineParser
+from minigan.scripts import EXIT_INTERRUPTED, OneLineParser, print_error
 from minigan.shared_comm import ENV_FILE, ENV_RANK, ENV_SIZE, shared_file_bytes, stop_every_rank
 
 GRACE_SECONDS = 5.0     # after one process fails: how long the others get to stop by themselves
@@ -143,6 +143,21 @@ def launch(processes: int, script: str, args: list[str]) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         Path(path).unlink(missing_ok=True)
+
+
+def launch_this_script(processes: int, backend: str, argv: list[str]) -> int:
+    """What a script's ``--processes N`` does: run this script again (``sys.argv[0]`` with
+    ``argv``) as N ranks, after the checks every such script shares (one-line error, exit 2)."""
+    if processes < 1:
+        return print_error(f"--processes must be at least 1, got {processes}")
+    if backend != "numpy":
+        return print_error("--processes shares a CPU's cores out; with --backend cupy use one "
+                           "process")
+    if processes > usable_cores():
+        print(f"warning: --processes {processes} on {usable_cores()} usable cores: the "
+              f"processes will take turns on them (--processes {usable_cores()} is faster)",
+              file=sys.stderr)
+    return launch(processes, sys.argv[0], argv)
 
 
 def main(argv: list[str] | None = None) -> int:
