@@ -56,6 +56,7 @@ from typing import Any
 import numpy
 
 from minigan.backend import array_module, get_array_module, to_device, to_numpy, use_backend
+from minigan.ops.switch import fast_kernels_enabled
 
 
 class ShapeError(ValueError):
@@ -409,18 +410,32 @@ class Sequential(Module):
         return len(self.layers)
 
     def forward(self, x: Any) -> Any:
+        if fast_kernels_enabled():  # a batch norm and its activation as one: fused_pairs
+            return fused_pairs().forward(self.layers, x)
         for layer in self.layers:
             x = layer(x)
         return x
 
     def backward(self, dy: Any) -> Any:
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
-        return dy
+        return self._gradient_through(self.layers, dy)
 
     def backward_params(self, dy: Any) -> None:
         """``backward`` without the input gradient: the first layer skips it."""
         first, *rest = self.layers
-        for layer in reversed(rest):
+        first.backward_params(self._gradient_through(rest, dy))
+
+    @staticmethod
+    def _gradient_through(layers: list[Module], dy: Any) -> Any:
+        """The layers' backward passes, last layer first."""
+        if fast_kernels_enabled():  # a batch norm and its activation as one: fused_pairs
+            return fused_pairs().backward(layers, dy)
+        for layer in reversed(layers):
             dy = layer.backward(dy)
-        first.backward_params(dy)
+        return dy
+
+
+def fused_pairs() -> Any:
+    """``minigan.nn.fused_pairs``, imported when first used (it imports the layers, which
+    import this module)."""
+    from minigan.nn import fused_pairs as module
+    return module

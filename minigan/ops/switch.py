@@ -15,7 +15,9 @@ function. ``tests/ops/test_switch.py`` finds the guards in the source and compar
 list, so a new fast variant cannot be added without being named here. What a fast variant does
 beyond its kernel (``im2col_fast`` reuses a zero-bordered buffer per shape, the fast BCE forward
 keeps exp(-|x|) in its cache, the fast batch-norm kernels use ``fuse`` and cached vectors of
-ones) happens inside it, so with the switch off none of it runs.
+ones) happens inside it, so with the switch off none of it runs. One guard sits outside
+``minigan/ops``: ``Sequential`` runs a batch norm and the activation right after it as one pair
+of fast kernels (``minigan/nn/fused_pairs.py``, ``minigan/ops/batchnorm_activation.py``).
 
 This is how Chainer's convolution is written. Training runs fast (the default); to read or step
 through the plain code, turn the switch off::

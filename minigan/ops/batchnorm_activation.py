@@ -1,0 +1,142 @@
+"""A training-mode batch norm and the ReLU or leaky ReLU right after it, as one pair of kernels.
+
+This is a speed-up, not a new idea: the numbers are those of ``batch_norm_train_forward`` then
+``relu_forward`` / ``leaky_relu_forward``, and of the two backward kernels in reverse order.
+Only ``minigan.nn.fused_pairs`` calls these functions, and only while the fast kernels are on
+(``minigan.ops.switch``), so the plain layer-by-layer code is what a learner steps through.
+
+What it buys, per pair and step: on a GPU, a kernel launch fewer in the forward pass (the
+activation is part of batch norm's normalise-scale-shift kernel) and one fewer in the backward
+pass (the activation's slope is multiplied in inside batch norm's sums and its input gradient,
+so dy * slope is never written out); on the CPU, that product's pass over memory, and the
+column sum taken by ``einsum`` from the two factors instead of by a product over a new array.
+
+ReLU is leaky ReLU with slope 0: both keep ``slope`` (1 where the batch norm's output is
+positive, ``negative_slope`` elsewhere), the local derivative the backward pass multiplies by.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minigan.backend import fuse, get_array_module, is_cupy_array
+from minigan.ops.batchnorm import (
+    BatchNormCache,
+    as_rows,
+    centered_and_sum_of_squares,
+    from_rows,
+    variance_inv_std_and_running_stats,
+)
+from minigan.ops.layout import column_means, column_sums
+
+Array = Any
+
+
+def batch_norm_activation_train_forward_fast(
+    x: Array, gamma: Array, beta: Array, running_mean: Array, running_var: Array,
+    eps: float, momentum: float, negative_slope: float,
+) -> tuple[Array, BatchNormCache, Array, Array, Array]:
+    """``batch_norm_train_forward`` followed by a leaky ReLU (``negative_slope`` 0: a ReLU).
+
+    x: (N, C) or (N, C, H, W) -> y (shaped like x), batch norm's cache, the activation's slope
+    (shaped like x), and the new running mean and variance. The batch norm lines are those of
+    ``batch_norm_forward_with_running_stats_fast``, in the same order.
+    """
+    rows = as_rows(x)                                     # (m, C)
+    m = rows.shape[0]
+    dtype = x.dtype.type
+
+    mean = column_means(rows)                             # mu_B, (C,)
+    centered, sum_of_squares = centered_and_sum_of_squares(rows, mean)
+    var, inv_std, new_mean, new_var = variance_inv_std_and_running_stats(
+        sum_of_squares, dtype(m), dtype(eps), running_mean, running_var, mean,
+        dtype(1 - momentum), dtype(momentum), dtype(m / (m - 1)))
+    if negative_slope == 0:
+        x_hat, y, slope = normalize_scale_shift_relu(centered, inv_std, gamma, beta)
+    else:
+        alpha = dtype(negative_slope)
+        x_hat, y, slope = normalize_scale_shift_leaky_relu(centered, inv_std, gamma, beta,
+                                                           alpha, 1 - alpha)
+    cache = BatchNormCache(x_hat=x_hat, gamma=gamma, inv_std=inv_std, mean=mean, var=var, m=m,
+                           training=True)
+    return from_rows(y, x.shape), cache, from_rows(slope, x.shape), new_mean, new_var
+
+
+@fuse
+def normalize_scale_shift_relu(centered, inv_std, gamma, beta):
+    """x_hat = centered * inv_std, z = gamma * x_hat + beta (batch norm's output), then
+    slope = 1 where z > 0 else 0, and y = z * slope (ReLU's output)."""
+    x_hat = centered * inv_std
+    y = x_hat * gamma
+    y += beta                         # in place: z, batch norm's output
+    slope = (y > 0).astype(y.dtype)
+    y *= slope                        # in place: ReLU's output
+    return x_hat, y, slope
+
+
+@fuse
+def normalize_scale_shift_leaky_relu(centered, inv_std, gamma, beta, alpha, one_minus_alpha):
+    """As ``normalize_scale_shift_relu`` with slope = 1 where z > 0 else alpha: the output of a
+    leaky ReLU with negative slope alpha."""
+    x_hat = centered * inv_std
+    y = x_hat * gamma
+    y += beta
+    slope = (y > 0).astype(y.dtype)
+    slope *= one_minus_alpha
+    slope += alpha                    # 1 where z > 0, alpha elsewhere
+    y *= slope
+    return x_hat, y, slope
+
+
+def batch_norm_backward_through_slope_fast(
+    dy: Array, slope: Array, cache: BatchNormCache,
+) -> tuple[Array, Array, Array]:
+    """``leaky_relu_backward`` (dz = dy * slope) then ``batch_norm_backward`` (training mode).
+
+    dy, slope: shaped like batch norm's input; cache: its training-mode cache
+    -> dx (shaped like dy), dgamma, dbeta ((C,) each). With dz = dy * slope, the sums are
+    dbeta = sum dz and dgamma = sum dz * x_hat, and dx is ``input_grad_from_sums`` of dz.
+
+    Everything is read through channels-last views, (N, H, W, C), which copy nothing whatever
+    dy's memory order: the output of a convolution's input gradient (a crop of a bigger image)
+    or of a Flatten's backward (channels-first). dx comes out channels-last, the layout the
+    convolution before reads as rows.
+    """
+    xp = get_array_module(dy)
+    dy_v, slope_v = channels_last(dy), channels_last(slope)
+    x_hat = cache.x_hat.reshape(slope_v.shape)            # rows (m, C) seen as slope_v
+    if is_cupy_array(dy):
+        # CuPy's einsum first copies its operands (see sum_of_products): one product instead.
+        dz = as_rows(slope * dy)
+        dbeta, dgamma = column_sums(dz), column_sums(dz * cache.x_hat)
+    else:
+        each = "mc" if dy.ndim == 2 else "nhwc"           # the einsum subscripts of one array
+        dbeta = xp.einsum(f"{each},{each}->c", dy_v, slope_v)
+        dgamma = xp.einsum(f"{each},{each},{each}->c", dy_v, slope_v, x_hat)
+    dx = input_grad_through_slope(slope_v, dy_v, x_hat, cache.gamma, cache.inv_std, dgamma,
+                                  dbeta, x_hat.dtype.type(cache.m))
+    return from_channels_last(dx), dgamma, dbeta
+
+
+def channels_last(a: Array) -> Array:
+    """(N, C) -> itself; (N, C, H, W) -> an (N, H, W, C) view: channels on the last axis."""
+    return a if a.ndim == 2 else a.transpose(0, 2, 3, 1)
+
+
+def from_channels_last(a: Array) -> Array:
+    """The inverse of ``channels_last``, a view again."""
+    return a if a.ndim == 2 else a.transpose(0, 3, 1, 2)
+
+
+@fuse
+def input_grad_through_slope(slope, dy, x_hat, gamma, inv_std, dgamma, dbeta, m):
+    """``input_grad_from_sums`` of dz = dy * slope: (m k) dz - (k dgamma) x_hat - k dbeta,
+    with k = gamma * inv_std / m per channel. slope, laid out as the rows, comes first: a
+    product of two arrays in different memory orders is written in the order of the first
+    (on NumPy; CuPy writes its results in the order of their shape)."""
+    k = gamma * inv_std / m
+    dx = slope * dy
+    dx *= m * k
+    dx -= x_hat * (k * dgamma)
+    dx -= k * dbeta
+    return dx

@@ -1,0 +1,157 @@
+"""A batch norm and the ReLU / LeakyReLU after it, run by ``Sequential`` as one pair of kernels
+(``minigan/nn/fused_pairs.py``), give what the two layers give one at a time: the output, the
+input gradient, gamma's and beta's gradients, the running statistics and the batch count. And
+the pair steps aside where it must: eval mode, a subclass of batch norm, a learner's kernels.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from minigan import nn, ops
+from minigan.nn.sync_batchnorm import SyncBatchNorm2d
+from minigan.opcount import count_array_ops, counted
+
+RNG = np.random.default_rng(0)
+
+
+def pair(kind: str, dtype=np.float64) -> nn.Sequential:
+    if kind == "2d-leaky":
+        model = nn.Sequential(nn.BatchNorm2d(3), nn.LeakyReLU(0.2))
+    elif kind == "2d-relu":
+        model = nn.Sequential(nn.BatchNorm2d(3), nn.ReLU())
+    else:
+        model = nn.Sequential(nn.BatchNorm1d(5), nn.ReLU())
+    model = model.to(dtype=dtype)
+    bn = model[0]
+    bn.weight.data[...] = RNG.uniform(0.5, 1.5, bn.weight.shape)
+    bn.bias.data[...] = RNG.uniform(-0.5, 0.5, bn.bias.shape)
+    return model
+
+
+def channels_last(shape):
+    """A random (N, C, H, W) array laid out channels-last, as convolutions give them."""
+    N, C, H, W = shape
+    return np.ascontiguousarray(RNG.standard_normal((N, H, W, C))).transpose(0, 3, 1, 2)
+
+
+def layer_by_layer(model, x, dy):
+    """The two layers' own forward and backward, one after the other."""
+    for layer in model.layers:
+        x = layer(x)
+    for layer in reversed(model.layers):
+        dy = layer.backward(dy)
+    return x, dy
+
+
+def state(model):
+    bn = model[0]
+    return (bn.weight.grad.copy(), bn.bias.grad.copy(), bn.running_mean.copy(),
+            bn.running_var.copy(), int(bn.num_batches_tracked))
+
+
+@pytest.mark.parametrize("kind", ["2d-leaky", "2d-relu", "1d-relu"])
+def test_a_pair_computes_what_its_two_layers_compute(kind):
+    model = pair(kind)
+    other = copy.deepcopy(model)
+    x = channels_last((4, 3, 5, 6)) if kind.startswith("2d") else RNG.standard_normal((8, 5))
+    x = x + 0.3          # some values on both sides of 0 after the shift
+    dy = RNG.standard_normal(x.shape)
+    for _ in range(2):   # the second step: running statistics and gradients add up
+        y = model(x)
+        dx = model.backward(dy)
+        y_ref, dx_ref = layer_by_layer(other, x, dy)
+        np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(dx, dx_ref, rtol=1e-10, atol=1e-12)
+        for a, b in zip(state(model), state(other)):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert int(model[0].num_batches_tracked) == 2
+    assert (y >= 0).all() if kind.endswith("relu") else (y < 0).any()
+
+
+def test_a_pair_saves_one_operation_each_way():
+    x = channels_last((4, 3, 5, 6))
+    dy = RNG.standard_normal(x.shape)
+    counts = []
+    for paired in (True, False):
+        with count_array_ops() as counter:
+            model = pair("2d-leaky")
+            x_c, dy_c = counted(x), counted(dy)
+            counter.reset()
+            if paired:
+                model(x_c)
+                model.backward(dy_c)
+            else:
+                layer_by_layer(model, x_c, dy_c)
+            counts.append(counter.total)
+    assert counts[0] == counts[1] - 2, counts
+
+
+@pytest.mark.parametrize("memory", ["channels_first", "cropped"])
+def test_the_input_gradient_comes_out_channels_last_whatever_dy_is(memory):
+    """After a Flatten's backward dy is channels-first; after a convolution's input gradient
+    it may be a crop of a bigger image. dx is laid out for the convolution before to read as
+    rows, without a copy."""
+    model = pair("2d-leaky")
+    other = copy.deepcopy(model)
+    x = channels_last((4, 3, 5, 6))
+    if memory == "channels_first":
+        dy = RNG.standard_normal((4, 3, 5, 6))
+    else:
+        dy = channels_last((4, 3, 7, 8))[:, :, 1:6, 1:7]
+    model(x)
+    dx = model.backward(dy)
+    assert dx.transpose(0, 2, 3, 1).flags.c_contiguous
+    _, dx_ref = layer_by_layer(other, x, dy)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-10, atol=1e-12)
+
+
+def test_each_layer_can_take_its_own_backward_after_a_paired_forward():
+    model = pair("2d-relu")
+    other = copy.deepcopy(model)
+    x = channels_last((4, 3, 5, 6))
+    dy = RNG.standard_normal(x.shape)
+    model(x)                                              # paired
+    dx = model[0].backward(model[1].backward(dy))         # one layer at a time
+    _, dx_ref = layer_by_layer(other, x, dy)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-10, atol=1e-12)
+    with pytest.raises(RuntimeError, match="before forward"):
+        model.backward(dy)                                # the caches were handed over
+
+
+def test_no_pair_in_eval_mode_for_a_subclass_with_a_learners_kernel_or_plain_kernels(
+        monkeypatch):
+    paired = []
+    original = nn.BatchNorm2d.forward_and_activate
+
+    def spy(self, *args):
+        paired.append(type(self).__name__)
+        return original(self, *args)
+
+    monkeypatch.setattr(nn.BatchNorm2d, "forward_and_activate", spy)
+    x = channels_last((4, 3, 5, 6))
+    pair("2d-leaky")(x)
+    assert paired == ["BatchNorm2d"]                      # the spy sees a pair
+
+    model = pair("2d-leaky")
+    model.eval()
+    other = copy.deepcopy(model)
+    np.testing.assert_allclose(model(x), layer_by_layer(other, x, x)[0])
+    nn.Sequential(SyncBatchNorm2d(3), nn.ReLU()).to(dtype=np.float64)(x)
+    with ops.fast_kernels(False):
+        pair("2d-relu")(x)
+    assert paired == ["BatchNorm2d"]                      # none of those three
+
+    called = []
+    leaky = ops.leaky_relu_forward
+
+    def learners_kernel(*args, **kwargs):                 # not functools.wraps: a learner's
+        called.append(True)
+        return leaky(*args, **kwargs)
+
+    monkeypatch.setattr(ops, "leaky_relu_forward", learners_kernel)
+    pair("2d-leaky")(x)
+    assert called == [True] and paired == ["BatchNorm2d"]
