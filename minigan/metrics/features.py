@@ -201,10 +201,14 @@ class FeatureNet(Sequential):
         """A short hash of the weights and running statistics.
 
         The cached real-data statistics record it, so FID is never computed by mixing one
-        network's features with statistics computed by another.
+        network's features with statistics computed by another. Floating-point values are
+        hashed as float32, the dtype they are saved in: the same file loaded as float64 (with
+        ``set_default_dtype("float64")``) is the same network, and has the same fingerprint.
         """
         digest = hashlib.sha256()
         for name, value in sorted(self.state_dict().items()):
+            if numpy.issubdtype(value.dtype, numpy.floating):
+                value = value.astype(numpy.float32)
             digest.update(name.encode())
             digest.update(numpy.ascontiguousarray(value).tobytes())
         return digest.hexdigest()[:16]

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from minigan.backend import make_rng, to_device, to_numpy
+from minigan.backend import default_dtype, make_rng, set_default_dtype, to_device, to_numpy
 from minigan.checkpoint import save_checkpoint
 from minigan.classifier import random_shift, train_classifier
 from minigan.data import make_synthetic_digits, scale_images
@@ -113,6 +113,22 @@ def test_the_fingerprint_changes_with_any_weight():
     before = net.fingerprint()
     net.layers[0].weight.data[0, 0, 0, 0] += 1e-3
     assert net.fingerprint() != before
+
+
+def test_the_fingerprint_is_the_same_when_the_file_is_loaded_as_float64(tmp_path):
+    """Real-data statistics record the fingerprint of the network that made them: loading the
+    same file with float64 as the default dtype must not make them look like another
+    network's (GANEvaluator would refuse them)."""
+    net = small_net()
+    path = net.save(tmp_path / "features.npz")
+    before = default_dtype()
+    set_default_dtype("float64")
+    try:
+        loaded = FeatureNet.load(path)
+    finally:
+        set_default_dtype(before)
+    assert loaded.parameters()[0].dtype == np.float64 != net.parameters()[0].dtype
+    assert loaded.fingerprint() == net.fingerprint()
 
 
 def test_loading_something_else_is_a_clear_error(tmp_path):
