@@ -206,11 +206,11 @@ def run_inception(args: argparse.Namespace) -> dict[str, float]:
         raise ValueError(f"Inception scores 1- or 3-channel images, G makes {sizes['channels']}")
     stats = Path(args.reference_stats or
                  f"runs/inception_stats_{dataset_label(args.dataset)}.npz")
-    # With several processes, rank 0 downloads the weights and computes the reference
-    # statistics; the others then find them where it left them.
+    # With several processes, rank 0 downloads the weights, and the others then find them
+    # where it left them; each computes its share of new reference statistics.
     net = args.world.root_first(
         lambda: load_fid_inception(args.data_dir, download_missing=not args.no_download))
-    args.world.root_first(lambda: reference_statistics(args, stats, net))
+    reference_statistics(args, stats, net)
     evaluate = InceptionEvaluator(stats, net, num_samples=args.num_samples,
                                   batch_size=args.batch_size, seed=args.seed,
                                   z_distribution=G.z_distribution,
@@ -231,19 +231,22 @@ def run_inception(args: argparse.Namespace) -> dict[str, float]:
 
 
 def reference_statistics(args: argparse.Namespace, stats: Path, net: Any) -> None:
-    """Compute and save the real images' pool3 statistics at ``stats``, unless already there."""
+    """Compute and save the real images' pool3 statistics at ``stats``, unless already there:
+    each process its share of the images (rank 0 downloads them first and writes the file)."""
     if stats.is_file():
         return
     if args.reference_stats is not None:
         raise ValueError(f"no reference statistics at {stats}")
     if args.reference_count < 2:
         raise ValueError("--reference-count must be at least 2")
-    images, _ = load_dataset(args.dataset, "train", args.data_dir, download=not args.no_download)
+    images, _ = args.world.root_first(lambda: load_dataset(
+        args.dataset, "train", args.data_dir, download=not args.no_download))
     images = images[:args.reference_count]
     print(f"reference statistics: Inception pool3 of {len(images)} {args.dataset} training "
           f"images -> {stats} (once; slow on a CPU)")
     save_inception_statistics(InceptionScorer(net, args.batch_size), images, stats,
-                              progress=True, dataset=str(args.dataset), split="train")
+                              progress=True, world=args.world, dataset=str(args.dataset),
+                              split="train")
 
 
 def share_the_work(evaluate: Any, world: World) -> None:

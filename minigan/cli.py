@@ -395,7 +395,7 @@ def build_trainer(args: argparse.Namespace, world: World, out: Path) -> GANTrain
                          save_every=args.save_every, keep_snapshots=args.keep_snapshots)
     settings = {k: v for k, v in vars(args).items() if k not in NOT_RECORDED}
     settings["processes"] = world.size
-    trainer = GANTrainer(G, D, loader, config, out, evaluate=build_evaluator(args, images),
+    trainer = GANTrainer(G, D, loader, config, out, evaluate=build_evaluator(args, images, world),
                          settings=settings, world=world)
     trainer.resume_command = resume_command(args, out, world)
     print(f"training a DCGAN on {len(images)} {args.dataset} images, {len(loader)} batches of "
@@ -410,12 +410,13 @@ def build_trainer(args: argparse.Namespace, world: World, out: Path) -> GANTrain
     return trainer
 
 
-def build_evaluator(args: argparse.Namespace, images: numpy.ndarray) -> Any:
-    """With --features, the function that scores G (FID and IS); else None."""
+def build_evaluator(args: argparse.Namespace, images: numpy.ndarray, world: Any) -> Any:
+    """With --features, the function that scores G (FID and IS); else None. Every process of
+    ``world`` builds one: they share the reference statistics' first computation."""
     if args.features == "inception":   # the FID Inception-v3: published-style FID and IS
         from minigan.metrics.inception_eval import inception_evaluator
         return inception_evaluator(images, args.dataset, args.metrics_samples,
-                                   args.z_distribution, data_dir=args.data_dir)
+                                   args.z_distribution, data_dir=args.data_dir, world=world)
     if not args.features:
         return None
     from minigan.metrics import GANEvaluator

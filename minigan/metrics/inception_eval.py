@@ -33,10 +33,16 @@ from typing import Any
 import numpy
 
 from minigan.backend import get_array_module, to_numpy
+from minigan.distributed import SINGLE_PROCESS, World
 from minigan.latent import check_distribution
 from minigan.metrics.features import to_float_images
 from minigan.metrics.frechet import frechet_distance
-from minigan.metrics.gan_eval import MIN_RELIABLE_SAMPLES, GANEvaluator, SmallSampleWarning
+from minigan.metrics.gan_eval import (
+    MIN_RELIABLE_SAMPLES,
+    GANEvaluator,
+    SmallSampleWarning,
+    on_shares,
+)
 from minigan.metrics.inception import POOL3_FEATURES, FIDInceptionV3, free_caches, softmax
 from minigan.metrics.inception_score import inception_score
 from minigan.metrics.statistics import (
@@ -100,12 +106,22 @@ class InceptionScorer:
 
 
 def save_inception_statistics(scorer: InceptionScorer, images: Any, path: str | Path,
-                              progress: bool = False, **meta: Any) -> Path:
+                              progress: bool = False, world: World | None = None,
+                              **meta: Any) -> Path:
     """mu (2048,) and sigma (2048, 2048) of the real images' pool3 features, saved to ``path``
-    (tagged ``features=FEATURES_NAME`` and with the image count)."""
-    pool3, _ = scorer.pool3_and_probabilities(images, progress)
-    mu, sigma = feature_statistics(pool3)
-    return save_statistics(path, mu, sigma, count=len(images), features=FEATURES_NAME, **meta)
+    (tagged ``features=FEATURES_NAME`` and with the image count).
+
+    ``world``: the processes of a data-parallel run (``minigan.distributed``), each called with
+    the same images: each computes the features of its share (``on_shares``), rank 0 writes the
+    file, and every rank returns once it is there."""
+    pool3, = on_shares(world, lambda share: scorer.pool3_and_probabilities(share, progress)[:1],
+                       images)
+    if world is None or world.is_root:
+        mu, sigma = feature_statistics(pool3)
+        save_statistics(path, mu, sigma, count=len(images), features=FEATURES_NAME, **meta)
+    if world is not None:
+        world.barrier()
+    return Path(path)
 
 
 class InceptionEvaluator(GANEvaluator):
@@ -165,7 +181,8 @@ def inception_evaluator(real_images: Any, dataset: str, num_samples: int = 10000
                         z_distribution: str = "uniform", reference_count: int = 10000,
                         stats_path: str | Path | None = None,
                         data_dir: str | os.PathLike | None = None,
-                        batch_size: int = 50, progress: bool = True) -> InceptionEvaluator:
+                        batch_size: int = 50, progress: bool = True,
+                        world: World | None = None) -> InceptionEvaluator:
     """An InceptionEvaluator for a GAN trained on ``real_images`` (uint8, (N, C, H, W)).
 
     The reference statistics are read from ``stats_path`` (default
@@ -173,19 +190,22 @@ def inception_evaluator(real_images: Any, dataset: str, num_samples: int = 10000
     ``reference_count`` real images and saved there. The weights come from
     ``load_fid_inception(data_dir)`` (downloaded once). ``progress``: tqdm bars on stderr with
     the estimated time left, for the reference statistics and for every scoring (on a CPU a
-    10,000-image FID takes hours).
+    10,000-image FID takes hours). ``world``: the processes of a data-parallel run, every one
+    calling this: rank 0 downloads the weights, and each computes its share of the reference
+    statistics (``save_inception_statistics``).
     """
     from minigan.data import dataset_label
     from minigan.metrics.inception_weights import load_fid_inception
 
-    net = load_fid_inception(data_dir)
+    world = world or SINGLE_PROCESS
+    net = world.root_first(lambda: load_fid_inception(data_dir))
     stats = Path(stats_path or f"runs/inception_stats_{dataset_label(dataset)}.npz")
     if not stats.is_file():
         images = real_images[:reference_count]
         print(f"reference statistics: Inception pool3 of {len(images)} {dataset} images -> "
               f"{stats} (once; slow on a CPU)")
         save_inception_statistics(InceptionScorer(net, batch_size), images, stats,
-                                  progress=True, dataset=str(dataset))
+                                  progress=True, world=world, dataset=str(dataset))
     return InceptionEvaluator(stats, net, num_samples=num_samples, batch_size=batch_size,
                               z_distribution=z_distribution, progress=progress)
 

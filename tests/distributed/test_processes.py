@@ -16,6 +16,7 @@ alone. Each run is a few seconds: most of it is starting Python twice.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -227,3 +228,24 @@ def test_the_ranks_share_the_scoring_and_log_one_process_s_scores(tmp_path, feat
     for key in ("metrics/fid", "metrics/inception_score", "metrics/inception_score_std"):
         np.testing.assert_allclose(two_ranks[key], one_process[key], rtol=1e-9, err_msg=key)
     assert float(np.min(two_ranks["metrics/fid"])) > 0
+
+
+def test_the_ranks_share_new_inception_reference_statistics(tmp_path):
+    """Each rank computes the pool3 features of its share of the real images, rank 0 writes
+    the file: the statistics one process would have written."""
+    from minigan.metrics.inception_eval import InceptionScorer, save_inception_statistics
+    from minigan.metrics.statistics import load_statistics, load_statistics_meta
+    from tests.distributed.reference_statistics import real_images, small_inception
+
+    shared = tmp_path / "shared.npz"
+    result = start_ranks(LAUNCHER, str(REPO_ROOT / "tests" / "distributed" /
+                                       "reference_statistics.py"), str(shared))
+    assert result.returncode == 0, result.stdout + result.stderr
+    reports = sorted(json.loads(line)["scored"] for line in result.stdout.splitlines()
+                     if line.startswith("{"))
+    assert reports == [2, 3]                       # 5 images: 2 on rank 0, 3 on rank 1
+    alone = save_inception_statistics(InceptionScorer(small_inception(), batch_size=2),
+                                      real_images(), tmp_path / "alone.npz", dataset="test")
+    for a, b in zip(load_statistics(shared), load_statistics(alone)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+    assert load_statistics_meta(shared)["count"] == 5
