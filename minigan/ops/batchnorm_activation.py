@@ -42,12 +42,10 @@ def batch_norm_activation_train_forward_fast(
     (shaped like x), and the new running mean and variance. The batch norm lines are those of
     ``batch_norm_forward_with_running_stats_fast``, in the same order.
     """
-    rows = as_rows(x)                                     # (m, C)
-    m = rows.shape[0]
+    m = x.size // x.shape[1]                              # values per channel
     dtype = x.dtype.type
 
-    mean = column_means(rows)                             # mu_B, (C,)
-    centered, sum_of_squares = centered_and_sum_of_squares(rows, mean)
+    mean, centered, sum_of_squares = mean_and_centered_rows(x, m)
     var, inv_std, new_mean, new_var = variance_inv_std_and_running_stats(
         sum_of_squares, dtype(m), dtype(eps), running_mean, running_var, mean,
         dtype(1 - momentum), dtype(momentum), dtype(m / (m - 1)))
@@ -60,6 +58,27 @@ def batch_norm_activation_train_forward_fast(
     cache = BatchNormCache(x_hat=x_hat, gamma=gamma, inv_std=inv_std, mean=mean, var=var, m=m,
                            training=True)
     return from_rows(y, x.shape), cache, from_rows(slope, x.shape), new_mean, new_var
+
+
+def mean_and_centered_rows(x: Array, m: int) -> tuple[Array, Array, Array]:
+    """mu_B (C,), the rows of x - mu_B (m, C), and their sum of squares per channel (C,).
+
+    When x's rows are a view of it (the output of a convolution, or an (N, C) input), as
+    ``batch_norm_forward_with_running_stats_fast``: the mean as a matrix-vector product. When
+    they are not (a transposed convolution's output is a crop of a bigger image, whose rows
+    ``as_rows`` would copy), the mean is one ``einsum`` over the channels-last view and the
+    subtraction writes the rows: a pass over memory and an array operation fewer. CuPy takes
+    the first way (its einsum copies its operands first).
+    """
+    xp = get_array_module(x)
+    view = channels_last(x)
+    if is_cupy_array(x) or view.flags.c_contiguous:
+        rows = as_rows(x)
+        mean = column_means(rows)
+        return (mean, *centered_and_sum_of_squares(rows, mean))
+    mean = xp.einsum("nhwc,->c", view, x.dtype.type(1 / m))
+    centered = (view - mean).reshape(m, -1)   # written in the view's order: channels-last rows
+    return mean, centered, xp.einsum("mc,mc->c", centered, centered)
 
 
 @fuse
