@@ -5,8 +5,9 @@
     python benchmarks/bench_layers.py --side minigan      # one side, one process, no table
 
 The layers are those of ``minigan.gan.dcgan`` at conv_dim 32 (the three strided convolutions of
-D, the three transposed convolutions of G, and a BatchNorm2d on G's 64-channel 16x16 maps, NCHW
-as the network holds them), without bias, on float32 batches. One call is a forward pass and a
+D, the three transposed convolutions of G, a BatchNorm2d on 64-channel 16x16 maps, and a batch
+norm with the activation after it as G and D have them, 64 channels at 8x8; NCHW inputs),
+without bias, on float32 batches. One call is a forward pass and a
 backward pass from a fixed output gradient (minigan: ``layer(x)`` then ``layer.backward(dy)``;
 PyTorch: ``module(x).backward(dy)`` with the input's gradient asked for, as in a network).
 
@@ -56,7 +57,9 @@ def layers(conv_dim: int) -> list[tuple[str, str, int, int, int]]:
             (f"G convT {4 * c}->{2 * c} at 4x4", "convT", 4 * c, 2 * c, 4),
             (f"G convT {2 * c}->{c} at 8x8", "convT", 2 * c, c, 8),
             (f"G convT {c}->3 at 16x16", "convT", c, 3, 16),
-            (f"BatchNorm2d {2 * c} ch at 16x16", "bn", 2 * c, 2 * c, 16)]
+            (f"BatchNorm2d {2 * c} ch at 16x16", "bn", 2 * c, 2 * c, 16),
+            (f"G BatchNorm2d + ReLU {2 * c} ch at 8x8", "bn-relu", 2 * c, 2 * c, 8),
+            (f"D BatchNorm2d + LeakyReLU {2 * c} ch at 8x8", "bn-leaky", 2 * c, 2 * c, 8)]
 
 
 def output_size(kind: str, size: int) -> int:
@@ -84,7 +87,9 @@ def minigan_call(kind: str, c_in: int, c_out: int, x, dy, plain: bool):
     minigan.ops.use_fast_kernels(not plain)
     layer = (nn.Conv2d(c_in, c_out, 4, stride=2, padding=1, bias=False) if kind == "conv" else
              nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False)
-             if kind == "convT" else nn.BatchNorm2d(c_in))
+             if kind == "convT" else nn.BatchNorm2d(c_in) if kind == "bn" else
+             nn.Sequential(nn.BatchNorm2d(c_in), nn.ReLU() if kind == "bn-relu"
+                           else nn.LeakyReLU(0.2)))   # with fast kernels, one pair (fused_pairs)
 
     def call():
         layer.zero_grad()
@@ -100,7 +105,10 @@ def torch_call(kind: str, c_in: int, c_out: int, x, dy, threads: int):
     T = torch.nn
     module = (T.Conv2d(c_in, c_out, 4, 2, 1, bias=False) if kind == "conv" else
               T.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False) if kind == "convT"
-              else T.BatchNorm2d(c_in))
+              else T.BatchNorm2d(c_in) if kind == "bn" else
+              # in place, as PyTorch's DCGAN example writes them
+              T.Sequential(T.BatchNorm2d(c_in), T.ReLU(True) if kind == "bn-relu"
+                           else T.LeakyReLU(0.2, inplace=True)))
     xt = torch.from_numpy(x).requires_grad_(True)
     dyt = torch.from_numpy(dy)
 
