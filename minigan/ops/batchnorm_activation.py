@@ -72,7 +72,7 @@ def mean_and_centered_rows(x: Array, m: int) -> tuple[Array, Array, Array]:
     """
     xp = get_array_module(x)
     view = channels_last(x)
-    if is_cupy_array(x) or view.flags.c_contiguous:
+    if x.ndim == 2 or is_cupy_array(x) or view.flags.c_contiguous:
         rows = as_rows(x)
         mean = column_means(rows)
         return (mean, *centered_and_sum_of_squares(rows, mean))

@@ -66,11 +66,12 @@ def image_batch(memory):
 
 @pytest.mark.parametrize("kind, memory", [
     ("2d-leaky", "channels_last"), ("2d-leaky", "cropped"), ("2d-relu", "channels_first"),
-    ("2d-relu", "cropped"), ("1d-relu", None)])
+    ("2d-relu", "cropped"), ("1d-relu", "contiguous"), ("1d-relu", "transposed")])
 def test_a_pair_computes_what_its_two_layers_compute(kind, memory):
     model = pair(kind)
     other = copy.deepcopy(model)
-    x = image_batch(memory) if kind.startswith("2d") else RNG.standard_normal((8, 5))
+    x = image_batch(memory) if kind.startswith("2d") else RNG.standard_normal((8, 5)) \
+        if memory == "contiguous" else RNG.standard_normal((5, 8)).T
     x = x + 0.3          # some values on both sides of 0 after the shift
     dy = RNG.standard_normal(x.shape)
     for _ in range(2):   # the second step: running statistics and gradients add up
