@@ -89,7 +89,7 @@ def minigan_call(kind: str, c_in: int, c_out: int, x, dy, plain: bool):
              nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False)
              if kind == "convT" else nn.BatchNorm2d(c_in) if kind == "bn" else
              nn.Sequential(nn.BatchNorm2d(c_in), nn.ReLU() if kind == "bn-relu"
-                           else nn.LeakyReLU(0.2)))   # with fast kernels, one pair (fused_pairs)
+                           else nn.LeakyReLU(0.2)))   # fast kernels: one pair (forward_with)
 
     def call():
         layer.zero_grad()

@@ -25,7 +25,7 @@ from minigan.ops.losses import bce_with_logits_backward, bce_with_logits_forward
 # kernel, 329 with batch norm's backward counted on the path the CPU takes (einsum), 317 with
 # conv weights stored as their weight matrix in the flat buffer, 315 with a transposed conv's
 # bias added by the pixel shuffle, 312 with leaky ReLU's backward laid out like its input;
-# 294 with each batch norm and its activation run as one pair (minigan/nn/fused_pairs.py),
+# 294 with each batch norm and its activation run as one pair (BatchNorm.forward_with),
 # 290 with such a pair reading a transposed convolution's cropped output without a copy.
 # The count does not depend on the batch size or conv_dim. Lower it when you cut more.
 MAX_OPS_PER_STEP = 290

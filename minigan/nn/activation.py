@@ -12,7 +12,7 @@ from minigan.ops.activations import LeakyReluCache, ReluCache
 class _SlopeActivation(Module):
     """What ReLU and LeakyReLU share: their local derivative is a slope, 1 where x > 0 and
     ``negative_slope`` elsewhere, and a batch norm right before can run them in its own
-    kernels (``minigan/nn/fused_pairs.py``), handing over the slope to keep for backward."""
+    kernels (``BatchNorm.forward_with``), handing over the slope to keep for backward."""
 
     negative_slope: float
 

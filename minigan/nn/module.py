@@ -172,6 +172,24 @@ class Module:
         """
         self.backward(dy)
 
+    # A layer and the one after it as one kernel (fast kernels only; ``forward_pairing`` below).
+    # Layers that can (batch norm) override these; by default a layer runs alone.
+    def runs_with(self, after: Module, x: Any) -> bool:
+        """Whether ``forward_with(after, x)`` can run ``after`` inside this layer's kernels."""
+        return False
+
+    def forward_with(self, after: Module, x: Any) -> Any:
+        """``after(self(x))`` in this layer's kernels; both layers keep their caches."""
+        raise NotImplementedError(f"{type(self).__name__} runs no other layer")
+
+    def takes_back_with(self, after: Module) -> bool:
+        """Whether ``input_grad_with(after, dy)`` can take both layers' backward passes."""
+        return False
+
+    def input_grad_with(self, after: Module, dy: Any) -> Any:
+        """``self.backward(after.backward(dy))`` in this layer's kernels."""
+        raise NotImplementedError(f"{type(self).__name__} runs no other layer")
+
     @property
     def cache(self) -> Any:
         """What the last forward pass saved for backward (a kernel's NamedTuple cache), or None
@@ -410,8 +428,8 @@ class Sequential(Module):
         return len(self.layers)
 
     def forward(self, x: Any) -> Any:
-        if fast_kernels_enabled():  # a batch norm and its activation as one: fused_pairs
-            return fused_pairs().forward(self.layers, x)
+        if fast_kernels_enabled():  # a layer and the one after it in one kernel: forward_pairing
+            return forward_pairing(self.layers, x)
         for layer in self.layers:
             x = layer(x)
         return x
@@ -427,15 +445,40 @@ class Sequential(Module):
     @staticmethod
     def _gradient_through(layers: list[Module], dy: Any) -> Any:
         """The layers' backward passes, last layer first."""
-        if fast_kernels_enabled():  # a batch norm and its activation as one: fused_pairs
-            return fused_pairs().backward(layers, dy)
+        if fast_kernels_enabled():  # a layer and the one after it in one kernel: gradient_pairing
+            return gradient_pairing(layers, dy)
         for layer in reversed(layers):
             dy = layer.backward(dy)
         return dy
 
 
-def fused_pairs() -> Any:
-    """``minigan.nn.fused_pairs``, imported when first used (it imports the layers, which
-    import this module)."""
-    from minigan.nn import fused_pairs as module
-    return module
+# With the fast kernels on, a layer may run the layer right after it inside its own kernels
+# (``Module.runs_with``): a batch norm and the ReLU or LeakyReLU after it are one kernel forward
+# and one back (minigan/nn/batchnorm.py says what that buys). The numbers are the same.
+
+def forward_pairing(layers: list[Module], x: Any) -> Any:
+    """``Sequential.forward``, with each layer that runs the next one in its kernels doing so."""
+    i = 0
+    while i < len(layers):
+        if i + 1 < len(layers) and layers[i].runs_with(layers[i + 1], x):
+            x = layers[i].forward_with(layers[i + 1], x)
+            i += 2
+        else:
+            x = layers[i](x)
+            i += 1
+    return x
+
+
+def gradient_pairing(layers: list[Module], dy: Any) -> Any:
+    """The layers' backward passes, last first, with each pair that the first layer can take
+    back in its kernels (``Module.takes_back_with``) taken back as one, whatever ran their
+    forward passes."""
+    i = len(layers) - 1
+    while i >= 0:
+        if i >= 1 and layers[i - 1].takes_back_with(layers[i]):
+            dy = layers[i - 1].input_grad_with(layers[i], dy)
+            i -= 2
+        else:
+            dy = layers[i].backward(dy)
+            i -= 1
+    return dy

@@ -2,7 +2,8 @@
 
 This is a speed-up, not a new idea: the numbers are those of ``batch_norm_train_forward`` then
 ``relu_forward`` / ``leaky_relu_forward``, and of the two backward kernels in reverse order.
-Only ``minigan.nn.fused_pairs`` calls these functions, and only while the fast kernels are on
+Only the batch norm layers call these functions (``forward_with``, ``input_grad_with``), when
+``Sequential`` asks them to run the activation after them, and only while the fast kernels are on
 (``minigan.ops.switch``), so the plain layer-by-layer code is what a learner steps through.
 
 What it buys, per pair and step: on a GPU, a kernel launch fewer in the forward pass (the

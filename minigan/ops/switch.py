@@ -16,8 +16,9 @@ list, so a new fast variant cannot be added without being named here. What a fas
 beyond its kernel (``im2col_fast`` reuses a zero-bordered buffer per shape, the fast BCE forward
 keeps exp(-|x|) in its cache, the fast batch-norm kernels use ``fuse`` and cached vectors of
 ones) happens inside it, so with the switch off none of it runs. One guard sits outside
-``minigan/ops``: ``Sequential`` runs a batch norm and the activation right after it as one pair
-of fast kernels (``minigan/nn/fused_pairs.py``, ``minigan/ops/batchnorm_activation.py``).
+``minigan/ops``: ``Sequential`` lets a layer run the layer right after it in its own kernels
+(``forward_pairing`` in ``minigan/nn/module.py``): a batch norm and the activation after it,
+through ``minigan/ops/batchnorm_activation.py``.
 
 This is how Chainer's convolution is written. Training runs fast (the default); to read or step
 through the plain code, turn the switch off::

@@ -1,5 +1,6 @@
 """A batch norm and the ReLU / LeakyReLU after it, run by ``Sequential`` as one pair of kernels
-(``minigan/nn/fused_pairs.py``), give what the two layers give one at a time: the output, the
+(``BatchNorm.forward_with``, reached from ``forward_pairing`` in ``minigan/nn/module.py``), give
+what the two layers give one at a time: the output, the
 input gradient, gamma's and beta's gradients, the running statistics and the batch count. And
 the pair steps aside where it must: eval mode, a subclass of batch norm, a learner's kernels.
 """
@@ -139,13 +140,13 @@ def test_each_layer_can_take_its_own_backward_after_a_paired_forward():
 def test_no_pair_in_eval_mode_for_a_subclass_with_a_learners_kernel_or_plain_kernels(
         monkeypatch):
     paired = []
-    original = nn.BatchNorm2d.forward_and_activate
+    original = nn.BatchNorm2d.forward_with
 
     def spy(self, *args):
         paired.append(type(self).__name__)
         return original(self, *args)
 
-    monkeypatch.setattr(nn.BatchNorm2d, "forward_and_activate", spy)
+    monkeypatch.setattr(nn.BatchNorm2d, "forward_with", spy)
     x = channels_last((4, 3, 5, 6))
     pair("2d-leaky")(x)
     assert paired == ["BatchNorm2d"]                      # the spy sees a pair
