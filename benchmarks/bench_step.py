@@ -102,6 +102,7 @@ from collections import defaultdict  # noqa: E402
 
 import numpy  # noqa: E402
 
+import minigan.nn.batchnorm  # noqa: E402
 import minigan.ops  # noqa: E402
 import minigan.ops.conv2d  # noqa: E402
 import minigan.ops.conv_transpose2d  # noqa: E402
@@ -133,6 +134,11 @@ INSTRUMENTED = [
     ("loss", "bce_with_logits_forward"), ("loss", "bce_with_logits_backward"),
 ] + [("activations", f"{name}_{d}")
      for name in ("relu", "leaky_relu", "tanh") for d in ("forward", "backward")]
+# A batch norm and the activation after it run as one pair (``BatchNorm.forward_with`` and
+# ``input_grad_with``), whose kernels the layer finds in its own module: timed as batch norm,
+# the activation's share included.
+PAIR_KERNELS = [(minigan.nn.batchnorm, "batch_norm_activation_train_forward_fast"),
+                (minigan.nn.batchnorm, "batch_norm_backward_through_slope_fast")]
 # Patch copies (im2col's windows, layout changes) happen inside the conv kernels: timed
 # separately, reported as part of the conv times.
 PATCH_COPIES = [(module, name)
@@ -191,6 +197,8 @@ def _timed_call(kind: str, original, args: tuple, kwargs: dict):
 def instrument() -> None:
     for kind, name in INSTRUMENTED:
         wrap(kind, minigan.ops, name)
+    for module, name in PAIR_KERNELS:
+        wrap("batch norm", module, name)
     for module, name in PATCH_COPIES:
         wrap("patch copies", module, name)
     wrap("optimizer", FlatAdam, "step")   # the trainer's optimizer
@@ -466,7 +474,8 @@ def main() -> None:
               f"on NumPy), host reads per step: {counter.host_reads}; most frequent: {common}")
         total = sum(v for k, v in result["breakdown"].items() if k != "patch copies")
         print("  where the time and the operations go, from a separate pass with each kernel "
-              "call timed\n  (ms per step; patch copies are part of the conv rows):")
+              "call timed\n  (ms per step; patch copies are part of the conv rows; batch norm "
+              "includes the activations it runs with it):")
         for kind in kinds:
             value = result["breakdown"].get(kind, 0.0)
             print(f"    {kind:<16} {value:7.1f} ms {100 * value / max(total, 1e-9):5.1f}%  "
