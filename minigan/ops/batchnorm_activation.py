@@ -126,8 +126,9 @@ def batch_norm_backward_through_slope_fast(
     dy_v, slope_v = channels_last(dy), channels_last(slope)
     x_hat = cache.x_hat.reshape(slope_v.shape)            # rows (m, C) seen as slope_v
     if is_cupy_array(dy):
-        # CuPy's einsum first copies its operands (see sum_of_products): one product instead.
-        dz = as_rows(slope * dy)
+        # CuPy's einsum first copies its operands (see sum_of_products): one product instead,
+        # written in the views' (channels-last) order, so that its rows are a view.
+        dz = (slope_v * dy_v).reshape(cache.x_hat.shape)
         dbeta, dgamma = column_sums(dz), column_sums(dz * cache.x_hat)
     else:
         each = "mc" if dy.ndim == 2 else "nhwc"           # the einsum subscripts of one array
