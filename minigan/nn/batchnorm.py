@@ -88,8 +88,11 @@ class _BatchNorm(Module):
     # the activation is part of the normalise-scale-shift kernel and its slope is multiplied in
     # inside the backward sums, so dy * slope is never written out. Both layers keep the caches
     # they would have had, so either one's own backward still works after a paired forward.
-    # Not for a subclass (SyncBatchNorm2d does more in its forward), eval mode, buffers of
-    # another dtype, or a learner's kernels swapped in: the two layers then run one at a time.
+    # Not in eval mode, with buffers of another dtype, with a learner's kernels swapped in, or
+    # for a subclass that does not say it pairs (``pairs_with_activation`` in its own class
+    # body: a subclass may change forward): the two layers then run one at a time.
+    pairs_with_activation = False   # BatchNorm1d, BatchNorm2d and SyncBatchNorm2d say True
+
     def runs_with(self, after: Module, x: Any) -> bool:
         return (self._pairs_with(after) and self.training
                 and getattr(x, "dtype", None) == self.running_mean.dtype)
@@ -99,7 +102,7 @@ class _BatchNorm(Module):
         y, self._cache, slope, self.running_mean, self.running_var = \
             batch_norm_activation_train_forward_fast(
                 x, self.weight.data, self.bias.data, self.running_mean, self.running_var,
-                self.eps, self.momentum, after.negative_slope)
+                self.eps, self.momentum, after.negative_slope, across=self._across())
         self._batches_tracked += 1
         self._output_shape = tuple(y.shape)
         after.keep_slope(slope)
@@ -112,15 +115,19 @@ class _BatchNorm(Module):
 
     def input_grad_with(self, after: Module, dy: Any) -> Any:
         slope = after.saved_slope(dy)
-        dx, dgamma, dbeta = batch_norm_backward_through_slope_fast(dy, slope,
-                                                                   self._saved_cache(dy))
+        dx, dgamma, dbeta = batch_norm_backward_through_slope_fast(
+            dy, slope, self._saved_cache(dy), across=self._across())
         self.weight.accumulate(dgamma)
         self.bias.accumulate(dbeta)
         return dx
 
     def _pairs_with(self, after: Module) -> bool:
-        return (type(self) in (BatchNorm1d, BatchNorm2d) and type(after) in (ReLU, LeakyReLU)
-                and _own_kernels())
+        return (vars(type(self)).get("pairs_with_activation", False)
+                and type(after) in (ReLU, LeakyReLU) and _own_kernels())
+
+    def _across(self) -> Any:
+        """The processes whose batches make the batch (SyncBatchNorm2d), or None: this one."""
+        return None
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
@@ -130,12 +137,14 @@ class BatchNorm1d(_BatchNorm):
     """Batch norm over (N, C) input: statistics per feature C across the batch N."""
 
     expected_shape = ("N", "C")
+    pairs_with_activation = True
 
 
 class BatchNorm2d(_BatchNorm):
     """Batch norm over (N, C, H, W) input: statistics per channel C across N, H and W."""
 
     expected_shape = ("N", "C", "H", "W")
+    pairs_with_activation = True
 
 
 # The kernels that a batch norm and its activation call one layer at a time: while any of them

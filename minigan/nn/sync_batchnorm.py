@@ -33,7 +33,12 @@ from minigan.nn.module import Module
 
 class SyncBatchNorm2d(BatchNorm2d):
     """BatchNorm2d whose training-mode statistics are those of the batch of every process in
-    ``world``. x: (B, C, H, W) on each process -> y: (B, C, H, W)."""
+    ``world``. x: (B, C, H, W) on each process -> y: (B, C, H, W).
+
+    With the fast kernels on, it runs a ReLU or LeakyReLU after it as BatchNorm2d does
+    (``forward_with``), with the same sums across the processes."""
+
+    pairs_with_activation = True   # its pair kernels sum across the processes (``_across``)
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
                  world: Any = None):

@@ -35,18 +35,20 @@ Array = Any
 
 def batch_norm_activation_train_forward_fast(
     x: Array, gamma: Array, beta: Array, running_mean: Array, running_var: Array,
-    eps: float, momentum: float, negative_slope: float,
+    eps: float, momentum: float, negative_slope: float, across: Any = None,
 ) -> tuple[Array, BatchNormCache, Array, Array, Array]:
     """``batch_norm_train_forward`` followed by a leaky ReLU (``negative_slope`` 0: a ReLU).
 
     x: (N, C) or (N, C, H, W) -> y (shaped like x), batch norm's cache, the activation's slope
     (shaped like x), and the new running mean and variance. The batch norm lines are those of
-    ``batch_norm_forward_with_running_stats_fast``, in the same order.
+    ``batch_norm_forward_with_running_stats_fast``, in the same order. ``across``: the
+    processes whose batches together are the batch (SyncBatchNorm2d), as in
+    ``batch_norm_forward_fast``: the per-channel sums go through ``across.allreduce_sum``.
     """
-    m = x.size // x.shape[1]                              # values per channel
+    m = x.size // x.shape[1] * (1 if across is None else across.size)   # values per channel
     dtype = x.dtype.type
 
-    mean, centered, sum_of_squares = mean_and_centered_rows(x, m)
+    mean, centered, sum_of_squares = mean_and_centered_rows(x, m, across)
     var, inv_std, new_mean, new_var = variance_inv_std_and_running_stats(
         sum_of_squares, dtype(m), dtype(eps), running_mean, running_var, mean,
         dtype(1 - momentum), dtype(momentum), dtype(m / (m - 1)))
@@ -61,8 +63,9 @@ def batch_norm_activation_train_forward_fast(
     return from_rows(y, x.shape), cache, from_rows(slope, x.shape), new_mean, new_var
 
 
-def mean_and_centered_rows(x: Array, m: int) -> tuple[Array, Array, Array]:
-    """mu_B (C,), the rows of x - mu_B (m, C), and their sum of squares per channel (C,).
+def mean_and_centered_rows(x: Array, m: int, across: Any = None) -> tuple[Array, Array, Array]:
+    """mu_B (C,), the rows of x - mu_B (m, C), and their sum of squares per channel (C,); m
+    counts the values per channel of the whole batch (every process's, with ``across``).
 
     When x's rows are a view of it (the output of a convolution, or an (N, C) input), as
     ``batch_norm_forward_with_running_stats_fast``: the mean as a matrix-vector product. When
@@ -75,11 +78,20 @@ def mean_and_centered_rows(x: Array, m: int) -> tuple[Array, Array, Array]:
     view = channels_last(x)
     if x.ndim == 2 or is_cupy_array(x) or view.flags.c_contiguous:
         rows = as_rows(x)
-        mean = column_means(rows)
-        return (mean, *centered_and_sum_of_squares(rows, mean))
-    mean = xp.einsum("nhwc,->c", view, x.dtype.type(1 / m))
-    centered = (view - mean).reshape(m, -1)   # written in the view's order: channels-last rows
-    return mean, centered, xp.einsum("mc,mc->c", centered, centered)
+        if across is None:
+            mean = column_means(rows)
+        else:
+            mean = across.allreduce_sum(column_sums(rows)) / x.dtype.type(m)
+        centered, sum_of_squares = centered_and_sum_of_squares(rows, mean)
+    else:
+        mean = xp.einsum("nhwc,->c", view, x.dtype.type(1 / m))   # this process's share
+        if across is not None:
+            mean = across.allreduce_sum(mean)
+        centered = (view - mean).reshape(-1, x.shape[1])   # in the view's order: channels-last
+        sum_of_squares = xp.einsum("mc,mc->c", centered, centered)
+    if across is not None:
+        sum_of_squares = across.allreduce_sum(sum_of_squares)
+    return mean, centered, sum_of_squares
 
 
 @fuse
@@ -109,13 +121,15 @@ def normalize_scale_shift_leaky_relu(centered, inv_std, gamma, beta, alpha, one_
 
 
 def batch_norm_backward_through_slope_fast(
-    dy: Array, slope: Array, cache: BatchNormCache,
+    dy: Array, slope: Array, cache: BatchNormCache, across: Any = None,
 ) -> tuple[Array, Array, Array]:
     """``leaky_relu_backward`` (dz = dy * slope) then ``batch_norm_backward`` (training mode).
 
     dy, slope: shaped like batch norm's input; cache: its training-mode cache
     -> dx (shaped like dy), dgamma, dbeta ((C,) each). With dz = dy * slope, the sums are
     dbeta = sum dz and dgamma = sum dz * x_hat, and dx is ``input_grad_from_sums`` of dz.
+    With ``across``, dx takes the whole batch's sums (one allreduce of 2C numbers), and dgamma
+    and dbeta are this process's share, as in ``batch_norm_backward_fast``.
 
     Everything is read through channels-last views, (N, H, W, C), which copy nothing whatever
     dy's memory order: the output of a convolution's input gradient (a crop of a bigger image)
@@ -134,8 +148,12 @@ def batch_norm_backward_through_slope_fast(
         each = "mc" if dy.ndim == 2 else "nhwc"           # the einsum subscripts of one array
         dbeta = xp.einsum(f"{each},{each}->c", dy_v, slope_v)
         dgamma = xp.einsum(f"{each},{each},{each}->c", dy_v, slope_v, x_hat)
-    dx = input_grad_through_slope(slope_v, dy_v, x_hat, cache.gamma, cache.inv_std, dgamma,
-                                  dbeta, x_hat.dtype.type(cache.m))
+    sum_dgamma, sum_dbeta = dgamma, dbeta
+    if across is not None:
+        sums = across.allreduce_sum(xp.concatenate([dgamma, dbeta]))
+        sum_dgamma, sum_dbeta = sums[:len(dgamma)], sums[len(dgamma):]
+    dx = input_grad_through_slope(slope_v, dy_v, x_hat, cache.gamma, cache.inv_std, sum_dgamma,
+                                  sum_dbeta, x_hat.dtype.type(cache.m))
     return from_channels_last(dx), dgamma, dbeta
 
 

@@ -21,7 +21,7 @@ from minigan.data.sharded import ShardedLoader
 from minigan.distributed import SINGLE_PROCESS, DistributedError, World, join_mpi_world
 from minigan.gan.dcgan import Discriminator, Generator
 from minigan.gradcheck import check_module
-from minigan.nn import BatchNorm2d, Dropout, Parameter
+from minigan.nn import BatchNorm2d, Dropout, LeakyReLU, Parameter, Sequential
 from minigan.nn.sync_batchnorm import SyncBatchNorm2d, convert_sync_batch_norm
 from minigan.optim import SGD
 
@@ -239,6 +239,60 @@ def test_sync_batch_norm_over_ranks_equals_batch_norm_over_the_whole_batch(fast,
         np.testing.assert_allclose(sync.running_mean, bn.running_mean, atol=1e-12)
         np.testing.assert_allclose(sync.running_var, bn.running_var, atol=1e-12)
         assert int(sync.num_batches_tracked) == int(bn.num_batches_tracked) == 1
+
+
+@pytest.mark.parametrize("memory", ["channels_last", "cropped"])
+def test_sync_batch_norm_and_its_activation_as_one_pair_across_ranks(memory):
+    """With the fast kernels on, Sequential runs SyncBatchNorm2d and the LeakyReLU after it as
+    one pair (BatchNorm.forward_with): its sums too go across the ranks, and the ranks get what
+    one process gets with the whole batch, for either layout of the input (a crop takes the
+    pair's einsum path)."""
+    rng = np.random.default_rng(2)
+    shape = (6, 4, 3, 3)
+
+    def laid_out(a):       # channels-last, or the inside of a bigger channels-last image
+        if memory == "channels_last":
+            return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        big = np.zeros((6, 5, 5, 4))
+        big[:, 1:4, 1:4] = a.transpose(0, 2, 3, 1)
+        return big[:, 1:4, 1:4].transpose(0, 3, 1, 2)
+
+    x = laid_out(rng.standard_normal(shape) * 2 + 1)
+    dy = laid_out(rng.standard_normal(shape))
+    whole = Sequential(BatchNorm2d(4), LeakyReLU(0.2)).to(dtype="float64")
+    whole[0].weight.data = rng.uniform(0.5, 1.5, 4)
+    paired = []
+    original = BatchNorm2d.forward_with
+
+    def spy(self, *args):
+        paired.append(type(self).__name__)
+        return original(self, *args)
+
+    def work(world):
+        pair = Sequential(SyncBatchNorm2d(4, world=world), LeakyReLU(0.2)).to(dtype="float64")
+        pair[0].weight.data = whole[0].weight.data.copy()
+        mine = slice(2 * world.rank, 2 * world.rank + 2)
+        y_r = pair(x[mine])
+        dx_r = pair.backward(dy[mine] / 2)
+        world.average_gradients(pair.parameters())
+        return y_r, dx_r, pair[0]
+
+    with ops.fast_kernels(True):
+        y = whole(x)
+        dx = whole.backward(dy / 6)
+        BatchNorm2d.forward_with = spy
+        try:
+            results = run_ranks(3, work)
+        finally:
+            BatchNorm2d.forward_with = original
+    assert paired == ["SyncBatchNorm2d"] * 3
+    np.testing.assert_allclose(np.concatenate([r[0] for r in results]), y, atol=1e-12)
+    np.testing.assert_allclose(np.concatenate([r[1] for r in results]) / 3, dx, atol=1e-12)
+    for _, _, sync in results:
+        np.testing.assert_allclose(sync.weight.grad, whole[0].weight.grad, atol=1e-12)
+        np.testing.assert_allclose(sync.bias.grad, whole[0].bias.grad, atol=1e-12)
+        np.testing.assert_allclose(sync.running_mean, whole[0].running_mean, atol=1e-12)
+        np.testing.assert_allclose(sync.running_var, whole[0].running_var, atol=1e-12)
 
 
 def test_sync_batch_norm_in_one_process_passes_a_gradient_check():

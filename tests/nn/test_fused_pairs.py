@@ -1,8 +1,9 @@
 """A batch norm and the ReLU / LeakyReLU after it, run by ``Sequential`` as one pair of kernels
 (``BatchNorm.forward_with``, reached from ``forward_pairing`` in ``minigan/nn/module.py``), give
-what the two layers give one at a time: the output, the
-input gradient, gamma's and beta's gradients, the running statistics and the batch count. And
-the pair steps aside where it must: eval mode, a subclass of batch norm, a learner's kernels.
+what the two layers give one at a time: the output, the input gradient, gamma's and beta's
+gradients, the running statistics and the batch count. And the pair steps aside where it must:
+eval mode, a subclass of batch norm that does not say it pairs, a learner's kernels. (Across
+processes: tests/distributed/test_world.py.)
 """
 
 from __future__ import annotations
@@ -155,10 +156,15 @@ def test_no_pair_in_eval_mode_for_a_subclass_with_a_learners_kernel_or_plain_ker
     model.eval()
     other = copy.deepcopy(model)
     np.testing.assert_allclose(model(x), layer_by_layer(other, x, x)[0])
-    nn.Sequential(SyncBatchNorm2d(3), nn.ReLU()).to(dtype=np.float64)(x)
+    class OwnBatchNorm(nn.BatchNorm2d):                   # may do more in its forward
+        pass
+
+    nn.Sequential(OwnBatchNorm(3), nn.ReLU()).to(dtype=np.float64)(x)
     with ops.fast_kernels(False):
         pair("2d-relu")(x)
     assert paired == ["BatchNorm2d"]                      # none of those three
+    nn.Sequential(SyncBatchNorm2d(3), nn.ReLU()).to(dtype=np.float64)(x)
+    assert paired == ["BatchNorm2d", "SyncBatchNorm2d"]   # it says it pairs
 
     called = []
     leaky = ops.leaky_relu_forward
@@ -169,4 +175,4 @@ def test_no_pair_in_eval_mode_for_a_subclass_with_a_learners_kernel_or_plain_ker
 
     monkeypatch.setattr(ops, "leaky_relu_forward", learners_kernel)
     pair("2d-leaky")(x)
-    assert called == [True] and paired == ["BatchNorm2d"]
+    assert called == [True] and paired == ["BatchNorm2d", "SyncBatchNorm2d"]
