@@ -13,12 +13,14 @@ Both get the same inputs and, where they have weights, the same weights.
 
 What is timed (float32, NumPy, fast kernels, the SVHN DCGAN's shapes at ``--conv-dim``):
 ``step``: one ``GANTrainer.train_step`` on a batch of 128; ``layers``: forward + backward of
-each convolution, transposed convolution and a batch norm alone (channels-last inputs, as a
-network makes them); ``inception``: FID Inception-v3's ``pool3`` on ``--images`` 32x32 images
-(resized to 299x299), seconds per image; with ``--torch``, each layer in PyTorch's eager mode
-too, in the same turns. Each line gives the median and the minimum over
-``--repeats`` turns (the minimum, because load only ever adds time). Speed is measured here,
-never asserted in tests.
+each convolution, transposed convolution, a batch norm alone (channels-last inputs, as a
+network makes them) and a batch norm with the activation after it (G's on a cropped input, D's
+with a cropped gradient, as the network gives them); ``inception``: FID Inception-v3's
+``pool3`` on ``--images`` 32x32 images (resized to 299x299), seconds per image; with
+``--torch``, each layer in PyTorch's eager mode too, in turns of its own right after minigan's
+(interleaved, PyTorch's spinning OpenMP threads slowed the call after it). Each line gives the
+median and the minimum over ``--repeats`` turns (the minimum, because load only ever adds
+time). Speed is measured here, never asserted in tests.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--images", type=int_argument, default=4, help="images for inception")
     p.add_argument("--seed", type=seed_argument, default=0, help="seed of inputs and weights")
     p.add_argument("--torch", action="store_true",
-                   help="with --what layers: time each layer in PyTorch too, in the same turns")
+                   help="with --what layers: time each layer in PyTorch too, in turns of its own")
     return p.parse_args(argv)
 
 
@@ -137,31 +139,46 @@ def time_layers(args, packages) -> None:
         n, c, h, w = shape
         return rng.standard_normal((n, h, w, c)).astype(numpy.float32).transpose(0, 3, 1, 2)
 
+    def cropped(shape):   # the inside of a bigger channels-last image, as the sub-pixel kernels
+        n, c, h, w = shape   # leave a transposed convolution's output and an input gradient
+        return channels_last((n, c, h + 2, w + 2))[:, :, 1:-1, 1:-1]
+
     layers = [(f"D conv 3->{d} 32x32", "conv", 3, d, 32),
               (f"D conv {d}->{2 * d} 16x16", "conv", d, 2 * d, 16),
               (f"D conv {2 * d}->{4 * d} 8x8", "conv", 2 * d, 4 * d, 8),
               (f"G convT {4 * d}->{2 * d} 4x4", "convT", 4 * d, 2 * d, 4),
               (f"G convT {2 * d}->{d} 8x8", "convT", 2 * d, d, 8),
               (f"G convT {d}->3 16x16", "convT", d, 3, 16),
-              (f"BatchNorm2d {2 * d} ch 16x16", "bn", 2 * d, 2 * d, 16)]
+              (f"BatchNorm2d {2 * d} ch 16x16", "bn", 2 * d, 2 * d, 16),
+              # with the activation after it, on the layouts the network gives them: G's input
+              # is a transposed convolution's output, D's gradient a convolution's input gradient
+              (f"G BatchNorm2d + ReLU {2 * d} ch 8x8", "bn-relu", 2 * d, 2 * d, 8),
+              (f"D BatchNorm2d + LeakyReLU {2 * d} ch 8x8", "bn-leaky", 2 * d, 2 * d, 8)]
     for label, kind, c_in, c_out, size in layers:
         out = size // 2 if kind == "conv" else 2 * size if kind == "convT" else size
-        x, dy = channels_last((128, c_in, size, size)), channels_last((128, c_out, out, out))
+        x = (cropped if kind == "bn-relu" else channels_last)((128, c_in, size, size))
+        dy = (cropped if kind == "bn-leaky" else channels_last)((128, c_out, out, out))
         calls = {}
         for name, pkg in packages.items():
             nn = importlib.import_module(f"{pkg}.nn")
             layer = (nn.Conv2d(c_in, c_out, 4, stride=2, padding=1, bias=False) if kind == "conv"
                      else nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False)
-                     if kind == "convT" else nn.BatchNorm2d(c_in))
+                     if kind == "convT" else nn.BatchNorm2d(c_in) if kind == "bn" else
+                     nn.Sequential(nn.BatchNorm2d(c_in), nn.ReLU() if kind == "bn-relu"
+                                   else nn.LeakyReLU(0.2)))
 
             def call(layer=layer, x=x, dy=dy):
                 layer.zero_grad()
                 layer(x)
                 layer.backward(dy)
             calls[name] = call
+        result = turns(calls, args.repeats, label)
         if args.torch:
-            calls["PyTorch"] = torch_layer(kind, c_in, c_out, x, dy)
-        show(label, turns(calls, args.repeats, label))
+            # In turns of its own, after minigan's: PyTorch's OpenMP threads keep spinning for a
+            # while after each call, and at 2 threads slowed whatever ran next by up to half.
+            result.update(turns({"PyTorch": torch_layer(kind, c_in, c_out, x, dy)},
+                                args.repeats, label))
+        show(label, result)
 
 
 def torch_layer(kind: str, c_in: int, c_out: int, x, dy):
@@ -171,7 +188,9 @@ def torch_layer(kind: str, c_in: int, c_out: int, x, dy):
     T = torch.nn
     layer = (T.Conv2d(c_in, c_out, 4, 2, 1, bias=False) if kind == "conv"
              else T.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False) if kind == "convT"
-             else T.BatchNorm2d(c_in))
+             else T.BatchNorm2d(c_in) if kind == "bn"
+             else T.Sequential(T.BatchNorm2d(c_in), T.ReLU(True) if kind == "bn-relu"
+                               else T.LeakyReLU(0.2, inplace=True)))
     x_t = torch.from_numpy(x.copy()).requires_grad_(True)   # NCHW, as PyTorch users pass it
     dy_t = torch.from_numpy(dy.copy())
 
