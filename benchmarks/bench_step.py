@@ -22,11 +22,13 @@ If PyTorch is installed (it is never a dependency), the same model and step
 * **alone, as users run it**: PyTorch in a fresh process of its own (``torch_dcgan.py`` run as a
   script) and minigan in this process before PyTorch is loaded, in ``--rounds`` alternating
   rounds (the median of the rounds' medians). This is the comparison to quote;
-* **in turns in this process**: one minigan step, one PyTorch step, and so on, so that both see
-  the same noise from the rest of the machine. PyTorch then also gets the host-memory setting
-  that minigan's NumPy backend turns on (``cache_host_memory``) and shares the process's
-  threads, which on some machines slows it (by about 30% on an AVX-512 CPU) and on others
-  speeds it: a steadier ratio on a busy machine, but not the one users see.
+* **in turns in this process**: a few minigan steps, a few PyTorch steps, and so on, so that
+  both see the same noise from the rest of the machine (the first step of each turn untimed:
+  the other library's threads are still spinning then; one step each in turns made PyTorch's
+  step 2.3 times slower, which was most of the "PyTorch runs 30% slower in minigan's process"
+  of issue 23). PyTorch then also gets the host-memory setting that minigan's NumPy backend
+  turns on (``cache_host_memory``): a steadier ratio on a busy machine, but not the one users
+  see.
 
 With ``--processes N`` (N > 1), the first comparison times minigan's step as users run
 ``examples/train_svhn.py --processes N``: N processes of one data-parallel run on this machine
@@ -239,20 +241,28 @@ def step_flops(G, D, batch: int, z_size: int) -> float:
 
 
 # ---------------------------------------------------------------- the runs
-def interleaved_median_ms(steps: dict, repeats: int, warmup: int) -> dict[str, float]:
-    """Median milliseconds per call of each function in ``steps``, timed in turns (a, b, a, b,
-    ...) so that both see the same noise from the rest of the machine."""
+def interleaved_median_ms(steps: dict, repeats: int, warmup: int,
+                          block: int = 5) -> dict[str, float]:
+    """Median milliseconds per call of each function in ``steps``, timed in turns of ``block``
+    calls each (a a a a a, b b b b b, a ...), so that both see the same noise from the rest of
+    the machine. The first call of each turn is not timed: after its last call a side's worker
+    threads go on spinning (OpenBLAS's for up to about 0.1 s, the OpenMP team's less), and the
+    other side's next call would share the cores with them. Turns of one call each (a, b, a, b)
+    made PyTorch's step 2.3 times slower in this process than in turns of its own, 187 against
+    76-86 ms (2 threads, conv_dim 32), and minigan's 199 against 172-187 ms."""
     for step in steps.values():
         for _ in range(warmup):
             step()
     samples: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
+    while min(len(s) for s in samples.values()) < repeats:
         for name, step in steps.items():
-            synchronize()
-            start = time.perf_counter()
-            step()
-            synchronize()
-            samples[name].append(time.perf_counter() - start)
+            step()                                   # untimed: the other side's threads settle
+            for _ in range(min(block, repeats - len(samples[name]))):
+                synchronize()
+                start = time.perf_counter()
+                step()
+                synchronize()
+                samples[name].append(time.perf_counter() - start)
     return {name: 1000 * statistics.median(s) for name, s in samples.items()}
 
 
