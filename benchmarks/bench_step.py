@@ -25,8 +25,8 @@ If PyTorch is installed (it is never a dependency), the same model and step
 * **in turns in this process**: a few minigan steps, a few PyTorch steps, and so on, so that
   both see the same noise from the rest of the machine (the first step of each turn untimed:
   the other library's threads are still spinning then; one step each in turns made PyTorch's
-  step 2.3 times slower, which was most of the "PyTorch runs 30% slower in minigan's process"
-  of issue 23). PyTorch then also gets the host-memory setting that minigan's NumPy backend
+  step about twice as slow, which was most of the "PyTorch runs 30% slower in minigan's
+  process" of issue 23; ``--steps-per-turn 1`` times it that way). PyTorch then also gets the host-memory setting that minigan's NumPy backend
   turns on (``cache_host_memory``): a steadier ratio on a busy machine, but not the one users
   see.
 
@@ -69,6 +69,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--processes", type=int, default=1,
                    help="time minigan's step alone as N data-parallel processes "
                         "(python -m minigan.launch; CPU only)")
+    p.add_argument("--steps-per-turn", type=int, default=5,
+                   help="in-process turns: timed steps of one side in a row, after one untimed "
+                        "(1: a, b, a, b, ... with no untimed step, as before issue 23's fourth "
+                        "round)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--plain-kernels", action="store_true",
                    help="time the plain textbook kernels (minigan.ops.fast_kernels(False))")
@@ -76,7 +80,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     for value, what in ((args.repeats, "--repeats"), (args.rounds, "--rounds"),
                         (args.threads, "--threads"), (args.batch_size, "--batch-size"),
-                        (args.processes, "--processes"),
+                        (args.processes, "--processes"), (args.steps_per_turn, "--steps-per-turn"),
                         (args.z_size, "--z-size"), (min(args.conv_dim), "--conv-dim")):
         if value < 1:
             p.error(f"{what} must be at least 1, got {value}")   # one line, exit status 2
@@ -241,22 +245,22 @@ def step_flops(G, D, batch: int, z_size: int) -> float:
 
 
 # ---------------------------------------------------------------- the runs
-def interleaved_median_ms(steps: dict, repeats: int, warmup: int,
-                          block: int = 5) -> dict[str, float]:
-    """Median milliseconds per call of each function in ``steps``, timed in turns of ``block``
-    calls each (a a a a a, b b b b b, a ...), so that both see the same noise from the rest of
-    the machine. The first call of each turn is not timed: after its last call a side's worker
-    threads go on spinning (OpenBLAS's for up to about 0.1 s, the OpenMP team's less), and the
-    other side's next call would share the cores with them. Turns of one call each (a, b, a, b)
-    made PyTorch's step 2.3 times slower in this process than in turns of its own, 187 against
-    76-86 ms (2 threads, conv_dim 32), and minigan's 199 against 172-187 ms."""
+def interleaved_median_ms(steps: dict, repeats: int, warmup: int) -> dict[str, float]:
+    """Median milliseconds per call of each function in ``steps``, timed in turns of
+    ``--steps-per-turn`` calls each (a a a a a, b b b b b, a ...), so that both see the same
+    noise from the rest of the machine. The first call of each turn is not timed: after its
+    last call a side's worker threads go on spinning (OpenBLAS's for up to about 0.1 s, the
+    OpenMP team's less), and the other side's next call would share the cores with them.
+    (``--steps-per-turn 1``: a, b, a, b, ..., every call timed.)"""
+    block = ARGS.steps_per_turn
     for step in steps.values():
         for _ in range(warmup):
             step()
     samples: dict[str, list[float]] = {name: [] for name in steps}
     while min(len(s) for s in samples.values()) < repeats:
         for name, step in steps.items():
-            step()                                   # untimed: the other side's threads settle
+            if block > 1:
+                step()                               # untimed: the other side's threads settle
             for _ in range(min(block, repeats - len(samples[name]))):
                 synchronize()
                 start = time.perf_counter()
