@@ -26,9 +26,9 @@ If PyTorch is installed (it is never a dependency), the same model and step
   both see the same noise from the rest of the machine (the first step of each turn untimed:
   the other library's threads are still spinning then; one step each in turns made PyTorch's
   step about twice as slow, which was most of the "PyTorch runs 30% slower in minigan's
-  process" of issue 23; ``--steps-per-turn 1`` times it that way). PyTorch then also gets the host-memory setting that minigan's NumPy backend
-  turns on (``cache_host_memory``): a steadier ratio on a busy machine, but not the one users
-  see.
+  process" of issue 23; ``--steps-per-turn 1`` times it that way). PyTorch then also gets
+  the host-memory setting that minigan's NumPy backend turns on (``cache_host_memory``): a
+  steadier ratio on a busy machine, but not the one users see.
 
 With ``--processes N`` (N > 1), the first comparison times minigan's step as users run
 ``examples/train_svhn.py --processes N``: N processes of one data-parallel run on this machine
