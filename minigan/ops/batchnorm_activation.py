@@ -170,9 +170,9 @@ def from_channels_last(a: Array) -> Array:
 @fuse
 def input_grad_through_slope(slope, dy, x_hat, gamma, inv_std, dgamma, dbeta, m):
     """``input_grad_from_sums`` of dz = dy * slope: (m k) dz - (k dgamma) x_hat - k dbeta,
-    with k = gamma * inv_std / m per channel. slope, laid out as the rows, comes first: a
-    product of two arrays in different memory orders is written in the order of the first
-    (on NumPy; CuPy writes its results in the order of their shape)."""
+    with k = gamma * inv_std / m per channel. Given channels-last views, (N, H, W, C), it
+    writes dx in that shape's own order, channels-last, whatever dy's memory order (NumPy does
+    so when its operands' orders disagree, CuPy always)."""
     k = gamma * inv_std / m
     dx = slope * dy
     dx *= m * k
