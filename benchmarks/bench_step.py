@@ -410,6 +410,20 @@ def torch_step(conv_dim: int):
     return timed_step
 
 
+def back_to_back_ms(step, repeats: int) -> float:
+    """Milliseconds per step over ``repeats`` steps in a row with one synchronisation at the
+    end: the rate a training run goes at. On a GPU it is below the per-step median, which
+    waits for each step's last kernel (the host queues the next step's launches while the GPU
+    still runs the last ones, and a step makes no host reads that would stop it)."""
+    step()
+    synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    synchronize()
+    return 1000 * (time.perf_counter() - start) / repeats
+
+
 def bench(conv_dim: int, with_torch: bool) -> dict:
     step, G, D = minigan_step(conv_dim)
     steps = {"minigan": step}
@@ -419,6 +433,7 @@ def bench(conv_dim: int, with_torch: bool) -> dict:
     ms = interleaved_median_ms(steps, ARGS.repeats, ARGS.warmup)   # nothing instrumented
     counter, ops_by_kind = count_operations(conv_dim)
     return {"ms": ms["minigan"], "torch_ms": ms.get("torch"),
+            "back_to_back_ms": back_to_back_ms(step, ARGS.repeats),
             "breakdown": instrumented_breakdown(step, ARGS.repeats),
             "gflop": step_flops(G, D, ARGS.batch_size, ARGS.z_size) / 1e9,
             "peak_mb": peak_memory_mb(step), "counter": counter, "ops": ops_by_kind}
@@ -482,6 +497,8 @@ def main() -> None:
                       f"{', '.join(f'{r:.2f}x' for r in ratios)}; their median "
                       f"{statistics.median(ratios):.2f}x")
         print_ratio("in turns in this process", result["ms"], torch_ms)
+        print(f"  back to back ({ARGS.repeats} steps, one synchronisation at the end, the rate "
+              f"a training run goes at): minigan {result['back_to_back_ms']:.1f} ms/step")
         counter = result["counter"]
         common = ", ".join(f"{name} {n}" for name, n in counter.by_name.most_common(6))
         print(f"  array operations per step: {counter.total} (kernel launches on a GPU; counted "
