@@ -255,22 +255,12 @@ class FIDInceptionV3(nn.Module):
 def random_weights(net: nn.Module, seed: int) -> dict[str, numpy.ndarray]:
     """``bench_inception.random_weights(seed)``, drawn over this network's names: the same
     uniform draws in the same order (the parameters, then the buffers, as minigan's state dict
-    lists them), so both networks get the same weights from the same seed without sharing a
-    file. The test holds the two to equality."""
-    rng = numpy.random.default_rng(seed)
-    state = {}
-    for name, value in [*net.named_parameters(), *net.named_buffers()]:
-        shape = tuple(value.shape)
-        if name.endswith("num_batches_tracked"):
-            state[name] = numpy.zeros((), dtype=numpy.int64)
-        elif name.endswith("running_var") or name.endswith("bn.weight"):
-            state[name] = rng.uniform(0.5, 1.5, shape)
-        elif name.endswith("running_mean") or name.endswith("bias"):
-            state[name] = rng.uniform(-0.1, 0.1, shape)
-        else:   # conv and fc weights: He's scale, U(-b, b) with b = sqrt(6 / fan_in)
-            bound = numpy.sqrt(6.0 / numpy.prod(shape[1:]))
-            state[name] = rng.uniform(-bound, bound, shape)
-    return state
+    lists them; minigan's ``draw_random_weights``), so both networks get the same weights from
+    the same seed without sharing a file. The test holds the two to equality."""
+    from minigan.metrics.inception_weights import draw_random_weights
+
+    return draw_random_weights(((name, value.shape) for name, value in
+                                [*net.named_parameters(), *net.named_buffers()]), seed)
 
 
 def load_weights(net: FIDInceptionV3, state: dict[str, numpy.ndarray]) -> FIDInceptionV3:

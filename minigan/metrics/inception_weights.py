@@ -123,18 +123,26 @@ def load_fid_inception(data_dir: str | os.PathLike | None = None, dtype: Any = "
 
 def random_fid_weights(seed: int) -> dict[str, numpy.ndarray]:
     """Float64 weights for every parameter and buffer of the FID Inception, from uniform draws:
-    for tests and timings, where the published weights may not be at hand.
+    for tests and timings, where the published weights may not be at hand. Drawn in the order
+    of the state dict (parameters, then buffers) by ``draw_random_weights``;
+    ``benchmarks/torch_inception.py`` draws the same over PyTorch's names."""
+    return draw_random_weights(
+        ((name, value.shape) for name, value in FIDInceptionV3().state_dict().items()), seed)
+
+
+def draw_random_weights(names_and_shapes: Any, seed: int) -> dict[str, numpy.ndarray]:
+    """{name: float64 array} for each (name, shape), drawn in that order from ``seed``, by what
+    the name says the array is.
 
     Convolutions and fc: U(-b, b) with b = sqrt(6 / fan_in) (He's scale, so the activations
     neither vanish nor explode over 94 layers); batch norm: gamma in [0.5, 1.5], beta and the
-    running mean in [-0.1, 0.1], running variance in [0.5, 1.5]. Drawn in the order of the state
-    dict (parameters, then buffers); uniform draws from NumPy's Generator are the most stable
-    across NumPy versions. ``benchmarks/torch_inception.py`` draws the same over PyTorch's names.
+    running mean in [-0.1, 0.1], running variance in [0.5, 1.5]. Uniform draws from NumPy's
+    Generator are the most stable across NumPy versions.
     """
     rng = numpy.random.default_rng(seed)
     state = {}
-    for name, value in FIDInceptionV3().state_dict().items():
-        shape = value.shape
+    for name, shape in names_and_shapes:
+        shape = tuple(shape)
         if name.endswith("num_batches_tracked"):
             state[name] = numpy.zeros((), dtype=numpy.int64)
         elif name.endswith("running_var") or name.endswith("bn.weight"):
