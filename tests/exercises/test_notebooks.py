@@ -141,9 +141,13 @@ def execute(nb, name, tmp_path, monkeypatch) -> None:
 
 
 def printed(cells, stream: str = "stdout") -> str:
-    return "\n".join(o.get("text", "") for c in cells if c.cell_type == "code"
-                     for o in c.outputs
-                     if o.get("output_type") == "stream" and o.get("name") == stream)
+    """What the code cells wrote to ``stream``, a cell per line. A cell's output comes in
+    chunks cut wherever the kernel flushed (inside a line, on a busy machine: one
+    ``print("a:", "b")`` can arrive as "a:" and " b\n"), so a cell's chunks are joined as
+    they were written."""
+    return "\n".join("".join(o.get("text", "") for o in c.outputs
+                              if o.get("output_type") == "stream" and o.get("name") == stream)
+                      for c in cells if c.cell_type == "code")
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
