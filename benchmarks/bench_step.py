@@ -122,6 +122,7 @@ from minigan.backend import (  # noqa: E402
     use_backend,
 )
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init  # noqa: E402
+from minigan.gan.one_pass import discriminator_in_one_pass  # noqa: E402
 from minigan.gan.trainer import GANTrainer, TrainConfig  # noqa: E402
 from minigan.opcount import OpCounter, count_array_ops  # noqa: E402
 from minigan.optim import FlatAdam  # noqa: E402
@@ -143,8 +144,10 @@ INSTRUMENTED = [
 # A batch norm and the activation after it run as one pair (``BatchNorm.forward_with`` and
 # ``input_grad_with``), whose kernels the layer finds in its own module: timed as batch norm,
 # the activation's share included.
-PAIR_KERNELS = [(minigan.nn.batchnorm, "batch_norm_activation_train_forward_fast"),
-                (minigan.nn.batchnorm, "batch_norm_backward_through_slope_fast")]
+PAIR_KERNELS = [(minigan.nn.batchnorm, f"batch_norm_{name}")
+                for name in ("activation_train_forward_fast", "backward_through_slope_fast",
+                             "activation_train_forward_by_groups",
+                             "backward_through_slope_by_groups")]
 # Patch copies (im2col's windows, layout changes) happen inside the conv kernels: timed
 # separately, reported as part of the conv times.
 PATCH_COPIES = [(module, name)
@@ -295,13 +298,15 @@ def instrumented_breakdown(step, repeats: int) -> dict[str, float]:
     return {kind: 1000 * seconds / repeats for kind, seconds in times.items()}
 
 
-def count_operations(conv_dim: int) -> tuple[OpCounter, dict[str, int]]:
+def count_operations(conv_dim: int, one_pass: bool) -> tuple[OpCounter, dict[str, int]]:
     """Array operations in one training step (after a first one), counted on NumPy whatever the
-    backend: the count models a GPU's kernel launches and does not depend on the device."""
+    backend: the count models a GPU's kernel launches and does not depend on the device.
+    ``one_pass``: D's real and fake batches in one pass, as a GPU runs the step
+    (minigan/gan/one_pass.py), or in two, as the CPU does."""
     active = backend_name()
     use_backend("numpy")
     try:
-        with count_array_ops() as counter:
+        with count_array_ops() as counter, discriminator_in_one_pass(one_pass):
             step, _, _ = minigan_step(conv_dim)   # built inside: every array is counted
             step()
             counter.reset()
@@ -431,12 +436,14 @@ def bench(conv_dim: int, with_torch: bool) -> dict:
     if other is not None:
         steps["torch"] = other
     ms = interleaved_median_ms(steps, ARGS.repeats, ARGS.warmup)   # nothing instrumented
-    counter, ops_by_kind = count_operations(conv_dim)
+    counter, ops_by_kind = count_operations(conv_dim, one_pass=True)
+    counter_cpu, _ = count_operations(conv_dim, one_pass=False)
     return {"ms": ms["minigan"], "torch_ms": ms.get("torch"),
             "back_to_back_ms": back_to_back_ms(step, ARGS.repeats),
             "breakdown": instrumented_breakdown(step, ARGS.repeats),
             "gflop": step_flops(G, D, ARGS.batch_size, ARGS.z_size) / 1e9,
-            "peak_mb": peak_memory_mb(step), "counter": counter, "ops": ops_by_kind}
+            "peak_mb": peak_memory_mb(step), "counter": counter, "ops": ops_by_kind,
+            "counter_cpu": counter_cpu}
 
 
 def print_ratio(label: str, ours: float, theirs: float | None) -> None:
@@ -503,10 +510,13 @@ def main() -> None:
         common = ", ".join(f"{name} {n}" for name, n in counter.by_name.most_common(6))
         print(f"  array operations per step: {counter.total} (kernel launches on a GPU; counted "
               f"on NumPy), host reads per step: {counter.host_reads}; most frequent: {common}")
+        print(f"  (the CPU runs D's real and fake batches as two passes: "
+              f"{result['counter_cpu'].total} operations)")
         total = sum(v for k, v in result["breakdown"].items() if k != "patch copies")
         print("  where the time and the operations go, from a separate pass with each kernel "
-              "call timed\n  (ms per step; patch copies are part of the conv rows; batch norm "
-              "includes the activations it runs with it):")
+              "call timed\n  (ms per step, of the step this backend runs; operations as a GPU "
+              "runs it; patch copies are part of the conv rows;\n  batch norm includes the "
+              "activations it runs with it):")
         for kind in kinds:
             value = result["breakdown"].get(kind, 0.0)
             print(f"    {kind:<16} {value:7.1f} ms {100 * value / max(total, 1e-9):5.1f}%  "

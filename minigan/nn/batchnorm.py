@@ -25,6 +25,10 @@ from minigan.ops.batchnorm_activation import (
     batch_norm_activation_train_forward_fast,
     batch_norm_backward_through_slope_fast,
 )
+from minigan.ops.batchnorm_groups import (
+    batch_norm_activation_train_forward_by_groups,
+    batch_norm_backward_through_slope_by_groups,
+)
 
 
 class _BatchNorm(Module):
@@ -40,6 +44,7 @@ class _BatchNorm(Module):
         self.register_buffer("num_batches_tracked", init.zeros((), dtype="int64"))
 
     def forward(self, x: Any) -> Any:
+        self.refuse_groups()
         self.check_forward_input(x)
         gamma, beta = self.weight.data, self.bias.data
         if self.training:
@@ -58,9 +63,28 @@ class _BatchNorm(Module):
         shape = list(self.expected_shape)
         shape[1] = self.num_features
         self.check_input(x, tuple(shape), self.weight.dtype)
-        if self.training and x.size == x.shape[1]:
+        groups = self.statistics_groups
+        if groups > 1 and x.shape[0] % groups:
+            raise ValueError(f"{self._describe()}: a batch of {x.shape[0]} cannot be split into "
+                             f"{groups} groups of the same size")
+        if self.training and x.size == x.shape[1] * groups:
             raise ValueError(f"{self._describe()}: training mode needs more than one value "
-                             f"per channel to compute a variance, got input {tuple(x.shape)}")
+                             f"per channel to compute a variance, got input {tuple(x.shape)}"
+                             + (f" in {groups} groups" if groups > 1 else ""))
+
+    # Statistics per group of the batch: while ``minigan.nn.batch_groups.statistics_per_group``
+    # runs several batches through a network as one (the discriminator's real and fake batches,
+    # on a GPU: minigan/gan/one_pass.py), this is their number, and each group is normalised
+    # with its own mu_B and sigma2_B. Only the pair kernels do that; a layer asked to run on its
+    # own meanwhile refuses (``batch_groups.runs_as_one_batch`` makes sure it is not asked).
+    statistics_groups = 1
+
+    def refuse_groups(self, cache: Any = None) -> None:
+        """Raise unless this call sees one batch (what every kernel but the pair's assumes)."""
+        if self.statistics_groups > 1 or getattr(cache, "groups", 1) > 1:
+            raise RuntimeError(f"{self._describe()}: statistics per group of the batch are kept "
+                               f"only by the batch norm + activation pair kernels (fast kernels "
+                               f"on, a ReLU or LeakyReLU right after it)")
 
     # num_batches_tracked is counted on the host, as a Python int: an array counter would cost
     # an array operation (a kernel launch on a GPU) in every training forward. It still reads and
@@ -77,7 +101,9 @@ class _BatchNorm(Module):
     def backward(self, dy: Any) -> Any:
         # No need_weight_grad here: in training mode dx is built from dgamma and dbeta, so the
         # kernel computes them anyway; frozen parameters just do not receive them.
-        dx, dgamma, dbeta = ops.batch_norm_backward(dy, self._saved_cache(dy))
+        cache = self._saved_cache(dy)
+        self.refuse_groups(cache)
+        dx, dgamma, dbeta = ops.batch_norm_backward(dy, cache)
         self.weight.accumulate(dgamma)
         self.bias.accumulate(dbeta)
         return dx
@@ -99,11 +125,17 @@ class _BatchNorm(Module):
 
     def forward_with(self, after: Module, x: Any) -> Any:
         self.check_forward_input(x)
-        y, self._cache, slope, self.running_mean, self.running_var = \
-            batch_norm_activation_train_forward_fast(
-                x, self.weight.data, self.bias.data, self.running_mean, self.running_var,
-                self.eps, self.momentum, after.negative_slope, across=self._across())
-        self._batches_tracked += 1
+        groups = self.statistics_groups
+        args = (x, self.weight.data, self.bias.data, self.running_mean, self.running_var,
+                self.eps, self.momentum, after.negative_slope)
+        if groups == 1:
+            y, self._cache, slope, self.running_mean, self.running_var = \
+                batch_norm_activation_train_forward_fast(*args, across=self._across())
+        else:   # several batches, each with its own statistics: minigan/ops/batchnorm_groups.py
+            y, self._cache, slope, self.running_mean, self.running_var = \
+                batch_norm_activation_train_forward_by_groups(*args, groups,
+                                                              across=self._across())
+        self._batches_tracked += groups                   # one update per batch, as apart
         self._output_shape = tuple(y.shape)
         after.keep_slope(slope)
         return y
@@ -115,10 +147,18 @@ class _BatchNorm(Module):
 
     def input_grad_with(self, after: Module, dy: Any) -> Any:
         slope = after.saved_slope(dy)
-        dx, dgamma, dbeta = batch_norm_backward_through_slope_fast(
-            dy, slope, self._saved_cache(dy), across=self._across())
-        self.weight.accumulate(dgamma)
-        self.bias.accumulate(dbeta)
+        cache = self._saved_cache(dy)
+        if cache.groups == 1:
+            dx, dgamma, dbeta = batch_norm_backward_through_slope_fast(
+                dy, slope, cache, across=self._across())
+            self.weight.accumulate(dgamma)
+            self.bias.accumulate(dbeta)
+            return dx
+        dx, dgammas, dbetas = batch_norm_backward_through_slope_by_groups(
+            dy, slope, cache, across=self._across())
+        for dgamma, dbeta in zip(dgammas, dbetas):   # group by group, as separate backward passes
+            self.weight.accumulate(dgamma)
+            self.bias.accumulate(dbeta)
         return dx
 
     def _pairs_with(self, after: Module) -> bool:

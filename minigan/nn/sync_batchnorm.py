@@ -61,6 +61,7 @@ class SyncBatchNorm2d(BatchNorm2d):
         return self.world if self.world is not None and self.world.size > 1 else None
 
     def forward(self, x: Any) -> Any:
+        self.refuse_groups()
         if not self.training or self._across() is None:
             return super().forward(x)           # evaluation mode, or one process
         self.check_input(x, ("N", self.num_features, "H", "W"), self.weight.dtype)
@@ -79,6 +80,7 @@ class SyncBatchNorm2d(BatchNorm2d):
 
     def backward(self, dy: Any) -> Any:
         cache = self._saved_cache(dy)
+        self.refuse_groups(cache)
         if cache.training and self._across() is not None:
             dx, dgamma, dbeta = ops.batch_norm_backward(dy, cache, across=self._across())
         else:                                   # evaluation mode, or one process

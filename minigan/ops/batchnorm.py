@@ -52,6 +52,7 @@ class BatchNormCache(NamedTuple):
     var: Array       # training: the biased batch variance sigma2_B; eval: the running variance
     m: int           # number of values per channel: N, or N * H * W
     training: bool   # which formula produced y (and so which backward applies)
+    groups: int = 1  # > 1: statistics per group of the batch (batch_norm_activation_by_groups)
 
 
 def as_rows(x: Array) -> Array:

@@ -47,9 +47,10 @@ def column_sums(rows: Array) -> Array:
     through the rows once, while NumPy's reduction along the first axis walks them in short
     steps: measured on a 2-core CPU for a (32768, 32) float32 matrix, 0.25 ms against 0.9 ms.
     Batch norm takes two or three of these sums per call, in every layer, every step.
+    Rows in groups, (G, M, C), give (G, C): one product for all the groups.
     """
     xp = get_array_module(rows)
-    return xp.matmul(_ones(xp, rows.shape[0], rows.dtype), rows)
+    return xp.matmul(_ones(xp, rows.shape[-2], rows.dtype), rows)
 
 
 def column_means(rows: Array) -> Array:
@@ -60,7 +61,7 @@ def column_means(rows: Array) -> Array:
     sum(x_i) / M up to rounding, and exactly when M is a power of two).
     """
     xp = get_array_module(rows)
-    M = rows.shape[0]
+    M = rows.shape[-2]
     return xp.matmul(_filled(xp, M, rows.dtype, 1 / M), rows)
 
 

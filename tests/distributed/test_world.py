@@ -22,6 +22,7 @@ from minigan.distributed import SINGLE_PROCESS, DistributedError, World, join_mp
 from minigan.gan.dcgan import Discriminator, Generator
 from minigan.gradcheck import check_module
 from minigan.nn import BatchNorm2d, Dropout, LeakyReLU, Parameter, Sequential
+from minigan.nn.batch_groups import statistics_per_group
 from minigan.nn.sync_batchnorm import SyncBatchNorm2d, convert_sync_batch_norm
 from minigan.optim import SGD
 
@@ -293,6 +294,47 @@ def test_sync_batch_norm_and_its_activation_as_one_pair_across_ranks(memory):
         np.testing.assert_allclose(sync.bias.grad, whole[0].bias.grad, atol=1e-12)
         np.testing.assert_allclose(sync.running_mean, whole[0].running_mean, atol=1e-12)
         np.testing.assert_allclose(sync.running_var, whole[0].running_var, atol=1e-12)
+
+
+def test_sync_batch_norm_pairs_keep_statistics_per_group_across_ranks():
+    """Each rank holds its share of a real and of a fake batch, one after the other, and runs
+    them as one batch with statistics per group (minigan/gan/one_pass.py under --processes):
+    the ranks get what one process gets running the whole real batch, then the whole fake
+    batch, through the pair."""
+    rng = np.random.default_rng(4)
+    shape = (6, 4, 3, 3)
+    channels_last = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # noqa: E731
+    real, fake = (channels_last(rng.standard_normal(shape) * s + s) for s in (1, 2))
+    dy_real, dy_fake = (channels_last(rng.standard_normal(shape)) for _ in range(2))
+    whole = Sequential(BatchNorm2d(4), LeakyReLU(0.2)).to(dtype="float64")
+    whole[0].weight.data = rng.uniform(0.5, 1.5, 4)
+
+    def work(world):
+        pair = Sequential(SyncBatchNorm2d(4, world=world), LeakyReLU(0.2)).to(dtype="float64")
+        pair[0].weight.data = whole[0].weight.data.copy()
+        mine = slice(2 * world.rank, 2 * world.rank + 2)
+        with statistics_per_group(pair, 2):
+            y_r = pair(np.concatenate([real[mine], fake[mine]]))
+        dx_r = pair.backward(np.concatenate([dy_real[mine], dy_fake[mine]]) / 2)
+        world.average_gradients(pair.parameters())
+        return y_r, dx_r, pair[0]
+
+    with ops.fast_kernels(True):
+        y_real = whole(real)
+        dx_real = whole.backward(dy_real / 6)
+        y_fake = whole(fake)
+        dx_fake = whole.backward(dy_fake / 6)
+        results = run_ranks(3, work)
+    for rank, (y_r, dx_r, sync) in enumerate(results):
+        mine = slice(2 * rank, 2 * rank + 2)
+        np.testing.assert_allclose(y_r, np.concatenate([y_real[mine], y_fake[mine]]), atol=1e-12)
+        np.testing.assert_allclose(dx_r / 3, np.concatenate([dx_real[mine], dx_fake[mine]]),
+                                   atol=1e-12)
+        np.testing.assert_allclose(sync.weight.grad, whole[0].weight.grad, atol=1e-12)
+        np.testing.assert_allclose(sync.bias.grad, whole[0].bias.grad, atol=1e-12)
+        np.testing.assert_allclose(sync.running_mean, whole[0].running_mean, atol=1e-12)
+        np.testing.assert_allclose(sync.running_var, whole[0].running_var, atol=1e-12)
+        assert int(sync.num_batches_tracked) == 2
 
 
 def test_sync_batch_norm_in_one_process_passes_a_gradient_check():

@@ -16,7 +16,9 @@ import pytest
 
 from minigan.backend import make_rng, set_default_dtype
 from minigan.gan import losses, step
+from minigan.gan import one_pass as gan_one_pass
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
+from minigan.gan.one_pass import discriminator_in_one_pass
 from minigan.latent import sample_z
 from minigan.optim import Adam
 
@@ -86,10 +88,12 @@ def test_the_step_file_imports_no_threads_files_signals_or_processes():
     assert "open(" not in source and len(source.splitlines()) <= 150
 
 
+@pytest.mark.parametrize("one_pass", [False, True])
 @pytest.mark.parametrize("real_label, d_steps", [(1.0, 1), (0.9, 2)])
-def test_one_step_gives_pytorchs_numbers(real_label, d_steps):
+def test_one_step_gives_pytorchs_numbers(real_label, d_steps, one_pass):
     """The same weights, real batch and z through PyTorch's DCGAN step: the same losses and
-    weights afterwards, in float64, to 1e-10."""
+    weights afterwards, in float64, to 1e-10; with D's two batches in two passes (the lesson)
+    or in one (what a GPU runs: minigan/gan/one_pass.py)."""
     torch = pytest.importorskip("torch")
     set_default_dtype(np.float64)
     try:
@@ -105,9 +109,11 @@ def test_one_step_gives_pytorchs_numbers(real_label, d_steps):
     queue = list(zs)
 
     config = step.TrainConfig(z_size=8, d_steps=d_steps, real_label=real_label)
-    result = step.train_step(G, D, Adam(G.parameters(), 2e-4, (0.5, 0.999)),
-                             Adam(D.parameters(), 2e-4, (0.5, 0.999)), real,
-                             lambda n: queue.pop(0), config)
+    with discriminator_in_one_pass(one_pass):
+        assert gan_one_pass.pays(D, real) == one_pass
+        result = step.train_step(G, D, Adam(G.parameters(), 2e-4, (0.5, 0.999)),
+                                 Adam(D.parameters(), 2e-4, (0.5, 0.999)), real,
+                                 lambda n: queue.pop(0), config)
     d_loss, g_loss = torch_step(torch, tG, tD, torch.tensor(real),
                                 [torch.tensor(z) for z in zs], real_label, d_steps)
 
