@@ -12,7 +12,8 @@ this order and from separate passes, so that measuring one thing does not slow a
 1. the median milliseconds per step, with nothing instrumented, the achieved GFLOP/s of the
    matrix work, and the peak memory;
 2. the array operations per step (each one a kernel launch on a GPU), counted on NumPy by
-   ``minigan.opcount``, and the host reads (each one a wait for the GPU);
+   ``minigan.opcount``, and the host reads (each one a wait for the GPU): of the step a GPU
+   runs (``minigan/gan/one_pass.py``), and of the lesson's, which the CPU runs;
 3. where the time and the operations go, by kind of op, from a pass with every layer's kernel
    calls wrapped in a timer (which synchronises the GPU around each call).
 
@@ -122,7 +123,7 @@ from minigan.backend import (  # noqa: E402
     use_backend,
 )
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init  # noqa: E402
-from minigan.gan.one_pass import discriminator_in_one_pass  # noqa: E402
+from minigan.gan.one_pass import one_pass_step  # noqa: E402
 from minigan.gan.trainer import GANTrainer, TrainConfig  # noqa: E402
 from minigan.opcount import OpCounter, count_array_ops  # noqa: E402
 from minigan.optim import FlatAdam  # noqa: E402
@@ -240,7 +241,9 @@ def forward_flops(net, x) -> float:
 
 def step_flops(G, D, batch: int, z_size: int) -> float:
     """A training step runs G forward 2x and backward once (dx and dw: 2 products per layer),
-    and D forward 3x, backward with weights 2x, and backward for the input only once."""
+    and D forward 3x, backward with weights 2x, and backward for the input only once. (The
+    lesson's arithmetic: the one-pass step a GPU runs does 2 G forward passes' worth more, its
+    G backward pass running over the zero gradient of the D update's fake batch too.)"""
     z = to_device(numpy.zeros((batch, z_size), dtype=numpy.float32))
     g = forward_flops(G, z)
     d = forward_flops(D, G(z))
@@ -301,12 +304,12 @@ def instrumented_breakdown(step, repeats: int) -> dict[str, float]:
 def count_operations(conv_dim: int, one_pass: bool) -> tuple[OpCounter, dict[str, int]]:
     """Array operations in one training step (after a first one), counted on NumPy whatever the
     backend: the count models a GPU's kernel launches and does not depend on the device.
-    ``one_pass``: D's real and fake batches in one pass, as a GPU runs the step
-    (minigan/gan/one_pass.py), or in two, as the CPU does."""
+    ``one_pass``: each network run once where the lesson runs it several times, as a GPU runs
+    the step (minigan/gan/one_pass.py), or the lesson's step, as the CPU runs it."""
     active = backend_name()
     use_backend("numpy")
     try:
-        with count_array_ops() as counter, discriminator_in_one_pass(one_pass):
+        with count_array_ops() as counter, one_pass_step(one_pass):
             step, _, _ = minigan_step(conv_dim)   # built inside: every array is counted
             step()
             counter.reset()
@@ -510,7 +513,7 @@ def main() -> None:
         common = ", ".join(f"{name} {n}" for name, n in counter.by_name.most_common(6))
         print(f"  array operations per step: {counter.total} (kernel launches on a GPU; counted "
               f"on NumPy), host reads per step: {counter.host_reads}; most frequent: {common}")
-        print(f"  (the CPU runs D's real and fake batches as two passes: "
+        print(f"  (the CPU runs the lesson's step, without one_pass.py: "
               f"{result['counter_cpu'].total} operations)")
         total = sum(v for k, v in result["breakdown"].items() if k != "patch copies")
         print("  where the time and the operations go, from a separate pass with each kernel "

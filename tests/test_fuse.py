@@ -137,6 +137,15 @@ def _examples(rng):
             np.abs(array(channels)), array(channels), f32(0.9), f32(0.1), f32(12 / 11)),
         "blend_running_stats": (array(channels), np.abs(array(channels)), array(channels),
                                 np.abs(array(channels)), f32(0.9), f32(0.1), f32(12 / 11)),
+        "blend_running_stats_twice": (array(channels), np.abs(array(channels)),
+                                      array(channels), np.abs(array(channels)),
+                                      array(channels), np.abs(array(channels)), f32(0.9),
+                                      f32(0.1), f32(12 / 11)),
+        # gradients added in place into two .grad arrays (a batch norm's gamma and beta)
+        "add_gamma_and_beta_gradients": (array(channels), array(channels), array(channels),
+                                         array(channels)),
+        "add_two_groups_gradients": (array(channels), array(channels), array(channels),
+                                     array(channels), array(channels), array(channels)),
         # A number as the target (the trainer's labels), then an array of targets.
         "bce_terms": (array(8, 1), f32(0.9), np.abs(array(8, 1))),
         "bce_gradient": (array(8, 1), (array(8, 1) > 0).astype(f32), np.exp(-np.abs(array(8, 1))),

@@ -5,7 +5,7 @@ rounding) when every layer treats each example on its own (convolutions, linear 
 activations, reshapes) and every batch norm keeps its statistics per batch. The second is what
 ``statistics_per_group`` arranges, for the batch norm + activation pairs whose kernels can
 (``minigan/ops/batchnorm_groups.py``); the first is what ``runs_as_one_batch`` checks before
-anyone relies on it. ``minigan/gan/one_pass.py`` uses both for the discriminator's step.
+anyone relies on it. ``minigan/gan/one_pass.py`` uses both for the training step on a GPU.
 """
 
 from __future__ import annotations

@@ -22,10 +22,12 @@ from minigan.nn.module import Module, Parameter
 from minigan.ops import activations
 from minigan.ops import batchnorm as batchnorm_kernels
 from minigan.ops.batchnorm_activation import (
+    add_gamma_and_beta_gradients,
     batch_norm_activation_train_forward_fast,
     batch_norm_backward_through_slope_fast,
 )
 from minigan.ops.batchnorm_groups import (
+    add_two_groups_gradients,
     batch_norm_activation_train_forward_by_groups,
     batch_norm_backward_through_slope_by_groups,
 )
@@ -73,7 +75,7 @@ class _BatchNorm(Module):
                              + (f" in {groups} groups" if groups > 1 else ""))
 
     # Statistics per group of the batch: while ``minigan.nn.batch_groups.statistics_per_group``
-    # runs several batches through a network as one (the discriminator's real and fake batches,
+    # runs several batches through a network as one (D's real and fake batch, G's fake batches,
     # on a GPU: minigan/gan/one_pass.py), this is their number, and each group is normalised
     # with its own mu_B and sigma2_B. Only the pair kernels do that; a layer asked to run on its
     # own meanwhile refuses (``batch_groups.runs_as_one_batch`` makes sure it is not asked).
@@ -151,15 +153,28 @@ class _BatchNorm(Module):
         if cache.groups == 1:
             dx, dgamma, dbeta = batch_norm_backward_through_slope_fast(
                 dy, slope, cache, across=self._across())
-            self.weight.accumulate(dgamma)
-            self.bias.accumulate(dbeta)
-            return dx
-        dx, dgammas, dbetas = batch_norm_backward_through_slope_by_groups(
-            dy, slope, cache, across=self._across())
-        for dgamma, dbeta in zip(dgammas, dbetas):   # group by group, as separate backward passes
-            self.weight.accumulate(dgamma)
-            self.bias.accumulate(dbeta)
+            self._add_gradients([dgamma], [dbeta])
+        else:
+            dx, dgammas, dbetas = batch_norm_backward_through_slope_by_groups(
+                dy, slope, cache, across=self._across())
+            self._add_gradients(dgammas, dbetas)
         return dx
+
+    def _add_gradients(self, dgammas: Any, dbetas: Any) -> None:
+        """gamma's and beta's gradients, one per group (the first group's first, as separate
+        backward passes add them), added into their ``.grad``: one kernel for both parameters
+        and up to two groups, where two ``Parameter.accumulate`` calls per group would launch
+        two each. One parameter frozen: ``accumulate`` (which skips it) one by one."""
+        if not (self.weight.requires_grad and self.bias.requires_grad):
+            for dgamma, dbeta in zip(dgammas, dbetas):
+                self.weight.accumulate(dgamma)
+                self.bias.accumulate(dbeta)
+        elif len(dgammas) == 2:
+            add_two_groups_gradients(self.weight.grad, self.bias.grad, dgammas[0], dbetas[0],
+                                     dgammas[1], dbetas[1])
+        else:
+            for dgamma, dbeta in zip(dgammas, dbetas):
+                add_gamma_and_beta_gradients(self.weight.grad, self.bias.grad, dgamma, dbeta)
 
     def _pairs_with(self, after: Module) -> bool:
         return (vars(type(self)).get("pairs_with_activation", False)

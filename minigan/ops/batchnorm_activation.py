@@ -157,6 +157,14 @@ def batch_norm_backward_through_slope_fast(
     return from_channels_last(dx), dgamma, dbeta
 
 
+@fuse
+def add_gamma_and_beta_gradients(grad_gamma, grad_beta, dgamma, dbeta):
+    """grad_gamma += dgamma and grad_beta += dbeta, in place: a batch norm's two
+    ``Parameter.accumulate`` calls as one kernel."""
+    grad_gamma += dgamma
+    grad_beta += dbeta
+
+
 def channels_last(a: Array) -> Array:
     """(N, C) -> itself; (N, C, H, W) -> an (N, H, W, C) view: channels on the last axis."""
     return a if a.ndim == 2 else a.transpose(0, 2, 3, 1)

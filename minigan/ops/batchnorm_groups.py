@@ -1,11 +1,12 @@
 """A batch norm and its activation over a batch made of several batches, each normalised apart.
 
-The discriminator's step shows it a real batch and a fake batch, and batch norm normalises each
-with its own mu_B and sigma2_B (the lesson's two calls of D). On a GPU, where every array
-operation is a kernel launch, D can instead take both as one batch of 2N images: convolutions,
-activations and the linear layer treat every image on its own anyway, so only batch norm must
-know that the batch is made of ``groups`` batches and keep its statistics per group.
-``minigan/gan/one_pass.py`` does that; these kernels are its batch norm.
+The lesson's training step shows D a real batch and a fake batch, and batch norm normalises
+each with its own mu_B and sigma2_B (two calls of D); G makes each of its fake batches in a call
+of its own. On a GPU, where every array operation is a kernel launch, a network can instead
+take several batches as one: convolutions, activations and linear layers treat every example
+on its own anyway, so only batch norm must know that the batch is made of ``groups`` batches
+and keep its statistics per group. ``minigan/gan/one_pass.py`` does that; these kernels are its
+batch norm.
 
 The numbers are those of ``batch_norm_activation_train_forward_fast`` and
 ``batch_norm_backward_through_slope_fast`` called once per group, in order:
@@ -13,19 +14,21 @@ The numbers are those of ``batch_norm_activation_train_forward_fast`` and
 * the batch (2N, C, H, W) is seen as (groups, N, H, W, C), a view whatever its memory order;
   every per-channel quantity is then (groups, C), and broadcasts over its group only;
 * the running statistics are blended once per group, first group first, as the lesson's
-  separate calls would blend them;
+  separate calls would blend them (two groups per kernel);
 * the backward pass returns dgamma and dbeta per group, (groups, C): the layer adds them to its
-  gradients one group after the other, as separate backward passes would have.
+  gradients one group after the other, as separate backward passes would have (two groups in
+  one kernel).
 
-What it buys: per batch norm, one call of each kernel for all the groups (one more per group
-for the running statistics), where separate calls launch all of them per group.
+What it buys: per batch norm, one call of each kernel for all the groups (one more for the
+running statistics, and with more than two groups, one more per pair of groups), where
+separate calls launch all of them per group.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from minigan.backend import get_array_module, is_cupy_array
+from minigan.backend import fuse, get_array_module, is_cupy_array
 from minigan.ops.batchnorm import (
     BatchNormCache,
     blend_running_stats,
@@ -80,10 +83,15 @@ def batch_norm_activation_train_forward_by_groups(
         sum_of_squares = across.allreduce_sum(sum_of_squares)
 
     var, inv_std = variance_and_inv_std(sum_of_squares, dtype(m), dtype(eps))
-    for group in range(groups):   # first group first, as separate calls would blend them
-        running_mean, running_var = blend_running_stats(
-            running_mean, running_var, mean[group], var[group], dtype(1 - momentum),
-            dtype(momentum), dtype(m / (m - 1)))
+    blend = dtype(1 - momentum), dtype(momentum), dtype(m / (m - 1))
+    for first in range(0, groups, 2):   # first group first, as separate calls blend them
+        if first + 1 < groups:          # two groups in one kernel
+            running_mean, running_var = blend_running_stats_twice(
+                running_mean, running_var, mean[first], var[first], mean[first + 1],
+                var[first + 1], *blend)
+        else:
+            running_mean, running_var = blend_running_stats(
+                running_mean, running_var, mean[first], var[first], *blend)
 
     inv_std_b = per_group(inv_std, view.ndim)
     if negative_slope == 0:
@@ -128,6 +136,27 @@ def batch_norm_backward_through_slope_by_groups(
                                   per_group(sum_dgamma, x_hat.ndim),
                                   per_group(sum_dbeta, x_hat.ndim), x_hat.dtype.type(cache.m))
     return from_channels_last(ungroup(dx)), dgamma, dbeta
+
+
+@fuse
+def blend_running_stats_twice(running_mean, running_var, first_mean, first_var, second_mean,
+                              second_var, keep, momentum, unbiased):
+    """``blend_running_stats`` with one batch's statistics and then the next one's: the same
+    lines, twice, in one kernel."""
+    mean = keep * running_mean + momentum * first_mean
+    var = keep * running_var + momentum * (first_var * unbiased)
+    return keep * mean + momentum * second_mean, keep * var + momentum * (second_var * unbiased)
+
+
+@fuse
+def add_two_groups_gradients(grad_gamma, grad_beta, dgamma_first, dbeta_first, dgamma_second,
+                             dbeta_second):
+    """gamma's and beta's gradients of two groups added into their ``.grad``, in place, the
+    first group's first (as two backward passes would add them): one kernel for four adds."""
+    grad_gamma += dgamma_first
+    grad_gamma += dgamma_second
+    grad_beta += dbeta_first
+    grad_beta += dbeta_second
 
 
 def by_groups(a: Array, groups: int) -> Array:

@@ -1,12 +1,14 @@
-"""The discriminator's update with the real and the fake batch as one batch
-(``minigan/gan/one_pass.py``) makes the lesson's update (``step.d_step``): the same losses, mean
-probabilities, gradients, weights and running statistics, up to rounding. It runs where it is
-wanted and D allows it, and nowhere else. (PyTorch's numbers, for both: tests/gan/test_step.py.)
+"""The training step with each network run once where the lesson runs it on several batches
+(``minigan/gan/one_pass.py``) makes the lesson's step (``step.train_step``'s own lines): the
+same losses, mean probabilities, gradients, weights and running statistics, up to rounding, for
+one or two D updates per step. It runs where it is wanted and the networks and the step's parts
+allow it, and nowhere else. (PyTorch's numbers, for both: tests/gan/test_step.py.)
 """
 
 from __future__ import annotations
 
-import copy
+import contextlib
+import functools
 
 import numpy as np
 import pytest
@@ -30,53 +32,52 @@ def tiny_gan(dtype):
     return G, D
 
 
-def one_update(on, dtype, real_label, n=3, steps=2):
-    """``steps`` D updates by step.d_step, one pass or two; everything they leave behind."""
+def one_run(on, dtype, real_label, d_steps=1, n=3, steps=2):
+    """``steps`` training steps by step.train_step, the lesson's or one pass's; what they
+    return and leave behind."""
     G, D = tiny_gan(dtype)
+    opt_g = Adam(G.parameters(), 2e-4, (0.5, 0.999))
     opt_d = Adam(D.parameters(), 2e-4, (0.5, 0.999))
     rng = np.random.default_rng(5)
     real = np.tanh(rng.standard_normal((n, 3, 32, 32))).astype(dtype)
     zs = make_rng(7)
-    config = step.TrainConfig(z_size=8, real_label=real_label)
+    config = step.TrainConfig(z_size=8, real_label=real_label, d_steps=d_steps)
+    noise = lambda k: sample_z(k, 8, "uniform", zs).astype(dtype)  # noqa: E731
     numbers = []
-    with one_pass.discriminator_in_one_pass(on):
+    with one_pass.one_pass_step(on):
         for _ in range(steps):
-            noise = lambda k: sample_z(k, 8, "uniform", zs).astype(dtype)  # noqa: E731
-            result = step.d_step(G, D, opt_d, real, noise, config)
-            numbers.append([float(v) for v in result])
+            result = step.train_step(G, D, opt_g, opt_d, real, noise, config)
+            numbers.append([float(v) for v in vars(result).values()])
     return numbers, G, D
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-9), (np.float32, 2e-4)])
-@pytest.mark.parametrize("real_label", [1.0, 0.9])
-def test_one_pass_makes_the_lessons_update(dtype, rtol, real_label):
-    numbers, G, D = one_update(True, dtype, real_label)
-    numbers_ref, G_ref, D_ref = one_update(False, dtype, real_label)
+@pytest.mark.parametrize("real_label, d_steps", [(1.0, 1), (0.9, 1), (1.0, 2)])
+def test_one_pass_makes_the_lessons_step(dtype, rtol, real_label, d_steps):
+    numbers, G, D = one_run(True, dtype, real_label, d_steps)
+    numbers_ref, G_ref, D_ref = one_run(False, dtype, real_label, d_steps)
     np.testing.assert_allclose(numbers, numbers_ref, rtol=rtol)
     for model, ref in ((D, D_ref), (G, G_ref)):
         state, state_ref = model.state_dict(), ref.state_dict()
         for name in state_ref:      # weights after Adam, running statistics, batch counts
             np.testing.assert_allclose(state[name], state_ref[name], rtol=rtol, atol=rtol * 1e-3,
                                        err_msg=name)
-    for p, q in zip(D.parameters(), D_ref.parameters()):
-        np.testing.assert_allclose(p.grad, q.grad, rtol=rtol, atol=rtol * 1e-3)
-    assert int(D[3].num_batches_tracked) == 4          # two batches per update, as apart
-    assert all(p.grad is None or not p.grad.any() for p in G.parameters())  # G "detached"
+        for p, q in zip(model.parameters(), ref.parameters()):
+            np.testing.assert_allclose(p.grad, q.grad, rtol=rtol, atol=rtol * 1e-3)
+    # per step: two batches per D update through D's batch norms, d_steps + 1 through G's
+    assert int(D[3].num_batches_tracked) == 2 * (2 * d_steps + 1)
+    assert int(G[3].num_batches_tracked) == 2 * (d_steps + 1)
 
 
 def test_the_comparison_can_fail():
-    """With one batch norm statistic over both batches the update differs: the test above
+    """With one batch norm statistic over all the batches the step differs: the test above
     would see it."""
-    numbers, _, _ = one_update(True, np.float64, 1.0)
+    numbers, _, _ = one_run(True, np.float64, 1.0)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(one_pass, "statistics_per_group", lambda model, groups: _no_groups())
-        numbers_mixed, _, _ = one_update(True, np.float64, 1.0)
+        patch.setattr(one_pass, "statistics_per_group",
+                      lambda model, groups: contextlib.nullcontext())
+        numbers_mixed, _, _ = one_run(True, np.float64, 1.0)
     assert not np.allclose(numbers, numbers_mixed, rtol=1e-6)
-
-
-def _no_groups():
-    import contextlib
-    return contextlib.nullcontext()
 
 
 def test_real_and_fake_loss_is_the_sum_of_the_two_losses():
@@ -96,56 +97,73 @@ def test_mean_probabilities_are_each_halfs_mean_probability():
 
 
 # ----------------------------------------------------------------------- where it runs
+REAL = np.zeros((2, 3, 32, 32), np.float32)
+
+
+def lesson_pays(G, D):
+    return one_pass.pays(G, D, REAL, step.d_step, step.g_step)
+
+
 def test_on_numpy_it_runs_only_when_asked():
-    _, D = tiny_gan(np.float32)
-    real = np.zeros((2, 3, 32, 32), np.float32)
-    assert not one_pass.pays(D, real)                  # on the CPU: two passes are faster
-    with one_pass.discriminator_in_one_pass(True):
-        assert one_pass.pays(D, real)
-        with one_pass.discriminator_in_one_pass(False):
-            assert not one_pass.pays(D, real)
-        assert one_pass.pays(D, real)
-    assert not one_pass.pays(D, real)
+    G, D = tiny_gan(np.float32)
+    assert not lesson_pays(G, D)                       # on the CPU: the lesson's step is faster
+    with one_pass.one_pass_step(True):
+        assert lesson_pays(G, D)
+        with one_pass.one_pass_step(False):
+            assert not lesson_pays(G, D)
+        assert lesson_pays(G, D)
+    assert not lesson_pays(G, D)
 
 
-def test_not_with_a_learners_losses(monkeypatch):
-    _, D = tiny_gan(np.float32)
-    real = np.zeros((2, 3, 32, 32), np.float32)
-    own = losses.fake_loss
-    monkeypatch.setattr(losses, "fake_loss", lambda logits: own(logits))
-    with one_pass.discriminator_in_one_pass(True):
-        assert not one_pass.pays(D, real)
+@pytest.mark.parametrize("owner, name", [(losses, "fake_loss"), (step, "d_step"),
+                                         (step, "g_step")])
+def test_not_with_a_learners_loss_or_step(monkeypatch, owner, name):
+    """An exercise swaps in a learner's function by name: the step must run it."""
+    own = getattr(owner, name)
     calls = []
 
-    def learners(logits):
-        calls.append(len(logits))
-        return own(logits)
-    monkeypatch.setattr(losses, "fake_loss", learners)
+    def learners(*args, **kwargs):
+        calls.append(name)
+        return own(*args, **kwargs)
+    monkeypatch.setattr(owner, name, learners)
     G, D = tiny_gan(np.float32)
-    with one_pass.discriminator_in_one_pass(True):
-        step.d_step(G, D, Adam(D.parameters()), real,
-                    lambda k: sample_z(k, 8, "uniform", make_rng(0)), step.TrainConfig(z_size=8))
-    assert calls == [2]                                  # the learner's loss ran
+    with one_pass.one_pass_step(True):
+        assert not lesson_pays(G, D)
+        step.train_step(G, D, Adam(G.parameters()), Adam(D.parameters()), REAL,
+                        lambda k: sample_z(k, 8, "uniform", make_rng(0)),
+                        step.TrainConfig(z_size=8))
+    assert calls == [name]                               # the learner's function ran
+
+
+def test_a_wrapper_around_the_lessons_function_is_still_the_lesson(monkeypatch):
+    own = losses.fake_loss
+    monkeypatch.setattr(losses, "fake_loss", functools.wraps(own)(lambda logits: own(logits)))
+    G, D = tiny_gan(np.float32)
+    with one_pass.one_pass_step(True):
+        assert lesson_pays(G, D)
+
+
+def test_not_when_a_network_cannot():
+    G, D = tiny_gan(np.float32)
+    D_dropout = dcgan_init(Discriminator(conv_dim=4, image_size=32, dropout=0.3))
+    with one_pass.one_pass_step(True):
+        assert not lesson_pays(G, D_dropout)
+        assert not lesson_pays(G.eval(), D)
 
 
 def test_one_pass_saves_array_operations():
-    """The point of it: fewer array operations (kernel launches on a GPU) per D update."""
+    """The point of it: fewer array operations (kernel launches on a GPU) per step."""
     totals = []
     for on in (False, True):
         with count_array_ops() as counter:
             G, D = tiny_gan(np.float32)
-            opt_d = Adam(D.parameters())
-            real = counted(np.zeros((2, 3, 32, 32), np.float32))
+            opt_g, opt_d = Adam(G.parameters()), Adam(D.parameters())
+            real = counted(REAL)
             noise = lambda k: sample_z(k, 8, "uniform", make_rng(0))  # noqa: E731
-            with one_pass.discriminator_in_one_pass(on):
-                step.d_step(G, D, opt_d, real, noise, step.TrainConfig(z_size=8))
-                counter.reset()
-                step.d_step(G, D, opt_d, real, noise, step.TrainConfig(z_size=8))
+            with one_pass.one_pass_step(on):
+                for _ in range(2):
+                    counter.reset()
+                    step.train_step(G, D, opt_g, opt_d, real, noise, step.TrainConfig(z_size=8))
             totals.append(counter.total)
     two, one = totals
-    assert one <= two - 50, totals
-
-
-def test_a_copy_of_d_runs_one_pass_too():
-    _, D = tiny_gan(np.float32)
-    assert one_pass.runs_as_one_batch(copy.deepcopy(D), np.zeros((2, 3, 32, 32), np.float32))
+    assert one <= two - 80, totals

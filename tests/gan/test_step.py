@@ -18,7 +18,7 @@ from minigan.backend import make_rng, set_default_dtype
 from minigan.gan import losses, step
 from minigan.gan import one_pass as gan_one_pass
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
-from minigan.gan.one_pass import discriminator_in_one_pass
+from minigan.gan.one_pass import one_pass_step
 from minigan.latent import sample_z
 from minigan.optim import Adam
 
@@ -109,8 +109,8 @@ def test_one_step_gives_pytorchs_numbers(real_label, d_steps, one_pass):
     queue = list(zs)
 
     config = step.TrainConfig(z_size=8, d_steps=d_steps, real_label=real_label)
-    with discriminator_in_one_pass(one_pass):
-        assert gan_one_pass.pays(D, real) == one_pass
+    with one_pass_step(one_pass):
+        assert gan_one_pass.pays(G, D, real, step.d_step, step.g_step) == one_pass
         result = step.train_step(G, D, Adam(G.parameters(), 2e-4, (0.5, 0.999)),
                                  Adam(D.parameters(), 2e-4, (0.5, 0.999)), real,
                                  lambda n: queue.pop(0), config)
