@@ -111,6 +111,14 @@ def test_two_ranks_with_sync_batch_norm_equal_one_process_with_twice_the_batch(
     assert np.max(np.abs(one_process["G/0.weight"] - start.G.state_dict()["0.weight"])) > 1e-3
 
 
+def test_two_ranks_running_the_gpus_one_pass_step_equal_one_process(tmp_path, one_process):
+    """The step a GPU runs (minigan/gan/one_pass.py: G once for all its fake batches, D once
+    per update, batch norm's statistics per batch and summed across the ranks), forced here
+    on the CPU: two ranks still train as one process running the lesson's step."""
+    tiny_run(LAUNCHER, tmp_path, "--batch-size", "16", "--one-pass")
+    assert largest_difference(dict(np.load(tmp_path / "final.npz")), one_process) < 1e-10
+
+
 def test_without_sync_batch_norm_the_ranks_train_a_different_model(tmp_path, one_process):
     """Each rank normalising with its own 8 images is a different computation: the check above
     can fail, and batch norm is why it needs care."""

@@ -23,6 +23,7 @@ from minigan.data import make_synthetic_digits
 from minigan.data.sharded import ShardedLoader
 from minigan.distributed import SINGLE_PROCESS, World, join_world
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
+from minigan.gan.one_pass import one_pass_step
 from minigan.gan.trainer import GANTrainer, TrainConfig
 from minigan.metrics.gan_eval import GANEvaluator
 from minigan.nn.sync_batchnorm import convert_sync_batch_norm
@@ -114,6 +115,8 @@ def main() -> int:
     p.add_argument("--nan-at-step", type=int, default=5)
     p.add_argument("--features", type=Path, default=None,
                    help="a FeatureNet file: score G with it after every epoch")
+    p.add_argument("--one-pass", action="store_true",
+                   help="run the step a GPU runs (minigan/gan/one_pass.py) on the CPU")
     args = p.parse_args()
 
     world = join_world()
@@ -127,7 +130,8 @@ def main() -> int:
         stop_this_rank_at(trainer, args.stop_at_step, args.stop_how)
     if args.nan_rank == world.rank:
         poison_this_rank_at(trainer, args.nan_at_step)
-    trainer.fit(progress=False)
+    with one_pass_step(True if args.one_pass else None):
+        trainer.fit(progress=False)
     if world.is_root:
         atomic_savez(args.out / "final.npz", final_state(trainer))
     print(f"rank {world.rank} of {world.size}: {trainer.step} steps", flush=True)
