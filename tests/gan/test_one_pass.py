@@ -13,7 +13,14 @@ import functools
 import numpy as np
 import pytest
 
-from minigan.backend import make_rng, set_default_dtype
+from minigan.backend import (
+    backend_name,
+    is_cupy_array,
+    make_rng,
+    set_default_dtype,
+    to_device,
+    to_numpy,
+)
 from minigan.gan import losses, one_pass, step
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.latent import sample_z
@@ -39,10 +46,11 @@ def one_run(on, dtype, real_label, d_steps=1, n=3, steps=2):
     opt_g = Adam(G.parameters(), 2e-4, (0.5, 0.999))
     opt_d = Adam(D.parameters(), 2e-4, (0.5, 0.999))
     rng = np.random.default_rng(5)
-    real = np.tanh(rng.standard_normal((n, 3, 32, 32))).astype(dtype)
+    # on the active backend: with MINIGAN_BACKEND=cupy on a GPU, this checks the GPU's step
+    real = to_device(np.tanh(rng.standard_normal((n, 3, 32, 32))), dtype)
     zs = make_rng(7)
     config = step.TrainConfig(z_size=8, real_label=real_label, d_steps=d_steps)
-    noise = lambda k: sample_z(k, 8, "uniform", zs).astype(dtype)  # noqa: E731
+    noise = lambda k: to_device(sample_z(k, 8, "uniform", zs), dtype)  # noqa: E731
     numbers = []
     with one_pass.one_pass_step(on):
         for _ in range(steps):
@@ -60,10 +68,11 @@ def test_one_pass_makes_the_lessons_step(dtype, rtol, real_label, d_steps):
     for model, ref in ((D, D_ref), (G, G_ref)):
         state, state_ref = model.state_dict(), ref.state_dict()
         for name in state_ref:      # weights after Adam, running statistics, batch counts
-            np.testing.assert_allclose(state[name], state_ref[name], rtol=rtol, atol=rtol * 1e-3,
-                                       err_msg=name)
+            np.testing.assert_allclose(to_numpy(state[name]), to_numpy(state_ref[name]),
+                                       rtol=rtol, atol=rtol * 1e-3, err_msg=name)
         for p, q in zip(model.parameters(), ref.parameters()):
-            np.testing.assert_allclose(p.grad, q.grad, rtol=rtol, atol=rtol * 1e-3)
+            np.testing.assert_allclose(to_numpy(p.grad), to_numpy(q.grad), rtol=rtol,
+                                       atol=rtol * 1e-3)
     # per step: two batches per D update through D's batch norms, d_steps + 1 through G's
     assert int(D[3].num_batches_tracked) == 2 * (2 * d_steps + 1)
     assert int(G[3].num_batches_tracked) == 2 * (d_steps + 1)
@@ -97,22 +106,26 @@ def test_mean_probabilities_are_each_halfs_mean_probability():
 
 
 # ----------------------------------------------------------------------- where it runs
-REAL = np.zeros((2, 3, 32, 32), np.float32)
+def real_batch():
+    return to_device(np.zeros((2, 3, 32, 32)), np.float32)
 
 
-def lesson_pays(G, D):
-    return one_pass.pays(G, D, REAL, step.d_step, step.g_step)
+def lesson_pays(G, D, real=None):
+    return one_pass.pays(G, D, real_batch() if real is None else real, step.d_step, step.g_step)
 
 
-def test_on_numpy_it_runs_only_when_asked():
+def test_by_default_on_a_gpu_only_and_otherwise_when_asked():
     G, D = tiny_gan(np.float32)
-    assert not lesson_pays(G, D)                       # on the CPU: the lesson's step is faster
+    real = real_batch()
+    on_gpu = is_cupy_array(real)
+    assert lesson_pays(G, D, real) == on_gpu     # on the CPU: the lesson's step is faster
+    assert not lesson_pays(G, D, np.zeros((2, 3, 32, 32), np.float32))
     with one_pass.one_pass_step(True):
-        assert lesson_pays(G, D)
+        assert lesson_pays(G, D, real)
         with one_pass.one_pass_step(False):
-            assert not lesson_pays(G, D)
-        assert lesson_pays(G, D)
-    assert not lesson_pays(G, D)
+            assert not lesson_pays(G, D, real)
+        assert lesson_pays(G, D, real)
+    assert lesson_pays(G, D, real) == on_gpu
 
 
 @pytest.mark.parametrize("owner, name", [(losses, "fake_loss"), (step, "d_step"),
@@ -129,8 +142,8 @@ def test_not_with_a_learners_loss_or_step(monkeypatch, owner, name):
     G, D = tiny_gan(np.float32)
     with one_pass.one_pass_step(True):
         assert not lesson_pays(G, D)
-        step.train_step(G, D, Adam(G.parameters()), Adam(D.parameters()), REAL,
-                        lambda k: sample_z(k, 8, "uniform", make_rng(0)),
+        step.train_step(G, D, Adam(G.parameters()), Adam(D.parameters()), real_batch(),
+                        lambda k: to_device(sample_z(k, 8, "uniform", make_rng(0)), np.float32),
                         step.TrainConfig(z_size=8))
     assert calls == [name]                               # the learner's function ran
 
@@ -153,12 +166,14 @@ def test_not_when_a_network_cannot():
 
 def test_one_pass_saves_array_operations():
     """The point of it: fewer array operations (kernel launches on a GPU) per step."""
+    if backend_name() != "numpy":
+        pytest.skip("counts array operations on the NumPy backend only")
     totals = []
     for on in (False, True):
         with count_array_ops() as counter:
             G, D = tiny_gan(np.float32)
             opt_g, opt_d = Adam(G.parameters()), Adam(D.parameters())
-            real = counted(REAL)
+            real = counted(np.zeros((2, 3, 32, 32), np.float32))
             noise = lambda k: sample_z(k, 8, "uniform", make_rng(0))  # noqa: E731
             with one_pass.one_pass_step(on):
                 for _ in range(2):
