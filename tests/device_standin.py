@@ -240,6 +240,8 @@ class _Namespace:
 class FakeCupy(_Namespace):
     """The stand-in for the ``cupy`` module (NumPy's functions, CuPy's rules)."""
 
+    __name__ = "cupy"   # what code that keys a cache on its array module reads
+
     def __init__(self) -> None:
         super().__init__(numpy)
 

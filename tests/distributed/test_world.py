@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from minigan import ops
-from minigan.backend import manual_seed, to_device, to_numpy
+from minigan.backend import array_module, manual_seed, to_device, to_numpy
 from minigan.data import DataError, DataLoader, make_synthetic_digits
 from minigan.data.sharded import ShardedLoader
 from minigan.distributed import SINGLE_PROCESS, DistributedError, World, join_mpi_world
@@ -300,22 +300,26 @@ def test_sync_batch_norm_pairs_keep_statistics_per_group_across_ranks():
     """Each rank holds its share of a real and of a fake batch, one after the other, and runs
     them as one batch with statistics per group (minigan/gan/one_pass.py under --processes):
     the ranks get what one process gets running the whole real batch, then the whole fake
-    batch, through the pair."""
+    batch, through the pair. (On the active backend: a GPU with MINIGAN_BACKEND=cupy.)"""
     rng = np.random.default_rng(4)
+    xp = array_module()
+
+    def channels_last(a):     # (N, C, H, W) on the device, laid out as a convolution's output
+        return to_device(np.ascontiguousarray(a.transpose(0, 2, 3, 1))).transpose(0, 3, 1, 2)
+
     shape = (6, 4, 3, 3)
-    channels_last = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # noqa: E731
     real, fake = (channels_last(rng.standard_normal(shape) * s + s) for s in (1, 2))
     dy_real, dy_fake = (channels_last(rng.standard_normal(shape)) for _ in range(2))
     whole = Sequential(BatchNorm2d(4), LeakyReLU(0.2)).to(dtype="float64")
-    whole[0].weight.data = rng.uniform(0.5, 1.5, 4)
+    whole[0].weight.data[...] = to_device(rng.uniform(0.5, 1.5, 4))
 
     def work(world):
         pair = Sequential(SyncBatchNorm2d(4, world=world), LeakyReLU(0.2)).to(dtype="float64")
-        pair[0].weight.data = whole[0].weight.data.copy()
+        pair[0].weight.data[...] = whole[0].weight.data
         mine = slice(2 * world.rank, 2 * world.rank + 2)
         with statistics_per_group(pair, 2):
-            y_r = pair(np.concatenate([real[mine], fake[mine]]))
-        dx_r = pair.backward(np.concatenate([dy_real[mine], dy_fake[mine]]) / 2)
+            y_r = pair(xp.concatenate([real[mine], fake[mine]]))
+        dx_r = pair.backward(xp.concatenate([dy_real[mine], dy_fake[mine]]) / 2)
         world.average_gradients(pair.parameters())
         return y_r, dx_r, pair[0]
 
@@ -325,15 +329,18 @@ def test_sync_batch_norm_pairs_keep_statistics_per_group_across_ranks():
         y_fake = whole(fake)
         dx_fake = whole.backward(dy_fake / 6)
         results = run_ranks(3, work)
+
+    def close(a, b):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b), atol=1e-12)
+
     for rank, (y_r, dx_r, sync) in enumerate(results):
         mine = slice(2 * rank, 2 * rank + 2)
-        np.testing.assert_allclose(y_r, np.concatenate([y_real[mine], y_fake[mine]]), atol=1e-12)
-        np.testing.assert_allclose(dx_r / 3, np.concatenate([dx_real[mine], dx_fake[mine]]),
-                                   atol=1e-12)
-        np.testing.assert_allclose(sync.weight.grad, whole[0].weight.grad, atol=1e-12)
-        np.testing.assert_allclose(sync.bias.grad, whole[0].bias.grad, atol=1e-12)
-        np.testing.assert_allclose(sync.running_mean, whole[0].running_mean, atol=1e-12)
-        np.testing.assert_allclose(sync.running_var, whole[0].running_var, atol=1e-12)
+        close(y_r, xp.concatenate([y_real[mine], y_fake[mine]]))
+        close(dx_r / 3, xp.concatenate([dx_real[mine], dx_fake[mine]]))
+        for name in ("weight", "bias"):
+            close(getattr(sync, name).grad, getattr(whole[0], name).grad)
+        close(sync.running_mean, whole[0].running_mean)
+        close(sync.running_var, whole[0].running_var)
         assert int(sync.num_batches_tracked) == 2
 
 

@@ -16,6 +16,7 @@ from minigan.checkpoint import load_checkpoint
 from minigan.data import DataLoader, make_synthetic_digits
 from minigan.gan import step
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
+from minigan.gan.one_pass import one_pass_step
 from minigan.gan.trainer import GANTrainer, TrainConfig, TrainingDiverged
 
 
@@ -123,21 +124,24 @@ def ctrl_c_during_generator_step(monkeypatch, on_call, times=1):
 def test_ctrl_c_finishes_the_step_then_saves_and_resume_is_exact(tmp_path, capsys,
                                                                 monkeypatch):
     """Ctrl-C half-way through step 3 (D updated, G not yet): step 3 still completes, the
-    checkpoint holds 3 whole steps, and resuming from it gives the losses of an unbroken run."""
-    unbroken = make_trainer(tmp_path / "a")
-    unbroken.fit(progress=False)
+    checkpoint holds 3 whole steps, and resuming from it gives the losses of an unbroken run.
+    Every run takes the lesson's step: the Ctrl-C comes from inside its g_step, and on a GPU
+    the unpatched runs would take the one-pass step, the same up to rounding, not bit for bit."""
+    with one_pass_step(False):
+        unbroken = make_trainer(tmp_path / "a")
+        unbroken.fit(progress=False)
 
-    first = make_trainer(tmp_path / "b")
-    ctrl_c_during_generator_step(monkeypatch, on_call=3)
-    first.fit(progress=False)
-    monkeypatch.undo()
-    assert int(load_checkpoint(tmp_path / "b" / "checkpoint.npz")["progress"]["step"]) == 3
-    assert "--resume" in capsys.readouterr().out
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler put back
+        first = make_trainer(tmp_path / "b")
+        ctrl_c_during_generator_step(monkeypatch, on_call=3)
+        first.fit(progress=False)
+        monkeypatch.undo()
+        assert int(load_checkpoint(tmp_path / "b" / "checkpoint.npz")["progress"]["step"]) == 3
+        assert "--resume" in capsys.readouterr().out
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # put back
 
-    second = make_trainer(tmp_path / "b")
-    second.load_checkpoint()
-    second.fit(progress=False)
+        second = make_trainer(tmp_path / "b")
+        second.load_checkpoint()
+        second.fit(progress=False)
     for key in ("d_loss", "g_loss", "d_real", "d_fake"):
         np.testing.assert_array_equal(second.history.columns[key], unbroken.history.columns[key])
 

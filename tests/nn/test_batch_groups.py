@@ -13,31 +13,27 @@ import numpy as np
 import pytest
 
 from minigan import nn, ops
+from minigan.backend import array_module, to_device
 from minigan.gan.dcgan import Discriminator, dcgan_init
 from minigan.nn.batch_groups import runs_as_one_batch, statistics_per_group
-from tests.nn.test_fused_pairs import image_batch, pair
+from tests.nn.test_fused_pairs import assert_close, features, image_batch, like, pair, state
 
 RNG = np.random.default_rng(1)
 
 
-def batch_of(kind, memory, groups):
-    """``groups`` batches one after the other along the batch axis, in the given memory
-    layout (image_batch's, of 4 images each; for BatchNorm1d, 8 rows of 5 features each)."""
+def batch_of(kind, memory, groups, shift=0.0):
+    """``groups`` batches one after the other along the batch axis, on the active backend, in
+    the given memory layout (image_batch's, of 4 images each; for BatchNorm1d, features'
+    8 rows of 5 each)."""
+    xp = array_module()
     if kind.startswith("1d"):
-        x = RNG.standard_normal((8 * groups, 5))
-        return x if memory == "contiguous" else np.ascontiguousarray(x.T).T
-    parts = [image_batch(memory) for _ in range(groups)]
+        return xp.concatenate([features(memory, shift) for _ in range(groups)])
+    parts = [image_batch(memory, shift) for _ in range(groups)]
     if memory == "channels_first":
-        return np.concatenate(parts)
+        return xp.concatenate(parts)
     # the same layout for the whole batch: one channels-last array, cropped or not
-    whole = np.concatenate([p.transpose(0, 2, 3, 1) for p in parts])
+    whole = xp.concatenate([p.transpose(0, 2, 3, 1) for p in parts])
     return whole.transpose(0, 3, 1, 2)
-
-
-def state(model):
-    bn = model[0]
-    return [bn.weight.grad.copy(), bn.bias.grad.copy(), bn.running_mean.copy(),
-            bn.running_var.copy(), int(bn.num_batches_tracked)]
 
 
 @pytest.mark.parametrize("kind, memory", [
@@ -47,8 +43,8 @@ def state(model):
 def test_groups_in_one_pass_give_what_each_group_gives_in_turn(kind, memory, groups):
     model = pair(kind)
     apart = copy.deepcopy(model)
-    x = batch_of(kind, memory, groups) + 0.3
-    dy = RNG.standard_normal(x.shape)
+    x = batch_of(kind, memory, groups, 0.3)
+    dy = like(x)
     n = len(x) // groups
     for _ in range(2):   # the second step: running statistics and gradients add up
         with statistics_per_group(model, groups):
@@ -59,8 +55,9 @@ def test_groups_in_one_pass_give_what_each_group_gives_in_turn(kind, memory, gro
             part = slice(g * n, (g + 1) * n)
             ys.append(apart(x[part]))
             dxs.append(apart.backward(dy[part]))
-        np.testing.assert_allclose(y, np.concatenate(ys), rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(dx, np.concatenate(dxs), rtol=1e-10, atol=1e-12)
+        xp = array_module()
+        assert_close(y, xp.concatenate(ys), rtol=1e-12, atol=1e-12)
+        assert_close(dx, xp.concatenate(dxs), rtol=1e-10, atol=1e-12)
         for a, b in zip(state(model), state(apart)):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     assert int(model[0].num_batches_tracked) == 2 * groups
@@ -75,7 +72,7 @@ def test_groups_differ_from_one_batch():
     x[:4] += 2.0                              # the two groups have different means
     with statistics_per_group(model, 2):
         y = model(x)
-    assert np.abs(y - whole(x)).max() > 0.1
+    assert float(abs(y - whole(x)).max()) > 0.1
 
 
 def test_a_batch_norm_alone_refuses_groups_and_a_grouped_cache():
@@ -87,7 +84,7 @@ def test_a_batch_norm_alone_refuses_groups_and_a_grouped_cache():
     with statistics_per_group(model, 2):
         model(x)
     with pytest.raises(RuntimeError, match="per group"):
-        model[0].backward(RNG.standard_normal(x.shape))   # its own backward, not the pair's
+        model[0].backward(like(x))                        # its own backward, not the pair's
 
 
 def test_a_batch_that_does_not_split_evenly_is_refused():
@@ -101,7 +98,7 @@ def discriminator(**kwargs):
     return dcgan_init(Discriminator(conv_dim=4, image_size=16, **kwargs))
 
 
-X = RNG.uniform(-1, 1, (4, 3, 16, 16)).astype(np.float32)
+X = to_device(RNG.uniform(-1, 1, (4, 3, 16, 16)), np.float32)
 
 
 def test_the_dcgan_discriminator_runs_as_one_batch():
