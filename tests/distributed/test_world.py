@@ -193,6 +193,23 @@ class FakeBcastComm:
 
 
 # ---------------------------------------------------------------------- synchronized batch norm
+def close(a, b):
+    np.testing.assert_allclose(to_numpy(a), to_numpy(b), atol=1e-12)
+
+
+def joined(parts):
+    """The ranks' parts of a batch, one after the other, on the host."""
+    return np.concatenate([to_numpy(p) for p in parts])
+
+
+def same_state(sync, bn):
+    """A rank's SyncBatchNorm2d holds what one process's batch norm holds: gradients (after
+    averaging) and running statistics."""
+    for a, b in ((sync.weight.grad, bn.weight.grad), (sync.bias.grad, bn.bias.grad),
+                 (sync.running_mean, bn.running_mean), (sync.running_var, bn.running_var)):
+        close(a, b)
+
+
 @pytest.mark.parametrize("fast", [True, False])
 def test_sync_batch_norm_over_ranks_equals_batch_norm_over_the_whole_batch(fast, monkeypatch):
     """3 ranks with 2 images each normalise, and back-propagate, exactly as one BatchNorm2d
@@ -230,15 +247,12 @@ def test_sync_batch_norm_over_ranks_equals_batch_norm_over_the_whole_batch(fast,
     # The whole-batch BatchNorm2d's 2 calls, and each rank's 2, all through the ops.
     assert len(calls) == 2 + 3 * 2 and calls[:2] == [None, None]
     assert all(isinstance(world, World) for world in calls[2:])
-    np.testing.assert_allclose(np.concatenate([r[0] for r in results]), y, atol=1e-12)
+    close(joined(r[0] for r in results), y)
     # Each rank's loss is a mean over 2 images, 3 times the weight of the whole batch's mean:
     # dx comes out 3 times larger, and the averaging of the parameter gradients undoes it.
-    np.testing.assert_allclose(np.concatenate([r[1] for r in results]) / 3, dx, atol=1e-12)
+    close(joined(r[1] for r in results) / 3, dx)
     for _, _, sync in results:
-        np.testing.assert_allclose(sync.weight.grad, bn.weight.grad, atol=1e-12)
-        np.testing.assert_allclose(sync.bias.grad, bn.bias.grad, atol=1e-12)
-        np.testing.assert_allclose(sync.running_mean, bn.running_mean, atol=1e-12)
-        np.testing.assert_allclose(sync.running_var, bn.running_var, atol=1e-12)
+        same_state(sync, bn)
         assert int(sync.num_batches_tracked) == int(bn.num_batches_tracked) == 1
 
 
@@ -253,15 +267,15 @@ def test_sync_batch_norm_and_its_activation_as_one_pair_across_ranks(memory):
 
     def laid_out(a):       # channels-last, or the inside of a bigger channels-last image
         if memory == "channels_last":
-            return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+            return to_device(np.ascontiguousarray(a.transpose(0, 2, 3, 1))).transpose(0, 3, 1, 2)
         big = np.zeros((6, 5, 5, 4))
         big[:, 1:4, 1:4] = a.transpose(0, 2, 3, 1)
-        return big[:, 1:4, 1:4].transpose(0, 3, 1, 2)
+        return to_device(big)[:, 1:4, 1:4].transpose(0, 3, 1, 2)
 
     x = laid_out(rng.standard_normal(shape) * 2 + 1)
     dy = laid_out(rng.standard_normal(shape))
     whole = Sequential(BatchNorm2d(4), LeakyReLU(0.2)).to(dtype="float64")
-    whole[0].weight.data = rng.uniform(0.5, 1.5, 4)
+    whole[0].weight.data = to_device(rng.uniform(0.5, 1.5, 4))
     paired = []
     original = BatchNorm2d.forward_with
 
@@ -287,13 +301,10 @@ def test_sync_batch_norm_and_its_activation_as_one_pair_across_ranks(memory):
         finally:
             BatchNorm2d.forward_with = original
     assert paired == ["SyncBatchNorm2d"] * 3
-    np.testing.assert_allclose(np.concatenate([r[0] for r in results]), y, atol=1e-12)
-    np.testing.assert_allclose(np.concatenate([r[1] for r in results]) / 3, dx, atol=1e-12)
+    close(joined(r[0] for r in results), y)
+    close(joined(r[1] for r in results) / 3, dx)
     for _, _, sync in results:
-        np.testing.assert_allclose(sync.weight.grad, whole[0].weight.grad, atol=1e-12)
-        np.testing.assert_allclose(sync.bias.grad, whole[0].bias.grad, atol=1e-12)
-        np.testing.assert_allclose(sync.running_mean, whole[0].running_mean, atol=1e-12)
-        np.testing.assert_allclose(sync.running_var, whole[0].running_var, atol=1e-12)
+        same_state(sync, whole[0])
 
 
 def test_sync_batch_norm_pairs_keep_statistics_per_group_across_ranks():
@@ -329,9 +340,6 @@ def test_sync_batch_norm_pairs_keep_statistics_per_group_across_ranks():
         y_fake = whole(fake)
         dx_fake = whole.backward(dy_fake / 6)
         results = run_ranks(3, work)
-
-    def close(a, b):
-        np.testing.assert_allclose(to_numpy(a), to_numpy(b), atol=1e-12)
 
     for rank, (y_r, dx_r, sync) in enumerate(results):
         mine = slice(2 * rank, 2 * rank + 2)
@@ -402,7 +410,7 @@ def test_a_batch_norm_kernel_that_ignores_across_is_refused(monkeypatch):
     mine = ops.batch_norm_forward
     monkeypatch.setattr(ops, "batch_norm_forward",
                         lambda x, gamma, beta, eps=1e-5, across=None: mine(x, gamma, beta, eps))
-    x = np.random.default_rng(2).standard_normal((4, 3, 2, 2))
+    x = to_device(np.random.default_rng(2).standard_normal((4, 3, 2, 2)))
 
     def work(world):
         sync = SyncBatchNorm2d(3, world=world).to(dtype="float64")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minigan.backend import make_rng, set_default_dtype
+from minigan.backend import make_rng, set_default_dtype, to_device, to_numpy
 from minigan.gan import losses, step
 from minigan.gan import one_pass as gan_one_pass
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
@@ -67,9 +67,9 @@ def test_train_step_calls_the_late_bound_losses_and_steps(monkeypatch):
     G, D = tiny_gan()
     config = step.TrainConfig(z_size=8, d_steps=2)
     rng = make_rng(1)
-    real = np.tanh(rng.standard_normal((4, 3, 16, 16))).astype(np.float32)
+    real = to_device(np.tanh(rng.standard_normal((4, 3, 16, 16))), np.float32)
     result = step.train_step(G, D, Adam(G.parameters()), Adam(D.parameters()), real,
-                             lambda n: sample_z(n, 8, "uniform", rng), config)
+                             lambda n: to_device(sample_z(n, 8, "uniform", rng)), config)
     assert calls == ["d_step", "real_loss", "fake_loss"] * 2 + ["g_step", "real_loss"]
     assert all(np.isfinite(float(v)) for v in vars(result).values())
     assert 0 < float(result.d_real) < 1 and 0 < float(result.d_fake) < 1
@@ -101,18 +101,18 @@ def test_one_step_gives_pytorchs_numbers(real_label, d_steps, one_pass):
     finally:
         set_default_dtype(np.float32)
     tG, tD = torch_models(torch)
-    tG.load_state_dict({k: torch.tensor(v) for k, v in G.state_dict().items()})
-    tD.load_state_dict({k: torch.tensor(v) for k, v in D.state_dict().items()})
+    tG.load_state_dict({k: torch.tensor(to_numpy(v)) for k, v in G.state_dict().items()})
+    tD.load_state_dict({k: torch.tensor(to_numpy(v)) for k, v in D.state_dict().items()})
     rng = np.random.default_rng(3)
     real = np.tanh(rng.standard_normal((6, 3, 16, 16)))
     zs = [rng.uniform(-1, 1, (6, 8)) for _ in range(d_steps + 1)]
-    queue = list(zs)
+    queue = [to_device(z) for z in zs]     # on the active backend: a GPU's step is checked too
 
     config = step.TrainConfig(z_size=8, d_steps=d_steps, real_label=real_label)
     with one_pass_step(one_pass):
-        assert gan_one_pass.pays(G, D, real, step.d_step, step.g_step) == one_pass
+        assert gan_one_pass.pays(G, D, to_device(real), step.d_step, step.g_step) == one_pass
         result = step.train_step(G, D, Adam(G.parameters(), 2e-4, (0.5, 0.999)),
-                                 Adam(D.parameters(), 2e-4, (0.5, 0.999)), real,
+                                 Adam(D.parameters(), 2e-4, (0.5, 0.999)), to_device(real),
                                  lambda n: queue.pop(0), config)
     d_loss, g_loss = torch_step(torch, tG, tD, torch.tensor(real),
                                 [torch.tensor(z) for z in zs], real_label, d_steps)
@@ -121,8 +121,8 @@ def test_one_step_gives_pytorchs_numbers(real_label, d_steps, one_pass):
     assert np.isclose(float(result.g_loss), g_loss, rtol=1e-10)
     for ours, theirs in ((G, tG), (D, tD)):
         for name, value in theirs.state_dict().items():
-            np.testing.assert_allclose(ours.state_dict()[name], value.numpy(), rtol=1e-10,
-                                       atol=1e-12, err_msg=name)
+            np.testing.assert_allclose(to_numpy(ours.state_dict()[name]), value.numpy(),
+                                       rtol=1e-10, atol=1e-12, err_msg=name)
 
 
 def torch_models(torch):
