@@ -34,20 +34,26 @@ from tests.device_standin import DeviceArray
 _device_module: Any = None   # the stand-in's module, while a test runs
 
 
+def _host_module() -> Any:
+    """NumPy, or what stands in for it on the host meanwhile (the op counter's module)."""
+    module = backend._host.module
+    return numpy if module is _device_module else module
+
+
 def _array_module() -> Any:
-    return _device_module if backend._active == "cupy" else numpy
+    return _device_module if backend._active == "cupy" else _host_module()
 
 
 def _get_array_module(*arrays: Any) -> Any:
-    return _device_module if any(isinstance(a, DeviceArray) for a in arrays) else numpy
+    return _device_module if any(isinstance(a, DeviceArray) for a in arrays) else _host_module()
 
 
 def _patch(name: str, replacement: Any) -> list[Any]:
-    """Replace ``name`` in the backend and in every module (minigan's, the tests') that
-    imported it from the backend; returns the modules patched."""
+    """Replace ``name`` in the backend and in every module that imported it from the backend
+    (minigan's, the tests', the examples'); returns the modules patched."""
     original = getattr(backend, name)
-    modules = [m for n, m in list(sys.modules.items())
-               if n.startswith(("minigan", "tests")) and getattr(m, name, None) is original]
+    modules = [m for m in list(sys.modules.values())
+               if m is not None and getattr(m, name, None) is original]
     for module in modules:
         setattr(module, name, replacement)
     return modules

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from minigan import nn
-from minigan.backend import to_numpy
+from minigan.backend import to_device, to_numpy
 from minigan.optim import SGD, Adam, FlatAdam
 
 
@@ -91,7 +91,7 @@ def test_a_gradient_of_another_dtype_or_shape_is_refused_where_it_is_added():
     with pytest.raises(ValueError, match=r"shape \(3,\) cannot be added .* shape \(2, 3\)"):
         layer.weight.accumulate(np.ones(3, dtype=np.float32))   # would broadcast
     assert not np.any(to_numpy(layer.weight.grad))
-    layer.weight.accumulate(np.ones((2, 3), dtype=np.float32))   # the right one is added
+    layer.weight.accumulate(to_device(np.ones((2, 3), dtype=np.float32)))   # the right one
     assert np.all(to_numpy(layer.weight.grad) == 1)
 
 

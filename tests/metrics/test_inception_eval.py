@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from minigan.backend import to_device
 from minigan.metrics import inception_weights
 from minigan.metrics.frechet import frechet_distance
 from minigan.metrics.gan_eval import SmallSampleWarning
@@ -59,7 +60,7 @@ def test_is_probabilities_ignore_the_last_layers_bias(net):
     scorer = InceptionScorer(net)
     _, before = scorer.pool3_and_probabilities(images)
     old_bias = net.fc.bias.data.copy()
-    net.fc.bias.data[:] = np.linspace(-5, 5, old_bias.size, dtype=np.float32)
+    net.fc.bias.data[:] = to_device(np.linspace(-5, 5, old_bias.size, dtype=np.float32))
     try:
         _, after = scorer.pool3_and_probabilities(images)
     finally:

@@ -101,10 +101,11 @@ def test_clear_cache_drops_every_cache_of_a_network():
         net.backward(to_device(np.ones((2, 2), dtype=np.float32)))
 
 
-@pytest.mark.parametrize("block", [FIDInceptionA(3, pool_features=2),
-                                   FIDInceptionE(3, max_pool=True)])
-def test_an_inception_block_keeps_one_cache_and_clears_it(block):
-    block.to(dtype="float64")
+@pytest.mark.parametrize("make_block", [lambda: FIDInceptionA(3, pool_features=2),
+                                        lambda: FIDInceptionE(3, max_pool=True)],
+                         ids=["A", "E"])
+def test_an_inception_block_keeps_one_cache_and_clears_it(make_block):
+    block = make_block().to(dtype="float64")   # made here: on the backend the test runs on
     x = random_array(np.random.default_rng(0), (1, 3, 5, 5))
     y = block(x)
     splits = block.cache.splits    # the concatenations inside branches: the E block's 1x3 | 3x1

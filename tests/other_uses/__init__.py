@@ -29,6 +29,7 @@ def load_example(name: str):
     """Import ``examples/<name>.py`` as a module (its work runs only under __main__)."""
     spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module     # findable, as an imported module is (gpu_rehearsal)
     spec.loader.exec_module(module)
     return module
 

@@ -16,6 +16,7 @@ import re
 import numpy as np
 import pytest
 
+from minigan.backend import to_device, to_numpy
 from minigan.nn import BCEWithLogitsLoss
 from tests.helpers import shared_data
 from tests.other_uses import error_of, load_example, one_line_error, png_ok, run_example
@@ -48,8 +49,8 @@ def test_the_domain_gradient_reaches_the_features_reversed():
     domain classifier's own gradient is the ordinary one."""
     nets = dann.make_networks(seed=0)
     F, D = nets["F"], nets["D"]
-    x = np.random.default_rng(0).uniform(-1, 1, (4, 1, 32, 32)).astype(np.float32)
-    target = np.array([[0.0], [0.0], [1.0], [1.0]], dtype=np.float32)
+    x = to_device(np.random.default_rng(0).uniform(-1, 1, (4, 1, 32, 32)), np.float32)
+    target = to_device(np.array([[0.0], [0.0], [1.0], [1.0]]), np.float32)
     bce = BCEWithLogitsLoss()
 
     def grads(reverse: bool):
@@ -67,7 +68,7 @@ def test_the_domain_gradient_reaches_the_features_reversed():
         for layer in reversed(layers):
             dy = layer.backward(dy)
         F.backward_params(dy)
-        return F[0].weight.grad.copy(), D[1].weight.grad.copy()
+        return to_numpy(F[0].weight.grad).copy(), to_numpy(D[1].weight.grad).copy()
 
     plain_f, plain_d = grads(reverse=False)
     reversed_f, reversed_d = grads(reverse=True)
@@ -80,7 +81,8 @@ def test_same_seed_same_initial_weights():
     a, b = dann.make_networks(seed=5), dann.make_networks(seed=5)
     for key in ("F", "C", "D"):
         for (name, pa), (_, pb) in zip(a[key].named_parameters(), b[key].named_parameters()):
-            np.testing.assert_array_equal(pa.data, pb.data, err_msg=f"{key}.{name}")
+            np.testing.assert_array_equal(to_numpy(pa.data), to_numpy(pb.data),
+                                          err_msg=f"{key}.{name}")
 
 
 def test_tiny_run_mnist_to_synthetic(tmp_path):

@@ -14,7 +14,7 @@ import re
 import numpy as np
 import pytest
 
-from minigan.backend import set_default_dtype
+from minigan.backend import set_default_dtype, to_device, to_numpy
 from minigan.gradcheck import check_module
 from tests.helpers import random_array, shared_data
 from tests.other_uses import (
@@ -52,10 +52,10 @@ def test_the_classifier_is_gradient_checked(arch, shape):
 
 def test_gaussian_noise_only_in_training_and_passes_gradients_through():
     noise = semi.GaussianNoise(0.5, np.random.default_rng(0))
-    x = np.zeros((200, 50), dtype=np.float32)
+    x = to_device(np.zeros((200, 50), dtype=np.float32))
     y = noise(x)
     assert y.dtype == np.float32 and abs(float(y.std()) - 0.5) < 0.02
-    dy = np.ones_like(x)
+    dy = to_device(np.ones((200, 50), dtype=np.float32))
     assert noise.backward(dy) is dy
     assert noise.eval()(x) is x
 
@@ -64,7 +64,7 @@ def test_same_seed_same_initial_weights():
     """The baseline and the semi-supervised run start from the very same classifier."""
     a, b = (semi.make_classifier("mlp", (1, 28, 28), seed=3) for _ in range(2))
     for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
-        np.testing.assert_array_equal(pa.data, pb.data, err_msg=name)
+        np.testing.assert_array_equal(to_numpy(pa.data), to_numpy(pb.data), err_msg=name)
 
 
 def test_tiny_run_on_an_npz_file(tmp_path):
