@@ -52,12 +52,8 @@ def batch_norm_activation_train_forward_fast(
     var, inv_std, new_mean, new_var = variance_inv_std_and_running_stats(
         sum_of_squares, dtype(m), dtype(eps), running_mean, running_var, mean,
         dtype(1 - momentum), dtype(momentum), dtype(m / (m - 1)))
-    if negative_slope == 0:
-        x_hat, y, slope = normalize_scale_shift_relu(centered, inv_std, gamma, beta)
-    else:
-        alpha = dtype(negative_slope)
-        x_hat, y, slope = normalize_scale_shift_leaky_relu(centered, inv_std, gamma, beta,
-                                                           alpha, 1 - alpha)
+    x_hat, y, slope = normalize_scale_shift_activation(centered, inv_std, gamma, beta,
+                                                       negative_slope)
     cache = BatchNormCache(x_hat=x_hat, gamma=gamma, inv_std=inv_std, mean=mean, var=var, m=m,
                            training=True)
     return from_rows(y, x.shape), cache, from_rows(slope, x.shape), new_mean, new_var
@@ -92,6 +88,16 @@ def mean_and_centered_rows(x: Array, m: int, across: Any = None) -> tuple[Array,
     if across is not None:
         sum_of_squares = across.allreduce_sum(sum_of_squares)
     return mean, centered, sum_of_squares
+
+
+def normalize_scale_shift_activation(centered: Array, inv_std: Array, gamma: Array,
+                                     beta: Array, negative_slope: float) -> tuple[Array, ...]:
+    """x_hat, the activation's output and its slope, by the fused kernel for the activation:
+    ReLU (``negative_slope`` 0) or leaky ReLU."""
+    if negative_slope == 0:
+        return normalize_scale_shift_relu(centered, inv_std, gamma, beta)
+    alpha = centered.dtype.type(negative_slope)
+    return normalize_scale_shift_leaky_relu(centered, inv_std, gamma, beta, alpha, 1 - alpha)
 
 
 @fuse

@@ -39,8 +39,7 @@ from minigan.ops.batchnorm_activation import (
     channels_last,
     from_channels_last,
     input_grad_through_slope,
-    normalize_scale_shift_leaky_relu,
-    normalize_scale_shift_relu,
+    normalize_scale_shift_activation,
 )
 from minigan.ops.layout import column_means, column_sums
 
@@ -93,13 +92,8 @@ def batch_norm_activation_train_forward_by_groups(
             running_mean, running_var = blend_running_stats(
                 running_mean, running_var, mean[first], var[first], *blend)
 
-    inv_std_b = per_group(inv_std, view.ndim)
-    if negative_slope == 0:
-        x_hat, y, slope = normalize_scale_shift_relu(centered, inv_std_b, gamma, beta)
-    else:
-        alpha = dtype(negative_slope)
-        x_hat, y, slope = normalize_scale_shift_leaky_relu(centered, inv_std_b, gamma, beta,
-                                                           alpha, 1 - alpha)
+    x_hat, y, slope = normalize_scale_shift_activation(
+        centered, per_group(inv_std, view.ndim), gamma, beta, negative_slope)
     cache = BatchNormCache(x_hat=x_hat, gamma=gamma, inv_std=inv_std, mean=mean, var=var, m=m,
                            training=True, groups=groups)
     return (from_channels_last(ungroup(y)), cache, from_channels_last(ungroup(slope)),
