@@ -44,6 +44,7 @@ from minigan import ops
 from minigan.backend import get_array_module, is_cupy_array
 from minigan.gan import losses
 from minigan.nn.batch_groups import runs_as_one_batch, statistics_per_group
+from minigan.ops.layout import constant_array
 
 Array = Any
 
@@ -115,7 +116,7 @@ def g_update(G: Any, D: Any, opt_g: Any, fakes: Array, n: int) -> Array:
         d_image = D.backward(d_logits)
     finally:
         D.requires_grad_(True)
-    unused = _zeros(xp, (len(fakes) - n, *fake.shape[1:]), fake.dtype)
+    unused = constant_array(xp, (len(fakes) - n, *fake.shape[1:]), fake.dtype, 0.0)
     G.backward(xp.concatenate([unused, d_image]))
     opt_g.step()
     return g_loss
@@ -156,8 +157,3 @@ def _real_then_fake_targets(xp: Any, shape: tuple[int, ...], dtype: Any,
     targets[:shape[0] // 2] = real_label
     return targets
 
-
-@functools.lru_cache(maxsize=8)
-def _zeros(xp: Any, shape: tuple[int, ...], dtype: Any) -> Array:
-    """zeros(shape), made once per shape and then reused (never written to)."""
-    return xp.zeros(shape, dtype=dtype)

@@ -62,15 +62,15 @@ def column_means(rows: Array) -> Array:
     """
     xp = get_array_module(rows)
     M = rows.shape[-2]
-    return xp.matmul(_filled(xp, M, rows.dtype, 1 / M), rows)
+    return xp.matmul(constant_array(xp, M, rows.dtype, 1 / M), rows)
 
 
 def _ones(xp: Any, length: int, dtype: Any) -> Array:
-    return _filled(xp, length, dtype, 1.0)
+    return constant_array(xp, length, dtype, 1.0)
 
 
 @functools.lru_cache(maxsize=32)
-def _filled(xp: Any, length: int, dtype: Any, value: float) -> Array:
-    """full(length, value), made once per array module, length, dtype and value, then reused
+def constant_array(xp: Any, shape: int | tuple[int, ...], dtype: Any, value: float) -> Array:
+    """full(shape, value), made once per array module, shape, dtype and value, then reused
     (never written to): on a GPU, making it afresh would be one more kernel launch in every call."""
-    return xp.full(length, value, dtype=dtype)
+    return xp.full(shape, value, dtype=dtype)
