@@ -14,7 +14,7 @@ network file, not with published Inception-v3 numbers. For those, score with the
 Inception-v3 (pytorch-fid's weights, fetched once; see docs/inception.md):
 
     python examples/evaluate.py --checkpoint runs/svhn/checkpoint.npz --features inception \\
-        --dataset svhn --export-samples runs/svhn/samples
+        --dataset svhn --export-samples runs/svhn/scored
 
 ``--export-samples DIR`` writes the scored samples as PNG files, which pytorch-fid or clean-fid
 can score too; the scores printed are then those of exactly these 8-bit images.
@@ -30,7 +30,6 @@ import minigan.startup  # noqa: F401  (first: Ctrl-C while NumPy loads is one li
 
 # isort: split
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from typing import Any
 from minigan.backend import backend_name, use_backend
 from minigan.checkpoint import load_checkpoint
 from minigan.data import dataset_label, is_npz_path, load_dataset
+from minigan.data.folder import EXTENSIONS
 from minigan.data.loader import unscale_images
 from minigan.distributed import (
     SINGLE_PROCESS,
@@ -57,6 +57,7 @@ from minigan.metrics.inception_eval import (
     export_samples,
     save_inception_statistics,
 )
+from minigan.metrics.inception_score import MIN_SCORED_SAMPLES
 from minigan.metrics.statistics import load_statistics_meta
 from minigan.scripts import (
     EXIT_INTERRUPTED,
@@ -67,6 +68,7 @@ from minigan.scripts import (
     check_no_earlier_results,
     check_writable_folder,
     dataset_argument,
+    quiet_unless_root,
     run_script,
     seed_argument,
 )
@@ -129,13 +131,20 @@ def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any], dict[st
 
 
 def check_export_folder(args: argparse.Namespace) -> None:
-    """--export-samples DIR: writable, and holding no samples of an earlier export (they would
-    mix with these in whatever scores the folder next), unless --overwrite, which removes
-    them first. Checked before any work."""
+    """--export-samples DIR: writable, holding no other pictures (a tool that scores the
+    folder, pytorch-fid say, would score them too: a run's sample grids, if DIR is its
+    samples/), and no samples of an earlier export (they would mix with these), unless
+    --overwrite, which removes those first. Checked before any work."""
     if not args.export_samples:
         return
     folder = check_writable_folder(args.export_samples, "--export-samples")
     earlier = sorted(folder.glob("[0-9]" * 6 + ".png"))   # the names export_samples writes
+    others = sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS
+                    and p not in earlier)
+    if others:
+        raise FileExistsError(f"--export-samples {folder} holds other pictures ({others[0].name}"
+                              f", {len(others)} in all), which a tool scoring the folder would "
+                              f"score with the samples: give an empty folder of its own")
     check_no_earlier_results(earlier[:1], args.overwrite, "--export-samples")
     for path in earlier:
         path.unlink()
@@ -276,11 +285,10 @@ def generate_and_score(evaluate: Any, G: Generator, args: argparse.Namespace) ->
 def check_and_run(args: argparse.Namespace) -> None:
     # One of the processes of --processes N: each scores its share; rank 0 alone prints.
     args.world = join_world() if launched_on_this_machine() else SINGLE_PROCESS
-    if not args.world.is_root:
-        sys.stdout = open(os.devnull, "w")
-    if args.num_samples < 20:
-        raise ValueError(f"--num-samples must be at least 20 (IS uses 10 splits), got "
-                         f"{args.num_samples}")
+    quiet_unless_root(args.world)
+    if args.num_samples < MIN_SCORED_SAMPLES:
+        raise ValueError(f"--num-samples must be at least {MIN_SCORED_SAMPLES} (IS uses 10 "
+                         f"splits), got {args.num_samples}")
     if args.batch_size is None:
         args.batch_size = 50 if args.features == "inception" else 500
     if args.batch_size < 1:
@@ -294,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         return launch_this_script(args.processes, args.backend,
                                   sys.argv[1:] if argv is None else argv)
     # One-line warnings (e.g. the small-sample FID warning), errors and Ctrl-C: run_script.
-    code = run_script(check_and_run, args)
+    code = run_script(check_and_run, args, several_processes=True)
     if code not in (0, EXIT_INTERRUPTED):
         abort_other_ranks(code)   # with --processes, the others may be waiting for this one
     return code

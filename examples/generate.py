@@ -17,11 +17,12 @@ import sys
 from pathlib import Path
 
 from minigan.backend import get_array_module, make_rng, use_backend
-from minigan.gan.run_folder import load_generator
+from minigan.gan.run_folder import GENERATED_FILES, load_generator
 from minigan.scripts import (
     OneLineParser,
     add_backend_argument,
-    check_writable_folder,
+    add_overwrite_argument,
+    prepare_results_folder,
     run_script,
     seed_argument,
 )
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed_argument, default=0, help="seed of the latent vectors")
     add_backend_argument(p)
     p.add_argument("--out", default=None, help="output folder (default: the checkpoint's)")
+    add_overwrite_argument(p)
     return p
 
 
@@ -44,7 +46,9 @@ def generate(args: argparse.Namespace) -> None:
     if args.num_samples < 1 or args.rows < 1 or args.steps < 2:
         raise ValueError("--num-samples and --rows must be >= 1, --steps >= 2")
     use_backend(args.backend)
-    out = check_writable_folder(args.out or Path(args.checkpoint).parent, "--out")
+    # samples.png and interpolation.png: a new training run in the folder removes them
+    out = prepare_results_folder(args.out or Path(args.checkpoint).parent, GENERATED_FILES,
+                                 args.overwrite)
     G = load_generator(args.checkpoint)
     rng = make_rng(args.seed)
 

@@ -8,7 +8,6 @@ here is argument parsing and turning errors into one readable line.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 import time
@@ -53,6 +52,7 @@ from minigan.scripts import (
     finite_float,
     int_argument,
     print_error,
+    quiet_unless_root,
     run_script,
     seed_argument,
 )
@@ -96,7 +96,8 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
                    help="continue from the checkpoint in the run folder; settings not given "
                         "are the checkpoint's")
     p.add_argument("--overwrite", action="store_true",
-                   help="start afresh in a run folder that holds a checkpoint, replacing it")
+                   help="start afresh in a run folder that holds an earlier run: its "
+                        "checkpoint, snapshots, samples and logs are deleted first")
     p.add_argument("--save-every", type=int_argument, default=0, metavar="N",
                    help="also save the checkpoint every N steps (0: after each epoch only)")
     p.add_argument("--keep-snapshots", type=snapshots_argument, default=0, metavar="K|all",
@@ -201,6 +202,12 @@ def check_arguments(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.features:   # the scores' module (and SciPy) is imported only then
+        from minigan.metrics.inception_score import MIN_SCORED_SAMPLES
+
+        if args.metrics_samples < MIN_SCORED_SAMPLES:
+            raise ValueError(f"--metrics-samples must be at least {MIN_SCORED_SAMPLES} (IS uses "
+                             f"10 splits), got {args.metrics_samples}")
     size = args.image_size
     if size < 8 or size & (size - 1):
         raise ValueError(f"--image-size must be 4 * 2**k (8, 16, 32, 64, ...), got {size}")
@@ -269,6 +276,19 @@ def settle_resume(args: argparse.Namespace, given: set[str], path: Path) -> list
     return changes
 
 
+def check_something_left(args: argparse.Namespace, progress: dict[str, int], out: Path) -> None:
+    """--resume of a run that has done its --epochs (or reached --max-steps) would train
+    nothing: refuse, saying what to give, before config.json records a smaller --epochs."""
+    done = f"the run in {out} has done {progress['step']} steps"
+    if args.max_steps is not None and progress["step"] >= args.max_steps:
+        raise ValueError(f"--resume: {done}, and --max-steps is {args.max_steps}: nothing is "
+                         f"left to train; give a larger --max-steps to go on")
+    if progress["epoch"] >= args.epochs:
+        raise ValueError(f"--resume: {done} in {progress['epoch']} epochs, and --epochs is "
+                         f"{args.epochs}: nothing is left to train; give --epochs "
+                         f"{progress['epoch'] + 1} or more to go on")
+
+
 def load_training_images(args: argparse.Namespace) -> numpy.ndarray:
     """(N, C, S, S) uint8 images of the chosen dataset, S = --image-size. A folder of pictures
     is resized and center-cropped to S; 28x28 images (MNIST's) are padded to 32x32; any other
@@ -300,7 +320,8 @@ def load_training_images(args: argparse.Namespace) -> numpy.ndarray:
 def prepare_run_folder(args: argparse.Namespace, given: set[str],
                        lock: RunLock | None = None) -> tuple[Path, list[str]]:
     """Check the run folder before any work: writable; held by no other run (``lock``, taken
-    here, rank 0's); a fresh run never replaces a checkpoint (unless --overwrite); --resume
+    here, rank 0's); a fresh run never replaces an earlier run's files (``--overwrite`` deletes
+    them first, so that none is left to be mistaken for the new run's); --resume
     reads the settings it continues with. Temporary files left by a checkpoint write that was
     killed are removed. Returns (folder, honoured changes)."""
     out = check_writable_folder(default_out(args), "--out")
@@ -315,10 +336,19 @@ def prepare_run_folder(args: argparse.Namespace, given: set[str],
         if not checkpoint.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint in {out}; start without --resume")
         changes = settle_resume(args, given, checkpoint)
-    elif checkpoint.exists() and not args.overwrite:
+        check_something_left(args, run_folder.saved_progress(checkpoint), out)
+    elif args.overwrite:
+        removed = run_folder.remove_earlier_run(out)
+        if removed:
+            print(f"--overwrite: removed the {len(removed)} files of the earlier run in {out}")
+    elif checkpoint.exists():
         raise FileExistsError(f"{out} already holds a run ({checkpoint}): continue it with "
                               f"--resume, start a new one with another --out, or replace it "
                               f"with --overwrite")
+    elif earlier := run_folder.earlier_run_files(out):   # a run stopped before its checkpoint
+        raise FileExistsError(f"{out} holds files of an earlier run ({earlier[0]}, "
+                              f"{len(earlier)} in all) but no checkpoint to resume: start "
+                              f"with another --out, or replace them with --overwrite")
     # Recorded resolved, so that `--resume --out RUN` finds the data from anywhere.
     args.data_dir = str(Path(args.data_dir or default_data_dir()).expanduser().resolve())
     return out, changes
@@ -350,8 +380,7 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
     check_arguments(args)              # before the run folder is made; again after --resume
     # Several processes (minigan/distributed.py): each rank trains on its share of each batch.
     world = join_world() if args.distributed else SINGLE_PROCESS
-    if not world.is_root:
-        sys.stdout = open(os.devnull, "w")   # rank 0 alone prints (errors still show)
+    quiet_unless_root(world)
     lock = RunLock(default_out(args)) if world.is_root else None   # rank 0 writes the files
     try:
         # Rank 0 first: it makes the folder and clears leftovers before the others look at it.
@@ -416,7 +445,8 @@ def build_evaluator(args: argparse.Namespace, images: numpy.ndarray, world: Any)
     if args.features == "inception":   # the FID Inception-v3: published-style FID and IS
         from minigan.metrics.inception_eval import inception_evaluator
         return inception_evaluator(images, args.dataset, args.metrics_samples,
-                                   args.z_distribution, data_dir=args.data_dir, world=world)
+                                   args.z_distribution, data_dir=args.data_dir, world=world,
+                                   download_missing=not args.no_download)
     if not args.features:
         return None
     from minigan.metrics import GANEvaluator
@@ -498,7 +528,7 @@ def main(argv: list[str] | None = None, dataset: str = "svhn",
             trainer = train(args, given)
         return EXIT_INTERRUPTED if trainer.interrupted else 0
 
-    code = run_script(work, args)
+    code = run_script(work, args, several_processes=True)
     if args.distributed and code not in (0, EXIT_INTERRUPTED):
         abort_other_ranks(code)   # after an error here, the other ranks would wait forever
     return code

@@ -69,6 +69,21 @@ def one_line_warnings() -> None:
     warnings.showwarning = show
 
 
+def launched_as_rank() -> int | None:
+    """This process's rank when ``python -m minigan.launch`` started it, else None."""
+    from minigan.shared_comm import ENV_FILE, ENV_RANK
+
+    return int(os.environ.get(ENV_RANK, "0")) if ENV_FILE in os.environ else None
+
+
+def quiet_unless_root(world: Any) -> None:
+    """In one of several processes, every rank but 0 prints nothing: its output and its
+    warnings would repeat rank 0's, interleaved with them. Errors still show (stderr)."""
+    if not world.is_root:
+        sys.stdout = open(os.devnull, "w")
+        warnings.simplefilter("ignore")
+
+
 def add_backend_argument(parser: argparse.ArgumentParser) -> None:
     """``--backend numpy|cupy``, defaulting to $MINIGAN_BACKEND (else numpy). A bad value in the
     variable is reported by ``use_backend`` as one line, like any other bad argument."""
@@ -163,7 +178,8 @@ class _TerminateAsInterrupt:
             signal.signal(signum, handler)
 
 
-def run_script(work: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> int:
+def run_script(work: Callable[[argparse.Namespace], Any], args: argparse.Namespace,
+               several_processes: bool = False) -> int:
     """Run a script's ``work(args)`` and turn how it ended into an exit code and one line.
 
     A user error prints ``error: ...`` (exit 2); running out of memory says so (exit 2);
@@ -171,9 +187,16 @@ def run_script(work: Callable[[argparse.Namespace], Any], args: argparse.Namespa
     prints one line (exit 130; a partial download stays as ``.part`` and resumes next time).
     ``work`` may return an int exit code itself (training returns 130 after saving when
     interrupted). Ctrl-C while the script was still starting is handled by
-    ``minigan.startup``.
+    ``minigan.startup``. ``several_processes``: the script joins a run of several processes
+    when ``python -m minigan.launch`` starts it (training, evaluate.py); any other script
+    started so is refused, since each process would do all the work and write the same files.
     """
     one_line_warnings()
+    if not several_processes and launched_as_rank() is not None:
+        if launched_as_rank() != 0:
+            return 2            # rank 0 says why, once
+        return print_error(f"{Path(sys.argv[0]).name} does not run as several processes: "
+                           f"start it with python alone, not with python -m minigan.launch")
     try:
         with _TerminateAsInterrupt():
             code = work(args)

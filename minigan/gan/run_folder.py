@@ -8,6 +8,8 @@
     samples/*.png, samples.gif  G(fixed z) after each epoch, animated      save_sample_grid
     losses.csv, metrics.csv,    the loss history, the scores, their plot   write_logs
     losses.png
+    samples.png,                G's pictures, written by examples/generate.py
+    interpolation.png
 
 The functions take plain data (arrays, dicts, modules, optimizers, paths), never the trainer:
 the trainer decides *when* to save, this module *what* and *how*. A checkpoint is written
@@ -47,6 +49,13 @@ CONFIG = "config.json"
 HISTORY_COLUMNS = ("step", "epoch", "d_loss", "g_loss", "d_real", "d_fake")
 PROGRESS_COUNTERS = ("epoch", "step", "batch_in_epoch")
 TRAINING_SECTIONS = ("G", "D", "opt_g", "opt_d", "rng", "progress", "history")
+# Every file a training run writes into its folder, as glob patterns, and the two pictures that
+# examples/generate.py writes beside the checkpoint by default. Left in place under a new run,
+# any of them would be taken for the new run's (an earlier run's metrics.csv or snapshots).
+TRAINING_FILES = (CONFIG, CHECKPOINT, "checkpoint_epoch_*.npz", "real_samples.png",
+                  "samples/epoch_*.png", "samples/step_*.png", "samples.gif", "losses.csv",
+                  "metrics.csv", "losses.png")
+GENERATED_FILES = ("samples.png", "interpolation.png")
 
 
 # ---------------------------------------------------------------------- config.json
@@ -68,6 +77,25 @@ def read_config(folder: str | Path) -> dict[str, Any] | None:
     if not isinstance(config, dict):
         raise DamagedFileError(path, "should hold a JSON object of settings")
     return config
+
+
+def earlier_run_files(folder: str | Path, patterns: tuple[str, ...] = TRAINING_FILES,
+                      ) -> list[Path]:
+    """The files in ``folder`` that match ``patterns`` (by default, those a training run
+    writes): an earlier run's, sorted."""
+    folder = Path(folder)
+    return sorted(path for pattern in patterns for path in folder.glob(pattern)
+                  if path.is_file())
+
+
+def remove_earlier_run(folder: str | Path) -> list[Path]:
+    """Delete an earlier run's files from ``folder`` (``TRAINING_FILES`` and
+    ``GENERATED_FILES``), so that a new run there (``--overwrite``) leaves nothing of the old
+    one behind; anything else in the folder is kept. Returns what was deleted."""
+    removed = earlier_run_files(folder, TRAINING_FILES + GENERATED_FILES)
+    for path in removed:
+        path.unlink()
+    return removed
 
 
 # ---------------------------------------------------------------------- pictures and logs
@@ -192,20 +220,33 @@ def _checked_progress_and_rng_states(sections: dict[str, dict[str, numpy.ndarray
     rngs = sections["rng"]
     require(rngs, path, rng_names, what="random generator")
     progress = sections["progress"]
-    require(progress, path, [*PROGRESS_COUNTERS, "sample_frames"], what="progress entry")
-    counters = {k: progress[k] for k in PROGRESS_COUNTERS}
-    check_arrays(counters, path, "progress")
-    if any(v.shape != () or v < 0 for v in counters.values()):
-        raise DamagedFileError(path, f"the progress counters are damaged ({counters})")
+    require(progress, path, ["sample_frames"], what="progress entry")
+    checked: dict[str, Any] = _checked_counters(progress, path)
     require(sections["history"], path, HISTORY_COLUMNS, what="history column")
     # Losses may be anything finite; a NaN run stops before it saves, so none are NaN.
     check_arrays(sections["history"], path, "history")
     frames = read_json(progress["sample_frames"], path, "the sample frames", kind=list)
     states = {name: read_json(rngs[name], path, f"the {name} generator state")
               for name in rngs}
-    checked = {k: int(v) for k, v in counters.items()}
     checked["sample_frames"] = [str(f) for f in frames]
     return checked, states
+
+
+def _checked_counters(progress: dict[str, numpy.ndarray], path: str | Path) -> dict[str, int]:
+    """The ``PROGRESS_COUNTERS`` of a checkpoint's progress section, as checked ints."""
+    require(progress, path, PROGRESS_COUNTERS, what="progress entry")
+    counters = {k: progress[k] for k in PROGRESS_COUNTERS}
+    check_arrays(counters, path, "progress")
+    if any(v.shape != () or v < 0 for v in counters.values()):
+        raise DamagedFileError(path, f"the progress counters are damaged ({counters})")
+    return {k: int(v) for k, v in counters.items()}
+
+
+def saved_progress(path: str | Path) -> dict[str, int]:
+    """The progress counters of a trainer checkpoint: ``epoch`` (epochs done), ``step`` and
+    ``batch_in_epoch``, checked (only that part of the file is read)."""
+    return _checked_counters(load_checkpoint(path, ["progress"], what="trainer checkpoint")
+                             ["progress"], path)
 
 
 def saved_settings(path: str | Path) -> dict[str, Any]:

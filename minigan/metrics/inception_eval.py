@@ -182,23 +182,26 @@ def inception_evaluator(real_images: Any, dataset: str, num_samples: int = 10000
                         stats_path: str | Path | None = None,
                         data_dir: str | os.PathLike | None = None,
                         batch_size: int = 50, progress: bool = True,
-                        world: World | None = None) -> InceptionEvaluator:
+                        world: World | None = None,
+                        download_missing: bool = True) -> InceptionEvaluator:
     """An InceptionEvaluator for a GAN trained on ``real_images`` (uint8, (N, C, H, W)).
 
     The reference statistics are read from ``stats_path`` (default
     ``runs/inception_stats_<dataset>.npz``) or, the first time, computed from the first
     ``reference_count`` real images and saved there. The weights come from
-    ``load_fid_inception(data_dir)`` (downloaded once). ``progress``: tqdm bars on stderr with
-    the estimated time left, for the reference statistics and for every scoring (on a CPU a
-    10,000-image FID takes hours). ``world``: the processes of a data-parallel run, every one
-    calling this: rank 0 downloads the weights, and each computes its share of the reference
-    statistics (``save_inception_statistics``).
+    ``load_fid_inception(data_dir)`` (downloaded once; with ``download_missing`` False, a
+    missing file is an error instead, as ``--no-download`` asks). ``progress``: tqdm bars on
+    stderr with the estimated time left, for the reference statistics and for every scoring
+    (on a CPU a 10,000-image FID takes hours). ``world``: the processes of a data-parallel
+    run, every one calling this: rank 0 downloads the weights, and each computes its share of
+    the reference statistics (``save_inception_statistics``).
     """
     from minigan.data import dataset_label
     from minigan.metrics.inception_weights import load_fid_inception
 
     world = world or SINGLE_PROCESS
-    net = world.root_first(lambda: load_fid_inception(data_dir))
+    net = world.root_first(lambda: load_fid_inception(data_dir,
+                                                      download_missing=download_missing))
     stats = Path(stats_path or f"runs/inception_stats_{dataset_label(dataset)}.npz")
     if not stats.is_file():
         images = real_images[:reference_count]

@@ -31,7 +31,11 @@ from scipy.special import rel_entr
 
 from minigan.backend import to_numpy
 
-__all__ = ["inception_score"]
+__all__ = ["MIN_SCORED_SAMPLES", "inception_score"]
+
+# The fewest generated images the scripts score: the Inception Score is a mean over 10 splits,
+# and a split of one image always scores 1 (its p(y) is its own p(y|x)), whatever G does.
+MIN_SCORED_SAMPLES = 20
 
 
 def inception_score(probs: Any, splits: int = 10) -> tuple[float, float]:

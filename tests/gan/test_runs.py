@@ -121,6 +121,84 @@ def test_a_fresh_run_never_overwrites_a_checkpoint(run_copy):
     assert "1 steps in" in result.stdout
 
 
+def test_overwrite_leaves_nothing_of_the_earlier_run_to_be_taken_for_the_new_ones(run_copy):
+    # What an earlier, longer run (with scores, snapshots and generate.py's pictures) leaves.
+    earlier = ["checkpoint_epoch_003.npz", "checkpoint_epoch_004.npz", "metrics.csv",
+               "samples/epoch_003.png", "samples.png", "interpolation.png"]
+    for name in earlier:
+        (run_copy / name).write_bytes(b"the earlier run's")
+    (run_copy / "notes.txt").write_text("the user's own file")
+    result = run("train_svhn.py", *TINY, "--epochs", "1", "--keep-snapshots", "2",
+                 "--out", run_copy, "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert "removed the" in result.stdout
+    assert not any((run_copy / name).exists() for name in earlier)
+    assert not (run_copy / "samples" / "step_000002.png").exists()   # the earlier run's too
+    # The new run's own snapshot is kept (the old ones counted towards "the last 2" before),
+    # its files are listed, and nothing else of the user's is touched.
+    assert sorted(p.name for p in run_copy.glob("checkpoint_epoch_*.npz")) == [
+        "checkpoint_epoch_001.npz"]
+    assert "metrics.csv" not in result.stdout
+    assert (run_copy / "notes.txt").read_text() == "the user's own file"
+
+
+def test_a_fresh_run_refuses_an_earlier_runs_files_even_without_a_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    (out / "samples").mkdir(parents=True)
+    (out / "samples" / "epoch_001.png").write_bytes(b"a run stopped before its checkpoint")
+    line = one_line_error(run("train_svhn.py", *TINY, "--max-steps", "1", "--out", out))
+    assert "epoch_001.png" in line and "--overwrite" in line
+    assert (out / "samples" / "epoch_001.png").read_bytes().startswith(b"a run stopped")
+
+
+def test_resuming_a_run_with_nothing_left_to_train_is_refused(run_copy):
+    config = (run_copy / "config.json").read_text()
+    line = one_line_error(run("train_svhn.py", "--resume", "--out", run_copy,
+                              "--max-steps", "2"))
+    assert "has done 2 steps, and --max-steps is 2: nothing is left to train" in line
+    finished = run_copy / "finished"
+    assert run("train_svhn.py", *TINY, "--epochs", "1", "--out", finished).returncode == 0
+    for epochs in ([], ["--epochs", "1"]):
+        line = one_line_error(run("train_svhn.py", "--resume", "--out", finished, *epochs))
+        assert "has done 4 steps in 1 epochs, and --epochs is 1" in line
+        assert "give --epochs 2 or more" in line
+    # A smaller --epochs than was trained is refused before config.json records it.
+    kept = (finished / "config.json").read_text()
+    one_line_error(run("train_svhn.py", "--resume", "--out", finished, "--epochs", "0"))
+    assert (finished / "config.json").read_text() == kept
+    assert (run_copy / "config.json").read_text() == config
+
+
+def test_generate_refuses_to_replace_its_pictures_without_overwrite(trained, tmp_path):
+    args = ["--checkpoint", trained / "checkpoint.npz", "--num-samples", "4", "--rows", "1",
+            "--steps", "2", "--out", tmp_path]
+    assert run("generate.py", *args).returncode == 0
+    before = (tmp_path / "samples.png").read_bytes()
+    line = one_line_error(run("generate.py", *args, "--seed", "1"))
+    assert "samples.png already exists" in line and "--overwrite" in line
+    assert (tmp_path / "samples.png").read_bytes() == before
+    assert run("generate.py", *args, "--seed", "1", "--overwrite").returncode == 0
+    assert (tmp_path / "samples.png").read_bytes() != before
+
+
+def test_a_script_that_does_not_take_part_in_several_processes_is_refused_by_the_launcher(
+        trained, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "minigan.launch", "-n", "2", str(REPO / "examples" / "generate.py"),
+         "--checkpoint", str(trained / "checkpoint.npz"), "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 2
+    assert result.stderr.count("generate.py does not run as several processes") == 1
+    assert "Traceback" not in result.stderr and not list(tmp_path.glob("*.png"))
+
+
+def test_the_fid_inception_is_not_downloaded_with_no_download(tmp_path):
+    line = one_line_error(run("train_svhn.py", *TINY, "--max-steps", "1", "--features",
+                              "inception", "--no-download", "--data-dir", tmp_path,
+                              "--out", tmp_path / "run"))
+    assert "not found" in line and "could not reach" not in line
+
+
 def test_config_json_records_every_setting(trained):
     config = json.loads((trained / "config.json").read_text())
     for key, value in {"dataset": "synthetic", "split": "train", "batch_size": 8,
@@ -172,6 +250,7 @@ def test_resume_needs_only_the_checkpoint(run_copy, tmp_path):
     (["--keep-snapshots", "-2"], "argument --keep-snapshots: must be 0 or more, or all"),
     (["--conv-dim", "1000000"], "--conv-dim 1000000 (about"),
     (["--num-train", "1e12"], "--num-train 1000000000000 synthetic images would need about"),
+    (["--features", "f.npz", "--metrics-samples", "10"], "--metrics-samples must be at least 20"),
 ])
 def test_values_that_make_no_sense_are_refused_where_they_are_parsed(tmp_path, args, message):
     line = one_line_error(run("train_svhn.py", "--dataset", "synthetic", *args,

@@ -162,6 +162,7 @@ def test_evaluate_with_two_processes_prints_one_process_s_scores(files, tmp_path
     assert alone.returncode == 0 and shared.returncode == 0, shared.stderr
     assert "2 processes, each scoring 1/2 of the samples" in shared.stdout
     assert shared.stdout.count("FID ") == 1                 # rank 0 alone prints
+    assert shared.stderr.count("warning: FID from 256 samples") == 1   # and warns
     assert len(list((tmp_path / "samples").glob("*.png"))) == 256
     # The exported 8-bit images are scored in the shared run: compare with them alone.
     exported = run_script("evaluate.py", *args, "--export-samples", tmp_path / "again")
@@ -334,6 +335,20 @@ def test_evaluate_never_mixes_an_earlier_export_with_new_samples(tmp_path):
                        "--overwrite")
     assert_one_line_error(again)                  # now it fails on the missing checkpoint
     assert "none.npz" in again.stderr and not (samples / "000000.png").exists()
+
+
+def test_evaluate_never_exports_beside_other_pictures(tmp_path):
+    """A run's samples/ folder holds its sample grids: exported there, pytorch-fid would score
+    them with the samples. Refused before any work, --overwrite or not, and nothing deleted."""
+    grids = tmp_path / "samples"
+    grids.mkdir()
+    (grids / "epoch_001.png").write_bytes(b"a sample grid")
+    for extra in ([], ["--overwrite"]):
+        result = run_script("evaluate.py", "--checkpoint", tmp_path / "none.npz", "--features",
+                            tmp_path / "none_features.npz", "--export-samples", grids, *extra)
+        assert_one_line_error(result)
+        assert "holds other pictures (epoch_001.png" in result.stderr
+    assert (grids / "epoch_001.png").read_bytes() == b"a sample grid"
 
 
 def test_evaluate_no_download_says_where_the_inception_weights_go(files, tmp_path):
