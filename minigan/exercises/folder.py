@@ -30,6 +30,7 @@ class KernelImportError(ValueError):
 
 
 _fresh_names = itertools.count()
+LEARNER_PACKAGE = "minigan_learner_kernels"   # each load's package: this, _ and a number
 
 
 def init_folder(folder: str | Path) -> list[Path]:
@@ -100,7 +101,7 @@ def _import_folder(folder: Path) -> tuple[ModuleType, KernelImportError | None]:
     """The folder as a package with a name of its own, so relative imports between its files
     work and an edited file is read again on the next load; and the error of its
     ``__init__.py``, if it has one that fails."""
-    name = f"minigan_learner_kernels_{next(_fresh_names)}"
+    name = f"{LEARNER_PACKAGE}_{next(_fresh_names)}"
     init = folder / "__init__.py"
     if not init.is_file():   # no __init__.py: an empty package
         package = ModuleType(name)

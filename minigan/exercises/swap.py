@@ -25,9 +25,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from minigan.exercises.folder import load_kernels
+from minigan.exercises.folder import LEARNER_PACKAGE, load_kernels
 from minigan.exercises.grader import FAILED, NOT_STARTED, PASSED, Result, first_try
 from minigan.exercises.isolation import check_folder
+from minigan.exercises.limits import CaseTimedOut, time_limit
 from minigan.exercises.records import EXERCISES, swap_groups
 
 QUICK_EXAMPLES = 5    # cases per exercise in the check before training
@@ -38,12 +39,21 @@ def _exercises_of(group: str) -> list[Any]:
     return [e for e in EXERCISES if e.swap is not None and e.swap.group == group]
 
 
-def started_groups(kernels: Any) -> dict[str, bool]:
+def started_groups(kernels: Any, seconds: float = QUICK_SECONDS) -> dict[str, bool]:
     """For each swap group, whether the learner has started all of it: the simplest case of
     each of its exercises does not raise NotImplementedError (it may still be wrong; the
-    grader says). Runs the learner's code in this process."""
-    return {group: all(first_try(e, kernels) != NOT_STARTED for e in _exercises_of(group))
-            for group in swap_groups()}
+    grader says). Runs the learner's code in this process, each case for at most ``seconds``
+    (where a time limit can be set: the main thread), so that an endless loop is one line."""
+    started = {}
+    for group in swap_groups():
+        try:
+            started[group] = all(first_try(e, kernels, seconds) != NOT_STARTED
+                                 for e in _exercises_of(group))
+        except CaseTimedOut:
+            raise KernelsFailGrader(f"your {group} did not finish its simplest case within "
+                                    f"{seconds:g} s (an endless loop?): `python -m "
+                                    f"minigan.exercises check` grades it row by row") from None
+    return started
 
 
 @dataclass(frozen=True)
@@ -100,7 +110,7 @@ def use_kernels(folder: str | Path, groups: tuple[str, ...] | None = None,
     learner's code is in use} ("conv2d", "batch_norm", ..., "models", "losses", "step").
     Everything is put back on exit, also after an error.
     """
-    kernels = load_kernels(folder)
+    kernels = load_swappable(folder, groups)
     in_use = started_groups(kernels) if groups is None else \
         {group: group in groups for group in swap_groups()}
     saved: list[tuple[ModuleType, str, Any]] = []
@@ -113,6 +123,13 @@ def use_kernels(folder: str | Path, groups: tuple[str, ...] | None = None,
                 saved.append((module, name, getattr(module, name)))
                 setattr(module, name, getattr(kernels, name))
         yield in_use
+    except (KeyboardInterrupt, GeneratorExit):
+        raise
+    except BaseException as error:   # SystemExit too: the learner's code must not end the run
+        sentence = learners_failure(error)
+        if sentence is None:   # minigan's own error (or its one-line user error): as it is
+            raise
+        raise LearnersCodeFailed(sentence) from None
     finally:
         for module, name, original in reversed(saved):
             setattr(module, name, original)
@@ -120,6 +137,47 @@ def use_kernels(folder: str | Path, groups: tuple[str, ...] | None = None,
 
 class KernelsFailGrader(ValueError):
     """``--kernels`` on a folder with a started group that the grader fails (one line)."""
+
+
+class LearnersCodeFailed(RuntimeError):
+    """The learner's code raised (or called sys.exit) while minigan ran on it: one line
+    naming the function, its file and line, instead of a traceback through minigan."""
+
+
+def load_swappable(folder: str | Path, groups: tuple[str, ...] | None = None,
+                   seconds: float = QUICK_SECONDS) -> Any:
+    """``load_kernels`` of only the files that hold ``groups`` (None: every swappable group),
+    importing for at most ``seconds``: the other files (scale.py, metrics.py, ...) are never
+    run here, and a file that loops at its top is one line, not a hang."""
+    files = tuple({e.stub for e in EXERCISES if e.swap is not None
+                   and (groups is None or e.swap.group in groups)})
+    try:
+        with time_limit(seconds):
+            return load_kernels(folder, files=files)
+    except CaseTimedOut:
+        raise KernelsFailGrader(f"importing your files from {folder} did not finish within "
+                                f"{seconds:g} s (a loop at the top of a file?)") from None
+
+
+def learners_failure(error: BaseException) -> str | None:
+    """'your tanh_forward (activations.py, line 12) raised IndexError: ...' when ``error``
+    came out of a learner's file (the innermost such frame on its traceback), else None."""
+    theirs = [tb for tb in _tracebacks(error)
+              if tb.tb_frame.f_globals.get("__name__", "").startswith(LEARNER_PACKAGE)]
+    if not theirs:
+        return None
+    code, line = theirs[-1].tb_frame.f_code, theirs[-1].tb_lineno
+    message = " ".join(str(error).split())
+    what = f"called sys.exit({error.code})" if isinstance(error, SystemExit) else \
+        f"raised {type(error).__name__}{': ' + message if message else ''}"
+    return f"your {code.co_name} ({Path(code.co_filename).name}, line {line}) {what}"
+
+
+def _tracebacks(error: BaseException) -> Iterator[Any]:
+    tb = error.__traceback__
+    while tb is not None:
+        yield tb
+        tb = tb.tb_next
 
 
 @contextmanager

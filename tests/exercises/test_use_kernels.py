@@ -24,7 +24,8 @@ import minigan.ops
 import minigan.optim
 from minigan.backend import to_device, to_numpy
 from minigan.exercises import use_kernels
-from minigan.nn import LeakyReLU, Parameter
+from minigan.exercises.swap import KernelsFailGrader, LearnersCodeFailed
+from minigan.nn import LeakyReLU, Parameter, Tanh
 from minigan.optim import Adam
 from tests.exercises.conftest import LEAKY_RELU_BACKWARD, LEAKY_RELU_FORWARD, fill_in
 from tests.helpers import REPO_ROOT
@@ -71,6 +72,55 @@ def test_minigans_kernels_come_back_after_an_error(leaky_relu_and_adam):
     with pytest.raises(ZeroDivisionError), use_kernels(leaky_relu_and_adam):
         raise ZeroDivisionError("an error in the middle of training")
     assert minigan.ops.leaky_relu_forward is original
+
+
+def test_an_error_in_the_learners_code_is_one_sentence_naming_it(leaky_relu_and_adam):
+    # Code that passes the grader's small cases and fails on a network's arrays: the error
+    # names the learner's function, file and line (not a traceback through minigan).
+    fill_in(leaky_relu_and_adam / "activations.py", "tanh_forward", """
+        if x.size > 100:
+            raise IndexError("only small arrays")
+        y = get_array_module(x).tanh(x)
+        return y, TanhCache(y)
+    """)
+    fill_in(leaky_relu_and_adam / "activations.py", "tanh_backward", """
+        if dy.size == 7:
+            import sys
+            sys.exit(0)
+        return dy * (1 - cache.y ** 2)
+    """)
+    with pytest.raises(LearnersCodeFailed, match=r"^your tanh_forward \(activations.py, line "
+                                                 r"\d+\) raised IndexError: only small arrays$"):
+        with use_kernels(leaky_relu_and_adam):
+            Tanh()(to_device(np.zeros((2, 100))))
+    layer = Tanh()
+    with pytest.raises(LearnersCodeFailed, match=r"your tanh_backward .* called sys.exit\(0\)"):
+        with use_kernels(leaky_relu_and_adam):
+            layer(to_device(np.zeros(7)))
+            layer.backward(to_device(np.ones(7)))
+    # minigan's own errors are left as they are (a user error is already one line).
+    with pytest.raises(ValueError, match="minigan's"), use_kernels(leaky_relu_and_adam):
+        raise ValueError("minigan's")
+
+
+def test_files_that_are_never_swapped_in_are_never_run_by_use_kernels(leaky_relu_and_adam):
+    (leaky_relu_and_adam / "metrics.py").write_text("import os\n\nos._exit(0)\n")
+    (leaky_relu_and_adam / "scale.py").write_text("while True:\n    pass\n")
+    with use_kernels(leaky_relu_and_adam) as in_use:   # would end this process, or hang
+        assert in_use["leaky_relu"]
+
+
+def test_a_swapped_file_that_loops_is_one_line_not_a_hang(leaky_relu_and_adam):
+    from minigan.exercises.swap import load_swappable, started_groups
+
+    fill_in(leaky_relu_and_adam / "activations.py", "tanh_forward", "while True:\n    pass")
+    kernels = load_swappable(leaky_relu_and_adam)
+    with pytest.raises(KernelsFailGrader, match="your tanh did not finish its simplest case "
+                                                "within 1 s"):
+        started_groups(kernels, seconds=1)
+    (leaky_relu_and_adam / "adam.py").write_text("while True:\n    pass\n")
+    with pytest.raises(KernelsFailGrader, match="did not finish within 1 s"):
+        load_swappable(leaky_relu_and_adam, seconds=1)
 
 
 def test_adam_steps_with_the_learners_update(leaky_relu_and_adam):
