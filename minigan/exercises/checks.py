@@ -202,6 +202,23 @@ def expect_dtype(name: str, what: str, array: Any, dtype: Any, where: str) -> No
                                 f"({where}): dtype in must be dtype out")
 
 
+def expect_float32_gradients(forward_fn: Callable[..., Any], backward_fn: Callable[..., Any],
+                             inputs: dict[str, Array | None], name: str, where: str,
+                             **kwargs: Any) -> None:
+    """A float32 forward and backward pass give float32 gradients: one per input of
+    ``inputs`` (None where an input is None), in that order after the first output of the
+    backward function. A float64 gradient would pass every value check, then fail when
+    training adds it to a float32 parameter."""
+    as32 = {k: None if v is None else v.astype("float32") for k, v in inputs.items()}
+    y, cache = forward_fn(*as32.values(), **kwargs)
+    dy = to_device(numpy.ones(tuple(y.shape), "float32"))
+    grads = backward_fn(dy, cache)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    for what, given, grad in zip(as32, as32.values(), grads):
+        if given is not None:
+            expect_dtype(name, f"d{what}", grad, numpy.float32, where)
+
+
 def gradient_errors(forward_fn: Callable[..., Any], backward_fn: Callable[..., Any],
                     inputs: dict[str, Array | None], backward_name: str, where: str,
                     axes: dict[str, Axes] | None = None, **kwargs: Any) -> None:
@@ -353,6 +370,8 @@ def check_conv2d_backward(impl: Any, case: Case) -> None:
     if no_dx is not None:
         raise KernelCheckFailed(f"conv2d_backward: with need_input_grad=False, dx should be "
                                 f"None ({where})")
+    expect_float32_gradients(impl.conv2d_forward, impl.conv2d_backward, {"x": x, "w": w, "b": b},
+                             "conv2d_backward", where, stride=S, padding=P)
 
 
 def check_conv_transpose2d(impl: Any, case: Case) -> None:
@@ -380,6 +399,9 @@ def check_conv_transpose2d(impl: Any, case: Case) -> None:
     y32, _ = impl.conv_transpose2d_forward(x.astype("float32"), w.astype("float32"), None,
                                            stride=S, padding=P, output_padding=op)
     expect_dtype(name, "y", y32, numpy.float32, where)
+    expect_float32_gradients(impl.conv_transpose2d_forward, impl.conv_transpose2d_backward,
+                             {"x": x, "w": w, "b": b}, "conv_transpose2d_backward", where,
+                             stride=S, padding=P, output_padding=op)
 
 
 # ------------------------------------------------------------------------- batch normalization
@@ -422,6 +444,9 @@ def check_batch_norm_train(impl: Any, case: Case) -> None:
     y32, _ = impl.batch_norm_forward(x.astype("float32"), gamma.astype("float32"),
                                      beta.astype("float32"), eps=eps)
     expect_dtype("batch_norm_forward", "y", y32, numpy.float32, where)
+    expect_float32_gradients(impl.batch_norm_forward, impl.batch_norm_backward,
+                             {"x": x, "gamma": gamma, "beta": beta}, "batch_norm_backward",
+                             where + " (training mode)", eps=eps)
 
 
 def check_batch_norm_eval(impl: Any, case: Case) -> None:
@@ -549,6 +574,11 @@ def check_bce_with_logits(impl: Any, case: Case) -> None:
 
         gradient_errors(forward, impl.bce_with_logits_backward, {"logits": x},
                         "bce_with_logits_backward", where)
+    loss32, cache32 = impl.bce_with_logits_forward(x.astype("float32"), t if numpy.isscalar(t)
+                                                   else t.astype("float32"))
+    expect_dtype(name, "the loss", loss32, numpy.float32, where)
+    expect_dtype("bce_with_logits_backward", "dlogits",
+                 impl.bce_with_logits_backward(1.0, cache32), numpy.float32, where)
 
 
 # ------------------------------------------------------------------------- Adam

@@ -227,6 +227,23 @@ def check_generator(impl: Any, case: Case) -> None:
     rng = numpy.random.default_rng([case["seed"], 1])
     z = to_device(rng.uniform(-1, 1, (case["batch"] + 1, case["z_size"])))
     _same_function("Generator", mine, theirs, z, where)
+    _same_settings(mine, theirs, where)
+
+
+def _same_settings(mine: Module, theirs: Module, where: str) -> None:
+    """Training saves ``G.config()`` in every checkpoint (and rebuilds G from it): the learner's
+    generator must give minigan's settings, which the stub's given lines store."""
+    if not hasattr(mine, "config"):
+        return
+    try:
+        settings = mine.config()
+    except Exception as error:
+        raise KernelCheckFailed(f"Generator.config() raised {type(error).__name__}: {error} "
+                                f"for {where}: keep the stub's given lines that store the "
+                                f"settings (training saves them in every checkpoint)") from None
+    if settings != theirs.config():
+        raise KernelCheckFailed(f"Generator.config() is {settings} but should be "
+                                f"{theirs.config()} for {where}")
 
 
 # ------------------------------------------------------------------------- the losses

@@ -158,6 +158,22 @@ def test_a_typical_mistake_gets_its_sentence(stubs, mistake):
     assert re.fullmatch(sentence, result.sentence), result.sentence
 
 
+def test_a_generator_without_its_settings_fails_before_training_would(stubs):
+    # Right layers, but the given lines that store the settings deleted: training saves
+    # G.config() in every checkpoint and stopped there with a traceback.
+    fill_in(stubs / "models.py", "Generator", G_WITHOUT_TANH + "    layers.append(Tanh())\n")
+    text = (stubs / "models.py").read_text()
+    given = text[text.index("        self.z_size, self.conv_dim"):
+                 text.index("    def config(self)")]
+    (stubs / "models.py").write_text(text.replace(given, "\n"))
+    result = grade_one(find("generator"), load_kernels(stubs), EXAMPLES)
+    assert result.status == FAILED
+    assert re.fullmatch(r"Generator.config\(\) raised AttributeError: 'Generator' object has no "
+                        r"attribute 'z_size' for z_size 1, .*: keep the stub's given lines that "
+                        r"store the settings \(training saves them in every checkpoint\)",
+                        result.sentence), result.sentence
+
+
 COLUMNS_IN_C_I_J_ORDER = """
     N, C, H, W = x.shape
     K, S, P = kernel_size, stride, padding

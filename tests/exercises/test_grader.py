@@ -138,6 +138,22 @@ TANH_FOR_VECTORS_ONLY = {"tanh_forward": """
     return xp.tanh(x), TanhCache(y=xp.tanh(x))
 """, "tanh_backward": "return dy * (1 - cache.y ** 2)"}
 
+FLOAT64_CONV_GRADIENTS = {"conv2d_forward": """
+    from minigan.ops.conv2d import conv2d_forward as minigans
+    return minigans(x, w, b, stride, padding)
+""", "conv2d_backward": """
+    from minigan.ops.conv2d import conv2d_backward as minigans
+    return tuple(None if g is None else g.astype("float64")     # right values, wrong dtype
+                 for g in minigans(dy, cache, need_weight_grad, need_input_grad))
+"""}
+FLOAT64_BATCH_NORM_GRADIENTS = {"batch_norm_forward": """
+    from minigan.ops.batchnorm import batch_norm_forward as minigans
+    return minigans(x, gamma, beta, eps)
+""", "batch_norm_backward": """
+    from minigan.ops.batchnorm import batch_norm_backward as minigans
+    return tuple(g.astype("float64") for g in minigans(dy, cache))
+"""}
+
 
 @pytest.mark.parametrize("title, file, bodies, sentence", [
     ("BCE with logits", "losses.py", NAIVE_BCE,
@@ -151,7 +167,15 @@ TANH_FOR_VECTORS_ONLY = {"tanh_forward": """
      r"\(0\.9, 0\.999\), eps 1e-08\): update param, m and v in place .*"),
     ("tanh", "activations.py", TANH_FOR_VECTORS_ONLY,
      r"tanh_forward raised ValueError: only vectors for now for x \(1, 1\)"),
-], ids=["naive-bce", "bce-array-targets-only", "adam-on-copies", "tanh-crashes"])
+    # float64 gradients pass every value check, then fail when training adds them to float32
+    ("conv2d backward", "conv2d.py", FLOAT64_CONV_GRADIENTS,
+     r"conv2d_backward: dx is float64 for float32 input \(x \(1, 1, 2, 2\), .*\): dtype in "
+     r"must be dtype out"),
+    ("batch norm, training", "batchnorm.py", FLOAT64_BATCH_NORM_GRADIENTS,
+     r"batch_norm_backward: dx is float64 for float32 input \(x \(3, 1\), eps 1e-05 "
+     r"\(training mode\)\): dtype in must be dtype out"),
+], ids=["naive-bce", "bce-array-targets-only", "adam-on-copies", "tanh-crashes",
+        "conv-float64-gradients", "batch-norm-float64-gradients"])
 def test_typical_mistakes_get_their_sentence(stubs, title, file, bodies, sentence):
     for function, body in bodies.items():
         fill_in(stubs / file, function, body)
