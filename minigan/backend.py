@@ -71,13 +71,20 @@ def _import_cupy() -> ModuleType:
     return cupy
 
 
+def check_backend(name: str) -> str:
+    """The backend's name, checked: a BackendError saying what is missing if ``name`` is not
+    one, or is ``"cupy"`` where CuPy or a GPU is missing. Nothing is switched."""
+    name = _check_name(name)
+    if name == "cupy":
+        _import_cupy()
+    return name
+
+
 def use_backend(name: str) -> None:
     """Choose where new arrays are created: ``"numpy"`` (CPU) or ``"cupy"`` (NVIDIA GPU)."""
     global _active
-    name = _check_name(name)
-    if name == "cupy":
-        _import_cupy()  # fail now, with a clear message, rather than at the first array
-    else:
+    name = check_backend(name)  # fail now, with a clear message, rather than at the first array
+    if name == "numpy":
         # Training makes many large temporaries; reusing their memory is what keeps the CPU
         # backend fast. The why and the cost are in minigan/hostmem.py.
         hostmem.cache_host_memory()

@@ -228,6 +228,9 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.resume and args.overwrite:
         raise ValueError("--resume continues the run in the folder and --overwrite replaces "
                          "it: give one of them")
+    if args.kernels_unchecked and args.kernels is None:
+        raise ValueError("--kernels-unchecked goes with --kernels FOLDER: it trains on that "
+                         "folder's code without grading it first")
     if args.kernels is not None and not Path(args.kernels).is_dir():
         raise FileNotFoundError(f"--kernels: no folder {args.kernels} (make one with "
                                 f"`python -m minigan.exercises init {args.kernels}`)")

@@ -122,15 +122,35 @@ def test_missing_data_offline_gives_one_line(tmp_path):
     assert "train_32x32.mat" in line and "synthetic" in line
 
 
-def test_cupy_backend_without_a_gpu_gives_one_line(tmp_path):
+def cupy_backend_unusable() -> bool:
+    """True where --backend cupy must fail: no CuPy, or CuPy without a GPU it can reach."""
+    from minigan.backend import BackendError, check_backend
+
     try:
-        import cupy  # noqa: F401
-        return  # with CuPy installed this machine may well have a GPU
-    except ImportError:
-        pass
+        check_backend("cupy")
+    except BackendError:
+        return True
+    return False
+
+
+@pytest.mark.skipif(not cupy_backend_unusable(), reason="a GPU is at hand")
+def test_cupy_backend_without_a_gpu_gives_one_line(tmp_path):
     line = one_line_error(run("train_svhn.py", "--backend", "cupy", "--dataset", "synthetic",
                               "--out", str(tmp_path)))
     assert "pip install" in line
+
+
+@pytest.mark.skipif(not cupy_backend_unusable(), reason="a GPU is at hand")
+def test_grading_on_a_missing_gpu_blames_the_gpu_not_the_learners_files(tmp_path):
+    # The children each failed to start the backend, which read as every file failing to import.
+    folder = tmp_path / "kernels"
+    subprocess.run([sys.executable, "-m", "minigan.exercises", "init", str(folder)], check=True,
+                   capture_output=True)
+    for args in (["check", str(folder)], ["check", "--solutions"]):
+        result = subprocess.run([sys.executable, "-m", "minigan.exercises", *args, "--backend",
+                                 "cupy"], capture_output=True, text=True, timeout=120)
+        line = one_line_error(result)
+        assert "CuPy" in line and "pip install" in line and "import" not in line.split(";")[0]
 
 
 def tiny_npz(path, size=32, labels=False):

@@ -55,6 +55,16 @@ def init_folder(folder: str | Path) -> list[Path]:
     return copied
 
 
+def check_kernel_folder(folder: str | Path | None) -> str | Path | None:
+    """``folder`` if it is a folder (or None: minigan's own solutions); else one line saying
+    what it is instead and how to make one."""
+    if folder is not None and not Path(folder).is_dir():
+        what = "is a file, not a folder" if Path(folder).exists() else "does not exist"
+        raise FileNotFoundError(f"no kernel folder {folder}: it {what}; make one with "
+                                f"`python -m minigan.exercises init FOLDER`")
+    return folder
+
+
 def minigan_kernels() -> SimpleNamespace:
     """minigan's own functions: the solutions to the exercises (each record names the module
     that holds them)."""
@@ -76,10 +86,7 @@ def load_kernels(folder: str | Path, files: tuple[str, ...] | None = None) -> Si
     ``files`` (say ``("conv2d.py",)``) imports only those files (and what they import), so
     that a file which never finishes importing holds up only its own exercises.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no kernel folder {folder}: make one with "
-                                f"`python -m minigan.exercises init {folder}`")
+    folder = Path(check_kernel_folder(folder))
     package, package_error = _import_folder(folder)
     found: dict[str, Any] = {}
     for filename, names in STUB_FILES.items():

@@ -35,7 +35,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from minigan.exercises.folder import STUBS
+from minigan.backend import check_backend
+from minigan.exercises.folder import STUBS, check_kernel_folder
 from minigan.exercises.grader import FAILED, NOT_STARTED, Result, format_report
 from minigan.exercises.records import EXERCISES, Exercise, find
 
@@ -202,9 +203,9 @@ def check_folder(folder: str | Path | None, max_examples: int = 50, seed: int = 
     in the table's order. ``progress`` shows a bar on stderr, one step per exercise. Ctrl-C
     stops every child and raises KeyboardInterrupt."""
     exercises = list(exercises)
-    if folder is not None and not Path(folder).is_dir():
-        raise FileNotFoundError(f"no kernel folder {folder}: make one with "
-                                f"`python -m minigan.exercises init {folder}`")
+    check_kernel_folder(folder)
+    # Here, once: in the children a missing GPU would read as every file failing to import.
+    check_backend(backend)
     orders = {"folder": None if folder is None else str(Path(folder).resolve()),
               "max_examples": max_examples, "seed": seed, "seconds": seconds,
               "backend": backend}

@@ -251,6 +251,7 @@ def test_resume_needs_only_the_checkpoint(run_copy, tmp_path):
     (["--conv-dim", "1000000"], "--conv-dim 1000000 (about"),
     (["--num-train", "1e12"], "--num-train 1000000000000 synthetic images would need about"),
     (["--features", "f.npz", "--metrics-samples", "10"], "--metrics-samples must be at least 20"),
+    (["--kernels-unchecked"], "--kernels-unchecked goes with --kernels FOLDER"),
 ])
 def test_values_that_make_no_sense_are_refused_where_they_are_parsed(tmp_path, args, message):
     line = one_line_error(run("train_svhn.py", "--dataset", "synthetic", *args,
