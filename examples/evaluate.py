@@ -95,11 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-samples", default=None, metavar="DIR",
                    help="write the scored samples as PNG files in DIR (for pytorch-fid or "
                         "clean-fid); the scores are then those of these 8-bit images")
-    add_overwrite_argument(p)
+    add_overwrite_argument(p, "--export-samples")
     add_data_dir_arguments(p, whose="the datasets' and the Inception weights'")
     p.add_argument("--dataset", type=dataset_argument, default=None, metavar="NAME|FILE.npz",
                    help="the dataset G was trained on (svhn, cifar10, mnist, synthetic or an "
-                        ".npz file), to check it against the feature network")
+                        ".npz file), to check it against the feature network (default: the "
+                        "one the checkpoint's run recorded)")
     p.add_argument("--num-samples", type=int, default=10000,
                    help=f"images to generate (fewer than {MIN_RELIABLE_SAMPLES} bias FID)")
     p.add_argument("--batch-size", type=int, default=None,
@@ -153,6 +154,10 @@ def check_export_folder(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> dict[str, float]:
     use_backend(args.backend)
     args.world.root_first(lambda: check_export_folder(args))   # one process clears it
+    if args.dataset is None:   # the run's own, so that the feature network is checked against it
+        args.dataset = run_folder.saved_settings(args.checkpoint).get("dataset")
+        if args.dataset is not None:
+            print(f"dataset: {args.dataset} (the checkpoint's run trained on it)")
     if args.features == "inception":
         return run_inception(args)
     if args.reference_stats is not None:
@@ -188,7 +193,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             f"but {features} scores {evaluate.net.channels}x{evaluate.net.image_size}x"
             f"{evaluate.net.image_size} ones ({trained_on or 'another dataset'})")
 
-    where = f" (epoch {where['epoch']}, step {where['step']})" if where else ""
+    where = f" (after {where['step']} steps, {where['epoch']} epochs done)" if where else ""
     print(f"generator: {args.checkpoint}{where}: z_size {sizes['z_size']}, conv_dim "
           f"{sizes['conv_dim']}, {sizes['channels']}x{sizes['image_size']}x"
           f"{sizes['image_size']} images, z ~ {evaluate.z_distribution}")

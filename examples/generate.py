@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed_argument, default=0, help="seed of the latent vectors")
     add_backend_argument(p)
     p.add_argument("--out", default=None, help="output folder (default: the checkpoint's)")
-    add_overwrite_argument(p)
+    add_overwrite_argument(p, "--out (samples.png and interpolation.png)")
     return p
 
 

@@ -79,7 +79,7 @@ def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
                    help="run the plain textbook kernels instead of their fast variants (same "
                         "numbers, slower; as MINIGAN_KERNELS=plain)")
     p.add_argument("--dataset", type=dataset_argument, default=dataset,
-                   metavar="NAME|FILE.npz", help=DATASET_HELP)
+                   metavar="NAME|FILE.npz", help=DATASET_HELP + " (here: --image-size)")
     add_data_dir_arguments(p)     # --data-dir and --no-download, recorded for --resume
     add_mirror_argument(p)
     p.add_argument("--out", default=None,

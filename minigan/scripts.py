@@ -125,7 +125,8 @@ def apply_mirror(args: argparse.Namespace) -> None:
 DATASET_HELP = ("svhn, cifar10, mnist, synthetic (no download: digits rendered on the fly), or "
                 "the path of an .npz file of your own holding an 'images' array of uint8 "
                 "pixels, (N, C, H, W) or (N, H, W, C) with C 1 or 3, and optionally N 'labels'; "
-                "or a folder of PNG/JPEG pictures (resized and center-cropped to --image-size)")
+                "or a folder of PNG/JPEG pictures, one subfolder per class (resized and "
+                "center-cropped to the size the script works at)")
 
 
 def dataset_argument(value: str) -> str:
@@ -295,11 +296,12 @@ def check_writable_folder(folder: str | Path, option: str = "--out") -> Path:
     return folder
 
 
-def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
-    """``--overwrite``: the one way to let a script replace the results of an earlier run."""
+def add_overwrite_argument(parser: argparse.ArgumentParser, where: str = "--out") -> None:
+    """``--overwrite``: the one way to let a script replace the results of an earlier run
+    (``where``: the option naming the folder the results go to)."""
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace the results of an earlier run in --out (without it, a "
-                             "script refuses to start when one of its result files exists)")
+                        help=f"replace the results of an earlier run in {where} (without it, "
+                             f"a script refuses to start when one of its result files exists)")
 
 
 def check_no_earlier_results(results: Iterable[str | Path], overwrite: bool,

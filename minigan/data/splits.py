@@ -1,10 +1,10 @@
 """A labelled train/test pair for the examples that train on one split and score the other.
 
 ``load_train_test`` loads a dataset's training and test splits; when only one set of images is
-at hand (an ``.npz`` file of one's own, or MNIST offline with only its test files), it splits
-that set in two, so an example still runs. It also returns a sentence saying where the images
-came from, for the example's summary: a learner reading it should know what was measured on
-what. The examples keep their own wording by passing the sentence's pieces.
+at hand (an ``.npz`` file or a folder of pictures of one's own, or MNIST offline with only its
+test files), it splits that set in two, so an example still runs. It also returns a sentence
+saying where the images came from, for the example's summary: a learner reading it should know
+what was measured on what. The examples keep their own wording by passing the sentence's pieces.
 """
 
 from __future__ import annotations
@@ -63,12 +63,13 @@ def load_train_test(
     Raises ``DataError`` when the images have no labels (``why_labels`` says what needs them),
     or when the dataset cannot be loaded.
     """
-    from minigan.data import is_npz_path, load_dataset  # the package imports this module
+    from minigan.data import is_image_folder, is_npz_path, load_dataset  # the package imports us
 
     test: tuple[np.ndarray, np.ndarray | None] | None
+    folder = is_image_folder(name) and not is_npz_path(name)
     try:
         train = load_dataset(name, "train", data_dir=data_dir, download=download)
-        test = None if is_npz_path(name) else load_dataset(
+        test = None if is_npz_path(name) or folder else load_dataset(
             name, "test", data_dir=data_dir, download=download)
         note = str(name) if test is None else both_note.format(name=name)
     except DataError as error:
@@ -78,6 +79,10 @@ def load_train_test(
     images, labels = train
     if labels is None:
         raise DataError(f"{name} has no labels: {why_labels}")
+    if folder:   # read class by class: the last images would all be the last classes
+        order = np.random.default_rng(0).permutation(len(images))
+        images, labels = images[order], labels[order]
+        note += " (in a fixed shuffled order: the folder is read class by class)"
     if test is None:  # one set of images: split it
         cut = TEST_ONLY_SPLIT if len(images) > TEST_ONLY_SPLIT else int(len(images) * 0.8)
         test = (images[cut:], labels[cut:])

@@ -337,6 +337,26 @@ def test_evaluate_never_mixes_an_earlier_export_with_new_samples(tmp_path):
     assert "none.npz" in again.stderr and not (samples / "000000.png").exists()
 
 
+def test_evaluate_checks_the_feature_network_against_the_checkpoints_dataset(files, tmp_path):
+    """Without --dataset, the dataset the checkpoint's run recorded: a feature network made on
+    another one is refused (it printed an FID that compared nothing meaningful)."""
+    trainer = tiny_trainer(tmp_path / "run", max_steps=1)
+    trainer.settings = {"dataset": "cifar10"}   # as train_svhn.py --dataset cifar10 records
+    trainer.fit(progress=False)
+    result = run_script("evaluate.py", "--checkpoint", trainer.checkpoint_path, "--features",
+                        files["features"], "--num-samples", 20, "--backend", "numpy")
+    assert_one_line_error(result)
+    assert "was trained on synthetic, not cifar10" in result.stderr
+    trainer = tiny_trainer(tmp_path / "same", max_steps=1)
+    trainer.settings = {"dataset": "synthetic"}
+    trainer.fit(progress=False)
+    same = run_script("evaluate.py", "--checkpoint", trainer.checkpoint_path, "--features",
+                      files["features"], "--num-samples", 20, "--backend", "numpy")
+    assert same.returncode == 0, same.stderr
+    assert "dataset: synthetic (the checkpoint's run trained on it)" in same.stdout
+    assert "(after 1 steps, 0 epochs done)" in same.stdout
+
+
 def test_evaluate_never_exports_beside_other_pictures(tmp_path):
     """A run's samples/ folder holds its sample grids: exported there, pytorch-fid would score
     them with the samples. Refused before any work, --overwrite or not, and nothing deleted."""
