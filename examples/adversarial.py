@@ -284,6 +284,9 @@ def check_and_run(args: argparse.Namespace) -> None:
     if any(not 0 <= e <= 1 for e in args.epsilons):
         raise ValueError(f"--epsilons must lie in [0, 1] (fractions of the pixel range), "
                          f"got {args.epsilons}")
+    if args.show_epsilon is not None and not 0 <= args.show_epsilon <= 1:
+        raise ValueError(f"--show-epsilon must lie in [0, 1] (a fraction of the pixel range), "
+                         f"got {args.show_epsilon}")
     if args.limit is not None and args.limit < 64:
         raise ValueError(f"--limit must be at least 64 (one training batch), got "
                          f"{args.limit}")

@@ -59,6 +59,8 @@ def read_npz(path: str | Path, what: str = "file") -> dict[str, numpy.ndarray]:
     missing file raises ``FileNotFoundError``.
     """
     path = Path(path)
+    if path.is_dir() and (path / "checkpoint.npz").is_file():   # a run folder, given for its file
+        raise FileNotFoundError(f"{path} is a run folder: give its {path / 'checkpoint.npz'}")
     if not path.is_file():
         raise FileNotFoundError(f"no {what} at {path}" if what != "file" else
                                 f"no such file: {path}")

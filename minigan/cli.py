@@ -480,7 +480,8 @@ def run(trainer: GANTrainer, args: argparse.Namespace, changes: list[str]) -> GA
     seconds = time.perf_counter() - started
     steps = trainer.step - steps_before
     if steps:
-        print(f"{steps} steps in {seconds:.1f} s ({1000 * seconds / steps:.0f} ms/step)")
+        print(f"{steps} steps in {seconds:.1f} s ({1000 * seconds / steps:.0f} ms/step, the "
+              f"saving of checkpoints and sample grids included)")
     report(trainer)
     return trainer
 
@@ -513,6 +514,10 @@ def report(trainer: GANTrainer) -> None:
                        ("checkpoint.npz", "G, D, optimizers, RNG state (for --resume)")):
         if (out / name).exists():
             print(f"  {out / name}  ({what})")
+    snapshots = sorted(out.glob("checkpoint_epoch_*.npz"))
+    if snapshots:
+        print(f"  {out}/checkpoint_epoch_*.npz  ({len(snapshots)} copies of earlier epochs' "
+              f"checkpoints, the last {snapshots[-1].name})")
 
 
 def main(argv: list[str] | None = None, dataset: str = "svhn",

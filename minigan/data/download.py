@@ -209,7 +209,8 @@ def find_or_download(filename: str, base_url: str, md5: str, data_dir: str | os.
         return download(url, found or candidates[1], md5)
     if found is None:
         raise DataError(f"{filename} not found in {root} or {root / subdir}: put it there "
-                        f"(md5 {md5}) by hand or allow downloading (download=True)")
+                        f"(md5 {md5}) by hand, or allow downloading (leave out --no-download; "
+                        f"download=True in Python)")
     got = md5_of(found)
     if got != md5:
         raise DataError(f"{found} has md5 {got}, expected {md5} (incomplete or corrupted): "

@@ -139,6 +139,8 @@ def test_overwrite_leaves_nothing_of_the_earlier_run_to_be_taken_for_the_new_one
     assert sorted(p.name for p in run_copy.glob("checkpoint_epoch_*.npz")) == [
         "checkpoint_epoch_001.npz"]
     assert "metrics.csv" not in result.stdout
+    assert "checkpoint_epoch_*.npz  (1 copies of earlier epochs' checkpoints, the last " \
+        "checkpoint_epoch_001.npz)" in result.stdout
     assert (run_copy / "notes.txt").read_text() == "the user's own file"
 
 
@@ -179,6 +181,11 @@ def test_generate_refuses_to_replace_its_pictures_without_overwrite(trained, tmp
     assert (tmp_path / "samples.png").read_bytes() == before
     assert run("generate.py", *args, "--seed", "1", "--overwrite").returncode == 0
     assert (tmp_path / "samples.png").read_bytes() != before
+
+
+def test_a_run_folder_given_for_its_checkpoint_says_which_file_to_give(trained):
+    line = one_line_error(run("generate.py", "--checkpoint", trained))
+    assert line == f"error: {trained} is a run folder: give its {trained / 'checkpoint.npz'}"
 
 
 def test_a_script_that_does_not_take_part_in_several_processes_is_refused_by_the_launcher(

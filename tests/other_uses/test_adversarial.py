@@ -159,11 +159,12 @@ def test_tiny_run_on_an_npz_file(tmp_path):
 @pytest.mark.parametrize("args", [
     ["--epsilons", "-0.1"],
     ["--epsilons", "2"],
+    ["--show-epsilon", "7"],
     ["--epochs", "0"],
     ["--classifier", "{tmp}/missing.npz"],
     ["--dataset", "{tmp}/missing.npz"],
-], ids=["negative-epsilon", "epsilon-above-1", "zero-epochs", "missing-classifier",
-        "missing-data"])
+], ids=["negative-epsilon", "epsilon-above-1", "shown-epsilon-above-1", "zero-epochs",
+        "missing-classifier", "missing-data"])
 def test_bad_arguments_are_one_line(args, tmp_path, capsys):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     if "--dataset" not in args:
