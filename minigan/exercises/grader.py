@@ -49,9 +49,10 @@ def run_check(exercise: Exercise, kernels: Any, case: dict[str, Any],
     A NotImplementedError propagates (the caller decides whether that means "not started"),
     and so does CaseTimedOut after ``seconds``. Anything else the learner's code raises or
     does (SystemExit included) becomes a sentence naming the function and the case."""
+    guarded = LeaveInputsAlone(kernels)
     try:
         with time_limit(seconds):
-            exercise.check(LeaveInputsAlone(kernels), case)
+            exercise.check(guarded, case)
     except (NotImplementedError, CaseTimedOut, KeyboardInterrupt):
         raise
     except KernelCheckFailed as failure:
@@ -60,20 +61,24 @@ def run_check(exercise: Exercise, kernels: Any, case: dict[str, Any],
         return KernelCheckFailed(str(failure))
     except BaseException as error:   # the learner's code crashed or exited: name it and the case
         message = " ".join(str(error).split())
-        return KernelCheckFailed(f"{_raising_function(error, exercise)} raised "
-                                 f"{type(error).__name__}{': ' + message if message else ''} "
-                                 f"for {exercise.describe(case)}")
+        what = f"{type(error).__name__}{': ' + message if message else ''}"
+        function = _raising_function(error)
+        if function is None and guarded.last_called is not None:   # raised in the check itself
+            return KernelCheckFailed(f"the grader cannot use what {guarded.last_called} "
+                                     f"returned ({what}) for {exercise.describe(case)}")
+        return KernelCheckFailed(f"{function or exercise.functions[0]} raised {what} for "
+                                 f"{exercise.describe(case)}")
     return None
 
 
-def _raising_function(error: BaseException, exercise: Exercise) -> str:
+def _raising_function(error: BaseException) -> str | None:
     """The innermost exercise function on the error's traceback (the one to look at)."""
     names = [frame.name for frame in traceback.extract_tb(error.__traceback__)
              if frame.name in FUNCTION_NAMES or frame.name == "__init__"]
     names = [n for n in names if n != "__init__"] or names
     if names and names[-1] != "__init__":
         return names[-1]
-    return exercise.functions[0]
+    return None
 
 
 def _is_unfinished_stub(function: Any) -> bool:
@@ -154,8 +159,9 @@ def grade_one(exercise: Exercise, kernels: Any, max_examples: int = 50, seed: in
     try:
         failure = run_check(exercise, kernels, case, seconds)
     except NotImplementedError as error:
-        failure = KernelCheckFailed(f"{_raising_function(error, exercise)} raised "
-                                    f"NotImplementedError for {exercise.describe(case)}")
+        function = _raising_function(error) or exercise.functions[0]
+        failure = KernelCheckFailed(f"{function} raised NotImplementedError for "
+                                    f"{exercise.describe(case)}")
     except CaseTimedOut:
         return timed_out(exercise, seconds or 0, case)
     if failure is None:
@@ -172,7 +178,7 @@ def _waiting_for(exercise: Exercise, kernels: Any, seconds: float | None) -> str
         with time_limit(seconds):
             exercise.check(kernels, exercise.simplest)
     except NotImplementedError as error:
-        name = _raising_function(error, exercise)
+        name = _raising_function(error) or exercise.functions[0]
         if name not in exercise.functions:
             return f"needs {name} first"
     except (KeyboardInterrupt, CaseTimedOut):
