@@ -154,7 +154,8 @@ def check_export_folder(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> dict[str, float]:
     use_backend(args.backend)
     args.world.root_first(lambda: check_export_folder(args))   # one process clears it
-    if args.dataset is None:   # the run's own, so that the feature network is checked against it
+    if args.dataset is None and Path(args.checkpoint).is_file():
+        # the run's own, so that the feature network is checked against it
         args.dataset = run_folder.saved_settings(args.checkpoint).get("dataset")
         if args.dataset is not None:
             print(f"dataset: {args.dataset} (the checkpoint's run trained on it)")

@@ -73,7 +73,7 @@ def minigan_read_only() -> Iterator[None]:
         yield
     finally:
         for module in modules:
-            object.__setattr__(module, "__class__", ModuleType)
+            module.__class__ = ModuleType   # not in the module's names: allowed
 
 
 class LeaveInputsAlone:
