@@ -33,7 +33,13 @@ from pathlib import Path
 # Run as a file (python examples/repeat_seeds.py): make the repository importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from minigan.scripts import OneLineParser, int_argument, run_script  # noqa: E402
+from minigan.scripts import (  # noqa: E402
+    OneLineParser,
+    add_overwrite_argument,
+    check_no_earlier_results,
+    int_argument,
+    run_script,
+)
 
 EXAMPLES = Path(__file__).resolve().parent
 
@@ -194,6 +200,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--jobs", type=int_argument, default=1, help="runs at the same time")
     p.add_argument("--out", default=None,
                    help="folder for the runs and the table (default: runs/repeat_<experiment>)")
+    add_overwrite_argument(p, "--out (the table, and each seed's run: passed on to them)")
     p.epilog = "Arguments after -- go to the experiment script."
     return p
 
@@ -213,6 +220,9 @@ def check_and_run(args: argparse.Namespace) -> None:
     if taken:
         raise ValueError(f"{', '.join(sorted(taken))} after -- is set by this script per run")
     out = Path(args.out or f"runs/repeat_{args.experiment}")
+    check_no_earlier_results([out / "repeat_seeds.csv"], args.overwrite)
+    if args.overwrite and "--overwrite" not in args.script_args:
+        args.script_args = [*args.script_args, "--overwrite"]   # each seed's run replaces its own
     print(f"{args.experiment}: seeds {seeds}, {args.threads} BLAS thread(s) per run, "
           f"{args.jobs} at a time; runs in {out}/seed_<S>")
     per_seed: dict[int, dict[str, float]] = {}

@@ -388,6 +388,10 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
     try:
         # Rank 0 first: it makes the folder and clears leftovers before the others look at it.
         out, changes = world.root_first(lambda: prepare_run_folder(args, set(given), lock))
+        if args.resume:   # not a setting of its own: how many processes share the work now
+            before = run_folder.saved_settings(out / "checkpoint.npz").get("processes", 1)
+            if before != world.size:
+                changes.append(f"processes {before} -> {world.size}")
         check_arguments(args)
         check_sizes(args)
         manual_seed(args.seed)

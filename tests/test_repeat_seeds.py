@@ -33,7 +33,10 @@ FAKE_ADVERSARIAL = textwrap.dedent("""
     p.add_argument("--seed", type=int)
     p.add_argument("--out")
     p.add_argument("--epochs", type=int)
+    p.add_argument("--overwrite", action="store_true")
     args = p.parse_args()
+    if (pathlib.Path(args.out) / "accuracy.csv").exists() and not args.overwrite:
+        raise SystemExit("error: accuracy.csv already exists: use --overwrite")
     out = pathlib.Path(args.out)
     (out / "accuracy.csv").write_text(
         "epsilon,accuracy\\n0,%.4f\\n0.1,%.4f\\n" % (0.9 + args.seed / 100, args.epochs / 10))
@@ -59,6 +62,22 @@ def test_each_seed_runs_and_the_table_gives_mean_and_sample_std(tmp_path, monkey
     printed = capsys.readouterr().out
     assert "accuracy at epsilon 0 " in printed and "seed 5" in printed
     assert "-- --epochs 3" in printed                    # the command that made the numbers
+
+
+def test_an_earlier_table_is_kept_unless_overwrite_which_each_run_gets_too(
+        tmp_path, monkeypatch, capsys):
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    (examples / "adversarial.py").write_text(FAKE_ADVERSARIAL)
+    monkeypatch.setattr(repeat_seeds, "EXAMPLES", examples)
+    argv = ["adversarial", "--out", str(tmp_path / "runs"), "--", "--epochs", "3"]
+    assert repeat_seeds.main(argv) == 0
+    table = (tmp_path / "runs" / "repeat_seeds.csv").read_text()
+    capsys.readouterr()
+    assert repeat_seeds.main(argv) == 2
+    assert "repeat_seeds.csv already exists" in capsys.readouterr().err
+    assert repeat_seeds.main(["adversarial", "--overwrite", *argv[1:]]) == 0   # runs replaced
+    assert (tmp_path / "runs" / "repeat_seeds.csv").read_text() == table
 
 
 def test_a_failing_run_is_one_line_naming_the_seed(tmp_path, monkeypatch, capsys):

@@ -137,6 +137,14 @@ def test_train_svhn_with_processes_runs_as_two_ranks(tmp_path):
         assert "warning: --processes 2 on 1 usable cores" in result.stderr
     else:
         assert "warning" not in result.stderr
+    # Resumed by one process: said among the changes, and recorded.
+    resumed = subprocess.run([sys.executable, TRAIN_SVHN, "--resume", "--max-steps", "3",
+                              "--out", str(out)], capture_output=True, text=True,
+                             timeout=TIMEOUT, cwd=REPO_ROOT,
+                             env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "changed: processes 2 -> 1" in resumed.stdout
+    assert json.loads((out / "config.json").read_text())["processes"] == 1
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm to the launcher"])
