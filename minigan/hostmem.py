@@ -8,8 +8,12 @@ slower than its arithmetic. ``cache_host_memory`` raises the two thresholds, so 
 blocks stay in the process's heap, where the next array of that size reuses them. The cost: the
 process holds on to its peak memory.
 
-``minigan.backend.use_backend("numpy")`` calls it (the only caller): choosing the CPU backend
-for training is when it pays. It changes no number, only where memory comes from.
+``minigan.backend.use_backend("numpy")`` calls it, and so does ``GANTrainer.fit`` on the NumPy
+backend (a trainer built in Python without ``use_backend``): choosing the CPU backend, and
+training, are when it pays. Measured on a 2-core AVX-512 machine, a DCGAN step (batch 128,
+conv_dim 32) made about 16,000 page faults without it, none with it, and took 242-251 ms
+against 195-218 ms (three processes each, alternated). It changes no number, only where memory
+comes from.
 """
 
 from __future__ import annotations

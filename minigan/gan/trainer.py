@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy
 
-from minigan import __version__
-from minigan.backend import get_array_module, make_rng, to_numpy
+from minigan import __version__, hostmem
+from minigan.backend import backend_name, get_array_module, make_rng, to_numpy
 from minigan.distributed import SINGLE_PROCESS, World
 from minigan.gan import run_folder, step
 from minigan.gan.run_folder import HISTORY_COLUMNS
@@ -188,6 +188,8 @@ class GANTrainer:
         at once, without saving (the step was cut in half), keeping the last checkpoint.
         """
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if backend_name() == "numpy":   # also for a trainer built without use_backend("numpy")
+            hostmem.cache_host_memory()  # step 15-20% faster: minigan/hostmem.py
         if self.world.is_root:   # rank 0 alone writes files
             self.write_config()
             if self.step == 0:
