@@ -10,10 +10,10 @@ process holds on to its peak memory.
 
 ``minigan.backend.use_backend("numpy")`` calls it, and so does ``GANTrainer.fit`` on the NumPy
 backend (a trainer built in Python without ``use_backend``): choosing the CPU backend, and
-training, are when it pays. Measured on a 2-core AVX-512 machine, a DCGAN step (batch 128,
-conv_dim 32) made about 16,000 page faults without it, none with it, and took 242-251 ms
-against 195-218 ms (three processes each, alternated). It changes no number, only where memory
-comes from.
+training, are when it pays: a DCGAN step (batch 128, conv_dim 32) makes about 16,000 page
+faults without it and none with it, and takes some 15% longer (``benchmarks/
+bench_host_memory.py``; benchmarks/README.md has the numbers). It changes no number, only where
+memory comes from.
 """
 
 from __future__ import annotations
