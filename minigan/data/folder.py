@@ -182,6 +182,9 @@ def load_image_folder(path: str | os.PathLike, size: int = 64, progress: bool = 
     if not str(path).strip():
         raise DataError("the folder of pictures is an empty path (not the current folder)")
     root = Path(path)
+    if root.is_file():   # one picture (or any file) where a folder of them was meant
+        raise DataError(f"{root} is a file: give the folder that holds the pictures (or one "
+                        f"subfolder per class), or an .npz file")
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
     if size < 1:

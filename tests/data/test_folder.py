@@ -46,6 +46,9 @@ def test_a_damaged_picture_or_an_empty_folder_is_one_line_naming_it(tmp_path):
     bad.write_bytes(b"\x89PNG not really")
     with pytest.raises(DataError, match=r"broken.png is not a readable picture"):
         load_image_folder(tmp_path / "bad", progress=False)
+    one = picture(tmp_path / "one.png", 8, 8)          # a picture given for its folder
+    with pytest.raises(DataError, match="one.png is a file: give the folder that holds"):
+        load_image_folder(one, progress=False)
 
 
 @pytest.mark.parametrize("width, height", [(100, 60), (37, 90), (64, 64), (65, 64)])
