@@ -132,3 +132,22 @@ def test_mnist_test_files_instead_for_a_script_that_needs_one_set(fake_datasets)
     assert calls == [("mnist", "test", False)]
     with pytest.raises(DataError, match="^no training files$"):
         mnist_test_files_instead("cifar10", DataError("no training files"))
+
+
+def test_a_folder_of_pictures_is_one_set_split_in_a_fixed_shuffled_order(fake_datasets,
+                                                                          tmp_path):
+    # A folder is read class by class: split by position, the held-out images would all be of
+    # the last classes (issue found by a walkthrough: the examples refused folders outright).
+    at_hand, calls = fake_datasets
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    images, _ = numbered(100)
+    labels = np.repeat(np.arange(10), 10)                        # class by class, as read
+    at_hand[(str(folder), "train")] = (images, labels)
+    (x, y), (tx, ty), note = load_train_test(folder)
+    assert [c[1] for c in calls] == ["train"]                    # no test split asked for
+    assert len(y) == 80 and len(ty) == 20 and len(set(ty.tolist())) > 5
+    assert sorted(np.concatenate([x, tx])[:, 0, 0, 0].tolist()) == list(range(100))
+    assert "in a fixed shuffled order" in note
+    (x2, _), _, _ = load_train_test(folder)
+    assert np.array_equal(x, x2)                                  # the same split every time

@@ -179,3 +179,11 @@ def test_check_lines_gives_one_line_per_exercise_for_a_notebook(stubs):
     assert lines[0].startswith("scale pixels: failed: scale: the output is wrong for pixels")
     assert lines[1] == "tanh: not started"
     assert check_lines(None, "scale", max_examples=2) == "scale pixels: passed"
+
+
+def test_a_kernel_folder_that_is_a_file_says_so(tmp_path):
+    file = tmp_path / "my_kernels"
+    file.write_text("not a folder")
+    with pytest.raises(FileNotFoundError, match="it is a file, not a folder"):
+        check_folder(file, max_examples=1)
+
