@@ -287,9 +287,10 @@ def check_something_left(args: argparse.Namespace, progress: dict[str, int], out
         raise ValueError(f"--resume: {done}, and --max-steps is {args.max_steps}: nothing is "
                          f"left to train; give a larger --max-steps to go on")
     if progress["epoch"] >= args.epochs:
-        raise ValueError(f"--resume: {done} in {progress['epoch']} epochs, and --epochs is "
-                         f"{args.epochs}: nothing is left to train; give --epochs "
-                         f"{progress['epoch'] + 1} or more to go on")
+        epochs = f"{progress['epoch']} epoch" + ("s" if progress["epoch"] != 1 else "")
+        raise ValueError(f"--resume: {done} in {epochs}, and --epochs is {args.epochs}: nothing "
+                         f"is left to train; give --epochs {progress['epoch'] + 1} or more to "
+                         f"go on")
 
 
 def load_training_images(args: argparse.Namespace) -> numpy.ndarray:

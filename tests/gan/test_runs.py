@@ -162,7 +162,7 @@ def test_resuming_a_run_with_nothing_left_to_train_is_refused(run_copy):
     assert run("train_svhn.py", *TINY, "--epochs", "1", "--out", finished).returncode == 0
     for epochs in ([], ["--epochs", "1"]):
         line = one_line_error(run("train_svhn.py", "--resume", "--out", finished, *epochs))
-        assert "has done 4 steps in 1 epochs, and --epochs is 1" in line
+        assert "has done 4 steps in 1 epoch, and --epochs is 1" in line
         assert "give --epochs 2 or more" in line
     # A smaller --epochs than was trained is refused before config.json records it.
     kept = (finished / "config.json").read_text()
