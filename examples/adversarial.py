@@ -275,7 +275,9 @@ def run(args: argparse.Namespace) -> None:
     lines.append(f"done in {seconds:.0f} s")
     (out / "summary.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[1:]))
-    print(f"plots: {out / 'fgsm_accuracy.png'}, {out / 'fgsm_examples.png'}")
+    print(f"plots: {out / 'fgsm_accuracy.png'}, {out / 'fgsm_examples.png'}; numbers: "
+          f"{out / 'accuracy.csv'}, {out / 'summary.txt'}"
+          + ("" if args.classifier else f"; the classifier: {out / 'classifier.npz'}"))
 
 
 def check_and_run(args: argparse.Namespace) -> None:

@@ -147,6 +147,8 @@ def test_tiny_run_on_an_npz_file(tmp_path):
     assert [r["epsilon"] for r in rows] == ["0", "0.1", "0.3"]
     assert all(0 <= float(r["accuracy"]) <= 1 for r in rows)
     assert (out / "classifier.npz").is_file() and (out / "summary.txt").is_file()
+    assert f"the classifier: {out / 'classifier.npz'}" in result.stdout   # every file listed
+    assert str(out / "accuracy.csv") in result.stdout
 
     # The saved classifier can be attacked again without training (--classifier).
     # (In this process, to save starting another Python.)
