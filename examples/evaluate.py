@@ -194,7 +194,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             f"but {features} scores {evaluate.net.channels}x{evaluate.net.image_size}x"
             f"{evaluate.net.image_size} ones ({trained_on or 'another dataset'})")
 
-    where = f" (after {where['step']} steps, {where['epoch']} epochs done)" if where else ""
+    where = (f" (after {where['step']} steps, {where['epoch']} "
+             f"epoch{'' if where['epoch'] == 1 else 's'} done)" if where else "")
     print(f"generator: {args.checkpoint}{where}: z_size {sizes['z_size']}, conv_dim "
           f"{sizes['conv_dim']}, {sizes['channels']}x{sizes['image_size']}x"
           f"{sizes['image_size']} images, z ~ {evaluate.z_distribution}")

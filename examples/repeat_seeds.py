@@ -220,7 +220,9 @@ def check_and_run(args: argparse.Namespace) -> None:
     if taken:
         raise ValueError(f"{', '.join(sorted(taken))} after -- is set by this script per run")
     out = Path(args.out or f"runs/repeat_{args.experiment}")
-    check_no_earlier_results([out / "repeat_seeds.csv"], args.overwrite)
+    # The table, and each seed's log (a child refused later would already have replaced it).
+    check_no_earlier_results([out / "repeat_seeds.csv",
+                              *(out / f"seed_{s}" / "log.txt" for s in seeds)], args.overwrite)
     if args.overwrite and "--overwrite" not in args.script_args:
         args.script_args = [*args.script_args, "--overwrite"]   # each seed's run replaces its own
     print(f"{args.experiment}: seeds {seeds}, {args.threads} BLAS thread(s) per run, "

@@ -349,10 +349,15 @@ def prepare_run_folder(args: argparse.Namespace, given: set[str],
         raise FileExistsError(f"{out} already holds a run ({checkpoint}): continue it with "
                               f"--resume, start a new one with another --out, or replace it "
                               f"with --overwrite")
-    elif earlier := run_folder.earlier_run_files(out):   # a run stopped before its checkpoint
-        raise FileExistsError(f"{out} holds files of an earlier run ({earlier[0]}, "
-                              f"{len(earlier)} in all) but no checkpoint to resume: start "
-                              f"with another --out, or replace them with --overwrite")
+    elif earlier := run_folder.earlier_run_files(out):   # but no checkpoint
+        if not run_folder.only_a_failed_start(out, earlier):
+            raise FileExistsError(f"{out} holds files of an earlier run ({earlier[0]}, "
+                                  f"{len(earlier)} in all) but no checkpoint to resume: start "
+                                  f"with another --out, or replace them with --overwrite")
+        for path in earlier:
+            path.unlink()
+        print(f"replaced {', '.join(p.name for p in earlier)} of an earlier run in {out} that "
+              f"stopped before its first checkpoint")
     # Recorded resolved, so that `--resume --out RUN` finds the data from anywhere.
     args.data_dir = str(Path(args.data_dir or default_data_dir()).expanduser().resolve())
     return out, changes
@@ -521,8 +526,9 @@ def report(trainer: GANTrainer) -> None:
             print(f"  {out / name}  ({what})")
     snapshots = sorted(out.glob("checkpoint_epoch_*.npz"))
     if snapshots:
-        print(f"  {out}/checkpoint_epoch_*.npz  ({len(snapshots)} copies of earlier epochs' "
-              f"checkpoints, the last {snapshots[-1].name})")
+        copies = f"{len(snapshots)} cop{'ies' if len(snapshots) > 1 else 'y'}"
+        print(f"  {out}/checkpoint_epoch_*.npz  ({copies} of earlier epochs' checkpoints, the "
+              f"last {snapshots[-1].name})")
 
 
 def main(argv: list[str] | None = None, dataset: str = "svhn",

@@ -78,6 +78,13 @@ def test_an_earlier_table_is_kept_unless_overwrite_which_each_run_gets_too(
     assert "repeat_seeds.csv already exists" in capsys.readouterr().err
     assert repeat_seeds.main(["adversarial", "--overwrite", *argv[1:]]) == 0   # runs replaced
     assert (tmp_path / "runs" / "repeat_seeds.csv").read_text() == table
+    # Without the table, a seed's earlier run is still kept: refused before any run starts.
+    (tmp_path / "runs" / "repeat_seeds.csv").unlink()
+    log = (tmp_path / "runs" / "seed_0" / "log.txt").read_text()
+    capsys.readouterr()
+    assert repeat_seeds.main(argv) == 2
+    assert "seed_0/log.txt already exists" in capsys.readouterr().err
+    assert (tmp_path / "runs" / "seed_0" / "log.txt").read_text() == log
 
 
 def test_a_failing_run_is_one_line_naming_the_seed(tmp_path, monkeypatch, capsys):

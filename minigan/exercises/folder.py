@@ -156,6 +156,7 @@ def _broken(name: str, error: KernelImportError) -> Any:
         raise error
 
     cannot_import.__name__ = name
+    cannot_import.import_error = error   # type: ignore[attr-defined]  (for use_kernels)
     return cannot_import
 
 

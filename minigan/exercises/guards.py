@@ -8,7 +8,8 @@ make that comparison meaningless:
   training use it, say) would have the check build "minigan's" model from the learner's class,
   and compare the learner's code with itself. ``minigan_read_only`` makes minigan's modules
   refuse such an assignment while the grader runs: the learner's line raises, and the row says
-  so. (Training needs no such line: ``use_kernels`` puts the finished functions in place.)
+  so. (Training needs no such line: ``use_kernels`` puts the finished functions in place, and
+  loads the files under the same guard, so that no rebinding outlives its ``with`` block.)
 * **Change an input in place.** ``x *= slope`` in a forward pass, or ``diff = mu1;
   diff -= mu2``, writes into the caller's array. In a network that corrupts what the layer
   before still needs; in the grader, an expected value computed afterwards from the same array
@@ -45,13 +46,13 @@ class _ReadOnlyModule(ModuleType):
     def __setattr__(self, name: str, value: Any) -> None:
         # New names and submodules stay allowed: importing minigan.x.y binds y on minigan.x.
         if name in self.__dict__ and not isinstance(value, ModuleType):
-            raise AttributeError(f"{self.__name__}.{name} cannot be changed while the grader "
-                                 f"runs: a kernel file only defines its functions (training "
-                                 f"puts the finished ones in place by itself)")
+            raise AttributeError(f"{self.__name__}.{name} cannot be changed by a kernel "
+                                 f"file: it only defines its functions (the grader and training "
+                                 f"put the finished ones in place themselves)")
         super().__setattr__(name, value)
 
     def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{self.__name__}.{name} cannot be deleted while the grader runs")
+        raise AttributeError(f"{self.__name__}.{name} cannot be deleted by a kernel file")
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from typing import Any
 
 from minigan.exercises.folder import LEARNER_PACKAGE, load_kernels
 from minigan.exercises.grader import FAILED, NOT_STARTED, PASSED, Result, first_try
+from minigan.exercises.guards import minigan_read_only
 from minigan.exercises.isolation import check_folder
 from minigan.exercises.limits import CaseTimedOut, time_limit
 from minigan.exercises.records import EXERCISES, swap_groups
@@ -148,15 +149,23 @@ def load_swappable(folder: str | Path, groups: tuple[str, ...] | None = None,
                    seconds: float = QUICK_SECONDS) -> Any:
     """``load_kernels`` of only the files that hold ``groups`` (None: every swappable group),
     importing for at most ``seconds``: the other files (scale.py, metrics.py, ...) are never
-    run here, and a file that loops at its top is one line, not a hang."""
+    run here, and a file that loops at its top is one line, not a hang. A file that rebinds a
+    minigan name fails to import (``guards.minigan_read_only``) instead of changing minigan
+    for good."""
     files = tuple({e.stub for e in EXERCISES if e.swap is not None
                    and (groups is None or e.swap.group in groups)})
     try:
-        with time_limit(seconds):
-            return load_kernels(folder, files=files)
+        with time_limit(seconds), minigan_read_only():   # a file cannot rebind minigan's names
+            kernels = load_kernels(folder, files=files)
     except CaseTimedOut:
         raise KernelsFailGrader(f"importing your files from {folder} did not finish within "
                                 f"{seconds:g} s (a loop at the top of a file?)") from None
+    for group, (_, names) in swap_groups().items():   # a file that does not import: say so now
+        error = next((getattr(getattr(kernels, n), "import_error", None) for n in names
+                      if hasattr(getattr(kernels, n), "import_error")), None)
+        if error is not None and (groups is None or group in groups):
+            raise KernelsFailGrader(f"your {group}: {error}")
+    return kernels
 
 
 def learners_failure(error: BaseException) -> str | None:

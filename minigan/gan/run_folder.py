@@ -56,6 +56,8 @@ TRAINING_FILES = (CONFIG, CHECKPOINT, "checkpoint_epoch_*.npz", "real_samples.pn
                   "samples/epoch_*.png", "samples/step_*.png", "samples.gif", "losses.csv",
                   "metrics.csv", "losses.png")
 GENERATED_FILES = ("samples.png", "interpolation.png")
+# What a run writes before its first checkpoint: all that a run that failed early leaves.
+STARTUP_FILES = (CONFIG, "real_samples.png")
 
 
 # ---------------------------------------------------------------------- config.json
@@ -86,6 +88,13 @@ def earlier_run_files(folder: str | Path, patterns: tuple[str, ...] = TRAINING_F
     folder = Path(folder)
     return sorted(path for pattern in patterns for path in folder.glob(pattern)
                   if path.is_file())
+
+
+def only_a_failed_start(folder: str | Path, files: list[Path]) -> bool:
+    """Whether ``files`` (an earlier run's, in ``folder``) are only what a run writes before its
+    first checkpoint: a run that stopped early (an error, a learner's crashing kernel) left
+    nothing worth keeping, and the same command run again should simply start afresh."""
+    return all(path.parent == Path(folder) and path.name in STARTUP_FILES for path in files)
 
 
 def remove_earlier_run(folder: str | Path) -> list[Path]:

@@ -110,6 +110,22 @@ def test_files_that_are_never_swapped_in_are_never_run_by_use_kernels(leaky_relu
         assert in_use["leaky_relu"]
 
 
+def test_a_file_that_rebinds_a_minigan_name_cannot_change_minigan_for_good(leaky_relu_and_adam):
+    # In a notebook the learner's files are loaded in-process: a rebinding outlived the block,
+    # and every later model built from minigan.gan.dcgan was the learner's.
+    from minigan.gan import dcgan
+
+    original = dcgan.Discriminator
+    with open(leaky_relu_and_adam / "models.py", "a") as f:
+        f.write("\n\nfrom minigan.gan import dcgan as _dcgan\n_dcgan.Discriminator = None\n")
+    with pytest.raises(KernelsFailGrader, match=r"your models: .*models.py could not be "
+                                                r"imported: AttributeError: minigan.gan.dcgan."
+                                                r"Discriminator cannot be changed by a kernel"):
+        with use_kernels(leaky_relu_and_adam):
+            pass
+    assert dcgan.Discriminator is original
+
+
 def test_a_swapped_file_that_loops_is_one_line_not_a_hang(leaky_relu_and_adam):
     from minigan.exercises.swap import load_swappable, started_groups
 

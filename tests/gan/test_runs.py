@@ -139,7 +139,7 @@ def test_overwrite_leaves_nothing_of_the_earlier_run_to_be_taken_for_the_new_one
     assert sorted(p.name for p in run_copy.glob("checkpoint_epoch_*.npz")) == [
         "checkpoint_epoch_001.npz"]
     assert "metrics.csv" not in result.stdout
-    assert "checkpoint_epoch_*.npz  (1 copies of earlier epochs' checkpoints, the last " \
+    assert "checkpoint_epoch_*.npz  (1 copy of earlier epochs' checkpoints, the last " \
         "checkpoint_epoch_001.npz)" in result.stdout
     assert (run_copy / "notes.txt").read_text() == "the user's own file"
 
@@ -151,6 +151,19 @@ def test_a_fresh_run_refuses_an_earlier_runs_files_even_without_a_checkpoint(tmp
     line = one_line_error(run("train_svhn.py", *TINY, "--max-steps", "1", "--out", out))
     assert "epoch_001.png" in line and "--overwrite" in line
     assert (out / "samples" / "epoch_001.png").read_bytes().startswith(b"a run stopped")
+
+
+def test_the_same_command_again_after_a_run_that_failed_before_its_first_checkpoint(tmp_path):
+    # A run stopped by an error in its first epoch (say a learner's kernel) leaves config.json
+    # and real_samples.png: the learner's retry after the fix must simply start.
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("config.json", "real_samples.png"):
+        (out / name).write_text("from a run that failed early")
+    result = run("train_svhn.py", *TINY, "--max-steps", "1", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "replaced config.json, real_samples.png of an earlier run" in result.stdout
+    assert (out / "checkpoint.npz").is_file()
 
 
 def test_resuming_a_run_with_nothing_left_to_train_is_refused(run_copy):
