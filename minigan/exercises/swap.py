@@ -161,10 +161,11 @@ def load_swappable(folder: str | Path, groups: tuple[str, ...] | None = None,
         raise KernelsFailGrader(f"importing your files from {folder} did not finish within "
                                 f"{seconds:g} s (a loop at the top of a file?)") from None
     for group, (_, names) in swap_groups().items():   # a file that does not import: say so now
-        error = next((getattr(getattr(kernels, n), "import_error", None) for n in names
-                      if hasattr(getattr(kernels, n), "import_error")), None)
-        if error is not None and (groups is None or group in groups):
-            raise KernelsFailGrader(f"your {group}: {error}")
+        if groups is not None and group not in groups:
+            continue
+        broken = [f for f in (getattr(kernels, n) for n in names) if hasattr(f, "import_error")]
+        if broken:
+            raise KernelsFailGrader(f"your {group}: {broken[0].import_error}")
     return kernels
 
 
