@@ -254,11 +254,15 @@ def default_out(args: argparse.Namespace) -> Path:
     return Path(args.out or f"runs/{dataset_label(args.dataset)}")
 
 
-def settle_resume(args: argparse.Namespace, given: set[str], path: Path) -> list[str]:
+def settle_resume(args: argparse.Namespace, given: set[str], path: Path,
+                  processes: int = 1) -> list[str]:
     """Fill ``args`` from the checkpoint's settings; refuse a changed setting that cannot be
-    honoured; return a description of each honoured change."""
+    honoured; return a description of each honoured change (``processes``, how many share the
+    work now, is not a setting of its own but is one of them when it differs)."""
     saved = run_folder.saved_settings(path)
     changes = []
+    if saved.get("processes", 1) != processes:
+        changes.append(f"processes {saved.get('processes', 1)} -> {processes}")
     for name in MUST_MATCH + MAY_CHANGE:
         if name not in saved:
             continue
@@ -321,8 +325,8 @@ def load_training_images(args: argparse.Namespace) -> numpy.ndarray:
     return images
 
 
-def prepare_run_folder(args: argparse.Namespace, given: set[str],
-                       lock: RunLock | None = None) -> tuple[Path, list[str]]:
+def prepare_run_folder(args: argparse.Namespace, given: set[str], lock: RunLock | None = None,
+                       processes: int = 1) -> tuple[Path, list[str]]:
     """Check the run folder before any work: writable; held by no other run (``lock``, taken
     here, rank 0's); a fresh run never replaces an earlier run's files (``--overwrite`` deletes
     them first, so that none is left to be mistaken for the new run's); --resume
@@ -339,7 +343,7 @@ def prepare_run_folder(args: argparse.Namespace, given: set[str],
     if args.resume:
         if not checkpoint.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint in {out}; start without --resume")
-        changes = settle_resume(args, given, checkpoint)
+        changes = settle_resume(args, given, checkpoint, processes)
         check_something_left(args, run_folder.saved_progress(checkpoint), out)
     elif args.overwrite:
         removed = run_folder.remove_earlier_run(out)
@@ -393,11 +397,8 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
     lock = RunLock(default_out(args)) if world.is_root else None   # rank 0 writes the files
     try:
         # Rank 0 first: it makes the folder and clears leftovers before the others look at it.
-        out, changes = world.root_first(lambda: prepare_run_folder(args, set(given), lock))
-        if args.resume:   # not a setting of its own: how many processes share the work now
-            before = run_folder.saved_settings(out / "checkpoint.npz").get("processes", 1)
-            if before != world.size:
-                changes.append(f"processes {before} -> {world.size}")
+        out, changes = world.root_first(lambda: prepare_run_folder(args, set(given), lock,
+                                                                   world.size))
         check_arguments(args)
         check_sizes(args)
         manual_seed(args.seed)

@@ -71,9 +71,10 @@ def one_line_warnings() -> None:
 
 def launched_as_rank() -> int | None:
     """This process's rank when ``python -m minigan.launch`` started it, else None."""
-    from minigan.shared_comm import ENV_FILE, ENV_RANK
+    from minigan.distributed import launched_on_this_machine
+    from minigan.shared_comm import ENV_RANK
 
-    return int(os.environ.get(ENV_RANK, "0")) if ENV_FILE in os.environ else None
+    return int(os.environ.get(ENV_RANK, "0")) if launched_on_this_machine() else None
 
 
 def quiet_unless_root(world: Any) -> None:
