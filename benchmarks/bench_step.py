@@ -15,7 +15,9 @@ this order and from separate passes, so that measuring one thing does not slow a
    ``minigan.opcount``, and the host reads (each one a wait for the GPU): of the step a GPU
    runs (``minigan/gan/one_pass.py``), and of the lesson's, which the CPU runs;
 3. where the time and the operations go, by kind of op, from a pass with every layer's kernel
-   calls wrapped in a timer (which synchronises the GPU around each call).
+   calls wrapped in a timer (which synchronises the GPU around each call), and the time of every
+   matrix product in the step together, with the rate it makes the step's GFLOP at: what is
+   left is copies, element-wise passes and Python.
 
 If PyTorch is installed (it is never a dependency), the same model and step
 (``torch_dcgan.py``) are timed in PyTorch too, two ways, and the ratio to each is printed:
@@ -211,6 +213,9 @@ def instrument() -> None:
         wrap("batch norm", module, name)
     for module, name in PATCH_COPIES:
         wrap("patch copies", module, name)
+    # Every matrix product, wherever it is called (the kernels look xp.matmul up at each call):
+    # the convolutions', the linear layers' and batch norm's column sums.
+    wrap("matrix products", array_module(), "matmul")
     wrap("optimizer", FlatAdam, "step")   # the trainer's optimizer
     wrap("optimizer", FlatAdam, "zero_grad")
 
@@ -484,6 +489,7 @@ def main() -> None:
             alone[conv_dim] = alone_rounds(conv_dim, with_torch)
     kinds = ["conv", "patch copies", "transposed conv", "batch norm", "activations", "linear",
              "loss", "optimizer"]
+    parts = ("patch copies", "matrix products")   # timed inside the rows of the kinds above
     for conv_dim in ARGS.conv_dim:
         result = bench(conv_dim, with_torch)
         torch_ms = result["torch_ms"]
@@ -515,7 +521,7 @@ def main() -> None:
               f"on NumPy), host reads per step: {counter.host_reads}; most frequent: {common}")
         print(f"  (the CPU runs the lesson's step, without one_pass.py: "
               f"{result['counter_cpu'].total} operations)")
-        total = sum(v for k, v in result["breakdown"].items() if k != "patch copies")
+        total = sum(v for k, v in result["breakdown"].items() if k not in parts)
         print("  where the time and the operations go, from a separate pass with each kernel "
               "call timed\n  (ms per step, of the step this backend runs; operations as a GPU "
               "runs it; patch copies are part of the conv rows;\n  batch norm includes the "
@@ -525,8 +531,12 @@ def main() -> None:
             print(f"    {kind:<16} {value:7.1f} ms {100 * value / max(total, 1e-9):5.1f}%  "
                   f"{result['ops'].get(kind, 0):4d} ops")
         print(f"    {'sum':<16} {total:7.1f} ms         "
-              f"{sum(v for k, v in result['ops'].items() if k != 'patch copies'):4d} ops  "
+              f"{sum(v for k, v in result['ops'].items() if k not in parts):4d} ops  "
               f"(the rest of a step is Python, bookkeeping and the trainer's own operations)")
+        products = result["breakdown"].get("matrix products", 0.0)
+        print(f"    of which every matrix product (xp.matmul, wherever called): {products:.1f} ms, "
+              f"{result['ops'].get('matrix products', 0)} ops, "
+              f"{result['gflop'] / max(products, 1e-9) * 1e3:.0f} GFLOP/s")
 
 
 if __name__ == "__main__":

@@ -291,7 +291,8 @@ def flatten_parameters(params: list[Parameter]) -> FlatParameters:
 class FlatAdam(Adam):
     """Adam on one flat buffer: ``flatten_parameters`` at construction, then every step is ONE
     ``adam_update`` call on the flat arrays and ``zero_grad`` one fill, where ``Adam`` makes one
-    per parameter (on a GPU, one kernel launch instead of twenty for a DCGAN). The numbers are
+    per parameter (on a GPU, one kernel launch per network instead of one per parameter, about
+    ten for each of a DCGAN's two networks). The numbers are
     Adam's, bit for bit. Adam's m and v live in flat arrays too (``flat_state``), with a view
     per parameter in ``state[name][i]``, so ``state_dict`` is the same as Adam's.
 

@@ -39,7 +39,8 @@ written down):
   ``need_weight_grad=False``, and the kernel skips that work where it can: conv, transposed
   conv and linear skip a matrix product; batch norm's input gradient is built from the same
   two sums, so it computes them anyway. ``module.requires_grad_(False)`` freezes a whole network
-  (the GAN trainer freezes D while it carries the generator's loss back through D);
+  (``g_step`` in ``minigan/gan/step.py`` freezes D while it carries the generator's loss back
+  through D);
 * **the input gradient**: call ``backward_params(dy)`` instead of ``backward(dy)`` when the input
   is data that no one will differentiate (the discriminator's images in its own step). It adds
   the same parameter gradients and returns nothing; Sequential passes it to its first layer,

@@ -214,7 +214,7 @@ def batch_norm_eval_forward_fast(
     kernel (``eval_scale_shift``): on the CPU three passes over the data and one new array,
     where the plain lines make four passes and three arrays. x_hat, which only a backward pass
     reads (Inception-v3's scoring never runs one), is worked out when asked
-    (``BatchNormEvalFastCache``). Three array operations where the plain lines take five."""
+    (``BatchNormEvalFastCache``). Four array operations where the plain lines take seven."""
     xp = get_array_module(x)
     rows = as_rows(x)
     inv_std = 1 / xp.sqrt(running_var + x.dtype.type(eps))

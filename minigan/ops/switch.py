@@ -15,10 +15,12 @@ function. ``tests/ops/test_switch.py`` finds the guards in the source and compar
 list, so a new fast variant cannot be added without being named here. What a fast variant does
 beyond its kernel (``im2col_fast`` reuses a zero-bordered buffer per shape, the fast BCE forward
 keeps exp(-|x|) in its cache, the fast batch-norm kernels use ``fuse`` and cached vectors of
-ones) happens inside it, so with the switch off none of it runs. One guard sits outside
+ones) happens inside it, so with the switch off none of it runs. Two guards sit outside
 ``minigan/ops``: ``Sequential`` lets a layer run the layer right after it in its own kernels
 (``forward_pairing`` in ``minigan/nn/module.py``): a batch norm and the activation after it,
-through ``minigan/ops/batchnorm_activation.py``.
+through ``minigan/ops/batchnorm_activation.py``; and on a GPU the training step's first line
+(``minigan/gan/step.py``) hands the same step to ``minigan/gan/one_pass.py``, which runs each
+network once per update (``runs_as_one_batch`` asks for this switch on).
 
 This is how Chainer's convolution is written. Training runs fast (the default); to read or step
 through the plain code, turn the switch off::

@@ -61,7 +61,7 @@ def test_kernel_matches_its_reference_and_finite_differences(case, bias):
 
 
 @given(conv_geometries(rectangular=True))
-def test_output_size_follows_the_rule_pair(case):
+def test_output_size_follows_the_rule_per_axis(case):
     x, w, b = make_inputs(case)
     S, P = case["stride"], case["padding"]
     y, _ = conv2d_forward(x, w, b, stride=S, padding=P)
@@ -109,7 +109,7 @@ def test_a_1x3_kernel_only_looks_along_the_row():
                                                    [2.0, 0.0, 0.0, -2.0]]]])
 
 
-def test_rectangular_output_size_follows_the_rule_pair():
+def test_rectangular_output_size_follows_the_rule_per_axis():
     """H: (10 + 2*3 - 7) // 2 + 1 = 5;  W: (9 + 2*0 - 1) // 1 + 1 = 9."""
     x, w, b = make_inputs(case((1, 2, 10, 9), (4, 2, 7, 1), (2, 1), (3, 0)))
     y, cache = conv2d_forward(x, w, b, stride=(2, 1), padding=(3, 0))
