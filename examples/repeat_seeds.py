@@ -3,6 +3,7 @@
     python examples/repeat_seeds.py semi_supervised -- --data-dir ../shared/data/mnist --no-download
     python examples/repeat_seeds.py adversarial --seeds 0 1 2 3 4 -- --data-dir ../shared/data/mnist
     python examples/repeat_seeds.py batch_norm_mnist --threads 1 -- --data-dir ../shared/data/mnist
+    python examples/repeat_seeds.py train_svhn -- --dataset mnist --features runs/features.npz
 
 One run's number is not a result: the same script with another seed (other initial weights,
 other batches, other labelled images) or another number of BLAS threads (other rounding) gives
@@ -86,7 +87,23 @@ def batch_norm_numbers(folder: Path) -> dict[str, float]:
     return numbers
 
 
+def gan_numbers(folder: Path) -> dict[str, float]:
+    """FID and IS after the first and the last scored epoch (``metrics.csv`` of a run given
+    ``--features``)."""
+    if not (folder / "metrics.csv").is_file():
+        raise ValueError(f"the run wrote no metrics.csv in {folder}: give train_svhn.py "
+                         f"--features, so that it scores the generator")
+    rows = read_csv(folder / "metrics.csv")
+    numbers = {}
+    for row in (rows[0], rows[-1]):
+        epoch = int(row["epoch"])
+        numbers[f"FID after epoch {epoch}"] = float(row["fid"])
+        numbers[f"IS after epoch {epoch}"] = float(row["inception_score"])
+    return numbers
+
+
 EXPERIMENTS: dict[str, Callable[[Path], dict[str, float]]] = {
+    "train_svhn": gan_numbers,
     "semi_supervised": semi_supervised_numbers,
     "adversarial": adversarial_numbers,
     "batch_norm_mnist": batch_norm_numbers,

@@ -85,6 +85,20 @@ def numerical_gradient(
     return grad.reshape(x.shape)
 
 
+def _check_stream(seed: int) -> numpy.random.Generator:
+    """The random numbers of a check: dy first, then the directions. They come from their own
+    stream (seed plus a fixed tag), never the same numbers as inputs drawn with
+    default_rng(seed): a dy equal to x would make, for example, batch norm's true input
+    gradient zero, and the check would compare rounding noise."""
+    return numpy.random.default_rng([seed, 0x6D67])
+
+
+def upstream_gradient(y: Array, seed: int = 0) -> Array:
+    """The dy that ``gradcheck(..., seed=seed)`` hands the backward pass, for a forward output
+    ``y``: to show the same comparison the check made, entry by entry."""
+    return get_array_module(y).asarray(_check_stream(seed).standard_normal(y.shape))
+
+
 def gradcheck(
     forward: Callable[[], Array],
     backward: Callable[[Array], Sequence[Array]],
@@ -107,10 +121,7 @@ def gradcheck(
             raise TypeError(f"gradcheck needs float64 inputs (got {a.dtype}): float32 rounding "
                             "is larger than the finite-difference signal")
     xp = get_array_module(*inputs)
-    # dy and the directions come from their own stream (seed plus a fixed tag), never the same
-    # numbers as inputs drawn with default_rng(seed): a dy equal to x would make, for example,
-    # batch norm's true input gradient zero, and the check would compare rounding noise.
-    rng = numpy.random.default_rng([seed, 0x6D67])
+    rng = _check_stream(seed)
     y = forward()
     dy = xp.asarray(rng.standard_normal(getattr(y, "shape", ())))
     analytic = [to_numpy(g).astype(numpy.float64) for g in backward(dy)]

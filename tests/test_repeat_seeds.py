@@ -132,6 +132,17 @@ def test_readers_take_the_numbers_the_scripts_write(tmp_path):
                        "batch-norm net, train mode (each batch of 8)": 0.9195}
 
 
+def test_the_gan_reader_takes_the_first_and_last_scores_and_says_what_a_run_lacks(tmp_path):
+    with pytest.raises(ValueError, match="give train_svhn.py --features"):
+        repeat_seeds.gan_numbers(tmp_path)
+    (tmp_path / "metrics.csv").write_text(   # as write_logs writes it: epoch an int
+        "epoch,fid,inception_score,inception_score_std\n2,871.5,1.9,0.1\n4,120.25,5.5,0.2\n"
+        "6,86.75,6.25,0.1\n")
+    assert repeat_seeds.gan_numbers(tmp_path) == {
+        "FID after epoch 2": 871.5, "IS after epoch 2": 1.9,
+        "FID after epoch 6": 86.75, "IS after epoch 6": 6.25}
+
+
 def test_a_number_some_runs_lack_is_summarized_over_the_others():
     rows = repeat_seeds.summarize({0: {"a": 1.0, "b": 10}, 1: {"a": 3.0}, 2: {"a": 5.0,
                                                                           "b": 20}})

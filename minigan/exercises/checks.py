@@ -28,7 +28,7 @@ import numpy
 import scipy.special
 
 from minigan.backend import to_device, to_numpy
-from minigan.gradcheck import gradcheck, numerical_gradient
+from minigan.gradcheck import gradcheck, numerical_gradient, upstream_gradient
 from minigan.ops.reference import (
     batch_norm_eval_forward_reference,
     batch_norm_forward_reference,
@@ -268,13 +268,14 @@ def gradient_errors(forward_fn: Callable[..., Any], backward_fn: Callable[..., A
 
 def _gradient_side_by_side(forward: Callable[[], Array], gradients: Callable[..., Any],
                            x: Array, i: int, axes: Axes) -> str:
-    """d sum(y) / dx from the learner's backward beside the finite differences."""
-    dy = to_device(numpy.ones(tuple(forward().shape)))
+    """The learner's gradient beside the finite differences, for the dy the check used (a
+    dy of ones would hide some mistakes: batch norm's true input gradient is then 0)."""
+    dy = upstream_gradient(forward())
     yours = to_numpy(gradients(dy)[i]).astype(numpy.float64)
     expected = numerical_gradient(forward, x, dy)
     bad = numpy.abs(yours - expected) > 1e-5 + 1e-4 * numpy.abs(expected)
     return side_by_side(yours, expected, bad, axes).replace(
-        "expected and yours", "finite differences and your gradient (dy = 1 everywhere)")
+        "expected and yours", "finite differences and your gradient (for the check's random dy)")
 
 
 def inner(a: Array, b: Array) -> float:

@@ -36,17 +36,20 @@ LEARNER_PACKAGE = "minigan_learner_kernels"   # each load's package: this, _ and
 def init_folder(folder: str | Path) -> list[Path]:
     """Copy the stubs (and the folder's ``__init__.py``) into ``folder``; return the new files.
 
-    Never overwrites: if any of the files is already there, nothing is copied.
+    Never overwrites: only the files missing from ``folder`` are copied, so that deleting one
+    stub and running init again starts that exercise afresh and leaves the others alone.
     """
     folder = Path(folder)
-    names = ["__init__.py", *STUB_FILES]
-    existing = [folder / n for n in names if (folder / n).exists()]
-    if existing:
-        raise FileExistsError(f"{existing[0]} already exists: init never overwrites your work "
-                              f"(choose a new folder)")
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} is a file: give init the name of a new folder")
+    missing = [n for n in ["__init__.py", *STUB_FILES] if not (folder / n).exists()]
+    if not missing:
+        raise FileExistsError(f"{folder} already holds every stub: init never overwrites your "
+                              f"work (to start one exercise afresh, delete or rename its file "
+                              f"and run init again)")
     folder.mkdir(parents=True, exist_ok=True)
     copied = []
-    for name in names:
+    for name in missing:
         target = folder / name
         tmp = target.with_name(name + ".tmp")
         tmp.write_text((STUBS / name).read_text(encoding="utf-8"), encoding="utf-8")

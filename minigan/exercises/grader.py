@@ -202,13 +202,16 @@ def grade(kernels: Any, max_examples: int = 50, seed: int = 0,
 
 # ------------------------------------------------------------------------- the report
 
+REPORT_FIRST_WORDS = "Grading "   # every report's first line: check --report looks for them
+
+
 def format_report(results: list[Result], source: str, seconds: float | None = None,
                   how: str = "") -> str:
     """The table (one row per exercise), then one sentence per failure (with its side-by-side
     values), then the totals. ``how`` (say, "50 cases per exercise, seed 0") goes into the
     first line."""
     width = max(len("exercise"), *(len(r.exercise.title) for r in results)) + 2
-    lines = [f"Grading {source}" + (f" ({how})" if how else ""), "",
+    lines = [f"{REPORT_FIRST_WORDS}{source}" + (f" ({how})" if how else ""), "",
              f"  {'exercise':<{width}}status"]
     for r in results:
         note = f"  ({r.sentence})" if r.status == NOT_STARTED and r.sentence else ""

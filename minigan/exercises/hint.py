@@ -13,6 +13,9 @@ def hint(name: str, tier: int = 2) -> str:
     """The hint of tier ``tier`` (2 or more) for the exercise ``name``, with its heading."""
     exercise = find(name)
     tiers = len(exercise.hints) + 1
+    if tier == 1:
+        raise ValueError(f"hint 1 of {exercise.name} is the text above its function in "
+                         f"{exercise.stub}; --tier takes 2 to {tiers}")
     if not 2 <= tier <= tiers:
         raise ValueError(f"{exercise.name} has hints of tiers 1 (in {exercise.stub}) to "
                          f"{tiers}, not {tier}")

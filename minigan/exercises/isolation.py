@@ -243,7 +243,8 @@ def check_and_report(folder: str | Path | None, max_examples: int = 50, seed: in
                            progress=progress)
     source = "minigan's own solutions" if folder is None else str(folder)
     return results, format_report(results, source, time.perf_counter() - started,
-                                  f"up to {max_examples} cases per exercise, seed {seed}, "
+                                  f"up to {max_examples} case{'s' * (max_examples != 1)} "
+                                  f"per exercise, seed {seed}, "
                                   f"{seconds:g} s per case")
 
 

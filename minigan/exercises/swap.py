@@ -53,7 +53,8 @@ def started_groups(kernels: Any, seconds: float = QUICK_SECONDS) -> dict[str, bo
         except CaseTimedOut:
             raise KernelsFailGrader(f"your {group} did not finish its simplest case within "
                                     f"{seconds:g} s (an endless loop?): `python -m "
-                                    f"minigan.exercises check` grades it row by row") from None
+                                    f"minigan.exercises check` on your folder grades it row "
+                                    f"by row") from None
     return started
 
 
@@ -69,13 +70,13 @@ class PreTrainingCheck:
         return (f"your code from {folder}: {', '.join(self.learners) or 'none finished yet'}; "
                 f"minigan's: {', '.join(self.minigans) or 'none'}")
 
-    def refusal(self) -> str:
+    def refusal(self, folder: str | Path) -> str:
         group, sentence = self.failures[0]
         others = [g for g, _ in self.failures[1:]]
         more = f" ({', '.join(others)} too)" if others else ""
         return (f"--kernels: your {group} fails the grader{more}: {sentence} (run `python -m "
-                f"minigan.exercises check` for the table, or pass --kernels-unchecked to train "
-                f"anyway)")
+                f"minigan.exercises check {folder}` for the table, or pass --kernels-unchecked "
+                f"to train anyway)")
 
 
 def check_before_training(folder: str | Path, max_examples: int = QUICK_EXAMPLES,
@@ -207,7 +208,7 @@ def kernels_for_training(folder: str | Path, unchecked: bool = False,
         with use_kernels(folder) as in_use:
             yours = [group for group, used in in_use.items() if used]
             print(f"your code from {folder} (unchecked): {', '.join(yours) or 'none started'}; "
-                  f"minigan's: {', '.join(g for g, used in in_use.items() if not used)}",
+                  f"minigan's: {', '.join(g for g, used in in_use.items() if not used) or 'none'}",
                   flush=True)
             yield in_use
         return
@@ -215,7 +216,7 @@ def kernels_for_training(folder: str | Path, unchecked: bool = False,
           flush=True)
     found = check_before_training(folder, backend=backend)
     if found.failures:
-        raise KernelsFailGrader(found.refusal())
+        raise KernelsFailGrader(found.refusal(folder))
     print(found.startup_line(folder), flush=True)
     with use_kernels(folder, groups=found.learners) as in_use:
         yield in_use

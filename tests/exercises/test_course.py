@@ -214,9 +214,12 @@ def test_hint_tiers_and_their_command(capsys):
     assert "weight_from_matrix" in hint("conv2d_backward", 3)
     assert main(["check", "--hint", "conv2d_backward", "--tier", "4"]) == 2
     assert main(["check", "--hint", "no_such_exercise"]) == 2
+    assert main(["check", "--hint", "conv2d_backward", "--tier", "1"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 2 and "tiers 1 (in conv2d.py) to 3" in err[0]
+    assert len(err) == 3 and "tiers 1 (in conv2d.py) to 3" in err[0]
     assert "no exercise 'no_such_exercise'" in err[1]
+    assert "hint 1 of conv2d_backward is the text above its function in conv2d.py; --tier " \
+           "takes 2 to 3" in err[2]
     assert all(len(e.hints) >= 1 for e in EXERCISES)
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from minigan.exercises import EXERCISES, FUNCTION_NAMES, grade, load_kernels, minigan_kernels
 from minigan.exercises.__main__ import main
+from minigan.exercises.folder import STUBS
 from minigan.exercises.grader import FAILED, NOT_STARTED, PASSED, grade_one
 from tests.exercises.conftest import LEAKY_RELU_BACKWARD, LEAKY_RELU_FORWARD, fill_in
 
@@ -110,6 +111,32 @@ def test_a_weight_gradient_in_the_wrong_layout_shrinks_to_two_channels_and_a_2x2
     rows = result.detail.splitlines()[2:]
     assert len(rows) == 8 and rows[0].split()[:5] == ["(f,", "c,", "i,", "j)", "="]
     assert [row.startswith("    x ") for row in rows] == [False] + [True] * 6 + [False]
+
+
+def test_the_side_by_side_shows_a_mistake_a_dy_of_ones_would_hide(stubs):
+    """The x_hat * dgamma term of batch norm's dx with the wrong sign: with dy = 1 both the
+    true and the wrong dx are 0 (dgamma = sum x_hat = 0), so the entry by entry comparison must
+    use the check's own random dy to show where it is wrong."""
+    write(stubs, "batchnorm.py", '''
+        from minigan.ops.batchnorm import batch_norm_backward as minigan_backward
+        from minigan.ops.batchnorm import (  # noqa: F401
+            BatchNormCache, batch_norm_eval_forward, batch_norm_forward, from_rows,
+            update_running_stats)
+
+
+        def batch_norm_backward(dy, cache, across=None):
+            dx, dgamma, dbeta = minigan_backward(dy, cache, across)
+            if cache.training:   # the mistake: + x_hat * dgamma instead of - x_hat * dgamma
+                k = cache.gamma * cache.inv_std / cache.m
+                dx = dx + from_rows(2 * k * dgamma * cache.x_hat, dx.shape)
+            return dx, dgamma, dbeta
+    ''')
+    result = grade_one(exercise("batch norm, training"), load_kernels(stubs), EXAMPLES)
+    assert result.status == FAILED and result.sentence.startswith("batch_norm_backward: dx is "
+                                                                  "wrong"), result.sentence
+    rows = result.detail.splitlines()
+    assert "for the check's random dy" in rows[0]
+    assert any(row.startswith("    x ") for row in rows[2:]), result.detail
 
 
 NAIVE_BCE = {"bce_with_logits_forward": """
@@ -231,9 +258,46 @@ def test_init_never_overwrites_and_errors_are_one_line(stubs, tmp_path, capsys):
     assert main(["init", str(stubs)]) == 2
     assert main(["check", str(tmp_path / "nowhere")]) == 2
     assert main(["check", str(stubs), "--examples", "0"]) == 2
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["init", str(tmp_path / "notes.txt")]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 3 and all(line.startswith("error: ") for line in err)
-    assert "already exists" in err[0] and "init" in err[1] and "--examples" in err[2]
+    assert len(err) == 4 and all(line.startswith("error: ") for line in err)
+    assert "already holds every stub" in err[0] and "init" in err[1] and "--examples" in err[2]
+    assert "notes.txt is a file" in err[3] and (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_init_again_brings_back_only_the_stubs_that_are_gone(stubs, capsys):
+    """Deleting one stub and running init again starts that exercise afresh; the learner's
+    other files stay exactly as they were."""
+    fill_in(stubs / "scale.py", "scale", "return x")
+    mine = (stubs / "scale.py").read_text()
+    (stubs / "conv2d.py").write_text("# my broken attempt")
+    (stubs / "conv2d.py").unlink()
+    assert main(["init", str(stubs)]) == 0
+    out = capsys.readouterr().out
+    assert f"copied 1 file into {stubs}: conv2d.py (the files already there" in out
+    assert f"next: fill in {stubs / 'conv2d.py'}" in out
+    assert (stubs / "scale.py").read_text() == mine
+    assert (stubs / "conv2d.py").read_bytes() == (STUBS / "conv2d.py").read_bytes()
+
+
+def test_the_report_never_replaces_a_file_that_is_not_a_report(stubs, tmp_path, capsys):
+    """`--report scale.py` by mistake must not turn a learner's solution into a table; a part
+    graded with --only leaves the folder's whole report alone; an earlier report is replaced."""
+    fill_in(stubs / "scale.py", "scale", "return x")
+    mine = (stubs / "scale.py").read_text()
+    assert main(["check", str(stubs), "--only", "scale", "--report", str(stubs / "scale.py"),
+                 "--examples", "1"]) == 2
+    assert (stubs / "scale.py").read_text() == mine
+    err = capsys.readouterr().err
+    assert "scale.py exists and is not a grader report, so it is left as it is" in err
+    assert main(["check", str(stubs), "--only", "scale", "--examples", "1"]) == 1
+    assert not (stubs / "grader_report.txt").exists()        # --only: a part, not the table
+    report = tmp_path / "report.txt"
+    for _ in range(2):                                        # new, then an earlier report
+        assert main(["check", str(stubs), "--only", "scale", "--report", str(report),
+                     "--examples", "1"]) == 1
+        assert report.read_text().startswith(f"Grading {stubs} (up to 1 case per exercise")
 
 
 def test_a_file_that_does_not_import_fails_its_own_exercises_only(stubs, capsys):

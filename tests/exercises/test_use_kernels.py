@@ -287,7 +287,8 @@ def test_train_svhn_refuses_a_folder_the_grader_fails(stubs, tmp_path):
     assert len(lines) == 1, refused.stderr
     assert lines[0].startswith("error: --kernels: your conv2d fails the grader: "
                                "conv2d_backward: dw is wrong for x (1, 2, 2, 2)")
-    assert "--kernels-unchecked" in lines[0]
+    assert f"(run `python -m minigan.exercises check {stubs}` for the table, or pass " \
+           f"--kernels-unchecked to train anyway)" in lines[0]
     assert not (tmp_path / "refused" / "losses.csv").exists()
     anyway = subprocess.run([*command, "--kernels-unchecked", "--out", str(tmp_path / "anyway")],
                             capture_output=True, text=True, env=env, timeout=300)
