@@ -580,6 +580,10 @@ def check_bce_with_logits(impl: Any, case: Case) -> None:
     expect_dtype(name, "the loss", loss32, numpy.float32, where)
     expect_dtype("bce_with_logits_backward", "dlogits",
                  impl.bce_with_logits_backward(1.0, cache32), numpy.float32, where)
+    # A float64 0-d dloss (a loss a step computed in float64) must not promote float32 either.
+    expect_dtype("bce_with_logits_backward", "dlogits for a float64 0-d dloss",
+                 impl.bce_with_logits_backward(to_device(numpy.asarray(1.0)), cache32),
+                 numpy.float32, where)
 
 
 # ------------------------------------------------------------------------- Adam

@@ -88,7 +88,10 @@ def check_scale(impl: Any, case: Case) -> None:
                                     f"the pixels floats first")
     compare("scale", "the output", got, expected, where, rtol=1e-6, atol=1e-6,
             axes=_pixel_axes(pixels))
-    expect_dtype("scale", "the output", y, numpy.float32, where.replace("pixels", "uint8 pixels"))
+    if numpy.dtype(y.dtype) != numpy.float32:   # uint8 in, float32 out: not "dtype in = out"
+        raise KernelCheckFailed(f"scale: the output is {y.dtype} for {where}: it must be "
+                                f"float32, the dtype of minigan's layers (uint8 pixels in, "
+                                f"float32 out)")
 
 
 def _pixel_axes(pixels: numpy.ndarray) -> Callable[[tuple[int, ...]], str]:
@@ -248,8 +251,10 @@ def _same_settings(mine: Module, theirs: Module, where: str) -> None:
 
 # ------------------------------------------------------------------------- the losses
 
-def gan_loss_text(case: Case) -> str:
-    text = f"logits {shape_text(case['shape'])}, real_label {case['real_label']:g}"
+def gan_loss_text(case: Case, with_label: bool = True) -> str:
+    """The case in words; ``with_label=False`` for fake_loss, which takes no real_label."""
+    text = f"logits {shape_text(case['shape'])}" + (
+        f", real_label {case['real_label']:g}" if with_label else "")
     return text + (f", logits as large as {case['scale']:g}" if case["scale"] > 1 else "")
 
 
@@ -280,11 +285,12 @@ def check_gan_losses(impl: Any, case: Case) -> None:
     rng = numpy.random.default_rng(case["seed"])
     x_h = case["scale"] * rng.standard_normal(case["shape"])
     logits, label, where = to_device(x_h), case["real_label"], gan_loss_text(case)
+    fake_where = gan_loss_text(case, with_label=False)
     with numpy.errstate(over="raise", divide="raise", invalid="raise"):
         try:
             real = _loss_pair("real_loss", impl.real_loss(logits, real_label=label), logits,
                               where)
-            fake = _loss_pair("fake_loss", impl.fake_loss(logits), logits, where)
+            fake = _loss_pair("fake_loss", impl.fake_loss(logits), logits, fake_where)
         except FloatingPointError as error:
             raise KernelCheckFailed(f"real_loss or fake_loss is not stable for {where}: "
                                     f"FloatingPointError: {error}") from None
@@ -300,8 +306,9 @@ def check_gan_losses(impl: Any, case: Case) -> None:
             where, rtol=1e-9, atol=1e-12)
     compare("real_loss", "d_logits", real[1], expected_real[1], where, rtol=1e-9, atol=1e-15)
     compare("fake_loss", "the loss", numpy.asarray(fake[0]), numpy.asarray(expected_fake[0]),
-            where, rtol=1e-9, atol=1e-12)
-    compare("fake_loss", "d_logits", fake[1], expected_fake[1], where, rtol=1e-9, atol=1e-15)
+            fake_where, rtol=1e-9, atol=1e-12)
+    compare("fake_loss", "d_logits", fake[1], expected_fake[1], fake_where, rtol=1e-9,
+            atol=1e-15)
     loss32, _ = impl.real_loss(logits.astype("float32"), real_label=label)
     expect_dtype("real_loss", "the loss", to_device(numpy.asarray(to_numpy(loss32))) if
                  not hasattr(loss32, "dtype") else loss32, numpy.float32, where)

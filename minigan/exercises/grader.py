@@ -100,7 +100,8 @@ def first_try(exercise: Exercise, kernels: Any,
 
 def timed_out(exercise: Exercise, seconds: float, case: dict[str, Any]) -> Result:
     return Result(exercise, FAILED, f"{exercise.functions[0]} timed out after {seconds:g} s "
-                  f"for {exercise.describe(case)} (an endless loop?)", case)
+                  f"for {exercise.describe(case)} (an endless loop? or too slow: the check "
+                  f"calls it many times)", case)
 
 
 def grade_one(exercise: Exercise, kernels: Any, max_examples: int = 50, seed: int = 0,

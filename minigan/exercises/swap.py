@@ -17,8 +17,10 @@ named with the grader's sentence, instead of an hour of training on a wrong grad
 
 from __future__ import annotations
 
+import functools
 import importlib
-from collections.abc import Iterator
+import inspect
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +125,7 @@ def use_kernels(folder: str | Path, groups: tuple[str, ...] | None = None,
             module = importlib.import_module(swap.module)
             for name in names:
                 saved.append((module, name, getattr(module, name)))
-                setattr(module, name, getattr(kernels, name))
+                setattr(module, name, checked_results(name, getattr(kernels, name), module))
         yield in_use
     except (KeyboardInterrupt, GeneratorExit):
         raise
@@ -144,6 +146,54 @@ class KernelsFailGrader(ValueError):
 class LearnersCodeFailed(RuntimeError):
     """The learner's code raised (or called sys.exit) while minigan ran on it: one line
     naming the function, its file and line, instead of a traceback through minigan."""
+
+
+# The modules whose functions hand arrays back to minigan's layers: their results are checked
+# where they come out (``checked_results``). Adam updates in place; the step and the models
+# are graded on what they do, not on the dtype of a loss.
+KERNEL_MODULES = ("minigan.ops", "minigan.gan.losses")
+
+
+def checked_results(name: str, function: Any, module: ModuleType) -> Any:
+    """A learner's ``function``, swapped in for training, with the arrays it returns checked:
+    no list where an array belongs, and float arrays of its float arguments' dtype. A float64
+    or a list would otherwise fail later, inside a minigan layer or another of the learner's
+    functions, and the error would name that one instead. Classes and the other modules'
+    functions are swapped in as they are."""
+    if not inspect.isfunction(function) or not module.__name__.startswith(KERNEL_MODULES):
+        return function
+
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        result = function(*args, **kwargs)
+        problem = result_problem((*args, *kwargs.values()), result)
+        if problem:
+            code = inspect.unwrap(function).__code__
+            raise LearnersCodeFailed(f"your {name} ({Path(code.co_filename).name}, line "
+                                     f"{code.co_firstlineno}) {problem}")
+        return result
+
+    return run
+
+
+def result_problem(arguments: tuple[Any, ...], result: Any) -> str | None:
+    """What is wrong with a kernel's ``result`` for minigan (None: nothing): a list, or a float
+    array of another dtype than its first float array argument. A cache (a NamedTuple) is the
+    learner's own business, and is not looked into."""
+    dtype = next((a.dtype for a in arguments if _is_array(a) and a.dtype.kind == "f"), None)
+    items = result if type(result) is tuple else (result,)
+    for item in items:
+        if isinstance(item, list):
+            return "returned a list where minigan expects an array"
+        if dtype is not None and _is_array(item) and item.dtype.kind == "f" \
+                and item.dtype != dtype:
+            return (f"returned a {item.dtype} array for {dtype} input: dtype in must be dtype "
+                    f"out (minigan's layers hold {dtype} parameters)")
+    return None
+
+
+def _is_array(a: Any) -> bool:
+    return hasattr(a, "dtype") and hasattr(a, "shape") and not isinstance(a, tuple)
 
 
 def load_swappable(folder: str | Path, groups: tuple[str, ...] | None = None,

@@ -103,6 +103,11 @@ MISTAKES = {
     """}, r"scale is wrong only for pixels above 127 for pixels \(2,\), feature_range \(-1, 1\): "
           r"uint8 arithmetic wraps around at 256 \(pixel 255 gives -0\.00392157\); make the "
           r"pixels floats first"),
+    "scale-float64": ("scale", "scale.py", {"scale": """
+        lo, hi = feature_range
+        return x / 255 * (hi - lo) + lo
+    """}, r"scale: the output is float64 for pixels \(2,\), feature_range \(-1, 1\): it must be "
+          r"float32, the dtype of minigan's layers \(uint8 pixels in, float32 out\)"),
     "naive-conv-without-stride": ("conv2d_naive", "conv2d_naive.py",
                                   {"conv2d_naive": NAIVE_CONV_WITHOUT_STRIDE},
                                   r"conv2d_naive: y is wrong for x \(1, 1, 1, 3\), w \(1, 1, 1, "
@@ -125,6 +130,14 @@ MISTAKES = {
         return loss, ops.bce_with_logits_backward(1.0, cache)
     """}, r"real_loss ignores real_label for logits \(1, 1\), real_label 0\.9: its target "
           r"should be real_label \(label smoothing\), not 1"),
+    "fake-loss-gradient-sign": ("gan_losses", "gan_losses.py", {"real_loss": """
+        loss, cache = ops.bce_with_logits_forward(logits, real_label)
+        return loss, ops.bce_with_logits_backward(1.0, cache)
+    """, "fake_loss": """
+        loss, cache = ops.bce_with_logits_forward(logits, 0.0)
+        return loss, -ops.bce_with_logits_backward(1.0, cache)
+    """}, r"fake_loss: d_logits is wrong for logits \(1, 1\): \S+ at index \(0, 0\) should be "
+          r"\S+"),   # fake_loss has no real_label: the sentence names none
     "d-step-without-zero-grad": ("d_step", "step.py", {"d_step": D_STEP_WITHOUT_ZERO_GRAD},
                                  r"d_step: D's layer 0 \(Conv2d\) weight is wrong for 2 steps, "
                                  r"batch 2, real_label 1, after step 2: \S+ at \(f, c, i, j\) = "

@@ -181,6 +181,16 @@ FLOAT64_BATCH_NORM_GRADIENTS = {"batch_norm_forward": """
     return tuple(g.astype("float64") for g in minigans(dy, cache))
 """}
 
+BCE_PROMOTING_A_FLOAT64_DLOSS = {  # right for the number 1.0 the trainer passes; not for an array
+    "bce_with_logits_forward": """
+    from minigan.ops.losses import bce_with_logits_forward as minigans
+    return minigans(logits, targets)
+""", "bce_with_logits_backward": """
+    from minigan.ops.activations import sigmoid
+    x, t = cache.logits, cache.targets
+    return (sigmoid(x) - t) * dloss / x.size
+"""}
+
 BACKWARD_RETURNING_A_LIST = {"leaky_relu_forward": LEAKY_RELU_FORWARD,
                              "leaky_relu_backward": "return (dy * cache.slope).tolist()"}
 
@@ -204,12 +214,15 @@ BACKWARD_RETURNING_A_LIST = {"leaky_relu_forward": LEAKY_RELU_FORWARD,
     ("batch norm, training", "batchnorm.py", FLOAT64_BATCH_NORM_GRADIENTS,
      r"batch_norm_backward: dx is float64 for float32 input \(x \(3, 1\), eps 1e-05 "
      r"\(training mode\)\): dtype in must be dtype out"),
+    ("BCE with logits", "losses.py", BCE_PROMOTING_A_FLOAT64_DLOSS,
+     r"bce_with_logits_backward: dlogits for a float64 0-d dloss is float64 for float32 input "
+     r"\(.*\): dtype in must be dtype out"),
     # the check itself fails on what came back: named by the function that returned it
     ("leaky ReLU", "activations.py", BACKWARD_RETURNING_A_LIST,
      r"the grader cannot use what leaky_relu_backward returned \(AttributeError: 'list' object "
      r"has no attribute '\w+'\) for x \(\d+,\), negative_slope \S+"),
 ], ids=["naive-bce", "bce-array-targets-only", "adam-on-copies", "tanh-crashes",
-        "conv-float64-gradients", "batch-norm-float64-gradients", "backward-returns-a-list"])
+        "conv-float64-gradients", "batch-norm-float64-gradients", "bce-float64-dloss", "backward-returns-a-list"])
 def test_typical_mistakes_get_their_sentence(stubs, title, file, bodies, sentence):
     for function, body in bodies.items():
         fill_in(stubs / file, function, body)

@@ -12,6 +12,7 @@ refuses to train on a failing one (unless ``--kernels-unchecked``), then trains 
 from __future__ import annotations
 
 import csv
+import inspect
 import os
 import subprocess
 import sys
@@ -103,6 +104,34 @@ def test_an_error_in_the_learners_code_is_one_sentence_naming_it(leaky_relu_and_
         raise ValueError("minigan's")
 
 
+def test_a_float64_or_a_list_handed_back_is_blamed_on_the_function_that_made_it(
+        leaky_relu_and_adam):
+    """A float64 leaky ReLU output would fail in the next Conv2d (minigan's, or the learner's
+    d_step on the traceback), and a list in whatever reads it: the function that returned it is
+    named where its result comes out."""
+    fill_in(leaky_relu_and_adam / "activations.py", "tanh_forward", """
+        y = get_array_module(x).tanh(x)
+        return y.tolist(), TanhCache(y)
+    """)
+    (leaky_relu_and_adam / "activations.py").write_text(
+        (leaky_relu_and_adam / "activations.py").read_text().replace(
+            "leaky_relu_forward.calls = getattr(leaky_relu_forward, 'calls', 0) + 1",
+            "x = x.astype('float64')   # the mistake"))
+    x = to_device(np.ones((2, 3), dtype=np.float32))
+    with pytest.raises(LearnersCodeFailed, match=r"^your leaky_relu_forward \(activations.py, "
+                       r"line \d+\) returned a float64 array for float32 input: dtype in must be "
+                       r"dtype out \(minigan's layers hold float32 parameters\)$"):
+        with use_kernels(leaky_relu_and_adam):
+            LeakyReLU(0.2)(x)
+    with pytest.raises(LearnersCodeFailed, match=r"^your tanh_forward \(activations.py, line "
+                                                 r"\d+\) returned a list where minigan expects "
+                                                 r"an array$"):
+        with use_kernels(leaky_relu_and_adam):
+            Tanh()(x)
+    with use_kernels(leaky_relu_and_adam):   # float64 in, float64 out: nothing to say
+        assert LeakyReLU(0.2)(x.astype(np.float64)).dtype == np.float64
+
+
 def test_files_that_are_never_swapped_in_are_never_run_by_use_kernels(leaky_relu_and_adam):
     (leaky_relu_and_adam / "metrics.py").write_text("import os\n\nos._exit(0)\n")
     (leaky_relu_and_adam / "scale.py").write_text("while True:\n    pass\n")
@@ -157,7 +186,7 @@ def test_a_layer_runs_the_learners_kernel(leaky_relu_and_adam):
     """The layers look their kernels up in ``minigan.ops`` at call time, so they see the swap."""
     x = to_device(np.array([[-1.0, 2.0]]))
     with use_kernels(leaky_relu_and_adam):
-        learners_forward = minigan.ops.leaky_relu_forward
+        learners_forward = inspect.unwrap(minigan.ops.leaky_relu_forward)   # results checked
         calls_before = getattr(learners_forward, "calls", 0)
         y = LeakyReLU(0.2)(x)
     assert learners_forward.calls == calls_before + 1
@@ -238,7 +267,7 @@ def test_the_learners_losses_step_and_models_are_swapped_in(stubs):
     original_loss, original_generator = minigan.gan.losses.real_loss, minigan.gan.dcgan.Generator
     with use_kernels(stubs) as in_use:
         assert in_use["losses"] and in_use["models"] and not in_use["step"]
-        learners_loss = minigan.gan.losses.real_loss
+        learners_loss = inspect.unwrap(minigan.gan.losses.real_loss)   # results checked
         G = minigan.gan.dcgan.Generator(z_size=3, conv_dim=2, image_size=8, channels=1)
         D = minigan.gan.dcgan.Discriminator(conv_dim=2, image_size=8, channels=1)
         assert type(G).__module__.startswith("minigan_learner_kernels")
