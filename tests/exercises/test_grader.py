@@ -222,7 +222,8 @@ BACKWARD_RETURNING_A_LIST = {"leaky_relu_forward": LEAKY_RELU_FORWARD,
      r"the grader cannot use what leaky_relu_backward returned \(AttributeError: 'list' object "
      r"has no attribute '\w+'\) for x \(\d+,\), negative_slope \S+"),
 ], ids=["naive-bce", "bce-array-targets-only", "adam-on-copies", "tanh-crashes",
-        "conv-float64-gradients", "batch-norm-float64-gradients", "bce-float64-dloss", "backward-returns-a-list"])
+        "conv-float64-gradients", "batch-norm-float64-gradients", "bce-float64-dloss",
+        "backward-returns-a-list"])
 def test_typical_mistakes_get_their_sentence(stubs, title, file, bodies, sentence):
     for function, body in bodies.items():
         fill_in(stubs / file, function, body)
