@@ -36,6 +36,7 @@ from minigan.gan.run_lock import RunLock
 from minigan.gan.trainer import GANTrainer, TrainConfig
 from minigan.latent import LATENT_DISTRIBUTIONS
 from minigan.launch import launch_this_script, usable_cores
+from minigan.nn import Dropout
 from minigan.nn.sync_batchnorm import convert_sync_batch_norm
 from minigan.ops import fast_kernels_enabled, use_fast_kernels
 from minigan.scripts import (
@@ -428,6 +429,12 @@ def build_trainer(args: argparse.Namespace, world: World, out: Path) -> GANTrain
                                          channels=channels, z_distribution=args.z_distribution))
     D = dcgan.dcgan_init(dcgan.Discriminator(args.conv_dim, image_size=args.image_size,
                                              channels=channels, dropout=args.dropout))
+    if args.dropout > 0 and not any(isinstance(m, Dropout) for m in D.modules()):
+        # a learner's Discriminator (--kernels) may leave dropout out: the grader uses 0, and
+        # config.json would claim a dropout that the run never had
+        raise ValueError(f"--dropout {args.dropout:g}: this Discriminator has no Dropout layer "
+                         f"(yours ignores its dropout argument?): add Dropout after each "
+                         f"LeakyReLU, or leave out --dropout")
     if args.distributed and args.sync_batch_norm:
         G, D = convert_sync_batch_norm(G, world), convert_sync_batch_norm(D, world)
     config = TrainConfig(epochs=args.epochs, lr_d=args.lr_d, lr_g=args.lr_g, beta1=args.beta1,

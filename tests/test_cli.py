@@ -201,3 +201,27 @@ def test_the_feature_network_needs_labels(tmp_path):
                               "--out", str(tmp_path / "features.npz")))
     assert "unlabelled.npz has no labels that match its images" in line
     assert not (tmp_path / "features.npz").exists()
+
+
+def test_a_discriminator_without_the_dropout_asked_for_is_refused(tmp_path, monkeypatch, capsys):
+    """A learner's Discriminator (--kernels) may ignore its dropout argument (the grader builds
+    it with 0): training with --dropout would then run without any, while config.json said
+    otherwise. One line, before anything trains."""
+    from minigan import cli
+    from minigan.gan import dcgan
+
+    class NoDropout(dcgan.Discriminator):
+        def __init__(self, conv_dim=32, image_size=32, channels=3, dropout=0.0):
+            super().__init__(conv_dim, image_size, channels, dropout=0.0)   # the mistake
+
+    monkeypatch.setattr(dcgan, "Discriminator", NoDropout)
+    args = ["--dataset", "synthetic", "--num-train", "16", "--batch-size", "8", "--conv-dim",
+            "2", "--max-steps", "1", "--dropout", "0.3", "--out", str(tmp_path / "run")]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: --dropout 0.3: this Discriminator has no Dropout layer (yours "
+                   "ignores its dropout argument?): add Dropout after each LeakyReLU, or leave "
+                   "out --dropout\n")
+    assert not (tmp_path / "run" / "losses.csv").exists()
+    monkeypatch.undo()                                    # minigan's own has the Dropout
+    assert cli.main([*args[:-1], str(tmp_path / "minigans")]) == 0
