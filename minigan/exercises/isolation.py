@@ -20,6 +20,7 @@ grader makes them, so the same report prints.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import signal
@@ -30,6 +31,7 @@ import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,7 @@ from tqdm import tqdm
 from minigan.backend import check_backend
 from minigan.exercises.folder import STUBS, check_kernel_folder
 from minigan.exercises.grader import FAILED, NOT_STARTED, Result, format_report
-from minigan.exercises.records import EXERCISES, Exercise, find
+from minigan.exercises.records import EXERCISES, FUNCTION_NAMES, Exercise, find
 
 DEFAULT_SECONDS = 10.0   # per case: the grader's cases take milliseconds when the code is right
 
@@ -230,7 +232,38 @@ def check_folder(folder: str | Path | None, max_examples: int = 50, seed: int = 
     finally:
         bar.close()
     pool.shutdown()
-    return [results[e.name] for e in exercises]
+    return note_failing_imports([results[e.name] for e in exercises], folder)
+
+
+def note_failing_imports(results: list[Result], folder: str | Path | None) -> list[Result]:
+    """Each failed row whose file imports a function of another failed row says so: a wrong
+    im2col makes conv2d and conv_transpose2d fail too, and the learner should fix im2col first
+    rather than look for a mistake in conv2d.py."""
+    if folder is None:
+        return results
+    failing = {name: r.exercise for r in results if r.status == FAILED
+               for name in r.exercise.functions}
+    noted = []
+    for r in results:
+        used = [n for n in functions_imported(Path(folder) / r.exercise.stub)
+                if n in failing and failing[n] is not r.exercise]
+        if r.status == FAILED and used:
+            r = replace(r, sentence=f"{r.sentence} ({r.exercise.stub} builds on your "
+                                    f"{failing[used[0]].title}, whose row fails too: fix that "
+                                    f"first)")
+        noted.append(r)
+    return noted
+
+
+def functions_imported(path: Path) -> list[str]:
+    """The exercise functions a learner's file imports from the folder's other files (its
+    relative imports, ``from .im2col import im2col``), in order; [] when it does not parse."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return []
+    return [alias.name for node in tree.body if isinstance(node, ast.ImportFrom) and node.level
+            for alias in node.names if alias.name in FUNCTION_NAMES]
 
 
 def check_and_report(folder: str | Path | None, max_examples: int = 50, seed: int = 0,

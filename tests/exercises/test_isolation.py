@@ -187,3 +187,43 @@ def test_a_kernel_folder_that_is_a_file_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="it is a file, not a folder"):
         check_folder(file, max_examples=1)
 
+
+
+WRONG_IM2COL = """
+from minigan.ops.im2col import col2im, conv_output_size  # noqa: F401
+from minigan.ops.im2col import im2col as minigans
+
+
+def im2col(x, kernel_size, stride=1, padding=0):
+    cols = minigans(x, kernel_size, stride, padding)
+    K, C = kernel_size, x.shape[1]   # the mistake: columns in (c, i, j) order, not (i, j, c)
+    return cols.reshape(len(cols), K, K, C).transpose(0, 3, 1, 2).reshape(len(cols), -1)
+"""
+CONV2D_FORWARD_ON_IM2COL = """
+N, F, K = x.shape[0], w.shape[0], w.shape[2]
+H_out = conv_output_size(x.shape[2], K, stride, padding)
+W_out = conv_output_size(x.shape[3], K, stride, padding)
+cols = im2col(x, K, stride, padding)
+y_rows = cols @ weight_matrix(w) + (0 if b is None else b)
+return (rows_to_nchw(y_rows, (N, F, H_out, W_out)),
+        Conv2dCache(cols, w, tuple(x.shape), stride, padding, b is not None))
+"""
+
+
+def test_a_row_that_fails_because_of_another_rows_function_says_so(stubs):
+    """A wrong im2col makes the learner's conv2d forward wrong too: that row points at im2col
+    (the file it imports it from) instead of leaving the learner to search conv2d.py."""
+    from tests.exercises.conftest import fill_in
+
+    write(stubs, "im2col.py", WRONG_IM2COL)
+    fill_in(stubs / "conv2d.py", "conv2d_forward", CONV2D_FORWARD_ON_IM2COL)
+    results = {r.exercise.name: r for r in check_folder(
+        stubs, 5, exercises=[find("im2col"), find("conv2d_forward"), find("tanh")])}
+    assert results["im2col"].status == FAILED
+    assert "builds on" not in results["im2col"].sentence
+    assert results["conv2d_forward"].status == FAILED
+    assert results["conv2d_forward"].sentence.startswith("conv2d_forward: y is wrong")
+    assert results["conv2d_forward"].sentence.endswith(
+        "(conv2d.py builds on your im2col and col2im, whose row fails too: fix that first)")
+    write(stubs, "im2col.py", "from minigan.ops.im2col import col2im, conv_output_size, im2col")
+    assert check_folder(stubs, 5, exercises=[find("conv2d_forward")])[0].status == PASSED
