@@ -236,16 +236,17 @@ def check_folder(folder: str | Path | None, max_examples: int = 50, seed: int = 
 
 
 def note_failing_imports(results: list[Result], folder: str | Path | None) -> list[Result]:
-    """Each failed row whose file imports a function of another failed row says so: a wrong
-    im2col makes conv2d and conv_transpose2d fail too, and the learner should fix im2col first
-    rather than look for a mistake in conv2d.py."""
+    """Each failed row whose functions call a function of another failed row says so: a wrong
+    im2col makes conv2d and conv_transpose2d fail too, and a d_step that forgets zero_grad makes
+    train_step fail; the learner should fix im2col (or d_step) first rather than look for a
+    mistake in conv2d.py (or train_step)."""
     if folder is None:
         return results
     failing = {name: r.exercise for r in results if r.status == FAILED
                for name in r.exercise.functions}
     noted = []
     for r in results:
-        used = [n for n in functions_imported(Path(folder) / r.exercise.stub)
+        used = [n for n in functions_called(Path(folder) / r.exercise.stub, r.exercise.functions)
                 if n in failing and failing[n] is not r.exercise]
         if r.status == FAILED and used:
             r = replace(r, sentence=f"{r.sentence} ({r.exercise.stub} builds on your "
@@ -255,15 +256,24 @@ def note_failing_imports(results: list[Result], folder: str | Path | None) -> li
     return noted
 
 
-def functions_imported(path: Path) -> list[str]:
-    """The exercise functions a learner's file imports from the folder's other files (its
-    relative imports, ``from .im2col import im2col``), in order; [] when it does not parse."""
+def functions_called(path: Path, own: tuple[str, ...]) -> list[str]:
+    """The exercise functions that the learner's definitions of ``own`` (functions or classes
+    at the top of the file at ``path``) call by name, in the order they appear; [] when the
+    file does not parse."""
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError, ValueError):
         return []
-    return [alias.name for node in tree.body if isinstance(node, ast.ImportFrom) and node.level
-            for alias in node.names if alias.name in FUNCTION_NAMES]
+    called = []
+    for definition in tree.body:
+        if getattr(definition, "name", None) not in own:
+            continue
+        for node in ast.walk(definition):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                if name in FUNCTION_NAMES and name not in own and name not in called:
+                    called.append(name)
+    return called
 
 
 def check_and_report(folder: str | Path | None, max_examples: int = 50, seed: int = 0,

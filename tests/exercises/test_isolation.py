@@ -227,3 +227,21 @@ def test_a_row_that_fails_because_of_another_rows_function_says_so(stubs):
         "(conv2d.py builds on your im2col and col2im, whose row fails too: fix that first)")
     write(stubs, "im2col.py", "from minigan.ops.im2col import col2im, conv_output_size, im2col")
     assert check_folder(stubs, 5, exercises=[find("conv2d_forward")])[0].status == PASSED
+
+
+def test_a_step_that_fails_because_its_d_step_does_says_so(stubs):
+    """d_step without zero_grad: its own row says what carries over, and train_step's row,
+    which calls it, points at it (the same file: found from what train_step calls)."""
+    from tests.exercises.conftest import fill_in
+    from tests.exercises.test_course import D_STEP_WITHOUT_ZERO_GRAD
+    from tests.exercises.test_use_kernels import LEARNERS_STEP
+
+    for function, body in {**LEARNERS_STEP, "d_step": D_STEP_WITHOUT_ZERO_GRAD}.items():
+        fill_in(stubs / "step.py", function, body)
+    results = {r.exercise.name: r for r in check_folder(
+        stubs, 3, exercises=[find("d_step"), find("g_step"), find("train_step")])}
+    assert results["g_step"].status == PASSED
+    assert results["d_step"].status == FAILED and "builds on" not in results["d_step"].sentence
+    assert results["train_step"].status == FAILED
+    assert results["train_step"].sentence.endswith(
+        "(step.py builds on your D step, whose row fails too: fix that first)")
