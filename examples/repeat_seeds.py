@@ -4,6 +4,7 @@
     python examples/repeat_seeds.py adversarial --seeds 0 1 2 3 4 -- --data-dir ../shared/data/mnist
     python examples/repeat_seeds.py batch_norm_mnist --threads 1 -- --data-dir ../shared/data/mnist
     python examples/repeat_seeds.py train_svhn -- --dataset mnist --features runs/features.npz
+    python examples/repeat_seeds.py domain_adversarial -- --data-dir ../shared/data/mnist
 
 One run's number is not a result: the same script with another seed (other initial weights,
 other batches, other labelled images) or another number of BLAS threads (other rounding) gives
@@ -102,8 +103,23 @@ def gan_numbers(folder: Path) -> dict[str, float]:
     return numbers
 
 
+def domain_adversarial_numbers(folder: Path) -> dict[str, float]:
+    """The last epoch's held-out accuracies of both networks on both domains, the gain on the
+    target, and how often the domain classifier told the domains apart."""
+    last = read_csv(folder / "accuracy.csv")[-1]
+    plain, dann = float(last["target_source_only"]), float(last["target_with_domain_classifier"])
+    return {"target accuracy, source only": plain,
+            "target accuracy, with domain classifier": dann,
+            "target gain (points)": 100 * (dann - plain),
+            "source accuracy, source only": float(last["source_source_only"]),
+            "source accuracy, with domain classifier": float(last["source_with_domain_classifier"]),
+            "domain classifier's training accuracy": float(
+                last["domain_classifier_train_accuracy"])}
+
+
 EXPERIMENTS: dict[str, Callable[[Path], dict[str, float]]] = {
     "train_svhn": gan_numbers,
+    "domain_adversarial": domain_adversarial_numbers,
     "semi_supervised": semi_supervised_numbers,
     "adversarial": adversarial_numbers,
     "batch_norm_mnist": batch_norm_numbers,

@@ -143,6 +143,20 @@ def test_the_gan_reader_takes_the_first_and_last_scores_and_says_what_a_run_lack
         "FID after epoch 6": 86.75, "IS after epoch 6": 6.25}
 
 
+def test_the_domain_adversarial_reader_takes_the_last_epoch(tmp_path):
+    (tmp_path / "accuracy.csv").write_text(   # as examples/domain_adversarial.py writes it
+        "epoch,target_source_only,target_with_domain_classifier,source_source_only,"
+        "source_with_domain_classifier,domain_classifier_train_accuracy,lambda\n"
+        "1,0.1000,0.1200,0.9000,0.8800,0.6000,0.1000\n"
+        "2,0.1945,0.1675,0.9755,0.9585,0.7640,0.2900\n")
+    numbers = repeat_seeds.domain_adversarial_numbers(tmp_path)
+    assert numbers == pytest.approx({
+        "target accuracy, source only": 0.1945, "target accuracy, with domain classifier": 0.1675,
+        "target gain (points)": -2.7, "source accuracy, source only": 0.9755,
+        "source accuracy, with domain classifier": 0.9585,
+        "domain classifier's training accuracy": 0.764})
+
+
 def test_a_number_some_runs_lack_is_summarized_over_the_others():
     rows = repeat_seeds.summarize({0: {"a": 1.0, "b": 10}, 1: {"a": 3.0}, 2: {"a": 5.0,
                                                                           "b": 20}})
