@@ -232,10 +232,11 @@ def check_folder(folder: str | Path | None, max_examples: int = 50, seed: int = 
     finally:
         bar.close()
     pool.shutdown()
-    return note_failing_imports([results[e.name] for e in exercises], folder)
+    return note_failed_foundations([results[e.name] for e in exercises], folder)
 
 
-def note_failing_imports(results: list[Result], folder: str | Path | None) -> list[Result]:
+def note_failed_foundations(results: list[Result], folder: str | Path | None,
+                            ) -> list[Result]:
     """Each failed row whose functions call a function of another failed row says so: a wrong
     im2col makes conv2d and conv_transpose2d fail too, and a d_step that forgets zero_grad makes
     train_step fail; the learner should fix im2col (or d_step) first rather than look for a
@@ -246,9 +247,10 @@ def note_failing_imports(results: list[Result], folder: str | Path | None) -> li
                for name in r.exercise.functions}
     noted = []
     for r in results:
-        used = [n for n in functions_called(Path(folder) / r.exercise.stub, r.exercise.functions)
-                if n in failing and failing[n] is not r.exercise]
-        if r.status == FAILED and used:
+        used = [] if r.status != FAILED else [
+            n for n in functions_called(Path(folder) / r.exercise.stub, r.exercise.functions)
+            if n in failing and failing[n] is not r.exercise]
+        if used:
             r = replace(r, sentence=f"{r.sentence} ({r.exercise.stub} builds on your "
                                     f"{failing[used[0]].title}, whose row fails too: fix that "
                                     f"first)")

@@ -193,7 +193,7 @@ def result_problem(arguments: tuple[Any, ...], result: Any) -> str | None:
 
 
 def _is_array(a: Any) -> bool:
-    return hasattr(a, "dtype") and hasattr(a, "shape") and not isinstance(a, tuple)
+    return hasattr(a, "dtype") and hasattr(a, "shape")   # NumPy's or CuPy's
 
 
 def load_swappable(folder: str | Path, groups: tuple[str, ...] | None = None,
