@@ -116,6 +116,13 @@ def how_it_ended(code: int) -> str:
     return f"was killed by signal {-code}{name}"
 
 
+def let_the_ranks_handle_it(signum: int, frame: object) -> None:   # noqa: ARG001
+    """The launcher's Ctrl-C: nothing to do, the ranks got it too. A handler that does nothing
+    rather than SIG_IGN, because an ignored signal stays ignored in the processes started from
+    here (a handler does not outlive their exec), and a rank must hear Ctrl-C from its first
+    instant, while it still imports NumPy."""
+
+
 def launch(processes: int, script: str, args: list[str]) -> int:
     """Run ``python script args`` as ``processes`` ranks; their combined exit code."""
     path = shared_file(processes)
@@ -128,8 +135,8 @@ def launch(processes: int, script: str, args: list[str]) -> int:
 
     # Ctrl-C goes from the terminal to every process of the group: the ranks save and stop by
     # themselves, and this process only has to wait for them. SIGTERM (a job scheduler, `kill`)
-    # comes to this process alone: it is passed on, and the ranks save and stop the same way.
-    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    # may come to this process alone: it is passed on, and the ranks save and stop the same way.
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, let_the_ranks_handle_it),
                 signal.SIGTERM: signal.signal(signal.SIGTERM, pass_on)}
     try:
         for rank in range(processes):

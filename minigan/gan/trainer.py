@@ -81,10 +81,15 @@ class _FinishStepOnCtrlC:
     Signal handlers can only be set from the main thread; elsewhere Ctrl-C acts as usual."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    # A SIGTERM sent to a whole process group (`timeout`, `kill -- -PGID`, a job scheduler)
+    # reaches each rank of `--processes N` twice: directly, and passed on by the launcher. A
+    # second SIGTERM this soon after the first is that same one, not a request to stop now.
+    SAME_SIGTERM_SECONDS = 1.0
 
     def __init__(self) -> None:
         self.requested = False
         self._previous: dict[int, Any] = {}
+        self._sigterm_at: float | None = None
 
     def __enter__(self) -> _FinishStepOnCtrlC:
         if threading.current_thread() is threading.main_thread():
@@ -92,6 +97,11 @@ class _FinishStepOnCtrlC:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
+        now = time.monotonic()
+        if signum == signal.SIGTERM:
+            first_sigterm, self._sigterm_at = self._sigterm_at, now
+            if first_sigterm is not None and now - first_sigterm < self.SAME_SIGTERM_SECONDS:
+                return
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
@@ -242,7 +252,10 @@ class GANTrainer:
             # whatever is printed next starts on a line of its own.
             with bar:
                 self._train_batches(bar, ctrl_c)
-            if ctrl_c.requested:
+            # The ranks agreed after the last step; a Ctrl-C since then may have reached some
+            # of them only: agree again, or one would stop here while another waits for it in
+            # the next epoch's first step.
+            if self.world.any(ctrl_c.requested):
                 raise _StopRequested
             if self.batch_in_epoch >= len(self.loader):  # a whole epoch is done
                 self.epoch += 1

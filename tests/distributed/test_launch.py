@@ -147,7 +147,18 @@ def test_train_svhn_with_processes_runs_as_two_ranks(tmp_path):
     assert json.loads((out / "config.json").read_text())["processes"] == 1
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm to the launcher"])
+def test_a_rank_hears_ctrl_c_from_its_first_instant(tmp_path):
+    """The launcher leaves Ctrl-C to the ranks, but not by ignoring it (SIG_IGN), which they
+    would inherit: a Ctrl-C while they still load NumPy would be lost and the run go on."""
+    script = tmp_path / "handler.py"
+    script.write_text("import signal\n"
+                      "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n")
+    result = launch(str(script), ranks=2)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True"]
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm to the launcher", "sigterm to the group"])
 def test_ctrl_c_stops_every_rank_after_a_checkpoint_and_says_how_to_continue(tmp_path, how):
     out = tmp_path / "run"
     run = subprocess.Popen([sys.executable, "-m", "minigan.launch", "-n", "2", TRAIN_SVHN,
@@ -160,6 +171,8 @@ def test_ctrl_c_stops_every_rank_after_a_checkpoint_and_says_how_to_continue(tmp
         time.sleep(0.2)                                     # the first epoch is over
     if how == "ctrl-c":
         os.killpg(run.pid, signal.SIGINT)                   # what Ctrl-C in a terminal does
+    elif how == "sigterm to the group":                     # `timeout`, a job scheduler: each
+        os.killpg(run.pid, signal.SIGTERM)                  # rank gets it twice, counted once
     else:
         run.terminate()                                     # the launcher alone
     stdout, stderr = run.communicate(timeout=TIMEOUT)

@@ -418,3 +418,42 @@ def test_a_batch_norm_kernel_that_ignores_across_is_refused(monkeypatch):
 
     with pytest.raises(RuntimeError, match="ignores `across`"):
         run_ranks(2, work)
+
+
+def test_a_ctrl_c_that_reaches_one_rank_after_an_epochs_last_step_stops_every_rank_there(
+        tmp_path, monkeypatch):
+    """The ranks agree on Ctrl-C after every step; one that comes after the epoch's last
+    agreement (to rank 1 only, as a signal sent to the process group can) must not make rank 1
+    stop at the epoch's end while rank 0 goes on and waits for it in the next step."""
+    from minigan.backend import set_default_dtype
+    from minigan.gan import trainer as trainer_module
+    from tests.distributed.tiny_run import make_trainer
+
+    made = {}
+
+    class Noted(trainer_module._FinishStepOnCtrlC):
+        def __init__(self):
+            super().__init__()
+            made[threading.current_thread()] = self
+
+    monkeypatch.setattr(trainer_module, "_FinishStepOnCtrlC", Noted)
+
+    def work(world):
+        world.comm = FakeBcastComm(world)   # for the trainer's first broadcast of the weights
+        trainer = make_trainer(tmp_path / f"rank{world.rank}", world, epochs=3)
+        if world.rank == 1:
+            whole_epoch = trainer.loader.epoch
+
+            def epoch(e, start_batch=0):
+                yield from whole_epoch(e, start_batch)
+                made[threading.current_thread()].requested = True   # after the last step
+
+            trainer.loader.epoch = epoch
+        trainer.fit(progress=False)
+        return trainer.step, trainer.interrupted
+
+    try:
+        assert run_ranks(2, work) == [(3, True), (3, True)]   # both stop after epoch 1's 3
+    finally:
+        set_default_dtype(np.float32)
+    assert (tmp_path / "rank0" / "checkpoint.npz").is_file()

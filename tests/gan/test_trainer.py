@@ -161,6 +161,28 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, c
     assert "not saved" in capsys.readouterr().out
 
 
+def test_the_same_sigterm_arriving_twice_counts_once(monkeypatch):
+    """A SIGTERM to a process group reaches a rank of --processes N directly and through the
+    launcher: the second, within a second, is the same request, not 'stop now'. A person's
+    second Ctrl-C, and a SIGTERM that comes later, still stop at once."""
+    from minigan.gan import trainer as trainer_module
+
+    clock = [100.0]
+    monkeypatch.setattr(trainer_module.time, "monotonic", lambda: clock[0])
+    ctrl_c = trainer_module._FinishStepOnCtrlC()
+    ctrl_c._handle(signal.SIGTERM, None)
+    clock[0] += 0.1
+    ctrl_c._handle(signal.SIGTERM, None)
+    assert ctrl_c.requested
+    clock[0] += 2.0
+    with pytest.raises(KeyboardInterrupt):
+        ctrl_c._handle(signal.SIGTERM, None)
+    ctrl_c = trainer_module._FinishStepOnCtrlC()
+    ctrl_c._handle(signal.SIGINT, None)
+    with pytest.raises(KeyboardInterrupt):
+        ctrl_c._handle(signal.SIGINT, None)
+
+
 def test_generator_step_leaves_discriminator_gradients_alone(tmp_path):
     trainer = make_trainer(tmp_path)
     trainer.D.zero_grad()
