@@ -153,8 +153,10 @@ def check_export_folder(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, float]:
     use_backend(args.backend)
+    if not Path(args.checkpoint).is_file():   # its own error first (none there, a run folder)
+        run_folder.load_generator(args.checkpoint)
     args.world.root_first(lambda: check_export_folder(args))   # one process clears it
-    if args.dataset is None and Path(args.checkpoint).is_file():
+    if args.dataset is None:
         # the run's own, so that the feature network is checked against it
         args.dataset = run_folder.saved_settings(args.checkpoint).get("dataset")
         if args.dataset is not None:

@@ -232,9 +232,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.kernels_unchecked and args.kernels is None:
         raise ValueError("--kernels-unchecked goes with --kernels FOLDER: it trains on that "
                          "folder's code without grading it first")
-    if args.kernels is not None and not Path(args.kernels).is_dir():
-        raise FileNotFoundError(f"--kernels: no folder {args.kernels} (make one with "
-                                f"`python -m minigan.exercises init {args.kernels}`)")
+    # --kernels FOLDER itself is checked first of all, by kernels_in_use.
 
 
 def check_sizes(args: argparse.Namespace, channels: int = 3) -> None:
@@ -450,7 +448,10 @@ def build_trainer(args: argparse.Namespace, world: World, out: Path) -> GANTrain
     trainer.resume_command = resume_command(args, out, world)
     print(f"training a DCGAN on {len(images)} {args.dataset} images, {len(loader)} batches of "
           f"{args.batch_size} per epoch, backend {backend_name()}; run folder {out}")
-    if args.distributed:
+    if args.distributed and world.size == 1:
+        print("warning: --distributed, but this is the only process (not started by mpiexec -n "
+              "N or python -m minigan.launch -n N): it trains alone", file=sys.stderr)
+    elif args.distributed:
         norm = "synchronized" if args.sync_batch_norm else "per process"
         print(f"{world.size} processes, {args.batch_size // world.size} images of each batch "
               f"per process, batch norm {norm}")

@@ -225,3 +225,16 @@ def test_a_discriminator_without_the_dropout_asked_for_is_refused(tmp_path, monk
     assert not (tmp_path / "run" / "losses.csv").exists()
     monkeypatch.undo()                                    # minigan's own has the Dropout
     assert cli.main([*args[:-1], str(tmp_path / "minigans")]) == 0
+
+
+def test_distributed_started_alone_says_it_trains_alone(tmp_path):
+    """--distributed without mpiexec or the launcher is one process: said, not hidden behind
+    '1 processes, 16 images of each batch per process'."""
+    pytest.importorskip("mpi4py")
+    result = run("train_svhn.py", "--dataset", "synthetic", "--num-train", "32",
+                 "--batch-size", "16", "--conv-dim", "4", "--max-steps", "1", "--distributed",
+                 "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    assert ("warning: --distributed, but this is the only process (not started by mpiexec -n N "
+            "or python -m minigan.launch -n N): it trains alone") in result.stderr
+    assert "1 processes" not in result.stdout

@@ -27,7 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from minigan.exercises.folder import LEARNER_PACKAGE, load_kernels
+from minigan.exercises.folder import LEARNER_PACKAGE, check_kernel_folder, load_kernels
 from minigan.exercises.grader import FAILED, NOT_STARTED, PASSED, Result, first_try
 from minigan.exercises.guards import minigan_read_only
 from minigan.exercises.isolation import check_folder
@@ -251,9 +251,10 @@ def kernels_for_training(folder: str | Path, unchecked: bool = False,
     ``unchecked`` skips the check and swaps in every started group as it is. Then it prints
     which groups are the learner's and swaps them in for the ``with`` block.
     """
-    if not Path(folder).is_dir():
-        raise FileNotFoundError(f"--kernels: no folder {folder} (make one with "
-                                f"`python -m minigan.exercises init {folder}`)")
+    try:
+        check_kernel_folder(folder)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"--kernels: {error}") from None
     if unchecked:
         with use_kernels(folder) as in_use:
             yours = [group for group, used in in_use.items() if used]

@@ -222,15 +222,18 @@ def test_train_svhn_trains_on_the_learners_kernels(leaky_relu_and_adam, tmp_path
     np.testing.assert_allclose(runs["learner"][1], runs["minigan"][1], rtol=1e-4)
 
 
-def test_a_missing_kernel_folder_is_one_line(tmp_path):
-    result = subprocess.run([sys.executable, str(REPO_ROOT / "examples" / "train_svhn.py"),
-                             "--dataset", "synthetic", "--kernels", str(tmp_path / "none"),
-                             "--out", str(tmp_path / "run")],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines() == [
-        f"error: --kernels: no folder {tmp_path / 'none'} (make one with "
-        f"`python -m minigan.exercises init {tmp_path / 'none'}`)"]
+def test_a_missing_kernel_folder_or_a_file_is_one_line(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    for given, what in ((tmp_path / "none", "does not exist"),
+                        (tmp_path / "a_file", "is a file, not a folder")):
+        line = (f"error: --kernels: no kernel folder {given}: it {what}; make one with "
+                f"`python -m minigan.exercises init FOLDER`")
+        result = subprocess.run([sys.executable, str(REPO_ROOT / "examples" / "train_svhn.py"),
+                                 "--dataset", "synthetic", "--kernels", str(given),
+                                 "--out", str(tmp_path / "run")],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines() == [line]
 
 
 COUNTING_LOSSES = {"real_loss": """
