@@ -28,9 +28,11 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 # Run as a file (python examples/repeat_seeds.py): make the repository importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -194,20 +196,75 @@ def child_environment(threads: int) -> dict[str, str]:
     return env
 
 
+class Runs:
+    """The seeds' child processes, so that all of them stop when one fails or when this script
+    is stopped (Ctrl-C, SIGTERM): no run goes on, or starts, after this script said it ended."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: list[subprocess.Popen] = []
+        self.stopping = False
+
+    def run(self, command: list[str], log: Any, env: dict[str, str]) -> int | None:
+        """The child's exit code; None when the runs were stopped before it could start."""
+        with self._lock:
+            if self.stopping:
+                return None
+            child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            self._running.append(child)
+        try:
+            return child.wait()
+        finally:
+            with self._lock:
+                self._running.remove(child)
+
+    def stop_all(self) -> None:
+        """Start no more runs; ask the running ones to stop (SIGTERM: each saves what it can
+        and exits), and wait for them."""
+        with self._lock:
+            self.stopping = True
+            running = list(self._running)
+        for child in running:
+            if child.poll() is None:
+                child.terminate()
+        for child in running:
+            try:
+                child.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+STOP_SECONDS = 30   # how long a stopped run may take to save and exit before it is killed
+
+
 def run_one(experiment: str, seed: int, folder: Path, script_args: list[str],
-            threads: int) -> dict[str, float]:
-    """Run the experiment once with ``seed`` into ``folder``; its numbers."""
+            threads: int, runs: Runs) -> dict[str, float] | None:
+    """Run the experiment once with ``seed`` into ``folder``; its numbers (None: the runs were
+    stopped before this one started)."""
+    if runs.stopping:   # another seed failed, or Ctrl-C: leave no empty folder behind
+        return None
     folder.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, str(EXAMPLES / f"{experiment}.py"), *script_args,
                "--seed", str(seed), "--out", str(folder)]
     with open(folder / "log.txt", "w") as log:
-        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
-                              env=child_environment(threads))
-    if done.returncode != 0:
+        code = runs.run(command, log, child_environment(threads))
+    if code is None or (code != 0 and runs.stopping):   # not started, or stopped by us
+        return None
+    if code != 0:
+        runs.stopping = True   # at once: this pool's next seed must not start
         lines = (folder / "log.txt").read_text().strip().splitlines()
-        raise RuntimeError(f"seed {seed} failed (exit {done.returncode}): "
+        raise RuntimeError(f"seed {seed} failed (exit {code}): "
                            f"{lines[-1] if lines else 'no output'} (log: {folder / 'log.txt'})")
     return EXPERIMENTS[experiment](folder)
+
+
+def earlier_results(folder: Path) -> list[Path]:
+    """A seed's earlier log, when its run left more than the log: a run that failed before
+    writing anything (a mistyped option) left only its log, and the corrected command may
+    replace it."""
+    log = folder / "log.txt"
+    others = [p for p in folder.iterdir() if p != log] if folder.is_dir() else []
+    return [log] if log.exists() and others else []
 
 
 class ParserWithScriptArguments(OneLineParser):
@@ -255,19 +312,25 @@ def check_and_run(args: argparse.Namespace) -> None:
     out = Path(args.out or f"runs/repeat_{args.experiment}")
     # The table, and each seed's log (a child refused later would already have replaced it).
     check_no_earlier_results([out / "repeat_seeds.csv",
-                              *(out / f"seed_{s}" / "log.txt" for s in seeds)], args.overwrite)
+                              *(p for s in seeds for p in earlier_results(out / f"seed_{s}"))],
+                             args.overwrite)
     if args.overwrite and "--overwrite" not in args.script_args:
         args.script_args = [*args.script_args, "--overwrite"]   # each seed's run replaces its own
     print(f"{args.experiment}: seeds {seeds}, {args.threads} BLAS thread(s) per run, "
           f"{args.jobs} at a time; runs in {out}/seed_<S>")
     per_seed: dict[int, dict[str, float]] = {}
+    runs = Runs()
     with ThreadPoolExecutor(args.jobs) as pool, \
             tqdm(total=len(seeds), unit="run", desc=args.experiment) as bar:
-        futures = {s: pool.submit(run_one, args.experiment, s, out / f"seed_{s}",
-                                  args.script_args, args.threads) for s in seeds}
-        for s in seeds:
-            per_seed[s] = futures[s].result()
-            bar.update(1)
+        futures = {pool.submit(run_one, args.experiment, s, out / f"seed_{s}",
+                               args.script_args, args.threads, runs): s for s in seeds}
+        try:
+            for future in as_completed(futures):   # the first failure as soon as it happens
+                per_seed[futures[future]] = future.result()
+                bar.update(1)
+        except BaseException:   # a seed failed, Ctrl-C or SIGTERM: stop every run, then say it
+            runs.stop_all()
+            raise
     rows = summarize(per_seed)
     write_table(rows, seeds, out / "repeat_seeds.csv")
     command = " ".join(["python examples/repeat_seeds.py", args.experiment,

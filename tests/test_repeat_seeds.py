@@ -8,8 +8,13 @@ result files written the way the real scripts write them.
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
 import statistics
+import sys
 import textwrap
+import threading
+import time
 
 import pytest
 
@@ -95,6 +100,31 @@ def test_a_failing_run_is_one_line_naming_the_seed(tmp_path, monkeypatch, capsys
     assert repeat_seeds.main(["adversarial", "--out", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: seed 0 failed (exit 1): error: no data here")
+    # The other seeds never started; the failed run's lone log does not block the mended
+    # command (it left no results to keep).
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["seed_0"]
+    (examples / "adversarial.py").write_text(FAKE_ADVERSARIAL)
+    assert repeat_seeds.main(["adversarial", "--out", str(tmp_path / "runs"), "--",
+                              "--epochs", "3"]) == 0
+
+
+def test_stopping_ends_the_running_seeds_and_starts_no_more(tmp_path):
+    """Ctrl-C, SIGTERM or a failed seed: the runs under way are asked to stop (SIGTERM) and
+    waited for, and none starts after that."""
+    runs = repeat_seeds.Runs()
+    codes = []
+    with open(tmp_path / "log.txt", "w") as log:
+        waiting = threading.Thread(target=lambda: codes.append(runs.run(
+            [sys.executable, "-c", "import time; time.sleep(60)"], log, dict(os.environ))))
+        waiting.start()
+        deadline = time.monotonic() + 30
+        while not runs._running and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = time.monotonic()
+        runs.stop_all()
+        waiting.join(timeout=30)
+        assert time.monotonic() - started < 10 and codes == [-signal.SIGTERM]
+        assert runs.run([sys.executable, "-c", "pass"], log, dict(os.environ)) is None
 
 
 @pytest.mark.parametrize("argv, message", [
