@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy
@@ -109,7 +110,9 @@ class SharedMemoryComm:
             waited = time.perf_counter() - started
             if waited > YIELD_SECONDS:
                 time.sleep(NAP_SECONDS)
-                if os.getppid() != self.launcher:   # the launcher was killed: give up
+                if os.getppid() != self.launcher:   # the launcher was killed: give up,
+                    # removing the shared file it can no longer remove (16 MiB of memory)
+                    Path(self.path).unlink(missing_ok=True)
                     raise RankStopped(1)
             elif waited > SPIN_SECONDS:   # a rank on the same core (more ranks than cores,
                 _yield_core()             # or a busy machine) gets to run at once

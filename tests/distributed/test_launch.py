@@ -60,7 +60,8 @@ def test_a_rank_that_exits_early_stops_the_others_with_its_code():
 
 def test_ranks_stop_when_the_launcher_is_killed():
     """The launcher is killed (no chance to stop its ranks); the ranks waiting at a barrier
-    for a rank that sleeps notice and leave, instead of waiting forever."""
+    for a rank that sleeps notice and leave, instead of waiting forever, and remove the shared
+    file that the launcher could not."""
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     launcher = subprocess.Popen([sys.executable, "-m", "minigan.launch", "-n", "2", COLLECTIVES,
                                  "--rank-1-sleeps"], cwd=REPO_ROOT, env=env,
@@ -70,6 +71,10 @@ def test_ranks_stop_when_the_launcher_is_killed():
         ranks = [int(p) for p in subprocess.run(
             ["pgrep", "-P", str(launcher.pid)], capture_output=True, text=True).stdout.split()]
         assert len(ranks) == 2
+        environment = open(f"/proc/{min(ranks)}/environ", "rb").read().split(b"\0")
+        shared = next(v.split(b"=", 1)[1].decode() for v in environment
+                      if v.startswith(shared_comm.ENV_FILE.encode() + b"="))
+        assert os.path.exists(shared)
         launcher.kill()
         launcher.wait()
         deadline = time.monotonic() + 30   # a slow machine may still be importing NumPy
@@ -79,6 +84,7 @@ def test_ranks_stop_when_the_launcher_is_killed():
         alive = [r for r in ranks if os.path.exists(f"/proc/{r}/status")
                  and "zombie" not in open(f"/proc/{r}/status").read()]
         assert min(ranks) not in alive     # rank 0 (the first started) left the barrier
+        assert not os.path.exists(shared)
     finally:
         for pid in ranks if "ranks" in locals() else []:
             try:
