@@ -156,8 +156,10 @@ def format_table(rows: list[dict[str, object]], seeds: list[int]) -> str:
              + " ".join(f"{'seed ' + str(s):>8}" for s in seeds)]
     for r in rows:
         values = r["values"]
-        # Fractions (accuracies) get 4 decimals; counts and points 1, the same for a whole row.
-        decimals = 4 if max(abs(v) for v in values.values()) < 10 else 1
+        # Fractions (accuracies) get 4 decimals, other numbers below 10 (an Inception Score, a
+        # gain of a few points) 2, larger ones (counts, FIDs) 1: the same for a whole row.
+        largest = max(abs(v) for v in values.values())
+        decimals = 4 if largest <= 1 else 2 if largest < 10 else 1
 
         def fmt(x: float, decimals: int = decimals) -> str:
             return f"{x:.{decimals}f}"

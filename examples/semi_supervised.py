@@ -419,7 +419,8 @@ def run(args: argparse.Namespace) -> None:
     print(note)
     print(f"{len(labelled)} labelled images ({args.labels_per_class} per class), "
           f"{len(pool_x)} unlabelled, {len(test_x)} held out; {args.arch} networks, "
-          f"{args.epochs} epochs of {len(pool_x) // args.batch_size} steps, backend "
+          f"{args.epochs} epoch{'s' * (args.epochs != 1)} of {len(pool_x) // args.batch_size} "
+          f"steps, backend "
           f"{backend_name()}")
 
     started = time.perf_counter()
@@ -436,7 +437,7 @@ def run(args: argparse.Namespace) -> None:
     summary = "\n".join([
         note,
         f"{len(labelled)} labels, {len(pool_x)} unlabelled images, {args.arch} networks, "
-        f"{args.epochs} epochs, seed {args.seed}",
+        f"{args.epochs} epoch{'s' * (args.epochs != 1)}, seed {args.seed}",
         f"{'':<34}{'final':>8}{'best':>8}",
         f"{'semi-supervised GAN accuracy':<34}{semi['accuracy'][-1]:>8.4f}"
         f"{max(semi['accuracy']):>8.4f}",
@@ -447,7 +448,7 @@ def run(args: argparse.Namespace) -> None:
     (out / "summary.txt").write_text(summary + "\n")
     print(summary)
     print(f"plot: {png}; samples: {out / 'samples.png'}; per-epoch numbers: "
-          f"{out / 'accuracy.csv'}")
+          f"{out / 'accuracy.csv'}; this summary: {out / 'summary.txt'}")
 
 
 def check_and_run(args: argparse.Namespace) -> None:

@@ -109,8 +109,10 @@ def load_images(args: argparse.Namespace) -> tuple[numpy.ndarray, numpy.ndarray,
         raise DataError(f"{args.dataset} has no labels that match its images: a feature network "
                         f"learns from labels, so save them beside the images with "
                         f"numpy.savez(file, images=..., labels=...)")
-    if args.num_train is not None:
+    if args.num_train is not None and args.num_train < len(images):
         images, labels = images[:args.num_train], labels[:args.num_train]
+        print(f"--num-train: only the first {len(images)} of them, "
+              f"{1 - args.holdout:.0%} to train, {args.holdout:.0%} held out")
     check_two_classes(labels, f"{args.dataset}: ")   # before any training, not after it
     if images.shape[-1] == 28:  # MNIST: pad to 32x32, the size the DCGAN generates
         images = pad_to(images, 32)

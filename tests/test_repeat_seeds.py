@@ -196,10 +196,11 @@ def test_a_number_some_runs_lack_is_summarized_over_the_others():
 
 
 def test_each_row_of_the_table_keeps_one_number_of_decimals():
-    rows = repeat_seeds.summarize({0: {"accuracy": 0.9, "gain (points)": 16.6},
-                                   1: {"accuracy": 0.91, "gain (points)": 5.75},
-                                   2: {"accuracy": 0.88, "gain (points)": 13.3}})
-    accuracy, gain = repeat_seeds.format_table(rows, [0, 1, 2]).splitlines()[1:]
+    rows = repeat_seeds.summarize({0: {"accuracy": 0.9, "gain (points)": 16.6, "IS": 6.34},
+                                   1: {"accuracy": 0.91, "gain (points)": 5.75, "IS": 6.12},
+                                   2: {"accuracy": 0.88, "gain (points)": 13.3, "IS": 6.04}})
+    accuracy, gain, score = repeat_seeds.format_table(rows, [0, 1, 2]).splitlines()[1:]
     assert accuracy.split()[1:] == ["0.8967", "0.0153", "0.8800", "0.9100",
                                     "0.9000", "0.9100", "0.8800"]
     assert gain.split()[2:] == ["11.9", "5.6", "5.8", "16.6", "16.6", "5.8", "13.3"]
+    assert score.split()[1:] == ["6.17", "0.16", "6.04", "6.34", "6.34", "6.12", "6.04"]

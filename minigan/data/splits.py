@@ -93,6 +93,7 @@ def load_train_test(
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
         note += limit_note.format(n=len(images))
-    if test_size is not None:
+    if test_size is not None and test_size < len(test_images):
         test_images, test_labels = test_images[:test_size], test_labels[:test_size]
+        note += f" (--test-size: only the first {test_size} held-out images)"
     return (images, labels), (test_images, test_labels), note

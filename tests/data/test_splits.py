@@ -63,7 +63,8 @@ def test_limit_and_test_size_keep_the_first_images_and_the_note_says_so(fake_dat
     np.testing.assert_array_equal(y, np.arange(7))
     np.testing.assert_array_equal(ty, np.arange(100, 105))
     assert len(x) == 7 and len(tx) == 5
-    assert note == "svhn: both (--limit: 7 training images)"
+    assert note == ("svhn: both (--limit: 7 training images) (--test-size: only the first 5 "
+                    "held-out images)")
 
 
 def test_one_npz_file_is_split_80_20(tmp_path):
