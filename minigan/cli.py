@@ -69,6 +69,9 @@ MAY_CHANGE = ("epochs", "save_every", "keep_snapshots", "lr_d", "lr_g", "d_steps
               "label_smoothing", "features", "metrics_every", "metrics_samples", "data_dir",
               "no_download")
 NOT_RECORDED = ("resume", "overwrite", "out", "backend", "mirror")
+# The scores in metrics.csv depend on these: once a run has scores, a resumed run may not change
+# them (a score made another way would go on the same curve, its jump read as progress).
+SCORED_WITH = ("features", "metrics_samples")
 
 
 def build_parser(dataset: str, description: str) -> argparse.ArgumentParser:
@@ -277,6 +280,12 @@ def settle_resume(args: argparse.Namespace, given: set[str], path: Path,
             raise ValueError(f"--resume: {option} {value} differs from the checkpoint's {old} "
                              f"({path}), and it cannot change in the middle of a run: drop "
                              f"{option}, or start a new run with another --out")
+        elif value != old and name in SCORED_WITH and old and \
+                (path.parent / "metrics.csv").is_file():
+            raise ValueError(f"--resume: {option} {value} differs from the {old} that made the "
+                             f"scores in {path.parent / 'metrics.csv'}, and scores made another "
+                             f"way cannot go on the same curve: drop {option}, or start a new "
+                             f"run with another --out")
         elif value != old:
             changes.append(f"{option} {old} -> {value}")
     return changes

@@ -250,6 +250,34 @@ def test_resume_takes_the_checkpoints_settings_and_honours_a_new_learning_rate(r
         assert int(archive["progress/step"]) == 3
 
 
+def test_resume_refuses_another_feature_network_once_the_run_has_scores(tmp_path):
+    """Scores of two feature networks in one metrics.csv would read as one curve (a jump from
+    one network to the other looks like progress)."""
+    from minigan.backend import make_rng
+    from minigan.data import make_synthetic_digits
+    from minigan.metrics.features import FeatureNet
+    from minigan.metrics.gan_eval import save_real_statistics, statistics_path
+
+    networks = []
+    for seed in (0, 1):
+        net = FeatureNet(3, width=4, feature_dim=16, image_size=32, rng=make_rng(seed))
+        path = net.save(tmp_path / f"features_{seed}.npz", dataset="synthetic")
+        images, _ = make_synthetic_digits(32, seed=0, size=32, channels=3)
+        save_real_statistics(net, images, statistics_path(path), dataset="synthetic")
+        networks.append(path)
+    out = tmp_path / "run"
+    first = run("train_svhn.py", *TINY, "--epochs", "1", "--features", networks[0],
+                "--metrics-samples", "20", "--out", out)
+    assert first.returncode == 0, first.stderr
+    assert (out / "metrics.csv").is_file()
+    line = one_line_error(run("train_svhn.py", "--resume", "--out", out, "--epochs", "2",
+                              "--features", networks[1]))
+    assert f"--features {networks[1]} differs from the {networks[0]} that made the scores" in line
+    again = run("train_svhn.py", "--resume", "--out", out, "--epochs", "2")   # the same one
+    assert again.returncode == 0, again.stderr
+    assert len((out / "metrics.csv").read_text().splitlines()) == 3       # header, 2 epochs
+
+
 def test_resume_needs_only_the_checkpoint(run_copy, tmp_path):
     # Issue 13's case: a deleted samples/ (or a moved checkpoint) failed every resume at the
     # epoch's end, when the GIF re-read the old sample PNGs.
