@@ -32,7 +32,7 @@ from minigan.distributed import (
     launched_on_this_machine,
 )
 from minigan.gan import dcgan, run_folder
-from minigan.gan.run_lock import RunLock
+from minigan.gan.run_lock import RunLock, missing_folders
 from minigan.gan.trainer import GANTrainer, TrainConfig
 from minigan.latent import LATENT_DISTRIBUTIONS
 from minigan.launch import launch_this_script, usable_cores
@@ -340,6 +340,8 @@ def prepare_run_folder(args: argparse.Namespace, given: set[str], lock: RunLock 
     them first, so that none is left to be mistaken for the new run's); --resume
     reads the settings it continues with. Temporary files left by a checkpoint write that was
     killed are removed. Returns (folder, honoured changes)."""
+    if lock is not None:      # the folders this run makes: removed again if it fails at once
+        lock.made_folders = missing_folders(Path(default_out(args)))
     out = check_writable_folder(default_out(args), "--out")
     if lock is not None:
         lock.acquire()        # before anything in the folder is looked at or removed

@@ -16,6 +16,7 @@ host is refused instead, since this machine cannot see whether that process stil
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -34,6 +35,15 @@ class RunFolderLocked(RuntimeError):
     """Another process is writing into this run folder."""
 
 
+def missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
 class RunLock:
     """The lock on run folder ``folder``: ``acquire`` (or ``with``) takes it, ``release``
     gives it back and removes the file. ``took_over`` is the pid and host of a gone process
@@ -44,6 +54,7 @@ class RunLock:
         self.path = self.folder / LOCK_NAME
         self.took_over: dict[str, Any] | None = None
         self._fd: int | None = None
+        self.made_folders: list[Path] = []   # made for this run: removed by release if empty
 
     def __enter__(self) -> RunLock:
         self.acquire()
@@ -54,6 +65,8 @@ class RunLock:
 
     def acquire(self) -> None:
         """Take the lock, or raise ``RunFolderLocked`` naming the process that holds it."""
+        if not self.made_folders:
+            self.made_folders = missing_folders(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         while self._fd is None:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -94,6 +107,10 @@ class RunLock:
         self.path.unlink(missing_ok=True)   # first, while still locked: see acquire
         os.close(self._fd)                  # closing releases the flock
         self._fd = None
+        # A run refused or failed before it wrote anything leaves no empty folder behind.
+        for folder in self.made_folders:            # the run folder first, then its parents
+            with contextlib.suppress(OSError):      # not empty (the run wrote files): kept
+                folder.rmdir()
 
     def _held_message(self, holder: dict[str, Any] | None, other_host: bool = False) -> str:
         who = (f"process {holder.get('pid')} on {holder.get('host')}" if holder

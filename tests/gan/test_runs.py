@@ -278,6 +278,16 @@ def test_resume_refuses_another_feature_network_once_the_run_has_scores(tmp_path
     assert len((out / "metrics.csv").read_text().splitlines()) == 3       # header, 2 epochs
 
 
+def test_a_run_refused_before_it_writes_anything_leaves_no_folder(tmp_path):
+    for args in (["--dataset", str(tmp_path / "nonexist.npz")], ["--dataset", "synthetic",
+                                                                  "--resume"]):
+        one_line_error(run("train_svhn.py", *args, cwd=tmp_path))
+    assert not (tmp_path / "runs").exists()
+    (tmp_path / "runs").mkdir()                       # a folder that was there stays
+    one_line_error(run("train_svhn.py", "--dataset", "synthetic", "--resume", cwd=tmp_path))
+    assert (tmp_path / "runs").is_dir() and not list((tmp_path / "runs").iterdir())
+
+
 def test_resume_needs_only_the_checkpoint(run_copy, tmp_path):
     # Issue 13's case: a deleted samples/ (or a moved checkpoint) failed every resume at the
     # epoch's end, when the GIF re-read the old sample PNGs.
