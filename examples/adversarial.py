@@ -40,7 +40,7 @@ from PIL import Image
 
 from minigan.backend import backend_name, get_array_module, to_device, to_numpy, use_backend
 from minigan.classifier import train_classifier
-from minigan.data import dataset_label, load_train_test, scale_images
+from minigan.data import dataset_label, is_npz_path, load_train_test, scale_images
 from minigan.data.cifar10 import CLASSES as CIFAR10_CLASSES
 from minigan.metrics.features import FeatureNet, accuracy
 from minigan.nn import CrossEntropyLoss, Module
@@ -230,12 +230,30 @@ def get_classifier(args: argparse.Namespace, data: tuple[numpy.ndarray, ...],
             raise ValueError(f"{args.classifier} takes ({net.channels}, {net.image_size}, "
                              f"{net.image_size}) images, the data are {train_x.shape[1:]}")
         print(f"classifier: {args.classifier}")
+        warn_if_it_saw_the_attacked_images(args)
         return net
     print(f"training a classifier on {len(train_x)} images for {args.epochs} epoch(s), "
           f"backend {backend_name()}")
     net = train_classifier(train_x, train_y, epochs=args.epochs, seed=args.seed)
     net.save(out / "classifier.npz", dataset=args.dataset, epochs=args.epochs, seed=args.seed)
     return net
+
+
+def warn_if_it_saw_the_attacked_images(args: argparse.Namespace) -> None:
+    """A classifier of train_classifier.py trained on 90% of the images it was given: given the
+    same test split (MNIST's test files, when they are all there is) or the same .npz file that
+    this script attacks, it has seen most of the "held-out" images, and its clean accuracy
+    reads high."""
+    info = FeatureNet.load_info(args.classifier)
+    if "held_out" not in info:   # not train_classifier.py's: this script's own, say
+        return
+    same_data = dataset_label(str(info.get("dataset", ""))) == dataset_label(args.dataset)
+    if same_data and (info.get("split") == "test" or is_npz_path(args.dataset)):
+        print(f"warning: {args.classifier} was trained on {info['dataset']}'s "
+              f"{info.get('split', 'train')} images, which this script attacks too: it has "
+              f"seen most of them, so its accuracy on them (epsilon 0 and after) reads high; "
+              f"for a held-out measure, let this script train its own classifier (leave out "
+              f"--classifier)", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> None:

@@ -133,7 +133,7 @@ def test_accuracy_under_attack_at_epsilon_zero_is_the_plain_accuracy():
         float((predicted == labels).mean())
 
 
-def test_tiny_run_on_an_npz_file(tmp_path):
+def test_tiny_run_on_an_npz_file(tmp_path, capsys):
     data = tiny_digits_npz(tmp_path / "bars.npz", n=200)
     out = tmp_path / "run"
     result = run_example("adversarial.py", "--dataset", data, "--epochs", 1, "--attack-size", 30,
@@ -156,6 +156,16 @@ def test_tiny_run_on_an_npz_file(tmp_path):
                              "--attack-size", "30", "--epsilons", "0", "0.1", "0.3",
                              "--out", str(tmp_path / "again")]) == 0
     assert list(csv.DictReader(open(tmp_path / "again" / "accuracy.csv"))) == rows
+    assert "warning" not in capsys.readouterr().err    # it never saw the attacked images
+
+    # A network of train_classifier.py trained on 90% of the same file: said.
+    net = FeatureNet.load(out / "classifier.npz")
+    net.save(tmp_path / "features.npz", dataset=str(data), split="train", held_out=20)
+    assert adversarial.main(["--dataset", str(data), "--classifier",
+                             str(tmp_path / "features.npz"), "--attack-size", "30",
+                             "--epsilons", "0", "--out", str(tmp_path / "seen")]) == 0
+    assert "which this script attacks too: it has seen most of them" in \
+        capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args", [
