@@ -139,7 +139,8 @@ def load_data(args: argparse.Namespace) -> tuple[tuple[numpy.ndarray, ...], str]
         both_note="{name}: the classifier trains on the training split, the test split is "
                   "attacked",
         split_note=": the classifier trains on the first {cut} images, the rest are attacked",
-        limit_note=" (--limit: only the first {n} training images)")
+        limit_note=" (--limit: only the first {n} training images)",
+        test_size_note=" (--attack-size: the first {n} of them)")
     pad = ((0, 0), (0, 0), (2, 2), (2, 2))
     if train[0].shape[-1] == 28:
         train, test = (numpy.pad(train[0], pad), train[1]), (numpy.pad(test[0], pad), test[1])

@@ -125,7 +125,8 @@ def load_data(args: argparse.Namespace) -> tuple[tuple[numpy.ndarray, ...], str]
         why_labels="the labelled part of semi-supervised learning needs some",
         both_note="{name}: the training split is the pool, the test split is held out",
         split_note=": the first {cut} images are the pool, the last {rest} are held out",
-        limit_note=" (--pool: only the first {n} pool images)")
+        limit_note=" (--pool: only the first {n} pool images)",
+        test_size_note=" (--test-size: only the first {n} held-out images)")
     return (*pool, *test), note
 
 

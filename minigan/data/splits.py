@@ -47,6 +47,7 @@ def load_train_test(
     fallback_note: str = "only MNIST's test files are at hand",
     split_note: str = ": the first {cut} images train, the last {rest} are held out",
     limit_note: str = " (only the first {n} training images)",
+    test_size_note: str = " (only the first {n} held-out images)",
 ) -> tuple[Pair, Pair, str]:
     """Load ``(train_images, train_labels), (test_images, test_labels)`` and a note on them.
 
@@ -58,7 +59,8 @@ def load_train_test(
     The note: ``both_note`` (formatted with ``name``) for two splits; ``name`` for an ``.npz``
     file, or ``fallback_note`` for MNIST's test files, followed by ``split_note`` (with ``cut``,
     the training images, and ``rest``, the held-out ones) when one set was split; then
-    ``limit_note`` (with ``n``, the training images kept) when ``limit`` applies.
+    ``limit_note`` (with ``n``, the training images kept) when ``limit`` applies, and
+    ``test_size_note`` (with ``n``, the held-out images kept) when ``test_size`` leaves some out.
 
     Raises ``DataError`` when the images have no labels (``why_labels`` says what needs them),
     or when the dataset cannot be loaded.
@@ -95,5 +97,5 @@ def load_train_test(
         note += limit_note.format(n=len(images))
     if test_size is not None and test_size < len(test_images):
         test_images, test_labels = test_images[:test_size], test_labels[:test_size]
-        note += f" (--test-size: only the first {test_size} held-out images)"
+        note += test_size_note.format(n=test_size)
     return (images, labels), (test_images, test_labels), note

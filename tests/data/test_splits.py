@@ -59,7 +59,8 @@ def test_limit_and_test_size_keep_the_first_images_and_the_note_says_so(fake_dat
     at_hand[("svhn", "test")] = numbered(20, first=100)
     (x, y), (tx, ty), note = load_train_test(
         "svhn", limit=7, test_size=5, both_note="{name}: both",
-        limit_note=" (--limit: {n} training images)")
+        limit_note=" (--limit: {n} training images)",
+        test_size_note=" (--test-size: only the first {n} held-out images)")
     np.testing.assert_array_equal(y, np.arange(7))
     np.testing.assert_array_equal(ty, np.arange(100, 105))
     assert len(x) == 7 and len(tx) == 5
