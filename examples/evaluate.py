@@ -153,10 +153,8 @@ def check_export_folder(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, float]:
     use_backend(args.backend)
-    if not Path(args.checkpoint).is_file():   # its own error first (none there, a run folder)
-        run_folder.load_generator(args.checkpoint)
     args.world.root_first(lambda: check_export_folder(args))   # one process clears it
-    if args.dataset is None:
+    if args.dataset is None and Path(args.checkpoint).is_file():
         # the run's own, so that the feature network is checked against it
         args.dataset = run_folder.saved_settings(args.checkpoint).get("dataset")
         if args.dataset is not None:
@@ -165,6 +163,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         return run_inception(args)
     if args.reference_stats is not None:
         raise ValueError("--reference-stats is for --features inception")
+    if not Path(args.checkpoint).is_file():   # its own error before asking for --features:
+        run_folder.load_generator(args.checkpoint)   # none there, or a run folder
     if args.features is None and args.dataset is None:
         raise ValueError("give --features (the file from train_classifier.py) or --dataset")
     features = Path(args.features or f"runs/features_{dataset_label(args.dataset)}.npz")

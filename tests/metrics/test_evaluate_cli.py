@@ -219,6 +219,16 @@ def test_evaluate_bad_checkpoint_is_a_one_line_error(files, tmp_path, bad):
     assert_one_line_error(result)
 
 
+def test_a_missing_checkpoint_is_named_before_the_missing_features(tmp_path):
+    """Without --features (or --dataset) and without a checkpoint, the checkpoint is what is
+    wrong first: 'give --features' would send the user the wrong way."""
+    (tmp_path / "run").mkdir()
+    for given in (tmp_path / "nothing.npz", tmp_path / "run"):
+        result = run_script("evaluate.py", "--checkpoint", given)
+        assert_one_line_error(result)
+        assert f"no trainer checkpoint at {given}" in result.stderr
+
+
 def test_evaluate_refuses_a_dataset_with_other_channels(files):
     result = run_script("evaluate.py", "--checkpoint", files["checkpoint"], "--features",
                         files["features"], "--dataset", "mnist")
