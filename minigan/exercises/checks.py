@@ -19,6 +19,7 @@ that float32 stays float32), on the active backend (``MINIGAN_BACKEND``).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -259,11 +260,25 @@ def gradient_errors(forward_fn: Callable[..., Any], backward_fn: Callable[..., A
             continue
         error = gradcheck(forward, lambda dy, i=i: [gradients(dy)[i]], [arrays[i]])
         if not error < GRADIENT_TOLERANCE:   # also catches nan
+            expect_the_same_every_time(forward, y, getattr(forward_fn, "__name__", "forward"),
+                                       where)
             raise KernelCheckFailed(f"{backward_name}: d{name} is wrong for {where}: relative "
                                     f"error {error:.2g} against finite differences (should be "
                                     f"below {GRADIENT_TOLERANCE:g})",
                                     _gradient_side_by_side(forward, gradients, arrays[i], i,
                                                            (axes or {}).get(name)))
+
+
+def expect_the_same_every_time(forward: Callable[[], Array], y: Array, name: str, where: str,
+                               calls: int = 10) -> None:
+    """Finite differences call the forward pass again and again: one that answers differently
+    for the same input (state kept between calls) makes a right backward look wrong. Asked
+    when a gradient check fails, so that the sentence names the forward pass instead."""
+    for _ in range(calls):
+        if not numpy.array_equal(to_numpy(forward()), to_numpy(y), equal_nan=True):
+            raise KernelCheckFailed(f"{name} gives another output when called again on the "
+                                    f"same input ({where}): the gradient check needs the same "
+                                    f"answer every time (state kept between calls?)")
 
 
 def _gradient_side_by_side(forward: Callable[[], Array], gradients: Callable[..., Any],
@@ -465,6 +480,7 @@ def check_batch_norm_eval(impl: Any, case: Case) -> None:
     compare(name, "y", y, expected, where + ", running statistics", rtol=1e-9, atol=1e-9,
             axes=axes["y"])
 
+    @functools.wraps(impl.batch_norm_eval_forward)   # named as the function it calls
     def forward(x: Array, gamma: Array, beta: Array) -> Any:   # running stats: constants
         return impl.batch_norm_eval_forward(x, gamma, beta, running_mean, running_var, eps=eps)
 
@@ -570,6 +586,7 @@ def check_bce_with_logits(impl: Any, case: Case) -> None:
     compare("bce_with_logits_backward", "dlogits", dx, expected_grad, where,
             rtol=1e-9, atol=1e-15)
     if scale == 1:
+        @functools.wraps(impl.bce_with_logits_forward)   # named as the function it calls
         def forward(logits: Array) -> Any:       # the targets are data, not differentiated
             return impl.bce_with_logits_forward(logits, t)
 

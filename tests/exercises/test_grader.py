@@ -191,6 +191,14 @@ BCE_PROMOTING_A_FLOAT64_DLOSS = {  # right for the number 1.0 the trainer passes
     return (sigmoid(x) - t) * dloss / x.size
 """}
 
+# Right, except that every 7th call is doubled: finite differences then see a jumping forward.
+FORWARD_WITH_A_MEMORY = {"tanh_forward": """
+    import itertools
+    calls = tanh_forward.__dict__.setdefault("calls", itertools.count(1))
+    y = get_array_module(x).tanh(x) * (2 if next(calls) % 7 == 0 else 1)
+    return y, TanhCache(y=y)
+""", "tanh_backward": "return dy * (1 - cache.y ** 2)"}
+
 BACKWARD_RETURNING_A_LIST = {"leaky_relu_forward": LEAKY_RELU_FORWARD,
                              "leaky_relu_backward": "return (dy * cache.slope).tolist()"}
 
@@ -214,6 +222,10 @@ BACKWARD_RETURNING_A_LIST = {"leaky_relu_forward": LEAKY_RELU_FORWARD,
     ("batch norm, training", "batchnorm.py", FLOAT64_BATCH_NORM_GRADIENTS,
      r"batch_norm_backward: dx is float64 for float32 input \(x \(3, 1\), eps 1e-05 "
      r"\(training mode\)\): dtype in must be dtype out"),
+    # a forward pass that answers differently is named, not the backward the check then fails
+    ("tanh", "activations.py", FORWARD_WITH_A_MEMORY,
+     r"tanh_forward gives another output when called again on the same input \(x \(.*\)\): "
+     r"the gradient check needs the same answer every time \(state kept between calls\?\)"),
     ("BCE with logits", "losses.py", BCE_PROMOTING_A_FLOAT64_DLOSS,
      r"bce_with_logits_backward: dlogits for a float64 0-d dloss is float64 for float32 input "
      r"\(.*\): dtype in must be dtype out"),
@@ -222,8 +234,8 @@ BACKWARD_RETURNING_A_LIST = {"leaky_relu_forward": LEAKY_RELU_FORWARD,
      r"the grader cannot use what leaky_relu_backward returned \(AttributeError: 'list' object "
      r"has no attribute '\w+'\) for x \(\d+,\), negative_slope \S+"),
 ], ids=["naive-bce", "bce-array-targets-only", "adam-on-copies", "tanh-crashes",
-        "conv-float64-gradients", "batch-norm-float64-gradients", "bce-float64-dloss",
-        "backward-returns-a-list"])
+        "conv-float64-gradients", "batch-norm-float64-gradients", "forward-with-a-memory",
+        "bce-float64-dloss", "backward-returns-a-list"])
 def test_typical_mistakes_get_their_sentence(stubs, title, file, bodies, sentence):
     for function, body in bodies.items():
         fill_in(stubs / file, function, body)
