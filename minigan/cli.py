@@ -262,6 +262,7 @@ def settle_resume(args: argparse.Namespace, given: set[str], path: Path,
     honoured; return a description of each honoured change (``processes``, how many share the
     work now, is not a setting of its own but is one of them when it differs)."""
     saved = run_folder.saved_settings(path)
+    check_the_folders_own(path, saved)
     changes = []
     if saved.get("processes", 1) != processes:
         changes.append(f"processes {saved.get('processes', 1)} -> {processes}")
@@ -289,6 +290,20 @@ def settle_resume(args: argparse.Namespace, given: set[str], path: Path,
         elif value != old:
             changes.append(f"{option} {old} -> {value}")
     return changes
+
+
+def check_the_folders_own(path: Path, saved: dict[str, Any]) -> None:
+    """The checkpoint belongs to the run that config.json describes: a run's settings that
+    cannot change (MUST_MATCH) are the same in both. A checkpoint copied in from another run
+    would otherwise take the folder over, its history replacing losses.csv and the grids."""
+    config = run_folder.read_config(path.parent) or {}
+    for name in MUST_MATCH:
+        if name in config and name in saved and config[name] != saved[name]:
+            raise ValueError(f"--resume: {path} is not the checkpoint of the run that "
+                             f"{path.parent / run_folder.CONFIG} describes ({name} is "
+                             f"{saved[name]} in the checkpoint, {config[name]} in "
+                             f"config.json): resume it in the folder it came from, or start a "
+                             f"new run")
 
 
 def check_something_left(args: argparse.Namespace, progress: dict[str, int], out: Path) -> None:

@@ -278,6 +278,19 @@ def test_resume_refuses_another_feature_network_once_the_run_has_scores(tmp_path
     assert len((out / "metrics.csv").read_text().splitlines()) == 3       # header, 2 epochs
 
 
+def test_resume_refuses_a_checkpoint_copied_in_from_another_run(run_copy, tmp_path):
+    """Its history would replace the folder's losses.csv and grids: refused, nothing touched."""
+    other = tmp_path / "other"
+    result = run("train_svhn.py", *TINY, "--conv-dim", "8", "--max-steps", "1", "--out", other)
+    assert result.returncode == 0, result.stderr
+    shutil.copyfile(other / "checkpoint.npz", run_copy / "checkpoint.npz")
+    losses = (run_copy / "losses.csv").read_text()
+    line = one_line_error(run("train_svhn.py", "--resume", "--out", run_copy, "--max-steps", 3))
+    assert "is not the checkpoint of the run that" in line
+    assert "(conv_dim is 8 in the checkpoint, 4 in config.json)" in line
+    assert (run_copy / "losses.csv").read_text() == losses
+
+
 def test_a_run_refused_before_it_writes_anything_leaves_no_folder(tmp_path):
     for args in (["--dataset", str(tmp_path / "nonexist.npz")], ["--dataset", "synthetic",
                                                                   "--resume"]):
