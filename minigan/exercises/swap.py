@@ -76,9 +76,14 @@ class PreTrainingCheck:
         group, sentence = self.failures[0]
         others = [g for g, _ in self.failures[1:]]
         more = f" ({', '.join(others)} too)" if others else ""
-        return (f"--kernels: your {group} fails the grader{more}: {sentence} (run `python -m "
-                f"minigan.exercises check {folder}` for the table, or pass --kernels-unchecked "
-                f"to train anyway)")
+        check = f"`python -m minigan.exercises check {folder}`"
+        # A file that does not import (its sentence begins with the file's path, as
+        # folder._execute writes it) leaves nothing to train on, checked or not.
+        if sentence.startswith(str(Path(folder).resolve())):
+            return (f"--kernels: your {group} fails the grader{more}: {sentence} (mend the "
+                    f"file; {check} grades it again)")
+        return (f"--kernels: your {group} fails the grader{more}: {sentence} (run {check} for "
+                f"the table, or pass --kernels-unchecked to train anyway)")
 
 
 def check_before_training(folder: str | Path, max_examples: int = QUICK_EXAMPLES,

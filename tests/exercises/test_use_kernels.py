@@ -329,6 +329,19 @@ def test_train_svhn_refuses_a_folder_the_grader_fails(stubs, tmp_path):
     assert (tmp_path / "anyway" / "losses.csv").exists()
 
 
+def test_a_file_that_does_not_import_is_not_offered_kernels_unchecked(stubs):
+    """Training it unchecked cannot help: the refusal says to mend the file instead."""
+    from minigan.exercises.swap import check_before_training
+
+    (stubs / "activations.py").write_text("def leaky_relu_forward(x:\n")
+    refusal = check_before_training(stubs).refusal(stubs)
+    assert refusal.startswith(f"--kernels: your leaky_relu fails the grader (tanh too): "
+                              f"{stubs.resolve() / 'activations.py'}, line 1")
+    assert refusal.endswith(f"(mend the file; `python -m minigan.exercises check {stubs}` "
+                            f"grades it again)")
+    assert "--kernels-unchecked" not in refusal
+
+
 LEARNERS_STEP = {"d_step": """
     opt_d.zero_grad()
     logits_real = D(real)
