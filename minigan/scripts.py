@@ -150,14 +150,14 @@ def dataset_argument(value: str) -> str:
                                      f"the path of an .npz file or a folder of pictures")
 
 
-class _TerminateAsInterrupt:
+class TerminateAsInterrupt:
     """While active (main thread only): SIGTERM -- what ``kill`` and job schedulers send --
     raises KeyboardInterrupt("SIGTERM") like Ctrl-C, so that it too ends the work with one line
     and exit code 130 (by default it kills Python silently, without any cleanup). The
     handlers found are put back at the end, so a test or notebook calling ``main`` keeps its
     own."""
 
-    def __enter__(self) -> _TerminateAsInterrupt:
+    def __enter__(self) -> TerminateAsInterrupt:
         import signal
 
         from minigan import startup
@@ -200,7 +200,7 @@ def run_script(work: Callable[[argparse.Namespace], Any], args: argparse.Namespa
         return print_error(f"{Path(sys.argv[0]).name} does not run as several processes: "
                            f"start it with python alone, not with python -m minigan.launch")
     try:
-        with _TerminateAsInterrupt():
+        with TerminateAsInterrupt():
             code = work(args)
     except KeyboardInterrupt as interrupt:
         name = str(interrupt) or "Ctrl-C"

@@ -15,6 +15,7 @@ from minigan.scripts import (
     EXIT_INTERRUPTED,
     USER_ERRORS,
     OneLineParser,
+    TerminateAsInterrupt,
     add_backend_argument,
     print_error,
 )
@@ -131,9 +132,10 @@ def write_text_atomically(path: Path, text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("\ngrading stopped (Ctrl-C)", file=sys.stderr)
+        with TerminateAsInterrupt():   # SIGTERM too: the children are stopped, one line
+            return run(args)
+    except KeyboardInterrupt as interrupt:
+        print(f"\ngrading stopped ({str(interrupt) or 'Ctrl-C'})", file=sys.stderr)
         return EXIT_INTERRUPTED
     except USER_ERRORS as error:
         return print_error(error)

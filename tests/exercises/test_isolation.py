@@ -142,14 +142,14 @@ def test_solutions_pass_in_child_processes():
     assert [r.status for r in results] == [PASSED] * len(EXERCISES)
 
 
-def wait_for_a_child_of(pid: int, seconds: float = 60) -> None:
-    """Until process ``pid`` has started a child process (read from /proc)."""
+def wait_for_a_child_of(pid: int, seconds: float = 60) -> int:
+    """Until process ``pid`` has started a child process (read from /proc); the child's pid."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    return
+                    return int(stat.parent.name)
             except (OSError, IndexError, ValueError):
                 continue
         time.sleep(0.1)
@@ -157,20 +157,29 @@ def wait_for_a_child_of(pid: int, seconds: float = 60) -> None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
-def test_ctrl_c_stops_grading_with_one_line_and_exit_130(stubs):
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_stops_grading_with_one_line_and_exit_130(stubs, how):
+    """Ctrl-C or SIGTERM: one line, exit 130, and the child grading the endless loop is
+    stopped too (with SIGTERM it was left running, at full speed, until its case's limit)."""
     with open(stubs / "activations.py", "a", encoding="utf-8") as f:
         f.write("\n\ndef tanh_forward(x):  # noqa: F811\n    while True:\n        pass\n")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen([sys.executable, "-m", "minigan.exercises", "check", str(stubs),
                                 "--only", "tanh", "--time-limit", "60"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    wait_for_a_child_of(process.pid)   # the grader is waiting on it: Ctrl-C now
+    child = wait_for_a_child_of(process.pid)   # the grader is waiting on it: stop it now
     time.sleep(0.5)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(how)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 130
-    assert err.strip().splitlines() == ["grading stopped (Ctrl-C)"]
+    name = "Ctrl-C" if how == signal.SIGINT else "SIGTERM"
+    assert err.strip().splitlines() == [f"grading stopped ({name})"]
     assert "Traceback" not in out + err
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{child}").exists() or "zombie" in \
+        Path(f"/proc/{child}/status").read_text()
 
 
 def test_check_lines_gives_one_line_per_exercise_for_a_notebook(stubs):
