@@ -87,13 +87,17 @@ def _one_line(error: BaseException) -> str:
     return " ".join(text.split())
 
 
-def _by_hand(path: Path, md5: str, algorithm: str = "md5",
-             otherwise: str = "or use `--dataset synthetic`") -> str:
+# What a failed download suggests instead, on the command line and in a notebook alike.
+SYNTHETIC_INSTEAD = 'or use the synthetic digits (`--dataset synthetic`; "synthetic" in Python)'
+
+
+def _by_hand(path: Path, md5: str, algorithm: str = "md5", otherwise: str = SYNTHETIC_INSTEAD,
+             ) -> str:
     return f"put {path.name} ({algorithm} {md5}) in {path.parent} by hand, {otherwise}"
 
 
 def download(url: str, path: str | os.PathLike, md5: str, *, progress: bool = True,
-             algorithm: str = "md5", otherwise: str = "or use `--dataset synthetic`") -> Path:
+             algorithm: str = "md5", otherwise: str = SYNTHETIC_INSTEAD) -> Path:
     """Download ``url`` to ``path`` and check it against ``md5``; return ``path``.
 
     ``algorithm="sha256"`` checks a SHA-256 digest instead (given as ``md5``), and ``otherwise``
