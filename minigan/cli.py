@@ -32,7 +32,7 @@ from minigan.distributed import (
     launched_on_this_machine,
 )
 from minigan.gan import dcgan, run_folder
-from minigan.gan.run_lock import RunLock, missing_folders
+from minigan.gan.run_lock import RunLock
 from minigan.gan.trainer import GANTrainer, TrainConfig
 from minigan.latent import LATENT_DISTRIBUTIONS
 from minigan.launch import launch_this_script, usable_cores
@@ -355,8 +355,6 @@ def prepare_run_folder(args: argparse.Namespace, given: set[str], lock: RunLock 
     them first, so that none is left to be mistaken for the new run's); --resume
     reads the settings it continues with. Temporary files left by a checkpoint write that was
     killed are removed. Returns (folder, honoured changes)."""
-    if lock is not None:      # the folders this run makes: removed again if it fails at once
-        lock.made_folders = missing_folders(Path(default_out(args)))
     out = check_writable_folder(default_out(args), "--out")
     if lock is not None:
         lock.acquire()        # before anything in the folder is looked at or removed
@@ -419,7 +417,9 @@ def train(args: argparse.Namespace, given: set[str] = frozenset()) -> GANTrainer
     # Several processes (minigan/distributed.py): each rank trains on its share of each batch.
     world = join_world() if args.distributed else SINGLE_PROCESS
     quiet_unless_root(world)
-    lock = RunLock(default_out(args)) if world.is_root else None   # rank 0 writes the files
+    # Rank 0 writes the files. Made before the run folder is: a run that fails before it writes
+    # anything leaves no empty folder behind (RunLock.release).
+    lock = RunLock(default_out(args)) if world.is_root else None
     try:
         # Rank 0 first: it makes the folder and clears leftovers before the others look at it.
         out, changes = world.root_first(lambda: prepare_run_folder(args, set(given), lock,

@@ -144,6 +144,13 @@ def _execute(spec: Any, module: ModuleType, path: Path) -> None:
         raise KernelImportError(f"{path} could not be imported: {what}") from None
 
 
+def is_import_failure(sentence: str, folder: str | Path) -> bool:
+    """Whether a grader's sentence says that a file of ``folder`` does not import: ``_execute``
+    begins every such sentence with the file's path (the folder resolved, as the grader's
+    children load it), and no other sentence begins so."""
+    return sentence.startswith(str(Path(folder).resolve()))
+
+
 def _import_module(name: str, path: Path) -> ModuleType:
     if name in sys.modules:   # already imported by a sibling's relative import
         return sys.modules[name]

@@ -130,14 +130,15 @@ def _arrays(function: Any, args: tuple, kwargs: dict) -> list[tuple[str, Any]]:
         bound = {f"argument {i + 1}": a for i, a in enumerate(args)} | kwargs
     found = []
     for label, value in bound.items():
-        if _is_array(value):
+        if is_array(value):
             found.append((label, value))
         elif isinstance(value, tuple):   # a cache: a tuple or NamedTuple of arrays
             fields = getattr(value, "_fields", range(len(value)))
             found += [(f"{label}.{field}" if isinstance(field, str) else f"{label}[{field}]",
-                       item) for field, item in zip(fields, value) if _is_array(item)]
+                       item) for field, item in zip(fields, value) if is_array(item)]
     return found
 
 
-def _is_array(value: Any) -> bool:
-    return isinstance(value, numpy.ndarray) or is_cupy_array(value)
+def is_array(value: Any) -> bool:
+    """A NumPy or CuPy array (or a NumPy scalar, which has a dtype too)."""
+    return isinstance(value, numpy.ndarray | numpy.generic) or is_cupy_array(value)

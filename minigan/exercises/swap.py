@@ -27,9 +27,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from minigan.exercises.folder import LEARNER_PACKAGE, check_kernel_folder, load_kernels
+from minigan.exercises.folder import (
+    LEARNER_PACKAGE,
+    check_kernel_folder,
+    is_import_failure,
+    load_kernels,
+)
 from minigan.exercises.grader import FAILED, NOT_STARTED, PASSED, Result, first_try
-from minigan.exercises.guards import minigan_read_only
+from minigan.exercises.guards import is_array, minigan_read_only
 from minigan.exercises.isolation import check_folder
 from minigan.exercises.limits import CaseTimedOut, time_limit
 from minigan.exercises.records import EXERCISES, swap_groups
@@ -77,9 +82,7 @@ class PreTrainingCheck:
         others = [g for g, _ in self.failures[1:]]
         more = f" ({', '.join(others)} too)" if others else ""
         check = f"`python -m minigan.exercises check {folder}`"
-        # A file that does not import (its sentence begins with the file's path, as
-        # folder._execute writes it) leaves nothing to train on, checked or not.
-        if sentence.startswith(str(Path(folder).resolve())):
+        if is_import_failure(sentence, folder):   # nothing to train on, checked or not
             return (f"--kernels: your {group} fails the grader{more}: {sentence} (mend the "
                     f"file; {check} grades it again)")
         return (f"--kernels: your {group} fails the grader{more}: {sentence} (run {check} for "
@@ -185,20 +188,16 @@ def result_problem(arguments: tuple[Any, ...], result: Any) -> str | None:
     """What is wrong with a kernel's ``result`` for minigan (None: nothing): a list, or a float
     array of another dtype than its first float array argument. A cache (a NamedTuple) is the
     learner's own business, and is not looked into."""
-    dtype = next((a.dtype for a in arguments if _is_array(a) and a.dtype.kind == "f"), None)
+    dtype = next((a.dtype for a in arguments if is_array(a) and a.dtype.kind == "f"), None)
     items = result if type(result) is tuple else (result,)
     for item in items:
         if isinstance(item, list):
             return "returned a list where minigan expects an array"
-        if dtype is not None and _is_array(item) and item.dtype.kind == "f" \
+        if dtype is not None and is_array(item) and item.dtype.kind == "f" \
                 and item.dtype != dtype:
             return (f"returned a {item.dtype} array for {dtype} input: dtype in must be dtype "
                     f"out (minigan's layers hold {dtype} parameters)")
     return None
-
-
-def _is_array(a: Any) -> bool:
-    return hasattr(a, "dtype") and hasattr(a, "shape")   # NumPy's or CuPy's
 
 
 def load_swappable(folder: str | Path, groups: tuple[str, ...] | None = None,

@@ -35,7 +35,7 @@ class RunFolderLocked(RuntimeError):
     """Another process is writing into this run folder."""
 
 
-def missing_folders(folder: Path) -> list[Path]:
+def _missing_folders(folder: Path) -> list[Path]:
     """``folder`` and those of its parents that do not exist yet, deepest first."""
     missing = []
     while not folder.exists() and folder != folder.parent:
@@ -54,7 +54,9 @@ class RunLock:
         self.path = self.folder / LOCK_NAME
         self.took_over: dict[str, Any] | None = None
         self._fd: int | None = None
-        self.made_folders: list[Path] = []   # made for this run: removed by release if empty
+        # The folders missing now, which acquire (or the run's own checks) will make: removed
+        # again by release if the run leaves them empty.
+        self.made_folders = _missing_folders(self.folder)
 
     def __enter__(self) -> RunLock:
         self.acquire()
@@ -65,8 +67,6 @@ class RunLock:
 
     def acquire(self) -> None:
         """Take the lock, or raise ``RunFolderLocked`` naming the process that holds it."""
-        if not self.made_folders:
-            self.made_folders = missing_folders(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         while self._fd is None:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
