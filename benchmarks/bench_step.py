@@ -6,8 +6,11 @@
     python benchmarks/bench_step.py --conv-dim 32 --processes 2   # minigan as 2 processes
 
 A step is exactly ``GANTrainer.train_step``: D on a real and a fake batch, one Adam step for D,
-then G through D with flipped labels and one Adam step for G. For each model size it prints, in
-this order and from separate passes, so that measuring one thing does not slow another:
+then G through D with flipped labels and one Adam step for G. With NumPy and two BLAS threads
+(``--threads 2``, the default) that is the split step, each half of the batch in a thread of its
+own (``minigan/gan/split_step.py``); the rounds below also time the one-thread step it replaces.
+For each model size it prints, in this order and from separate passes, so that measuring one
+thing does not slow another:
 
 1. the median milliseconds per step, with nothing instrumented, the achieved GFLOP/s of the
    matrix work, and the peak memory;
@@ -17,7 +20,8 @@ this order and from separate passes, so that measuring one thing does not slow a
 3. where the time and the operations go, by kind of op, from a pass with every layer's kernel
    calls wrapped in a timer (which synchronises the GPU around each call), and the time of every
    matrix product in the step together, with the rate it makes the step's GFLOP at: what is
-   left is copies, element-wise passes and Python.
+   left is copies, element-wise passes and Python. This pass runs the one-thread step: timers
+   cannot share out the time of two threads running at once.
 
 If PyTorch is installed (it is never a dependency), the same model and step
 (``torch_dcgan.py``) are timed in PyTorch too, two ways, and the ratio to each is printed:
@@ -126,6 +130,7 @@ from minigan.backend import (  # noqa: E402
 )
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init  # noqa: E402
 from minigan.gan.one_pass import one_pass_step  # noqa: E402
+from minigan.gan.split_step import SplitStep, split_across_threads  # noqa: E402
 from minigan.gan.trainer import GANTrainer, TrainConfig  # noqa: E402
 from minigan.opcount import OpCounter, count_array_ops  # noqa: E402
 from minigan.optim import FlatAdam  # noqa: E402
@@ -294,13 +299,15 @@ def minigan_step(conv_dim: int):
 
 
 def instrumented_breakdown(step, repeats: int) -> dict[str, float]:
-    """Milliseconds per step by kind of op, from ``repeats`` steps with every kernel call timed
-    on its own (on a GPU each timer synchronises, so these steps run slower than untimed ones)."""
+    """Milliseconds per step by kind of op, from ``repeats`` one-thread steps with every kernel
+    call timed on its own (on a GPU each timer synchronises, so these steps run slower than
+    untimed ones)."""
     instrument()
     try:
         times.clear()
-        for _ in range(repeats):
-            step()
+        with split_across_threads(False):
+            for _ in range(repeats):
+                step()
     finally:
         uninstrument()
     return {kind: 1000 * seconds / repeats for kind, seconds in times.items()}
@@ -379,13 +386,17 @@ def processes_ms(conv_dim: int) -> float:
     return float(found.group(1))
 
 
-def alone_rounds(conv_dim: int, with_torch: bool) -> tuple[list[float], list[float]]:
-    """``--rounds`` rounds of (minigan's median ms in this process, PyTorch's in a fresh one).
+def alone_rounds(conv_dim: int, with_torch: bool) -> tuple[list[float], list[float],
+                                                             list[float]]:
+    """``--rounds`` rounds of (minigan's median ms in this process, PyTorch's in a fresh one,
+    and, where the step is split across two threads, minigan's one-thread step's median ms).
     Run before anything imports PyTorch here, so that minigan's process is as a user's."""
     from tqdm import tqdm
 
-    step, _, _ = minigan_step(conv_dim)
-    ours, theirs = [], []
+    step, G, D = minigan_step(conv_dim)
+    real = to_device(numpy.zeros((ARGS.batch_size, 3, 32, 32), numpy.float32))
+    split = ARGS.processes == 1 and SplitStep().pays(G, D, real)
+    ours, theirs, one_thread = [], [], []
     for _ in tqdm(range(ARGS.rounds), desc=f"conv_dim {conv_dim}, alone", unit="round",
                   leave=False):
         if ARGS.processes > 1:
@@ -395,7 +406,11 @@ def alone_rounds(conv_dim: int, with_torch: bool) -> tuple[list[float], list[flo
                                               ARGS.warmup)["minigan"])
         if with_torch:
             theirs.append(torch_alone_ms(conv_dim))
-    return ours, theirs
+        if split:
+            with split_across_threads(False):
+                one_thread.append(interleaved_median_ms({"minigan": step}, ARGS.repeats,
+                                                        ARGS.warmup)["minigan"])
+    return ours, theirs, one_thread
 
 
 def torch_step(conv_dim: int):
@@ -497,7 +512,7 @@ def main() -> None:
               f"{result['gflop']:.2f} GFLOP/step -> {result['gflop'] / result['ms'] * 1e3:.0f} "
               f"GFLOP/s, peak memory {result['peak_mb']:.0f} MiB")
         if conv_dim in alone:
-            ours, theirs = alone[conv_dim]
+            ours, theirs, one_thread = alone[conv_dim]
             where = (f"as {ARGS.processes} processes (python -m minigan.launch)"
                      if ARGS.processes > 1 else "in this process"
                      + (" before PyTorch was loaded" if theirs else ""))
@@ -512,6 +527,12 @@ def main() -> None:
                 print(f"  alone, each round's ratio: "
                       f"{', '.join(f'{r:.2f}x' for r in ratios)}; their median "
                       f"{statistics.median(ratios):.2f}x")
+            if one_thread:
+                gains = [o / s for o, s in zip(one_thread, ours)]
+                print(f"  the step above is split across two threads (split_step.py); the "
+                      f"one-thread step in the same rounds: {rounds_text(one_thread)} ms, "
+                      f"{statistics.median(gains):.2f}x slower (median of the rounds' ratios: "
+                      f"{', '.join(f'{g:.2f}x' for g in gains)})")
         print_ratio("in turns in this process", result["ms"], torch_ms)
         print(f"  back to back ({ARGS.repeats} steps, one synchronisation at the end, the rate "
               f"a training run goes at): minigan {result['back_to_back_ms']:.1f} ms/step")
@@ -523,7 +544,7 @@ def main() -> None:
               f"{result['counter_cpu'].total} operations)")
         total = sum(v for k, v in result["breakdown"].items() if k not in parts)
         print("  where the time and the operations go, from a separate pass with each kernel "
-              "call timed\n  (ms per step, of the step this backend runs; operations as a GPU "
+              "call timed\n  (ms per step, of the one-thread step; operations as a GPU "
               "runs it; patch copies are part of the conv rows;\n  batch norm includes the "
               "activations it runs with it):")
         for kind in kinds:

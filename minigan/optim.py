@@ -223,6 +223,21 @@ def adam_update(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta
 # A speed mechanism, not a second formula: the update is element by element, so updating one
 # flat array that holds every parameter is the same arithmetic as updating each in turn.
 
+def flat_views(params: list[Parameter], flat: Any) -> list[Any]:
+    """One view of ``flat`` per parameter, shaped like it, in parameter order.
+
+    Each parameter's numbers lie in its ``memory_order`` (C order unless a layer asks for
+    another): a convolution's weight is stored as its kernels' weight matrix, so that laying
+    it out for the matrix product copies nothing (see ``Parameter.memory_order``)."""
+    views, start = [], 0
+    for p in params:
+        order = p.memory_order or tuple(range(len(p.shape)))
+        stored = flat[start:start + p.size].reshape(tuple(p.shape[a] for a in order))
+        views.append(stored.transpose(tuple(order.index(a) for a in range(len(order)))))
+        start += p.size
+    return views
+
+
 class FlatParameters:
     """Every parameter's values in ONE flat array, ``data``, and every gradient in another,
     ``grad``; each ``p.data`` and ``p.grad`` is rebound to a view (a reshaped slice) of them,
@@ -257,18 +272,9 @@ class FlatParameters:
         self._bound = [(p.data, p.grad) for p in self.params]
 
     def views(self, flat: Any) -> list[Any]:
-        """One view of ``flat`` per parameter, shaped like it, in parameter order.
-
-        Each parameter's numbers lie in its ``memory_order`` (C order unless a layer asks for
-        another): a convolution's weight is stored as its kernels' weight matrix, so that laying
-        it out for the matrix product copies nothing (see ``Parameter.memory_order``)."""
-        views, start = [], 0
-        for p in self.params:
-            order = p.memory_order or tuple(range(len(p.shape)))
-            stored = flat[start:start + p.size].reshape(tuple(p.shape[a] for a in order))
-            views.append(stored.transpose(tuple(order.index(a) for a in range(len(order)))))
-            start += p.size
-        return views
+        """One view of ``flat`` per parameter, shaped like it, in parameter order
+        (``flat_views``)."""
+        return flat_views(self.params, flat)
 
     def gather_if_replaced(self) -> bool:
         """Gather again if any p.data or p.grad is no longer the view handed out; True if so."""

@@ -19,6 +19,7 @@ import minigan
 from minigan import backend
 from minigan.backend import manual_seed, to_device, to_numpy
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
+from minigan.gan.split_step import split_across_threads
 from minigan.gan.trainer import GANTrainer, TrainConfig
 from minigan.opcount import count_array_ops
 
@@ -66,7 +67,10 @@ def one_recorded_step(tmp_path):
 
 
 def test_a_counted_step_runs_the_same_functions_and_gives_the_same_numbers(tmp_path):
-    called_plain, numbers_plain = one_recorded_step(tmp_path / "plain")
+    # Both on one thread: a profile sees one thread only, and the counter counts the step as a
+    # GPU runs it, never split across threads (split_step.py takes plain NumPy arrays only).
+    with split_across_threads(False):
+        called_plain, numbers_plain = one_recorded_step(tmp_path / "plain")
     with count_array_ops() as counter:
         called_counted, numbers_counted = one_recorded_step(tmp_path / "counted")
     assert counter.total > 0

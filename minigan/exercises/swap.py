@@ -38,6 +38,7 @@ from minigan.exercises.guards import is_array, minigan_read_only
 from minigan.exercises.isolation import check_folder
 from minigan.exercises.limits import CaseTimedOut, time_limit
 from minigan.exercises.records import EXERCISES, swap_groups
+from minigan.gan.split_step import split_across_threads
 
 QUICK_EXAMPLES = 5    # cases per exercise in the check before training
 QUICK_SECONDS = 10.0  # per case
@@ -134,7 +135,8 @@ def use_kernels(folder: str | Path, groups: tuple[str, ...] | None = None,
             for name in names:
                 saved.append((module, name, getattr(module, name)))
                 setattr(module, name, checked_results(name, getattr(kernels, name), module))
-        yield in_use
+        with split_across_threads(False):   # the learner's functions, one call at a time
+            yield in_use
     except (KeyboardInterrupt, GeneratorExit):
         raise
     except BaseException as error:   # SystemExit too: the learner's code must not end the run

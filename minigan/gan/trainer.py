@@ -23,6 +23,7 @@ from minigan.backend import backend_name, get_array_module, make_rng, to_numpy
 from minigan.distributed import SINGLE_PROCESS, World
 from minigan.gan import run_folder, step
 from minigan.gan.run_folder import HISTORY_COLUMNS
+from minigan.gan.split_step import SplitStep
 from minigan.gan.step import StepResult, TrainConfig
 from minigan.latent import sample_z
 from minigan.nn import Dropout, Module
@@ -162,6 +163,7 @@ class GANTrainer:
         self._step_opt_g = world.wrap_optimizer(self.opt_g)
         self.z_rng = make_rng([config.seed, 1])  # the latent vectors of training steps
         self.training_z = world.sharded_noise(self.sample_z)
+        self.split_step = SplitStep()
         # A fixed set of latent vectors: the same points in latent space every epoch, so the
         # sample grids show how G's picture of each point develops.
         self.fixed_z = self.sample_z(config.num_samples, make_rng([config.seed, 2]))
@@ -180,6 +182,11 @@ class GANTrainer:
 
         With several ranks, the numbers are the whole batch's: the mean over the ranks' shares,
         as host numbers, the same on every rank (one process gets its device arrays back)."""
+        # Fast, where BLAS has two threads: the same step on each half of the batch at once, a
+        # thread per core, about 1.3-1.45x faster on two cores (split_step.py).
+        if self.world.size == 1 and self.split_step.pays(self.G, self.D, real):
+            return self.split_step.train_step(self.G, self.D, self.opt_g, self.opt_d, real,
+                                              self.training_z, self.config)
         result = step.train_step(self.G, self.D, self._step_opt_g, self._step_opt_d, real,
                                  self.training_z, self.config)
         return StepResult(*self.world.mean([result.d_loss, result.g_loss, result.d_real,

@@ -36,6 +36,7 @@ fewer, larger memory operations; the switch ``minigan.ops.fast_kernels`` picks (
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any
 
 from minigan.backend import get_array_module
@@ -207,16 +208,18 @@ def _pad_channels_last_fast(x: Array, pad_h: int, pad_w: int) -> Array:
         return x.transpose(0, 2, 3, 1)
     xp = get_array_module(x)
     N, C, H, W = x.shape
-    x_pad = _zero_bordered_buffer(xp, (N, H + 2 * pad_h, W + 2 * pad_w, C), x.dtype, pad_h, pad_w)
+    x_pad = _zero_bordered_buffer(xp, (N, H + 2 * pad_h, W + 2 * pad_w, C), x.dtype, pad_h, pad_w,
+                                  threading.get_ident())
     x_pad[:, pad_h:pad_h + H, pad_w:pad_w + W, :] = x.transpose(0, 2, 3, 1)
     return x_pad
 
 
 @functools.lru_cache(maxsize=64)
 def _zero_bordered_buffer(xp: Any, shape: tuple[int, ...], dtype: Any, pad_h: int,
-                          pad_w: int) -> Array:
-    """zeros(shape), one per array module, shape, dtype and padding (the padding is part of the
-    key: the same padded shape with another padding would find inside pixels in its border)."""
+                          pad_w: int, thread: int) -> Array:
+    """zeros(shape), one per array module, shape, dtype, padding and thread (the padding is part
+    of the key: the same padded shape with another padding would find inside pixels in its
+    border; the thread too: two threads of a split step write their images at once)."""
     return xp.zeros(shape, dtype=dtype)
 
 

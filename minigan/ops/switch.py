@@ -13,14 +13,16 @@ style checker wants)::
 ``FAST_VARIANTS`` below lists every such guard: which plain kernel hands over to which fast
 function. ``tests/ops/test_switch.py`` finds the guards in the source and compares them with this
 list, so a new fast variant cannot be added without being named here. What a fast variant does
-beyond its kernel (``im2col_fast`` reuses a zero-bordered buffer per shape, the fast BCE forward
-keeps exp(-|x|) in its cache, the fast batch-norm kernels use ``fuse`` and cached vectors of
-ones) happens inside it, so with the switch off none of it runs. Two guards sit outside
+beyond its kernel (``im2col_fast`` reuses a zero-bordered buffer per shape and thread, the fast
+BCE forward keeps exp(-|x|) in its cache, the fast batch-norm kernels use ``fuse`` and cached
+vectors of ones) happens inside it, so with the switch off none of it runs. Three guards sit outside
 ``minigan/ops``: ``Sequential`` lets a layer run the layer right after it in its own kernels
 (``forward_pairing`` in ``minigan/nn/module.py``): a batch norm and the activation after it,
-through ``minigan/ops/batchnorm_activation.py``; and on a GPU the training step's first line
+through ``minigan/ops/batchnorm_activation.py``; on a GPU the training step's first line
 (``minigan/gan/step.py``) hands the same step to ``minigan/gan/one_pass.py``, which runs each
-network once per update (``runs_as_one_batch`` asks for this switch on).
+network once per update (``runs_as_one_batch`` asks for this switch on); and on a two-core CPU the
+trainer's ``train_step`` hands the step to ``minigan/gan/split_step.py``, which runs it on both
+halves of the batch at once (``SplitStep.pays`` asks for this switch on too).
 
 This is how Chainer's convolution is written. Training runs fast (the default); to read or step
 through the plain code, turn the switch off::

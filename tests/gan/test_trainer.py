@@ -10,16 +10,20 @@ import platform
 import signal
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from minigan.backend import manual_seed, to_numpy
 from minigan.checkpoint import load_checkpoint
 from minigan.data import DataLoader, make_synthetic_digits
-from minigan.gan import step
+from minigan.gan import split_step, step
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.gan.one_pass import one_pass_step
+from minigan.gan.split_step import split_across_threads
 from minigan.gan.trainer import GANTrainer, TrainConfig, TrainingDiverged
 from tests.helpers import REPO_ROOT
 
@@ -67,7 +71,7 @@ def test_training_changes_both_networks(tmp_path):
     {},
     {"real_label": 0.9, "d_steps": 2, "lr_d": 4e-4, "z_distribution": "normal"},
 ])
-def test_resume_continues_exactly(tmp_path, options):
+def test_resume_continues_exactly(tmp_path, options, step_kind):
     """Stop after 5 steps (mid-epoch), resume, and get the same losses as an unbroken run."""
     dropout = 0.3 if options else 0.0
     unbroken = make_trainer(tmp_path / "a", dropout=dropout, **options)
@@ -112,21 +116,45 @@ def ctrl_c_during_generator_step(monkeypatch, on_call, times=1):
     """Make ``step.g_step`` send this process a real SIGINT (what Ctrl-C does) in the middle of
     its ``on_call``-th call, after the discriminator has already been updated in that step.
     ``train_step`` looks ``g_step`` up at call time, so replacing the module's attribute is
-    enough (the exercises swap a learner's step in the same way)."""
-    original, calls = step.g_step, []
+    enough (the exercises swap a learner's step in the same way). The split step
+    (``split_step.py``) calls ``g_step`` once per half of the batch, each in a thread of its
+    own: then the ``on_call``-th step's second call sends it."""
+    original, calls, lock = step.g_step, [], threading.Lock()
 
     def g_step(*args):
-        calls.append(1)
-        if len(calls) == on_call:
+        halves = 1 if threading.current_thread() is threading.main_thread() else 2
+        with lock:
+            calls.append(halves)
+            call = len(calls)
+        if call == on_call * halves:
             for _ in range(times):
                 os.kill(os.getpid(), signal.SIGINT)
+                if halves > 1:   # the main thread handles it; two at once would count once
+                    time.sleep(0.2)
         return original(*args)
 
     monkeypatch.setattr(step, "g_step", g_step)
+    return calls
+
+
+@pytest.fixture(params=["one thread", "split"])
+def step_kind(request, monkeypatch):
+    """The test with the one-thread step, then with the split step (``split_step.py``: each half
+    of the batch in a thread), made to run on these tiny models where BLAS can have two
+    threads; ``request.param`` says which, and each g_step call records 1 or 2 halves."""
+    if request.param == "one thread":
+        with split_across_threads(False):
+            yield request.param
+        return
+    monkeypatch.setattr(split_step, "SPLIT_FROM", 0)
+    with threadpool_limits(2, user_api="blas"):
+        if split_step.blas_threads() != 2:
+            pytest.skip("this machine's BLAS cannot be given two threads")
+        yield request.param
 
 
 def test_ctrl_c_finishes_the_step_then_saves_and_resume_is_exact(tmp_path, capsys,
-                                                                monkeypatch):
+                                                                monkeypatch, step_kind):
     """Ctrl-C half-way through step 3 (D updated, G not yet): step 3 still completes, the
     checkpoint holds 3 whole steps, and resuming from it gives the losses of an unbroken run.
     Every run takes the lesson's step: the Ctrl-C comes from inside its g_step, and on a GPU
@@ -136,9 +164,11 @@ def test_ctrl_c_finishes_the_step_then_saves_and_resume_is_exact(tmp_path, capsy
         unbroken.fit(progress=False)
 
         first = make_trainer(tmp_path / "b")
-        ctrl_c_during_generator_step(monkeypatch, on_call=3)
+        lessons_g_step = step.g_step
+        calls = ctrl_c_during_generator_step(monkeypatch, on_call=3)
         first.fit(progress=False)
-        monkeypatch.undo()
+        assert set(calls) == {1 if step_kind == "one thread" else 2}
+        monkeypatch.setattr(step, "g_step", lessons_g_step)
         assert int(load_checkpoint(tmp_path / "b" / "checkpoint.npz")["progress"]["step"]) == 3
         assert "--resume" in capsys.readouterr().out
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # put back
@@ -151,11 +181,12 @@ def test_ctrl_c_finishes_the_step_then_saves_and_resume_is_exact(tmp_path, capsy
 
 
 def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, capsys,
-                                                                     monkeypatch):
+                                                                     monkeypatch, step_kind):
     """Two Ctrl-C in a row stop in the middle of the step; that half step is not saved."""
     trainer = make_trainer(tmp_path, epochs=2)
-    ctrl_c_during_generator_step(monkeypatch, on_call=8, times=2)   # step 8: in the second epoch
+    calls = ctrl_c_during_generator_step(monkeypatch, on_call=8, times=2)   # step 8: epoch 2
     trainer.fit(progress=False)
+    assert set(calls) == {1 if step_kind == "one thread" else 2}
     saved = load_checkpoint(tmp_path / "checkpoint.npz")
     assert int(saved["progress"]["step"]) == 6      # the end of epoch 1, not the half step 8
     assert "not saved" in capsys.readouterr().out
