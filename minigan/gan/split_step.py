@@ -22,8 +22,10 @@ So the numbers are the one-thread step's up to rounding (``tests/gan/test_split_
 holds them to 1e-10 in float64 over three steps), and ``step.py`` stays the step: this file
 reaches it from outside, through the networks, optimizers and noise it hands it. NumPy lets go
 of Python's lock (the GIL) while it works on arrays, so the two threads run at once. Both halves
-run on threads of their own while the main thread waits: measured, a half on the main thread
-was the slower one at nearly every synchronisation, and the other half waited for it.
+run on threads of their own while the main thread waits: without the host-memory setting
+(``minigan/hostmem.py``, which a trainer used without ``fit`` or ``use_backend`` does not get)
+a half on the main thread was measured the slower at nearly every synchronisation, its large
+temporaries coming from fresh pages, and the other half waited for it; with it, even.
 
 What it buys: about 1.3-1.45x per step on a two-core AVX-512 machine (``benchmarks/README.md``
 has the commands and the table). When it runs: ``SplitStep.pays``.
