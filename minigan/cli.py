@@ -481,6 +481,10 @@ def build_trainer(args: argparse.Namespace, world: World, out: Path) -> GANTrain
         norm = "synchronized" if args.sync_batch_norm else "per process"
         print(f"{world.size} processes, {args.batch_size // world.size} images of each batch "
               f"per process, batch norm {norm}")
+    elif backend_name() == "numpy" and trainer.split_step.pays(
+            G, D, numpy.zeros((args.batch_size, *images.shape[1:]), numpy.float32)):
+        print("one process on two cores: each batch's two halves at once, a thread each "
+              "(minigan/gan/split_step.py; --processes 2 is about as fast)")
     elif backend_name() == "numpy" and usable_cores() > 1:
         print(f"one process on a CPU with {usable_cores()} cores: --processes {usable_cores()} "
               f"trains on all of them, faster (docs/distributed.md)")

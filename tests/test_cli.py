@@ -11,12 +11,30 @@ from pathlib import Path
 
 import pytest
 
+from minigan.launch import usable_cores
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run(script, *args, cwd=None):
+def run(script, *args, cwd=None, env=None):
     return subprocess.run([sys.executable, str(REPO / "examples" / script), *args],
-                          capture_output=True, text=True, cwd=cwd, timeout=300)
+                          capture_output=True, text=True, cwd=cwd, timeout=300,
+                          env=None if env is None else {**os.environ, **env})
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_training_says_when_each_batch_is_split_over_two_threads(tmp_path, threads):
+    """With two BLAS threads and a model with the work for them, the step runs on both halves
+    of the batch at once (minigan/gan/split_step.py), and the start says so; with one, not."""
+    variables = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    result = run("train_svhn.py", "--dataset", "synthetic", "--max-steps", "1",
+                 "--batch-size", "64", "--conv-dim", "16", "--num-train", "64",
+                 "--out", str(tmp_path / "run"), env=dict.fromkeys(variables, threads))
+    assert result.returncode == 0, result.stderr
+    said = "each batch's two halves at once, a thread each" in result.stdout
+    if threads == "2" and usable_cores() < 2:
+        pytest.skip("one core: BLAS takes no second thread")
+    assert said == (threads == "2")
 
 
 def test_train_svhn_on_synthetic_data_for_a_few_steps(tmp_path):
