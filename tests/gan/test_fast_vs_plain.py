@@ -15,23 +15,13 @@ The losses, every parameter and the running statistics must agree to rounding er
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from minigan.backend import default_dtype, manual_seed, set_default_dtype, to_device, to_numpy
+from minigan.backend import manual_seed, to_device, to_numpy
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.gan.trainer import GANTrainer, TrainConfig
 from minigan.ops import fast_kernels, fast_kernels_enabled
 
 STEPS = 3
-
-
-@pytest.fixture
-def float64_default():
-    """New parameters and latent vectors in float64 during the test, as before afterwards."""
-    before = default_dtype()
-    set_default_dtype("float64")
-    yield
-    set_default_dtype(before)
 
 
 def make_trainer(out_dir):

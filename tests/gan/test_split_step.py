@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from minigan.backend import backend_name, default_dtype, manual_seed, set_default_dtype
+from minigan.backend import backend_name, manual_seed
 from minigan.gan import split_step, step
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.gan.split_step import split_across_threads
@@ -32,14 +32,6 @@ STEPS = 3
 def _numpy_backend():
     if backend_name() != "numpy":
         pytest.skip("the split step runs on NumPy arrays only (a GPU runs one_pass.py)")
-
-
-@pytest.fixture
-def float64_default():
-    before = default_dtype()
-    set_default_dtype("float64")
-    yield
-    set_default_dtype(before)
 
 
 def make_trainer(out_dir, dropout: float = 0.0):
