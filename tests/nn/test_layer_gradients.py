@@ -9,7 +9,7 @@ float64: in float32 the rounding error is larger than the signal being measured.
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from minigan import nn
@@ -85,10 +85,13 @@ def test_conv_transpose2d_with_rectangular_kernels_and_strides(n, c_in, c_out, k
 
 # In training mode batch norm needs at least 3 values per channel for a meaningful check: with
 # two, x_hat is +-1 whatever x is, so dL/dx is ~0 and the check would compare rounding noise.
+# For the same reason gamma stays away from 0: dL/dx is gamma times the rest, and a gamma of
+# 4e-5 (seed 116) made the relative error of that tiny gradient 1.3e-6, rounding noise.
 @given(n=st.integers(3, 5), c=small, seed=st.integers(0, 2**16), training=st.booleans())
+@example(n=4, c=1, seed=116, training=False)
 def test_batchnorm1d(n, c, seed, training):
     layer = nn.BatchNorm1d(c).train(training)
-    layer.weight.data = random_array(np.random.default_rng(seed + 1), (c,))
+    layer.weight.data = away_from_zero((c,), seed + 1)
     layer.bias.data = random_array(np.random.default_rng(seed + 2), (c,))
     assert check_module(layer, away_from_zero((n, c), seed)) < TOLERANCE
 
@@ -99,7 +102,7 @@ def test_batchnorm2d(n, c, h, seed, training):
     if training and n * h * (h + 1) < 3:
         return  # see test_batchnorm1d: too few values per channel to check
     layer = nn.BatchNorm2d(c).train(training)
-    layer.weight.data = random_array(np.random.default_rng(seed + 1), (c,))
+    layer.weight.data = away_from_zero((c,), seed + 1)   # see test_batchnorm1d
     assert check_module(layer, away_from_zero((n, c, h, h + 1), seed)) < TOLERANCE
 
 
