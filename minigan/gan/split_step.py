@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -113,6 +114,10 @@ def _step_threads() -> ThreadPoolExecutor:
     """The threads that run the halves of every split step: made once per process, so that
     what a thread keeps between steps (im2col's zero-bordered buffers) is made once."""
     return ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="minigan-half")
+
+
+# A process forked from this one has none of these threads: it makes its own pool if it trains.
+os.register_at_fork(after_in_child=_step_threads.cache_clear)
 
 
 class SplitStep:

@@ -10,7 +10,9 @@ error in either half reaches the caller, and that the replicas follow the traine
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -224,3 +226,30 @@ def test_im2col_in_two_threads_at_once_keeps_each_threads_image(tmp_path):
     for t in threads:
         t.join()
     assert not wrong
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_a_forked_process_trains_with_threads_of_its_own(tmp_path):
+    """The halves run on a pool of threads made once per process; a child forked after a split
+    step has none of them and must make its own, not wait for threads that do not exist."""
+    trainer = make_trainer(tmp_path)
+    real = np.random.default_rng(7).uniform(-1, 1, (8, 3, 16, 16)).astype(np.float32)
+    split(trainer, real)
+    pid = os.fork()
+    if pid == 0:   # the child: one more split step, then exit 0 (or 1 if it raised)
+        code = 1
+        try:
+            split(trainer, real)
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked process's split step never finished")
