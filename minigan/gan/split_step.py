@@ -48,6 +48,7 @@ import numpy
 from minigan import nn
 from minigan.gan import step
 from minigan.gan.dcgan import Discriminator, Generator
+from minigan.launch import usable_cores
 from minigan.nn.module import Module
 from minigan.nn.sync_batchnorm import SyncBatchNorm2d, convert_sync_batch_norm
 from minigan.ops.switch import fast_kernels_enabled
@@ -130,11 +131,12 @@ class SplitStep:
     def pays(self, G: Module, D: Module, real: Array) -> bool:
         """Whether to split this step: NumPy arrays (not CuPy, not the operation counter's),
         the fast kernels, not forbidden (``split_across_threads``), BLAS at exactly two threads
-        (``OMP_NUM_THREADS=1`` keeps the one-thread step), an even batch of at least four, and
+        (``OMP_NUM_THREADS=1`` keeps the one-thread step) and two cores to run on (a process
+        pinned to one core keeps it too), an even batch of at least four, and
         networks made only of ``PER_IMAGE_LAYERS``, with enough work (``SPLIT_FROM``)."""
         return (_allowed and type(real) is numpy.ndarray and fast_kernels_enabled()
                 and len(real) % THREADS == 0 and len(real) >= 2 * THREADS
-                and blas_threads() == THREADS
+                and blas_threads() == THREADS and usable_cores() >= THREADS
                 and all(type(layer) in PER_IMAGE_LAYERS
                         for network in (G, D) for layer in network.modules())
                 and len(real) * self._replicas_of(D)[0].mean_output_size(real) >= SPLIT_FROM)

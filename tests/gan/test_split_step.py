@@ -141,8 +141,8 @@ def test_a_step_is_split_only_where_it_has_the_work_for_two_threads(tmp_path):
     assert trainer.D.training and trainer.D.layers[3].cache is None   # the original untouched
     assert replica.mean_output_size(real[:, :2]) == 0                 # not D's input
     with threadpool_limits(2, user_api="blas"):
-        if split_step.blas_threads() != 2:
-            pytest.skip("this machine's BLAS cannot be given two threads")
+        if split_step.blas_threads() != 2 or split_step.usable_cores() < 2:
+            pytest.skip("no two cores, or a BLAS that takes no second thread")
         assert not trainer.split_step.pays(trainer.G, trainer.D, real)   # 8 x 146 numbers
         manual_seed(0)
         svhn = make_trainer(tmp_path / "svhn")
@@ -156,8 +156,8 @@ def test_when_the_step_is_split(tmp_path, monkeypatch):
     G, D = trainer.G, trainer.D
     monkeypatch.setattr(split_step, "SPLIT_FROM", 0)   # as if this tiny model had the work
     with threadpool_limits(2, user_api="blas"):
-        if split_step.blas_threads() != 2:
-            pytest.skip("this machine's BLAS cannot be given two threads")
+        if split_step.blas_threads() != 2 or split_step.usable_cores() < 2:
+            pytest.skip("no two cores, or a BLAS that takes no second thread")
         assert trainer.split_step.pays(G, D, real)
         assert not trainer.split_step.pays(G, D, real[:7])          # odd batch
         assert not trainer.split_step.pays(G, D, real[:2])          # one image per half
@@ -170,6 +170,11 @@ def test_when_the_step_is_split(tmp_path, monkeypatch):
         assert not with_dropout.split_step.pays(with_dropout.G, with_dropout.D, real)
     with threadpool_limits(1, user_api="blas"):                     # OMP_NUM_THREADS=1
         assert not trainer.split_step.pays(G, D, real)
+    with threadpool_limits(2, user_api="blas"):                     # pinned to one core
+        monkeypatch.setattr(split_step, "usable_cores", lambda: 1)
+        assert not trainer.split_step.pays(G, D, real)
+        monkeypatch.undo()
+        monkeypatch.setattr(split_step, "SPLIT_FROM", 0)
     with threadpool_limits(2, user_api="blas"):   # and the trainer takes it, where it pays
         calls = []
         original = trainer.split_step.train_step
