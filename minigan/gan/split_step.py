@@ -67,10 +67,13 @@ PER_IMAGE_LAYERS = (nn.Sequential, Generator, Discriminator, nn.Conv2d, nn.ConvT
 
 # The least work that pays for two threads: numbers per layer output per step, averaged over
 # D's layers. Each half pays Python's cost of every array operation, and small arrays hold the
-# GIL, so a small model's halves take turns instead of running at once. Measured on two cores:
-# about 29,000 (conv_dim 8, 32x32 images, batch 32) ran 1.5x slower split; 59,000 (conv_dim 16
-# and batch 32, or conv_dim 8 and batch 64) about as fast or up to 1.3x faster; from 96,000 on,
-# faster every time (SVHN's DCGAN at batch 128: 472,000).
+# GIL, so a small model's halves take turns instead of running at once. Measured on two cores
+# (32x32 images unless said): 29,000 (conv_dim 8, batch 32) ran 1.5x slower split; 59,000
+# (conv_dim 16 and batch 32, or conv_dim 8 and batch 64) as fast to 1.4x faster; 96,000
+# (conv_dim 8, 64x64, batch 32) 1.2-1.7x faster; 118,000: conv_dim 16 at batch 64 1.24-1.37x
+# faster in five runs, conv_dim 32 at batch 32 from 1.2x faster to 1.4x slower in five (its
+# matrix products, which one thread runs on both cores anyway, are a larger share); SVHN's
+# DCGAN at batch 128 (472,000) 1.23-1.43x faster. A rule of thumb, not a model of the cost.
 SPLIT_FROM = 50_000
 
 _allowed = True
