@@ -27,7 +27,7 @@ run on threads of their own while the main thread waits: without the host-memory
 a half on the main thread was measured the slower at nearly every synchronisation, its large
 temporaries coming from fresh pages, and the other half waited for it; with it, even.
 
-What it buys: the step 1.23-1.43x faster than on one thread (median 1.33x over three runs) on a
+What it buys: the step 1.23-1.43x faster than on one thread (median 1.35x over four runs) on a
 two-core AVX-512 machine; ``benchmarks/README.md`` has the commands and the rounds. When it
 runs: ``SplitStep.pays``.
 """

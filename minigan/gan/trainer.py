@@ -183,7 +183,7 @@ class GANTrainer:
         With several ranks, the numbers are the whole batch's: the mean over the ranks' shares,
         as host numbers, the same on every rank (one process gets its device arrays back)."""
         # Fast, where BLAS has two threads: the same step on each half of the batch at once, a
-        # thread per core, about 1.33x faster on two cores (split_step.py).
+        # thread per core, about 1.35x faster on two cores (split_step.py).
         if self.world.size == 1 and self.split_step.pays(self.G, self.D, real):
             return self.split_step.train_step(self.G, self.D, self.opt_g, self.opt_d, real,
                                               self.training_z, self.config)
