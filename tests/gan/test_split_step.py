@@ -123,12 +123,15 @@ def test_the_replicas_follow_the_modes_and_frozen_parameters(tmp_path, float64_d
     one_thread(whole, real)
     for trainer in (halves, whole):
         trainer.G.layers[0].weight.requires_grad = False     # frozen from now on
-    frozen = halves.G.layers[0].weight.data.copy()
+        trainer.D.layers[3].eval()                           # D's batch norm: running statistics
+    trained = halves.G.layers[2].weight.data.copy()
+    running_mean = halves.D.layers[3].running_mean.copy()
     split(halves, real)
     one_thread(whole, real)
     np.testing.assert_array_equal(halves.G.layers[0].weight.grad, 0)
+    np.testing.assert_array_equal(halves.D.layers[3].running_mean, running_mean)  # not updated
     assert_same_state(halves, whole)
-    assert not np.array_equal(frozen, halves.G.layers[2].weight.data)   # the rest trained
+    assert not np.array_equal(trained, halves.G.layers[2].weight.data)   # the rest trained
 
 
 def test_a_step_is_split_only_where_it_has_the_work_for_two_threads(tmp_path):
