@@ -103,6 +103,12 @@ MISTAKES = {
     """}, r"scale is wrong only for pixels above 127 for pixels \(2,\), feature_range \(-1, 1\): "
           r"uint8 arithmetic wraps around at 256 \(pixel 255 gives -0\.00392157\); make the "
           r"pixels floats first"),
+    # A wrong constant sends 255 outside the range: not the wrap-around sentence above.
+    "scale-wrong-constant": ("scale", "scale.py", {"scale": """
+        lo, hi = feature_range
+        return (x.astype("float32") / 252 * (hi - lo) + lo).astype("float32")
+    """}, r"scale: the output is wrong for pixels \(2,\), feature_range \(-1, 1\): 1\.02381 at "
+          r"\(0,\) \(pixel 255\) should be 1"),
     "scale-float64": ("scale", "scale.py", {"scale": """
         lo, hi = feature_range
         return x / 255 * (hi - lo) + lo
