@@ -21,7 +21,7 @@ import functools
 import importlib
 import inspect
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -135,7 +135,8 @@ def use_kernels(folder: str | Path, groups: tuple[str, ...] | None = None,
             for name in names:
                 saved.append((module, name, getattr(module, name)))
                 setattr(module, name, checked_results(name, getattr(kernels, name), module))
-        with split_across_threads(False):   # the learner's functions, one call at a time
+        # The learner's functions run as written, one call at a time (split_step.py).
+        with split_across_threads(False) if saved else nullcontext():
             yield in_use
     except (KeyboardInterrupt, GeneratorExit):
         raise

@@ -24,8 +24,9 @@ import pytest
 import minigan.ops
 import minigan.optim
 from minigan.backend import to_device, to_numpy
-from minigan.exercises import use_kernels
+from minigan.exercises import init_folder, use_kernels
 from minigan.exercises.swap import KernelsFailGrader, LearnersCodeFailed
+from minigan.gan import split_step
 from minigan.nn import LeakyReLU, Parameter, Tanh
 from minigan.optim import Adam
 from tests.exercises.conftest import LEAKY_RELU_BACKWARD, LEAKY_RELU_FORWARD, fill_in
@@ -66,6 +67,20 @@ def test_started_kernels_are_swapped_in_and_put_back(leaky_relu_and_adam):
         assert minigan.optim.adam_update.__module__.startswith("minigan_learner_kernels")
     assert {n: getattr(minigan.ops, n) for n in minigan.ops.__all__} == originals
     assert minigan.optim.adam_update.__module__ == "minigan.optim"
+
+
+def test_the_step_is_not_split_across_threads_while_a_learners_code_is_in(leaky_relu_and_adam,
+                                                                           tmp_path):
+    """The learner's functions run one call at a time, in the main thread (split_step.py); a
+    folder with nothing finished swaps nothing in, and the step may still be split."""
+    assert split_step._allowed
+    with use_kernels(leaky_relu_and_adam):
+        assert not split_step._allowed
+    assert split_step._allowed
+    untouched = tmp_path / "untouched"
+    init_folder(untouched)
+    with use_kernels(untouched) as in_use:
+        assert not any(in_use.values()) and split_step._allowed
 
 
 def test_minigans_kernels_come_back_after_an_error(leaky_relu_and_adam):
