@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -50,6 +51,7 @@ from minigan.gan import step
 from minigan.gan.dcgan import Discriminator, Generator
 from minigan.launch import usable_cores
 from minigan.nn.module import Module
+from minigan.nn.summary import output_shapes
 from minigan.nn.sync_batchnorm import SyncBatchNorm2d, convert_sync_batch_norm
 from minigan.ops.switch import fast_kernels_enabled
 from minigan.optim import flat_views
@@ -278,12 +280,9 @@ class Replica:
         if key not in self._output_sizes:
             self.bind()
             self.network.eval()             # the next bind() takes the original's modes back
-            x, sizes = numpy.zeros((1, *key[0]), dtype=batch.dtype), []
+            x = numpy.zeros((1, *key[0]), dtype=batch.dtype)
             try:
-                for layer in self.network.modules():
-                    if not any(True for _ in layer.children()):   # a leaf, in running order
-                        x = layer(x)
-                        sizes.append(x.size)
+                sizes = [math.prod(shape) for _, _, shape in output_shapes(self.network, x)]
             except ValueError:              # a ShapeError: another shape or dtype
                 sizes = [0]
             self.network.clear_cache()

@@ -20,6 +20,16 @@ def _leaves(module: Module, prefix: str = "") -> list[tuple[str, Module]]:
     return rows
 
 
+def output_shapes(model: Module, x: Any) -> list[tuple[str, Module, tuple[int, ...]]]:
+    """Run ``x`` through ``model`` one layer at a time, in the model's own mode, as ``summary``
+    lists them (a Sequential opened up): each layer's name, the layer and its output's shape."""
+    shapes = []
+    for name, layer in _leaves(model):
+        x = layer(x)
+        shapes.append((name, layer, tuple(x.shape)))
+    return shapes
+
+
 def summary(model: Module, input_shape: tuple[int, ...], batch_size: int = 2,
             print_fn: Any = print) -> str:
     """Print (and return) a table of each layer's output shape and parameter count.
@@ -34,10 +44,9 @@ def summary(model: Module, input_shape: tuple[int, ...], batch_size: int = 2,
     x = to_device(numpy.zeros((batch_size, *input_shape), dtype=default_dtype()))
     rows = [("input", "", str((batch_size, *input_shape)), "")]
     try:
-        for name, layer in _leaves(model):
-            x = layer(x)
+        for name, layer, shape in output_shapes(model, x):
             count = sum(p.size for p in layer.parameters())
-            rows.append((name, type(layer).__name__, str(tuple(x.shape)), f"{count:,}"))
+            rows.append((name, type(layer).__name__, str(shape), f"{count:,}"))
     finally:
         model.train(was_training)
     total = sum(p.size for p in model.parameters())
