@@ -6,11 +6,14 @@ pair against its reference and finite differences in one line."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import strategies as st
+from threadpoolctl import threadpool_limits
 
 import minigan.backend as backend
 from minigan import ops
@@ -98,3 +101,16 @@ def helper_test_op(name: str, *inputs, seed: int = 0, atol: float = 1e-12,
                         err_msg=f"{name} backward, gradient {index} ({path} kernels)")
             err = check_op(forward, backward, *inputs, **options)
             assert err < grad_tolerance, f"{name} ({path} kernels): gradcheck error {err:.2e}"
+
+
+@contextmanager
+def two_blas_threads() -> Iterator[None]:
+    """BLAS at two threads inside the block, as the split step wants them
+    (``minigan/gan/split_step.py``); skips the test where that cannot be: one core, or a BLAS
+    that takes no second thread."""
+    from minigan.gan import split_step
+
+    with threadpool_limits(2, user_api="blas"):
+        if split_step.blas_threads() != 2 or split_step.usable_cores() < 2:
+            pytest.skip("no two cores, or a BLAS that takes no second thread")
+        yield

@@ -26,6 +26,7 @@ from minigan.gan.trainer import GANTrainer, TrainConfig
 from minigan.nn import Dropout
 from minigan.ops import fast_kernels
 from minigan.ops.im2col import im2col, im2col_fast
+from tests.helpers import two_blas_threads
 
 STEPS = 3
 
@@ -143,9 +144,7 @@ def test_a_step_is_split_only_where_it_has_the_work_for_two_threads(tmp_path):
     assert replica.mean_output_size(real) == pytest.approx(1025 / 7)
     assert trainer.D.training and trainer.D.layers[3].cache is None   # the original untouched
     assert replica.mean_output_size(real[:, :2]) == 0                 # not D's input
-    with threadpool_limits(2, user_api="blas"):
-        if split_step.blas_threads() != 2 or split_step.usable_cores() < 2:
-            pytest.skip("no two cores, or a BLAS that takes no second thread")
+    with two_blas_threads():
         assert not trainer.split_step.pays(trainer.G, trainer.D, real)   # 8 x 146 numbers
         manual_seed(0)
         svhn = make_trainer(tmp_path / "svhn")
@@ -158,9 +157,7 @@ def test_when_the_step_is_split(tmp_path, monkeypatch):
     real = np.zeros((8, 3, 16, 16), np.float32)
     G, D = trainer.G, trainer.D
     monkeypatch.setattr(split_step, "SPLIT_FROM", 0)   # as if this tiny model had the work
-    with threadpool_limits(2, user_api="blas"):
-        if split_step.blas_threads() != 2 or split_step.usable_cores() < 2:
-            pytest.skip("no two cores, or a BLAS that takes no second thread")
+    with two_blas_threads():
         assert trainer.split_step.pays(G, D, real)
         assert not trainer.split_step.pays(G, D, real[:7])          # odd batch
         assert not trainer.split_step.pays(G, D, real[:2])          # one image per half

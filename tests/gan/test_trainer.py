@@ -15,7 +15,6 @@ import time
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 from minigan.backend import backend_name, manual_seed, to_numpy
 from minigan.checkpoint import load_checkpoint
@@ -25,7 +24,7 @@ from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.gan.one_pass import one_pass_step
 from minigan.gan.split_step import split_across_threads
 from minigan.gan.trainer import GANTrainer, TrainConfig, TrainingDiverged
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, two_blas_threads
 
 
 def tiny_images(n=48):
@@ -149,9 +148,7 @@ def step_kind(request, monkeypatch):
     if backend_name() != "numpy":
         pytest.skip("the split step runs on NumPy arrays only (a GPU runs one_pass.py)")
     monkeypatch.setattr(split_step, "SPLIT_FROM", 0)
-    with threadpool_limits(2, user_api="blas"):
-        if split_step.blas_threads() != 2 or split_step.usable_cores() < 2:
-            pytest.skip("no two cores, or a BLAS that takes no second thread")
+    with two_blas_threads():
         yield request.param
 
 
