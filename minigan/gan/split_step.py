@@ -23,8 +23,8 @@ holds them to 1e-10 in float64 over three steps), and ``step.py`` stays the step
 reaches it from outside, through the networks, optimizers and noise it hands it. NumPy lets go
 of Python's lock (the GIL) while it works on arrays, so the two threads run at once. Both halves
 run on threads of their own while the main thread waits: without the host-memory setting
-(``minigan/hostmem.py``, which a trainer used without ``fit`` or ``use_backend`` does not get)
-a half on the main thread was measured the slower at nearly every synchronisation, its large
+(``minigan/hostmem.py``, which every trainer on the NumPy backend now turns on) a half on the
+main thread was measured the slower at nearly every synchronisation, its large
 temporaries coming from fresh pages, and the other half waited for it; with it, even.
 
 What it buys: the step 1.23-1.43x faster than on one thread (median 1.35x over four runs) on a
