@@ -12,8 +12,8 @@ process holds on to its peak memory.
 NumPy backend (a trainer built in Python without ``use_backend``, whose ``train_step`` may be
 called without ``fit``): choosing the CPU backend, and training, are when it pays: a DCGAN step
 (batch 128, conv_dim 32) makes about 16,000 page faults without it and none with it, and takes
-some 15% longer (``benchmarks/bench_host_memory.py``; benchmarks/README.md has the numbers). It changes no number, only where
-memory comes from.
+some 15% longer (``benchmarks/bench_host_memory.py``; benchmarks/README.md has the numbers). It
+changes no number, only where memory comes from.
 """
 
 from __future__ import annotations
