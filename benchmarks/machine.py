@@ -9,7 +9,6 @@ bench_layers.py and bench_inception.py; `python benchmarks/machine.py` prints th
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import json
 import os
@@ -54,53 +53,24 @@ def vector_instructions(flags: set[str]) -> str:
 
 def numpy_blas() -> str:
     """The BLAS NumPy calls and the kernels it chose at run time, e.g. 'openblas 0.3.31,
-    SkylakeX kernels, 2 threads'. Asked of threadpoolctl when it is installed, else of the
-    loaded OpenBLAS library itself, else NumPy's build configuration (which names the build
-    target, not the kernels chosen at run time)."""
+    SkylakeX kernels, 2 threads', asked of threadpoolctl (a dependency of minigan: the split
+    step sets BLAS's threads through it); else NumPy's build configuration, which names the
+    build target, not the kernels chosen at run time."""
     import numpy
+    from threadpoolctl import threadpool_info
 
     numpy.ones((2, 2)) @ numpy.ones((2, 2))   # make sure the BLAS library is loaded
-    try:
-        from threadpoolctl import threadpool_info
-
-        for lib in threadpool_info():
-            if lib.get("user_api") == "blas":
-                return (f"{lib['internal_api']} {lib.get('version')}, "
-                        f"{lib.get('architecture')} kernels, {lib.get('num_threads')} threads "
-                        f"(threadpoolctl)")
-    except ImportError:
-        pass
-    core = _openblas_corename()
-    if core:
-        return f"openblas, {core} kernels (asked of the library; threadpoolctl not installed)"
+    for lib in threadpool_info():
+        if lib.get("user_api") == "blas":
+            return (f"{lib['internal_api']} {lib.get('version')}, "
+                    f"{lib.get('architecture')} kernels, {lib.get('num_threads')} threads "
+                    f"(threadpoolctl)")
     try:
         blas = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]
         return (f"{blas.get('name')} {blas.get('version')} (build configuration: "
                 f"{blas.get('openblas configuration', '?')}; run-time kernels unknown)")
     except Exception:   # show_config's layout differs between NumPy versions
         return "unknown"
-
-
-def _openblas_corename() -> str | None:
-    """OpenBLAS's own answer to which kernels it uses, from the library this process loaded
-    (NumPy's wheels carry it as libscipy_openblas with suffixed symbol names)."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
-    except OSError:
-        return None
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for symbol in ("openblas_get_corename", "openblas_get_corename64_",
-                       "scipy_openblas_get_corename64_", "scipy_openblas_get_corename"):
-            function = getattr(lib, symbol, None)
-            if function is not None:
-                function.restype = ctypes.c_char_p
-                return function().decode()
-    return None
 
 
 def torch_installed() -> bool:
