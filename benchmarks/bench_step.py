@@ -541,7 +541,9 @@ def main() -> None:
         print(f"  array operations per step: {counter.total} (kernel launches on a GPU; counted "
               f"on NumPy), host reads per step: {counter.host_reads}; most frequent: {common}")
         print(f"  (the CPU runs the lesson's step, without one_pass.py: "
-              f"{result['counter_cpu'].total} operations)")
+              f"{result['counter_cpu'].total} operations as a GPU would launch them; the CPU "
+              f"takes a few more, where its fastest input gradient is not the one with the "
+              f"fewest operations: minigan/ops/input_grad_fast.py)")
         total = sum(v for k, v in result["breakdown"].items() if k not in parts)
         print("  where the time and the operations go, from a separate pass with each kernel "
               "call timed\n  (ms per step, of the one-thread step; operations as a GPU "

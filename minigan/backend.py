@@ -99,6 +99,10 @@ class HostArrays:
     """
 
     module: Any = numpy   # what array_module / get_array_module hand out for host arrays
+    # Whether a kernel should take its way with the fewest array operations over its fastest
+    # way on this device (``launches_dominate``): not on a CPU, where each operation costs its
+    # arithmetic and its passes over memory and little more.
+    launches_dominate: bool = False
 
     @staticmethod
     def run_fused(function: Callable[..., Any], args: tuple) -> Any:
@@ -145,6 +149,15 @@ def get_array_module(*arrays: Any) -> ModuleType:
     if cupy is not None and any(isinstance(a, cupy.ndarray) for a in arrays):
         return cupy
     return _host.module
+
+
+def launches_dominate(a: Any) -> bool:
+    """Whether, where ``a`` lives, an array operation costs more than its arithmetic: on a GPU
+    yes (each one is a kernel launch of several microseconds, and a DCGAN's arrays are small),
+    and in ``minigan.opcount``'s count, which models a GPU's launches; on NumPy no. A kernel
+    with two fast ways, one with fewer operations and one that is faster on a CPU, asks this
+    (``minigan/ops/input_grad_fast.py``)."""
+    return is_cupy_array(a) or _host.launches_dominate
 
 
 def is_cupy_array(a: Any) -> bool:

@@ -5,6 +5,12 @@ training step counted and the same step uncounted call the same minigan function
 order (recorded as a debugger would see them) and end with the same numbers, bit for bit. The
 one thing counting replaces is ``minigan.backend.HostArrays`` (how host arrays are made), so the
 functions of ``backend.py`` and ``opcount.py`` themselves are left out of the comparison.
+
+One choice asks that seam a question, ``backend.launches_dominate``, and the counter answers it
+as a GPU would: the fast input gradient of a convolution (``minigan/ops/input_grad_fast.py``),
+which on a CPU takes a faster way with more operations for layers of at least 32 channels. This
+small model has none, so both sides take the same way here; the DCGAN's layers, which do, are
+in ``tests/ops/test_input_grad_fast.py``.
 """
 
 from __future__ import annotations

@@ -20,8 +20,9 @@ The input gradient ``col2im(dy_rows @ w_mat.T)`` is, by definition, a *transpose
 of dy with the same weights. So the two ops share their code: ``conv_transpose2d_forward`` is
 ``conv2d_input_grad`` below, and the input gradient of a transposed convolution is
 ``conv2d_forward``. (With ``minigan.ops.fast_kernels`` on, the default for training,
-``conv2d_input_grad`` computes those same sums without col2im's overlapping adds, as one more
-matrix product: ``subpixel.py`` shows how.)
+``conv2d_input_grad`` computes those same sums with fewer memory passes, by one of two ways
+that ``input_grad_fast.py`` chooses between: without col2im's overlapping adds, as one more
+matrix product (``subpixel.py`` shows how), or with those adds made in blocks.)
 
 Outputs have channels-last memory: ``y_rows`` is already one row per pixel, so ``y`` is just a
 (N, F, H_out, W_out) view of it (``channels_last_view``), and the next layer reads it in place.
@@ -33,8 +34,8 @@ from typing import Any, NamedTuple
 
 from minigan.backend import get_array_module
 from minigan.ops.im2col import IntOrPair, col2im, im2col, output_shape, pair
+from minigan.ops.input_grad_fast import conv2d_input_grad_fast
 from minigan.ops.layout import channels_last_view, to_rows
-from minigan.ops.subpixel import conv2d_input_grad_subpixel
 from minigan.ops.switch import fast_kernels_enabled
 
 Array = Any
@@ -127,10 +128,10 @@ def conv2d_input_grad(dy: Array, w: Array, x_shape: tuple[int, ...], stride: Int
     Each output pixel sends its gradient back, through the filter weights, to the KH*KW input
     pixels of its window (one row of dcols); col2im adds up what lands on the same pixel.
     """
-    # Fast: the same sums as S_h*S_w stride-1 convolutions in one matrix product and a copy,
-    # with no overlapping adds. Derivation in subpixel.py.
+    # Fast: the same sums with fewer, larger memory operations, by whichever of two ways suits
+    # the shape (sub-pixel products, or col2im's adds in blocks): input_grad_fast.py.
     if fast_kernels_enabled():
-        return conv2d_input_grad_subpixel(dy, w, x_shape, stride, padding)
+        return conv2d_input_grad_fast(dy, w, x_shape, stride, padding)
     xp = get_array_module(dy)
     dcols = xp.matmul(to_rows(dy), weight_matrix(w).T)   # (N*H_out*W_out, KH*KW*C)
     return col2im(dcols, x_shape, tuple(w.shape[2:]), stride, padding)

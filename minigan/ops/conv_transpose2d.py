@@ -38,8 +38,8 @@ from minigan.ops.conv2d import (
     conv2d_weight_grad,
 )
 from minigan.ops.im2col import IntOrPair, im2col, pair
+from minigan.ops.input_grad_fast import conv2d_input_grad_fast
 from minigan.ops.layout import to_rows
-from minigan.ops.subpixel import conv2d_input_grad_subpixel
 from minigan.ops.switch import fast_kernels_enabled
 
 Array = Any
@@ -83,7 +83,7 @@ def conv_transpose2d_forward(x: Array, w: Array, b: Array | None = None, stride:
         raise ValueError(f"padding {padding} is too large: the output would be "
                          f"{H_out} x {W_out}")
 
-    if fast_kernels_enabled():  # the bias added by the sub-pixel shuffle's copy: a pass fewer
+    if fast_kernels_enabled():  # the bias added by the fast gradient's last copy: a pass fewer
         return conv_transpose2d_forward_fast(x, w, b, (N, C_out, H_out, W_out), stride, padding)
     x_rows = to_rows(x)                                   # (N*H*W, C_in), kept for dw
     # The adjoint at work: a conv2d from (N, C_out, H_out, W_out) to x's shape, run backwards.
@@ -96,12 +96,13 @@ def conv_transpose2d_forward(x: Array, w: Array, b: Array | None = None, stride:
 def conv_transpose2d_forward_fast(x: Array, w: Array, b: Array | None,
                                   out_shape: tuple[int, ...], stride: tuple[int, int],
                                   padding: tuple[int, int]) -> tuple[Array, ConvTranspose2dCache]:
-    """``conv_transpose2d_forward`` after its checks, with the bias added by the sub-pixel
-    gradient's pixel-shuffle copy (``conv2d_input_grad_subpixel(..., bias=b)``) instead of a
-    pass of its own: the same additions, one array operation and one pass over y fewer.
+    """``conv_transpose2d_forward`` after its checks, with the fast input gradient
+    (``input_grad_fast.py``) and the bias added by that gradient's own last copy or fill
+    (``conv2d_input_grad_fast(..., bias=b)``) instead of a pass of its own: the same additions,
+    one array operation and one pass over y fewer.
     out_shape: (N, C_out, H_out, W_out), worked out and checked by the plain function."""
     x_rows = to_rows(x)                                   # (N*H*W, C_in), kept for dw
-    y = conv2d_input_grad_subpixel(x, w, out_shape, stride, padding, bias=b)
+    y = conv2d_input_grad_fast(x, w, out_shape, stride, padding, bias=b)
     return y, ConvTranspose2dCache(x_rows, w, stride, padding, b is not None)
 
 

@@ -235,14 +235,23 @@ def col2im_fast(cols: Array, x_shape: tuple[int, ...], kernel_size: IntOrPair,
     the same code on NumPy and CuPy.
     """
     window, x_pad = _windows_and_padded_zeros(cols, x_shape, kernel_size, stride, padding)
-    (KH, KW), (SH, SW) = pair(kernel_size), pair(stride)
-    H_out, W_out = window.shape[1:3]
+    add_windows_in_blocks(x_pad, window, stride)
+    return _crop_to_nchw(x_pad, x_shape, padding)
+
+
+def add_windows_in_blocks(x_pad: Array, window: Array, stride: IntOrPair) -> None:
+    """``col2im_fast``'s adds: x_pad[n, S_h*ho + i, S_w*wo + j, c] += window[n, ho, wo, i, j, c]
+    for every window and offset, S_h x S_w offsets at a time (in place).
+
+    x_pad: (N, H_pad, W_pad, C), channels last; window: (N, H_out, W_out, KH, KW, C).
+    """
+    (SH, SW) = pair(stride)
+    H_out, W_out, KH, KW = window.shape[1:5]
     for i0 in range(0, KH, SH):
         for j0 in range(0, KW, SW):
             k_i, k_j = min(SH, KH - i0), min(SW, KW - j0)
             block = _window_view(x_pad[:, i0:, j0:, :], k_i, k_j, SH, SW, H_out, W_out)
             block += window[:, :, :, i0:i0 + k_i, j0:j0 + k_j, :]
-    return _crop_to_nchw(x_pad, x_shape, padding)
 
 
 def _window_view(x_pad: Array, k_h: int, k_w: int, s_h: int, s_w: int, H_out: int,

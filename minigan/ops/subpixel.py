@@ -76,14 +76,11 @@ def conv2d_input_grad_subpixel(dy: Array, w: Array, x_shape: tuple[int, ...], st
     transposed convolution's bias): by the shuffle's copy itself, when it covers the image.
     """
     xp = get_array_module(dy)
+    check_dy_shape(dy, w, x_shape, stride, padding)
     N, C, H, W = x_shape
     F, _, KH, KW = w.shape
     (SH, SW), (PH, PW) = pair(stride), pair(padding)
-    H_out, W_out = output_shape(x_shape, (KH, KW), stride, padding)
-    if tuple(dy.shape) != (N, F, H_out, W_out):
-        raise ValueError(f"dy has shape {tuple(dy.shape)}, but x of shape {tuple(x_shape)} with "
-                         f"kernel {(KH, KW)}, stride {stride}, padding {padding} gives "
-                         f"{(N, F, H_out, W_out)}")
+    H_out, W_out = dy.shape[2:]
     TH, TW = -(-KH // SH), -(-KW // SW)
     Q, R = H_out + TH - 1, W_out + TW - 1                 # blocks per column and per row
 
@@ -111,3 +108,14 @@ def conv2d_input_grad_subpixel(dy: Array, w: Array, x_shape: tuple[int, ...], st
     if bias is not None:
         dx += bias
     return channels_last_view(dx.reshape(N * H * W, C), x_shape)
+
+
+def check_dy_shape(dy: Array, w: Array, x_shape: tuple[int, ...], stride: IntOrPair,
+                   padding: IntOrPair) -> None:
+    """A clear error where dy is not the output shape of x_shape's convolution with w."""
+    N, F = x_shape[0], w.shape[0]
+    H_out, W_out = output_shape(x_shape, tuple(w.shape[2:]), stride, padding)
+    if tuple(dy.shape) != (N, F, H_out, W_out):
+        raise ValueError(f"dy has shape {tuple(dy.shape)}, but x of shape {tuple(x_shape)} with "
+                         f"kernel {tuple(w.shape[2:])}, stride {stride}, padding {padding} "
+                         f"gives {(N, F, H_out, W_out)}")

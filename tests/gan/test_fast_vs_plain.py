@@ -7,15 +7,20 @@ in ``subpixel.py``, batch norm with column sums as matrix products and its backw
 collapsed line) sit behind one switch, ``minigan.ops.fast_kernels``. Each kernel has its own
 tests; this one checks that together they still train the same network.
 
-Two copies of a tiny DCGAN, with the same weights and the same latent vectors, each take three
+Two copies of a DCGAN, with the same weights and the same latent vectors, each take three
 training steps in float64: one with ``fast_kernels(True)``, one with ``fast_kernels(False)``.
 The losses, every parameter and the running statistics must agree to rounding error (1e-10).
+Two sizes: a tiny one, and the course's SVHN DCGAN at its full width on a batch of two, whose
+4 x 4 -> 8 x 8 and RGB layers take the other fast input gradient (col2im's adds in blocks,
+``minigan/ops/input_grad_fast.py``), which layers with fewer than 32 channels never take.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+import minigan.ops.input_grad_fast
 from minigan.backend import manual_seed, to_device, to_numpy
 from minigan.gan.dcgan import Discriminator, Generator, dcgan_init
 from minigan.gan.trainer import GANTrainer, TrainConfig
@@ -24,11 +29,17 @@ from minigan.ops import fast_kernels, fast_kernels_enabled
 STEPS = 3
 
 
-def make_trainer(out_dir):
-    """A tiny DCGAN (16x16 RGB images, conv_dim 4), the same weights every time it is built."""
+# (conv_dim, image size, batch): the tiny DCGAN, and SVHN's at its full width.
+SIZES = {"tiny": (4, 16, 4), "svhn": (32, 32, 2)}
+
+
+def make_trainer(out_dir, size="tiny"):
+    """A DCGAN of RGB images (``SIZES``), the same weights every time it is built."""
+    conv_dim, image_size, _ = SIZES[size]
     manual_seed(0)
-    G = dcgan_init(Generator(z_size=8, conv_dim=4, image_size=16, channels=3)).to(dtype="float64")
-    D = dcgan_init(Discriminator(conv_dim=4, image_size=16, channels=3)).to(dtype="float64")
+    G = dcgan_init(Generator(z_size=8, conv_dim=conv_dim, image_size=image_size, channels=3))
+    D = dcgan_init(Discriminator(conv_dim=conv_dim, image_size=image_size, channels=3))
+    G, D = G.to(dtype="float64"), D.to(dtype="float64")
     config = TrainConfig(z_size=8, seed=0, num_samples=4)
     return GANTrainer(G, D, loader=None, config=config, out_dir=out_dir)
 
@@ -45,9 +56,16 @@ def train(trainer, real, fast: bool):
     return np.array(results)
 
 
-def test_a_dcgan_trains_the_same_through_fast_and_plain_kernels(tmp_path, float64_default):
-    real = to_device(np.random.default_rng(1).uniform(-1, 1, (4, 3, 16, 16)))   # float64
-    fast, plain = make_trainer(tmp_path / "fast"), make_trainer(tmp_path / "plain")
+@pytest.mark.parametrize("size", SIZES)
+def test_a_dcgan_trains_the_same_through_fast_and_plain_kernels(tmp_path, float64_default, size,
+                                                                monkeypatch):
+    _, image_size, batch = SIZES[size]
+    real = to_device(np.random.default_rng(1).uniform(-1, 1, (batch, 3, image_size, image_size)))
+    fast, plain = make_trainer(tmp_path / "fast", size), make_trainer(tmp_path / "plain", size)
+    blocked_calls = []
+    original = minigan.ops.input_grad_fast.conv2d_input_grad_blocked
+    monkeypatch.setattr(minigan.ops.input_grad_fast, "conv2d_input_grad_blocked",
+                        lambda *args: blocked_calls.append(1) or original(*args))
     for net in ("G", "D"):
         before_fast = getattr(fast, net).state_dict()
         before_plain = getattr(plain, net).state_dict()
@@ -58,6 +76,9 @@ def test_a_dcgan_trains_the_same_through_fast_and_plain_kernels(tmp_path, float6
 
     fast_results = train(fast, real, fast=True)
     plain_results = train(plain, real, fast=False)
+    # Per step, SVHN's: G's 4 x 4 and RGB layers twice, D's last layer's input gradient
+    # three times and its RGB layer's once (the G update).
+    assert len(blocked_calls) == {"tiny": 0, "svhn": 8 * STEPS}[size]
 
     # d_loss, g_loss, mean D(x), mean D(G(z)) of every step.
     np.testing.assert_allclose(fast_results, plain_results, rtol=1e-10, atol=0)
