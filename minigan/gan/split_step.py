@@ -41,12 +41,13 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 import numpy
 
 from minigan import nn
+from minigan.blas import blas_threads, one_blas_thread
 from minigan.gan import step
 from minigan.gan.dcgan import Discriminator, Generator
 from minigan.launch import usable_cores
@@ -92,27 +93,6 @@ def split_across_threads(allowed: bool) -> Iterator[None]:
         yield
     finally:
         _allowed = previous
-
-
-@functools.lru_cache(maxsize=1)
-def _blas() -> Any:
-    """threadpoolctl's handle on the BLAS libraries NumPy loaded (None if it finds none)."""
-    from threadpoolctl import ThreadpoolController
-
-    blas = ThreadpoolController().select(user_api="blas")
-    return blas if blas.lib_controllers else None
-
-
-def blas_threads() -> int:
-    """How many threads NumPy's matrix products run on now (1 if no BLAS library was found)."""
-    blas = _blas()
-    return 1 if blas is None else min(lib.num_threads for lib in blas.lib_controllers)
-
-
-def _one_blas_thread() -> AbstractContextManager:
-    """BLAS at one thread inside a ``with`` block, as before after it."""
-    blas = _blas()
-    return nullcontext() if blas is None else blas.limit(limits=1)
 
 
 @functools.lru_cache(maxsize=1)
@@ -172,7 +152,7 @@ class SplitStep:
                 errors[r] = error
                 shared.barrier.abort()
 
-        with _one_blas_thread():            # each half's products on its own core
+        with one_blas_thread():            # each half's products on its own core
             halves = [_step_threads().submit(run, r) for r in range(THREADS)]
             try:
                 for h in halves:

@@ -24,14 +24,17 @@ Neither is faster everywhere on a CPU, for reasons of shape:
 * the blocked product is exact and KH*KW*C columns wide, but only F deep (dy's channels), and
   its adds are T_h*T_w more passes over memory, which weigh more the fewer channels dy has.
 
-``subpixel_pays`` is the rule the measurements gave (one thread, batch 64, the DCGAN's kernels
-and others; ``benchmarks/README.md``): the blocked way where dy has at least 32 channels and the
-sub-pixel product would have fewer than 32 columns, or would waste more than half its arithmetic
-while dy has at least twice the channels of dx. A rule of thumb, like ``SPLIT_FROM`` in
-``minigan/gan/split_step.py``: both ways give the same numbers up to rounding, so a wrong
-choice costs time, never correctness. In the DCGAN it takes the blocked way for the 4 x 4 -> 8 x 8
-layers (G's first transposed convolution, D's last convolution's input gradient) and for the
-RGB layers, and the sub-pixel way for the 8 x 8 -> 16 x 16 ones.
+``subpixel_pays`` is the rule the measurements gave (batch 64, the DCGAN's kernels and others;
+``benchmarks/README.md``): the blocked way where dy has at least 32 channels and the sub-pixel
+product would waste more than half its arithmetic while dy has at least twice the channels of
+dx, or would have fewer than 32 columns while BLAS runs on one thread (on two, BLAS shares the
+narrow product out and the blocked way's adds stay on one core: the RGB layers alone measured
+4-9% slower blocked at two threads, up to 12% faster at one). A rule of thumb, like
+``SPLIT_FROM`` in ``minigan/gan/split_step.py``: both ways give the same numbers up to
+rounding, so a wrong choice costs time, never correctness. In the DCGAN it takes the blocked
+way for the 4 x 4 -> 8 x 8 layers (G's first transposed convolution, D's last convolution's
+input gradient), and for the RGB layers inside the split step (whose halves run BLAS at one
+thread each), and the sub-pixel way for the 8 x 8 -> 16 x 16 ones.
 
 On a GPU the sub-pixel way always: a product's shape matters less there than the number of
 kernel launches, and it makes one copy where the blocked way makes a fill and T_h*T_w adds (and
@@ -44,6 +47,7 @@ from __future__ import annotations
 from typing import Any
 
 from minigan.backend import get_array_module, launches_dominate
+from minigan.blas import blas_threads
 from minigan.ops.im2col import IntOrPair, add_windows_in_blocks, pair
 from minigan.ops.layout import to_rows
 from minigan.ops.subpixel import check_dy_shape, conv2d_input_grad_subpixel
@@ -77,7 +81,9 @@ def subpixel_pays(dy: Array, w: Array, x_shape: tuple[int, ...], stride: IntOrPa
     H_out, W_out = dy.shape[2:]
     border = (H_out + TH - 1) * (W_out + TW - 1) / (H_out * W_out)
     waste = border * (TH * SH * TW * SW) / (KH * KW)       # taps past K count too
-    narrow = SH * SW * C < NARROW_COLUMNS
+    # A narrow product costs most on one thread: on several, BLAS shares it out, while the
+    # blocked way's adds stay on one core.
+    narrow = SH * SW * C < NARROW_COLUMNS and blas_threads() == 1
     blocked = F >= BLOCKED_FROM_CHANNELS and (narrow or (waste > WASTE_LIMIT and F >= 2 * C))
     return not blocked or launches_dominate(dy)
 

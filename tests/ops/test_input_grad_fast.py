@@ -8,8 +8,8 @@ tests show:
 * ``conv2d_input_grad_blocked`` gives the same numbers as the col2im formula (plus the bias, if
   given), for every geometry drawn, and keeps the dtype, with channels-last memory;
 * the rule, ``subpixel_pays``, on the course DCGAN's layers: the blocked way for the 4 x 4 -> 8 x 8
-  layers and the RGB ones, the sub-pixel way for 8 x 8 -> 16 x 16 and for layers whose
-  gradient has fewer than 32 channels;
+  layers, and for the RGB ones where BLAS runs one thread; the sub-pixel way for 8 x 8 -> 16 x 16
+  and for layers whose gradient has fewer than 32 channels;
 * counted by ``minigan.opcount`` (a model of a GPU's launches), the same layer takes the
   sub-pixel way, with the same numbers, and fewer operations;
 * a dy of the wrong shape is a clear error.
@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from threadpoolctl import threadpool_limits
 
 from minigan.backend import is_cupy_array, to_numpy
 from minigan.opcount import count_array_ops
@@ -29,7 +30,7 @@ from minigan.ops.input_grad_fast import (
     conv2d_input_grad_fast,
     subpixel_pays,
 )
-from tests.helpers import conv_geometries, random_array
+from tests.helpers import conv_geometries, random_array, two_blas_threads
 from tests.ops.test_subpixel import case, make_dy_and_w, plain_input_grad
 
 
@@ -74,13 +75,14 @@ def test_blocked_keeps_the_dtype_and_memory_is_channels_last(dtype):
 
 
 # The input gradients of the course DCGAN (conv_dim 32), as conv2d_input_grad sees them:
-# dy's channels F, dx's channels C, dy's size (dx is twice it), K = 4, S = 2, P = 1.
+# dy's channels F, dx's channels C, dy's size (dx is twice it), K = 4, S = 2, P = 1; and
+# whether the sub-pixel way is taken with BLAS at one thread, and at two.
 DCGAN_LAYERS = {
-    "G convT 128->64 (D conv 64->128's input gradient)": (128, 64, 4, False),
-    "G convT 64->32 (D conv 32->64's)": (64, 32, 8, True),
-    "G convT 32->3 (D conv 3->32's)": (32, 3, 16, False),
-    "conv_dim 4: G convT 16->8": (16, 8, 4, True),     # too few channels for the blocked way
-    "conv_dim 4: G convT 4->3": (4, 3, 16, True),
+    "G convT 128->64 (D conv 64->128's input gradient)": (128, 64, 4, False, False),
+    "G convT 64->32 (D conv 32->64's)": (64, 32, 8, True, True),
+    "G convT 32->3 (D conv 3->32's)": (32, 3, 16, False, True),   # narrow: on one thread only
+    "conv_dim 4: G convT 16->8": (16, 8, 4, True, True),   # too few channels for the blocked way
+    "conv_dim 4: G convT 4->3": (4, 3, 16, True, True),
 }
 
 
@@ -92,9 +94,12 @@ def dcgan_layer(F, C, size, dtype=np.float32):
 
 @pytest.mark.parametrize("layer", DCGAN_LAYERS)
 def test_the_rule_on_the_dcgan_layers(layer):
-    F, C, size, subpixel = DCGAN_LAYERS[layer]
+    F, C, size, one_thread, two_threads = DCGAN_LAYERS[layer]
     dy, w, x_shape = dcgan_layer(F, C, size)
-    assert subpixel_pays(dy, w, x_shape, 2) is (subpixel or is_cupy_array(dy))
+    with threadpool_limits(1, user_api="blas"):
+        assert subpixel_pays(dy, w, x_shape, 2) is (one_thread or is_cupy_array(dy))
+    with two_blas_threads():
+        assert subpixel_pays(dy, w, x_shape, 2) is (two_threads or is_cupy_array(dy))
 
 
 def test_counted_as_a_gpu_the_4x4_layer_takes_the_subpixel_way_with_the_same_numbers():
