@@ -6,13 +6,13 @@ col2im's adds S_h x S_w kernel offsets at a time, into an image that starts as t
 tests show:
 
 * ``conv2d_input_grad_blocked`` gives the same numbers as the col2im formula (plus the bias, if
-  given), for every geometry drawn, and keeps the dtype, with channels-last memory;
+  given), for every geometry drawn; both ways keep the dtype, with channels-last memory;
 * the rule, ``subpixel_pays``, on the course DCGAN's layers: the blocked way for the 4 x 4 -> 8 x 8
   layers, and for the RGB ones where BLAS runs one thread; the sub-pixel way for 8 x 8 -> 16 x 16
   and for layers whose gradient has fewer than 32 channels;
 * counted by ``minigan.opcount`` (a model of a GPU's launches), the same layer takes the
   sub-pixel way, with the same numbers, and fewer operations;
-* a dy of the wrong shape is a clear error.
+* a dy of the wrong shape is a clear error, for both ways.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from minigan.ops.input_grad_fast import (
     conv2d_input_grad_fast,
     subpixel_pays,
 )
+from minigan.ops.subpixel import conv2d_input_grad_subpixel
 from tests.helpers import conv_geometries, random_array, two_blas_threads
 from tests.ops.test_subpixel import case, make_dy_and_w, plain_input_grad
 
@@ -59,16 +60,20 @@ def test_blocked_equals_the_col2im_definition(geometry, channels_last, biased):
     np.testing.assert_allclose(to_numpy(dx), to_numpy(expected), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("way", [conv2d_input_grad_subpixel, conv2d_input_grad_blocked])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_blocked_keeps_the_dtype_and_memory_is_channels_last(dtype):
+def test_both_ways_keep_the_dtype_and_memory_is_channels_last(way, dtype):
     geometry = case((2, 3, 8, 8), (4, 3, 4, 4), 2, 1)
     dy, w = make_dy_and_w(geometry, dtype=dtype)
-    dx = conv2d_input_grad_blocked(dy, w, geometry["x"], 2, 1)
+    dx = way(dy, w, geometry["x"], 2, 1)
     assert dx.dtype == dtype
-    # The crop of the padded image (8 + 2 * 1 pixels a side), a view: rows of W * C numbers.
+    # An (N, C, H, W) array whose numbers are stored as (N, H, W, C): the crop of a padded
+    # image (8 + 2 * 1 pixels a side), a view, with each row of W * C numbers contiguous.
+    nhwc = dx.transpose(0, 2, 3, 1)
     itemsize = np.dtype(dtype).itemsize
-    assert dx.transpose(0, 2, 3, 1).strides == (10 * 10 * 3 * itemsize, 10 * 3 * itemsize,
-                                                3 * itemsize, itemsize)
+    assert nhwc.strides == (10 * 10 * 3 * itemsize, 10 * 3 * itemsize, 3 * itemsize, itemsize)
+    assert not dx.flags.c_contiguous   # C = 3 > 1, so the two layouts really differ
+    assert to_numpy(dx * 1).transpose(0, 2, 3, 1).flags.c_contiguous   # kept by the next op
     expected = plain_input_grad(dy.astype(np.float64), w.astype(np.float64), geometry["x"], 2, 1)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(to_numpy(dx), to_numpy(expected), rtol=tol, atol=tol)
@@ -132,9 +137,11 @@ def counter_array(a):
     return array_module().asarray(a)
 
 
-def test_dy_of_the_wrong_shape_is_a_clear_error():
+@pytest.mark.parametrize("way", [conv2d_input_grad_subpixel, conv2d_input_grad_blocked])
+def test_dy_of_the_wrong_shape_is_a_clear_error(way):
+    """x (1, 2, 8, 8), K = 4, S = 2, P = 1 gives a 4 x 4 output, so a 5 x 5 dy is a mistake."""
     rng = np.random.default_rng(0)
     dy = random_array(rng, (1, 3, 5, 5))
     w = random_array(rng, (3, 2, 4, 4))
     with pytest.raises(ValueError, match=r"dy has shape \(1, 3, 5, 5\).*\(1, 3, 4, 4\)"):
-        conv2d_input_grad_blocked(dy, w, (1, 2, 8, 8), stride=2, padding=1)
+        way(dy, w, (1, 2, 8, 8), stride=2, padding=1)

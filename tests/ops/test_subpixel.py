@@ -15,14 +15,15 @@ block in its place, and no two blocks touch the same pixel. The tests show:
   kernels, strides and paddings (the phases then split per axis);
 * ``phase_weight_matrix`` holds exactly the taps its docstring promises (a worked example for
   K = 4, S = 2), with zeros for the taps past K when S does not divide K (K = 3, S = 2);
-* the dtype is kept, and the result has channels-last memory, like every convolution output;
-* a dy of the wrong shape is a clear error, not a broadcasting failure deep inside.
+* the dtype is kept, and the result has channels-last memory, like every convolution output
+  (for both fast ways: ``test_input_grad_fast.py``);
+* a dy of the wrong shape is a clear error, not a broadcasting failure deep inside (for both
+  fast ways: ``test_input_grad_fast.py``).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -146,30 +147,3 @@ def test_phase_weight_matrix_taps_past_k_are_zero():
             assert w_phase[0, (a * S + b) * C + c] == 0
     assert np.count_nonzero(w_phase == 0) == 7 * F * C
     assert sorted(w_phase[w_phase != 0]) == sorted(w.ravel())
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_dtype_is_kept_and_memory_is_channels_last(dtype):
-    geometry = case((2, 3, 8, 8), (4, 3, 4, 4), 2, 1)
-    dy, w = make_dy_and_w(geometry, dtype=dtype)
-    dx = conv2d_input_grad_subpixel(dy, w, geometry["x"], 2, 1)
-    assert dx.dtype == dtype
-    # An (N, C, H, W) array whose numbers are stored as (N, H, W, C): the crop of the shuffled,
-    # padded image (8 + 2 * 1 pixels a side), a view, with each row of W * C numbers contiguous.
-    nhwc = dx.transpose(0, 2, 3, 1)
-    itemsize = np.dtype(dtype).itemsize
-    assert nhwc.strides == (10 * 10 * 3 * itemsize, 10 * 3 * itemsize, 3 * itemsize, itemsize)
-    assert not dx.flags.c_contiguous   # C = 3 > 1, so the two layouts really differ
-    assert to_numpy(dx * 1).transpose(0, 2, 3, 1).flags.c_contiguous   # kept by the next op
-    expected = plain_input_grad(dy.astype(np.float64), w.astype(np.float64), geometry["x"], 2, 1)
-    tol = 1e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(to_numpy(dx), to_numpy(expected), rtol=tol, atol=tol)
-
-
-def test_dy_of_the_wrong_shape_is_a_clear_error():
-    """x (1, 2, 8, 8), K = 4, S = 2, P = 1 gives a 4 x 4 output, so a 5 x 5 dy is a mistake."""
-    rng = np.random.default_rng(0)
-    dy = random_array(rng, (1, 3, 5, 5))
-    w = random_array(rng, (3, 2, 4, 4))
-    with pytest.raises(ValueError, match=r"dy has shape \(1, 3, 5, 5\).*\(1, 3, 4, 4\)"):
-        conv2d_input_grad_subpixel(dy, w, (1, 2, 8, 8), stride=2, padding=1)
