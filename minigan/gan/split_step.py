@@ -152,7 +152,7 @@ class SplitStep:
                 errors[r] = error
                 shared.barrier.abort()
 
-        with one_blas_thread():            # each half's products on its own core
+        with one_blas_thread():             # each half's products on its own core
             halves = [_step_threads().submit(run, r) for r in range(THREADS)]
             try:
                 for h in halves:

@@ -72,9 +72,9 @@ def conv2d_input_grad_fast(dy: Array, w: Array, x_shape: tuple[int, ...], stride
 
 
 def subpixel_pays(dy: Array, w: Array, x_shape: tuple[int, ...], stride: IntOrPair) -> bool:
-    """Whether to take the sub-pixel way: always on a GPU; on a CPU unless
-    dy has enough channels for the blocked product and the sub-pixel product would be narrow or
-    wasteful (the module's text)."""
+    """Whether to take the sub-pixel way: always on a GPU; on a CPU unless dy has enough
+    channels for the blocked product and the sub-pixel product would be narrow or wasteful (the
+    module's text)."""
     F, C, KH, KW = w.shape
     (SH, SW) = pair(stride)
     TH, TW = -(-KH // SH), -(-KW // SW)
