@@ -29,6 +29,10 @@ def launch(*args: str, ranks: int = 3) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT),
                                                          os.environ.get("PYTHONPATH")])))
+    # The ranks share one stdout pipe. Unbuffered (PYTHONUNBUFFERED set where the suite runs),
+    # print writes a line's text and its newline separately, and two ranks' lines can
+    # interleave ("TrueTrue"); buffered, each rank's few lines leave in one write at its exit.
+    env.pop("PYTHONUNBUFFERED", None)
     return subprocess.run([sys.executable, "-m", "minigan.launch", "-n", str(ranks), *args],
                           capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO_ROOT,
                           env=env)
