@@ -29,7 +29,7 @@ Neither is faster everywhere on a CPU, for reasons of shape:
 product would waste more than half its arithmetic while dy has at least twice the channels of
 dx, or would have fewer than 32 columns while BLAS runs on one thread (on two, BLAS shares the
 narrow product out and the blocked way's adds stay on one core: the RGB layers alone measured
-4-9% slower blocked at two threads, up to 12% faster at one). A rule of thumb, like
+4-9% slower blocked at two threads; at one, G's 12% faster and D's within 2%). A rule of thumb, like
 ``SPLIT_FROM`` in ``minigan/gan/split_step.py``: both ways give the same numbers up to
 rounding, so a wrong choice costs time, never correctness. In the DCGAN it takes the blocked
 way for the 4 x 4 -> 8 x 8 layers (G's first transposed convolution, D's last convolution's
