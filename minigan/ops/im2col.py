@@ -185,15 +185,26 @@ def im2col_fast(x: Array, kernel_size: IntOrPair, stride: IntOrPair = 1,
     KW*C neighbouring numbers of the channels-last image). How: ``_window_view`` below.
     """
     xp = get_array_module(x)
-    _check_geometry(x.shape, kernel_size, stride, padding)
-    N, C = x.shape[:2]
-    (KH, KW), (SH, SW), (PH, PW) = pair(kernel_size), pair(stride), pair(padding)
-    H_out, W_out = output_shape(x.shape, kernel_size, stride, padding)
-    x_pad = _pad_channels_last_fast(x, PH, PW)
-    window = _window_view(x_pad, KH, KW, SH, SW, H_out, W_out)   # (N, H_out, W_out, KH, KW, C)
+    window = window_view(x, kernel_size, stride, padding)   # (N, H_out, W_out, KH, KW, C)
+    N, H_out, W_out, KH, KW, C = window.shape
     if window.flags.c_contiguous:   # the view is all of x_pad (K = S, no overlap): copy it, so
         window = window.copy()      # that cols never shares memory with x or the reused buffer
     return xp.ascontiguousarray(window).reshape(N * H_out * W_out, KH * KW * C)
+
+
+def window_view(x: Array, kernel_size: IntOrPair, stride: IntOrPair = 1,
+                padding: IntOrPair = 0) -> Array:
+    """The rows of ``im2col``, not yet copied: a view (N, H_out, W_out, KH, KW, C) of the padded,
+    channels-last image, view[n, ho, wo, i, j, c] = x_pad[n, c, S_h*ho + i, S_w*wo + j].
+
+    x_pad is a zero-bordered buffer reused per shape and thread (or x itself, without padding):
+    copy what you need from the view before the next call with the same shape.
+    """
+    _check_geometry(x.shape, kernel_size, stride, padding)
+    (KH, KW), (SH, SW), (PH, PW) = pair(kernel_size), pair(stride), pair(padding)
+    H_out, W_out = output_shape(x.shape, kernel_size, stride, padding)
+    x_pad = _pad_channels_last_fast(x, PH, PW)
+    return _window_view(x_pad, KH, KW, SH, SW, H_out, W_out)
 
 
 def _pad_channels_last_fast(x: Array, pad_h: int, pad_w: int) -> Array:

@@ -48,6 +48,7 @@ ENV_VARIABLE = "MINIGAN_KERNELS"
 FAST_VARIANTS: tuple[tuple[str, str, str], ...] = (
     ("im2col", "im2col", "im2col_fast"),
     ("im2col", "col2im", "col2im_fast"),
+    ("conv2d", "conv2d_forward", "conv2d_forward_fast"),
     ("conv2d", "conv2d_input_grad", "conv2d_input_grad_fast"),
     ("conv_transpose2d", "conv_transpose2d_forward", "conv_transpose2d_forward_fast"),
     ("batchnorm", "batch_norm_forward", "batch_norm_forward_fast"),
