@@ -102,9 +102,10 @@ def conv2d_input_grad_blocked(dy: Array, w: Array, x_shape: tuple[int, ...], str
     F, _, KH, KW = w.shape
     (PH, PW) = pair(padding)
     H_out, W_out = dy.shape[2:]
-    # weight_matrix(w).T: (F, KH*KW*C), columns in im2col's (i, j, c) order
-    w_rows = w.transpose(0, 2, 3, 1).reshape(F, KH * KW * C)
-    dcols = xp.matmul(to_rows(dy), w_rows)                 # (N*H_out*W_out, KH*KW*C)
+    # conv2d.py imports this module, so its weight_matrix is imported here, when first called
+    from minigan.ops.conv2d import weight_matrix
+
+    dcols = xp.matmul(to_rows(dy), weight_matrix(w).T)     # (N*H_out*W_out, KH*KW*C)
     x_pad = xp.empty((N, H + 2 * PH, W + 2 * PW, C), dtype=dcols.dtype)
     x_pad[...] = 0 if bias is None else bias               # the border is cropped below
     add_windows_in_blocks(x_pad, dcols.reshape(N, H_out, W_out, KH, KW, C), stride)
